@@ -1,0 +1,65 @@
+"""The ``tenantops`` command: one Typer app, one module per command group."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tenantops import __version__
+from tenantops.cli import demo as demo_cmd
+from tenantops.cli import emulator as emulator_cmd
+from tenantops.cli.context import CliContext, fail
+from tenantops.config import load_settings
+from tenantops.errors import TenantOpsError
+from tenantops.log import configure_logging
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="tenantops",
+    help="Tenant onboarding for multi-tenant SaaS on Azure, and the identity path done right.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+app.add_typer(emulator_cmd.app, name="emulator")
+app.command("demo")(demo_cmd.demo)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"tenantops {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Configuration file (default: ./tenantops.toml).",
+                     envvar="TENANTOPS_CONFIG"),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="Where tenantops keeps its state (default: ./.tenantops)."),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Tenant onboarding for multi-tenant SaaS on Azure."""
+    try:
+        overrides: dict[str, object] = {"data_dir": data_dir} if data_dir else {}
+        settings = load_settings(config, **overrides)
+    except TenantOpsError as exc:
+        fail(exc)
+    configure_logging(settings.log_level)
+    ctx.obj = CliContext(settings=settings)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,37 @@
+"""Fixtures shared by the whole suite: a running emulator with the built-in directory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tenantops.emulator.directory import Directory, default_directory
+from tenantops.emulator.server import EmulatorInfo, EmulatorServer
+
+
+@pytest.fixture(scope="session")
+def directory() -> Directory:
+    return default_directory()
+
+
+@pytest.fixture(scope="session")
+def emulator_server(
+    tmp_path_factory: pytest.TempPathFactory, directory: Directory
+) -> Iterator[EmulatorServer]:
+    """One emulator for the session (loopback, free ports, its own data folder)."""
+    server = EmulatorServer(directory, tmp_path_factory.mktemp("emulator"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def emulator(emulator_server: EmulatorServer) -> EmulatorInfo:
+    return emulator_server.info
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
