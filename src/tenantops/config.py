@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -34,7 +34,13 @@ __all__ = [
 DEFAULT_CONFIG_FILE = "tenantops.toml"
 
 
-class EmulatorSettings(BaseModel):
+class _Section(BaseModel):
+    """A settings section: unknown keys are an error, so a typo never passes silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class EmulatorSettings(_Section):
     """The local Entra ID + managed-identity emulator (``tenantops emulator``)."""
 
     host: str = "127.0.0.1"
@@ -53,7 +59,7 @@ class EmulatorSettings(BaseModel):
     )
 
 
-class AuthSettings(BaseModel):
+class AuthSettings(_Section):
     """Server side: which tokens the API accepts (``tenantops.auth``)."""
 
     authority: str = "https://login.microsoftonline.com"
@@ -74,7 +80,7 @@ class AuthSettings(BaseModel):
     )
 
 
-class ApiSettings(BaseModel):
+class ApiSettings(_Section):
     """Where the API listens (``serve``) and where clients find it (``--api-url``)."""
 
     url: str = "http://127.0.0.1:8000"
@@ -88,7 +94,7 @@ IdentitySource = Literal[
 ]
 
 
-class IdentitySettings(BaseModel):
+class IdentitySettings(_Section):
     """Client side: how tenantops gets a token to call the API (``tenantops.identity``)."""
 
     source: IdentitySource | None = Field(default=None, description="force one source")

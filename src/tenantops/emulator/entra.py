@@ -21,7 +21,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from tenantops.emulator.directory import AppRegistration
-from tenantops.emulator.signin import render_error, render_signin
+from tenantops.emulator.signin import render_error, render_form_post, render_signin
 from tenantops.emulator.state import (
     CODE_LIFETIME,
     REFRESH_LIFETIME,
@@ -315,6 +315,8 @@ def entra_routes(state: EmulatorState) -> list[Route]:
         def back(**values: str) -> Response:
             if params.get("state"):
                 values["state"] = params["state"]
+            if params.get("response_mode") == "form_post":
+                return HTMLResponse(render_form_post(redirect_uri, list(values.items())))
             sep = "&" if "?" in redirect_uri else "?"
             return RedirectResponse(f"{redirect_uri}{sep}{urlencode(values)}", status_code=302)
 

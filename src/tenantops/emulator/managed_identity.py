@@ -5,7 +5,9 @@
   ``mi_res_id``; Automation's POST form variant; Kestrel-shaped errors, and the vague 500 that
   hides Entra's AADSTS500011 / AADSTS501051.
 - Legacy ``MSI_ENDPOINT`` + ``MSI_SECRET``: api-version 2017-09-01, ``secret`` header,
-  ``clientid`` selector, ``expires_on`` as a date string.
+  ``clientid`` selector, ``expires_on`` as a date string (App Service), or as epoch seconds
+  (Azure Machine Learning, which uses the same variables; azure-identity treats the pair as
+  Azure ML and cannot parse App Service's date string).
 - IMDS: ``/metadata/identity/oauth2/token`` with ``Metadata: true``; OAuth-shaped errors.
 - Azure Arc: 401 + ``WWW-Authenticate: Basic realm=<key file>``, then ``Authorization: Basic``.
 
@@ -150,7 +152,8 @@ def managed_identity_routes(state: EmulatorState) -> list[Route]:
 
     async def legacy_msi(request: Request) -> Response:
         """``MSI_ENDPOINT`` / ``MSI_SECRET``, api-version 2017-09-01."""
-        state.count("mi:msi")
+        flavor = request.path_params.get("flavor", "msi")
+        state.count(f"mi:{flavor}")
         params = await _params(request)
         host = state.host_for_secret(request.headers.get("secret", ""))
         if host is None:
@@ -173,9 +176,10 @@ def managed_identity_routes(state: EmulatorState) -> list[Route]:
             return _kestrel(500, _VAGUE_500, str(exc))
         state.count("tokens:managed-identity")
         expires = dt.datetime.fromtimestamp(token.expires_on, dt.timezone.utc)
+        expires_on = (str(token.expires_on) if flavor == "azure-ml"
+                      else expires.strftime("%m/%d/%Y %H:%M:%S +00:00"))
         return JSONResponse(
-            {"access_token": token.access_token,
-             "expires_on": expires.strftime("%m/%d/%Y %H:%M:%S +00:00"),
+            {"access_token": token.access_token, "expires_on": expires_on,
              "resource": resource, "token_type": "Bearer"},
             headers={"Server": "Kestrel"},
         )
@@ -273,6 +277,7 @@ def managed_identity_routes(state: EmulatorState) -> list[Route]:
         Route("/msi/token", app_service, methods=["GET", "POST"]),
         Route("/{runtime:str}/msi/token", app_service, methods=["GET", "POST"]),
         Route("/msi/2017-09-01/token", legacy_msi, methods=["GET", "POST"]),
+        Route("/{flavor:str}/2017-09-01/token", legacy_msi, methods=["GET", "POST"]),
         Route("/imds/{host:str}/metadata/identity/oauth2/token", imds, methods=["GET"]),
         Route("/arc/{host:str}/metadata/identity/oauth2/token", arc, methods=["GET"]),
     ]

@@ -15,7 +15,7 @@ from tenantops.errors import EmulatorError
 
 __all__ = ["RUNTIMES", "runtime_env"]
 
-RUNTIMES = ("app-service", "automation", "imds", "msi", "arc")
+RUNTIMES = ("app-service", "automation", "imds", "msi", "azure-ml", "arc")
 
 
 def runtime_env(
@@ -34,8 +34,8 @@ def runtime_env(
         prefix = "" if runtime == "app-service" else "/automation"
         env["IDENTITY_ENDPOINT"] = f"{info.mi_url}{prefix}/msi/token"
         env["IDENTITY_HEADER"] = secret
-    elif runtime == "msi":
-        env["MSI_ENDPOINT"] = f"{info.mi_url}/msi/2017-09-01/token"
+    elif runtime in {"msi", "azure-ml"}:
+        env["MSI_ENDPOINT"] = f"{info.mi_url}/{runtime}/2017-09-01/token"
         env["MSI_SECRET"] = secret
     elif runtime == "imds":
         env["AZURE_POD_IDENTITY_AUTHORITY_HOST"] = f"{info.mi_url}/imds/{secret}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from jinja2 import Environment, select_autoescape
 
-__all__ = ["render_error", "render_signin"]
+__all__ = ["render_error", "render_form_post", "render_signin"]
 
 _env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
 
@@ -52,6 +52,23 @@ _ERROR = _env.from_string(
 <p role="alert">{{ message }}</p></main></body></html>
 """
 )
+
+
+_FORM_POST = _env.from_string(
+    """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Working...</title></head>
+<body onload="document.forms[0].submit()"><main>
+<form method="post" action="{{ action }}">
+{% for name, value in fields %}<input type="hidden" name="{{ name }}" value="{{ value }}">
+{% endfor %}<noscript><button type="submit">Continue</button></noscript>
+</form></main></body></html>
+"""
+)
+
+
+def render_form_post(action: str, fields: list[tuple[str, str]]) -> str:
+    """The auto-submitting form of ``response_mode=form_post``."""
+    return _FORM_POST.render(action=action, fields=fields)
 
 
 def render_signin(

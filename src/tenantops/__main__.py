@@ -1,0 +1,7 @@
+"""``python -m tenantops`` is the ``tenantops`` command."""
+
+from __future__ import annotations
+
+from tenantops.cli.main import main
+
+main()
