@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -24,10 +24,27 @@ from tenantops.errors import ConfigError
 
 __all__ = [
     "ApiSettings",
+    "AppServiceWebHostSettings",
     "AuthSettings",
+    "AzureDnsSettings",
+    "AzurePostgresDatabaseSettings",
+    "AzureSettings",
+    "AzureSqlDatabaseSettings",
+    "CatalogSettings",
+    "DatabaseProviderSettings",
+    "DnsProviderSettings",
     "EmulatorSettings",
+    "EngineSettings",
     "IdentitySettings",
+    "KeyVaultSecretsSettings",
+    "KeycloakOrganizationSettings",
+    "OrganizationProviderSettings",
+    "PostgresDatabaseSettings",
+    "ProvidersSettings",
+    "Rfc2136DnsSettings",
+    "SecretsProviderSettings",
     "Settings",
+    "WebHostProviderSettings",
     "load_settings",
 ]
 
@@ -106,6 +123,257 @@ class IdentitySettings(_Section):
     )
 
 
+class CatalogSettings(BaseModel):
+    """The tenant catalog (``tenantops.catalog``): tenants, runs, steps, local organizations."""
+
+    url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL (sqlite:///..., postgresql://...); "
+        "sqlite:///<data_dir>/catalog.sqlite when unset",
+    )
+
+
+class EngineSettings(BaseModel):
+    """The provisioning engine (``tenantops.provisioning``): DBOS workflows and retries."""
+
+    system_database_url: str | None = Field(
+        default=None,
+        description="DBOS system database; sqlite:///<data_dir>/engine.sqlite when unset, "
+        "PostgreSQL when several workers share the load",
+    )
+    executor_id: str = Field(
+        default="local", description="this worker's DBOS executor ID; unique per worker"
+    )
+    worker_concurrency: int = Field(default=8, ge=1, le=256, description="runs at once")
+    queue_polling_seconds: float = Field(default=0.2, gt=0, le=60)
+    max_attempts: int = Field(
+        default=8, ge=1, le=100, description="attempts of a step failing transiently"
+    )
+    retry_initial_seconds: float = Field(default=1.0, ge=0, description="first backoff")
+    retry_max_seconds: float = Field(default=60.0, ge=0, description="longest backoff")
+    retry_backoff_rate: float = Field(default=2.0, ge=1)
+    pending_timeout_seconds: float = Field(
+        default=3600.0, gt=0, description="how long a step may stay pending before it fails"
+    )
+    serve_embedded: bool = Field(
+        default=True,
+        description="a worker also runs the embedded DNS responder, TLS edge and sample app",
+    )
+
+
+class AzureSettings(_Section):
+    """``[azure]``: the subscription and identity the Azure providers (and ``tenantops azure
+    check``) use to reach Azure Resource Manager."""
+
+    subscription_id: str | None = Field(default=None, description="subscription of the resources")
+    resource_group: str | None = Field(
+        default=None, description="resource group of every Azure resource unless a provider "
+        "section names another")
+    identity_source: IdentitySource | None = Field(
+        default=None, description="force one identity source (managed-identity in Azure)")
+    identity: str | None = Field(
+        default=None, description="user-assigned identity: client ID, object ID or resource ID")
+    arm_endpoint: str = Field(default="https://management.azure.com")
+    sdk_retries: int = Field(
+        default=0, ge=0, le=10,
+        description="retries inside the Azure SDK; the engine retries transient faults itself")
+
+
+class AppServiceWebHostSettings(_Section):
+    """``[providers.webhost.azure_app_service]``: custom hostnames and certificates on an App
+    Service / Function App."""
+
+    app_name: str | None = Field(default=None, description="the web app's name")
+    resource_group: str | None = Field(default=None, description="azure.resource_group if unset")
+    certificate_source: Literal["managed", "key-vault"] = Field(
+        default="managed", description="App Service managed certificate, or import from Key Vault")
+    key_vault_id: str | None = Field(
+        default=None, description="ARM ID of the vault holding the certificates (key-vault source)")
+    key_vault_secret_name: str = Field(
+        default="{hostname}", description="certificate name in the vault; {hostname} with dots "
+        "as dashes, {slug}")
+    poll_seconds: float = Field(default=30.0, gt=0, le=3600,
+                                description="how often to look at a certificate being issued")
+
+
+class AzureDnsSettings(_Section):
+    """``[providers.dns.azure]``: record sets in Azure DNS zones (zones from providers.dns.zones,
+    else the parent of each name)."""
+
+    resource_group: str | None = Field(default=None, description="azure.resource_group if unset")
+    check_name_servers: bool = Field(
+        default=True, description="wait for the zone's Azure name servers to answer (DNS queries); "
+        "off: trust ARM's record sets")
+    timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+
+
+class AzureSqlDatabaseSettings(_Section):
+    """``[providers.database.azure_sql]``: tenant databases in an Azure SQL elastic pool."""
+
+    server: str | None = Field(default=None, description="logical server name")
+    elastic_pool: str | None = Field(default=None, description="elastic pool on that server")
+    resource_group: str | None = Field(default=None, description="azure.resource_group if unset")
+    collation: str = "SQL_Latin1_General_CP1_CI_AS"
+    max_size_gb: int | None = Field(default=None, ge=1, le=4096)
+    poll_seconds: float = Field(default=15.0, gt=0, le=3600)
+
+
+class AzurePostgresDatabaseSettings(_Section):
+    """``[providers.database.azure_postgres]``: tenant databases on a PostgreSQL flexible
+    server."""
+
+    server: str | None = Field(default=None, description="flexible server name")
+    resource_group: str | None = Field(default=None, description="azure.resource_group if unset")
+    charset: str = "UTF8"
+    collation: str = "en_US.utf8"
+    poll_seconds: float = Field(default=10.0, gt=0, le=3600)
+
+
+class KeyVaultSecretsSettings(_Section):
+    """``[providers.secrets.key_vault]``: tenant secrets in an Azure Key Vault."""
+
+    vault_url: str | None = Field(default=None, description="https://<vault>.vault.azure.net")
+    purge_on_delete: bool = Field(
+        default=False, description="purge deleted secrets (else they stay recoverable)")
+
+
+class SecretsProviderSettings(BaseModel):
+    """Where tenant secrets (database passwords) are kept."""
+
+    name: Literal["local", "key-vault"] = "local"
+    key_vault: KeyVaultSecretsSettings = Field(default_factory=KeyVaultSecretsSettings)
+    directory: Path | None = Field(default=None, description="<data_dir>/secrets when unset")
+
+
+class PostgresDatabaseSettings(_Section):
+    """``[providers.database.postgres]``: the PostgreSQL server tenant databases live on."""
+
+    admin_url: str = Field(
+        default="postgresql://tenantops_admin@127.0.0.1:5432/postgres",
+        description="libpq URL of a role with CREATEDB and CREATEROLE; keep the password out "
+        "of it (admin_password, PGPASSWORD or ~/.pgpass)",
+    )
+    admin_password: SecretStr | None = Field(default=None, description="the admin role's password")
+    connection_limit: int = Field(default=20, ge=1, le=10000, description="per tenant login")
+    connect_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+
+
+class DatabaseProviderSettings(BaseModel):
+    """Where each tenant's database is created."""
+
+    name: Literal["sqlite", "postgres", "azure-sql", "azure-postgres"] = "sqlite"
+    azure_sql: AzureSqlDatabaseSettings = Field(default_factory=AzureSqlDatabaseSettings)
+    azure_postgres: AzurePostgresDatabaseSettings = Field(
+        default_factory=AzurePostgresDatabaseSettings)
+    directory: Path | None = Field(default=None, description="<data_dir>/databases when unset")
+    postgres: PostgresDatabaseSettings = Field(default_factory=PostgresDatabaseSettings)
+
+
+class Rfc2136DnsSettings(_Section):
+    """``[providers.dns.rfc2136]``: a primary server taking TSIG-signed dynamic updates."""
+
+    server: str = Field(default="127.0.0.1", description="primary that accepts the updates")
+    port: int = Field(default=53, ge=1, le=65535, description="for updates and answer checks")
+    tsig_key_name: str = Field(default="tenantops", description="the key's name on the server")
+    tsig_algorithm: Literal["hmac-sha256", "hmac-sha384", "hmac-sha512"] = "hmac-sha256"
+    tsig_secret: SecretStr | None = Field(default=None, description="base64 key secret")
+    tsig_secret_file: Path | None = Field(
+        default=None, description="file holding the base64 secret (instead of tsig_secret)"
+    )
+    nameservers: list[str] = Field(
+        default_factory=list,
+        description="authoritative servers checked for answers (host or host:port); "
+        "empty: the zone's NS records",
+    )
+    timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+
+
+class DnsProviderSettings(BaseModel):
+    """Where the tenant's DNS records (CNAME, TXT asuid) are written."""
+
+    name: Literal["zone-file", "rfc2136", "azure-dns"] = "zone-file"
+    azure: AzureDnsSettings = Field(default_factory=AzureDnsSettings)
+    rfc2136: Rfc2136DnsSettings = Field(default_factory=Rfc2136DnsSettings)
+    directory: Path | None = Field(default=None, description="<data_dir>/dns when unset")
+    zones: list[str] = Field(
+        default_factory=list,
+        description="zones tenantops may write; empty: the parent of each custom domain",
+    )
+    ttl: int = Field(default=300, ge=1, le=86400)
+    serve: bool = Field(default=True, description="run the embedded authoritative responder")
+    host: str = Field(default="127.0.0.1", description="where the responder listens")
+    port: int = Field(default=5354, ge=0, le=65535, description="responder port (0: any free)")
+    propagation_poll_seconds: float = Field(default=2.0, gt=0, le=3600)
+
+
+class KeycloakOrganizationSettings(_Section):
+    """``[providers.organization.keycloak]``: Keycloak 26 Organizations, as a service account."""
+
+    url: str = Field(default="http://127.0.0.1:8080", description="Keycloak's base URL")
+    realm: str = Field(default="tenantops", description="realm with organizations enabled")
+    client_id: str = Field(
+        default="tenantops-provisioner", description="confidential client with a service account"
+    )
+    client_secret: SecretStr | None = Field(default=None, description="the client's secret")
+    client_secret_file: Path | None = Field(
+        default=None, description="file holding the client secret (instead of client_secret)"
+    )
+    ca_bundle: Path | None = Field(default=None, description="CA bundle to trust for Keycloak")
+    timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+    tenant_attribute: str = Field(
+        default="tenantops-tenant", description="organization attribute naming the tenant"
+    )
+    verified_domains: bool = Field(
+        default=False, description="mark the tenant's domain verified in Keycloak"
+    )
+
+
+class OrganizationProviderSettings(BaseModel):
+    """Where the tenant's organization (domains, members, invitations) lives."""
+
+    name: Literal["local", "keycloak"] = "local"
+    keycloak: KeycloakOrganizationSettings = Field(default_factory=KeycloakOrganizationSettings)
+    redirect_path: str = Field(default="/", description="redirect URL = https://<domain><path>")
+
+
+class WebHostProviderSettings(BaseModel):
+    """The web host that serves the tenant's custom hostname with its own certificate."""
+
+    name: Literal["local-edge", "azure-app-service"] = "local-edge"
+    azure_app_service: AppServiceWebHostSettings = Field(
+        default_factory=AppServiceWebHostSettings)
+    directory: Path | None = Field(default=None, description="<data_dir>/edge when unset")
+    default_hostname: str = Field(
+        default="edge.tenantops.localhost", description="the CNAME target of custom domains"
+    )
+    verification_id: str | None = Field(
+        default=None, description="the asuid TXT value; generated once and kept when unset"
+    )
+    verify_domain: bool = Field(
+        default=True, description="refuse to bind a hostname whose asuid TXT does not match"
+    )
+    host: str = Field(default="127.0.0.1", description="where the TLS edge and app listen")
+    port: int = Field(default=8443, ge=0, le=65535, description="TLS edge port (0: any free)")
+    app_port: int = Field(
+        default=8081, ge=0, le=65535, description="sample tenant app port (0: any free)"
+    )
+    issuance_delay_seconds: float = Field(
+        default=0.0, ge=0, le=3600, description="simulated certificate issuance time"
+    )
+
+
+class ProvidersSettings(BaseModel):
+    """Which provider serves each kind of resource; every default is embedded."""
+
+    secrets: SecretsProviderSettings = Field(default_factory=SecretsProviderSettings)
+    database: DatabaseProviderSettings = Field(default_factory=DatabaseProviderSettings)
+    dns: DnsProviderSettings = Field(default_factory=DnsProviderSettings)
+    organization: OrganizationProviderSettings = Field(
+        default_factory=OrganizationProviderSettings
+    )
+    webhost: WebHostProviderSettings = Field(default_factory=WebHostProviderSettings)
+
+
 class Settings(BaseSettings):
     """The whole configuration tree."""
 
@@ -121,6 +389,10 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
+    catalog: CatalogSettings = Field(default_factory=CatalogSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+    providers: ProvidersSettings = Field(default_factory=ProvidersSettings)
+    azure: AzureSettings = Field(default_factory=AzureSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -14,27 +14,92 @@ never has to catch a library's exception type.
     │   ├── CredentialUnavailableError   no identity source could even be tried
     │   ├── TokenRequestError        a source was tried and the identity platform refused
     │   └── CallRejectedError        the API answered 401/403; carries token vs expectation
-    └── AuthError                    server side: checking a token (tenantops.auth)
+    ├── CatalogError                 the tenant catalog (tenantops.catalog) could not be used
+    │   ├── TenantNotFoundError      no tenant has that slug
+    │   └── RunNotFoundError         no run has that ID
+    ├── ProvisioningError            onboarding/offboarding (tenantops.provisioning)
+    │   ├── SpecError                TenantSpec fields are invalid; each names field, value, rule
+    │   ├── TenantConflictError      the request contradicts the tenant already registered
+    │   ├── RunConflictError         another run of the tenant is active
+    │   ├── RunStateError            retry/cancel asked of a run in a state that forbids it
+    │   └── ProviderError            a provider action failed; names provider, action, resource
+    │       ├── TransientProviderError   429, 5xx, timeout, reset: retried with backoff
+    │       └── PermanentProviderError   anything else: the run stops with this message
+    └── AuthError                    server side: checking a token (tenantops.auth); carries
+        │                            ``expected`` and ``received`` values, never the token
         ├── InvalidTokenError        → HTTP 401, WWW-Authenticate error="invalid_token"
-        └── AccessDeniedError        → HTTP 403, WWW-Authenticate error="insufficient_scope"
+        │   ├── MissingTokenError        no credentials at all (401 without an error code)
+        │   ├── MalformedTokenError      not ``Bearer <JWT>``, or not a JWS in compact form
+        │   │   └── TokenTooLargeError   over the size cap; refused before parsing
+        │   ├── MalformedPrincipalHeaderError   X-MS-CLIENT-PRINCIPAL is not base64 JSON
+        │   ├── DisallowedAlgorithmError ``alg`` is not RS256
+        │   ├── UnknownSigningKeyError   ``kid`` missing or not in the tenant's JWKS
+        │   ├── SignatureMismatchError   the signature does not verify with that key
+        │   ├── TokenExpiredError        ``exp`` (plus leeway) has passed
+        │   ├── TokenNotYetValidError    ``nbf`` (minus leeway) is in the future
+        │   ├── MissingClaimError        a required claim is absent
+        │   ├── InvalidClaimError        a claim has the wrong type (``roles`` as a string)
+        │   ├── WrongIssuerError         ``iss`` is not the tenant's v1 or v2 issuer
+        │   ├── WrongAudienceError       ``aud`` is not the API (client ID or ``api://`` URI)
+        │   └── WrongTenantError         ``tid`` is not the configured tenant
+        ├── AccessDeniedError        → HTTP 403, WWW-Authenticate error="insufficient_scope"
+        │   ├── ApplicationNotAllowedError   ``appid``/``azp`` not in allowed_applications
+        │   ├── IdentityNotAllowedError      ``oid`` not in allowed_identities
+        │   ├── TenantNotAllowedError        ``tid`` not in allowed_tenants
+        │   └── MissingRoleError             the route's app role is not in ``roles``
+        └── SigningKeysUnavailableError  → HTTP 503: the authority's keys could not be fetched
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
 __all__ = [
     "AccessDeniedError",
+    "ApplicationNotAllowedError",
     "AudienceDiscoveryError",
     "AudienceError",
     "AuthError",
     "CallRejectedError",
+    "CatalogError",
     "ConfigError",
     "CredentialUnavailableError",
     "DirectoryError",
+    "DisallowedAlgorithmError",
     "EmulatorError",
     "IdentityError",
+    "IdentityNotAllowedError",
+    "InvalidClaimError",
     "InvalidTokenError",
+    "MalformedPrincipalHeaderError",
+    "MalformedTokenError",
+    "MissingClaimError",
+    "MissingRoleError",
+    "MissingTokenError",
+    "PermanentProviderError",
+    "ProviderError",
+    "ProvisioningError",
+    "RunConflictError",
+    "RunNotFoundError",
+    "RunStateError",
+    "SignatureMismatchError",
+    "SigningKeysUnavailableError",
+    "SpecError",
+    "SpecProblem",
+    "TenantConflictError",
+    "TenantNotAllowedError",
+    "TenantNotFoundError",
     "TenantOpsError",
+    "TokenExpiredError",
+    "TokenNotYetValidError",
     "TokenRequestError",
+    "TokenTooLargeError",
+    "TransientProviderError",
+    "UnknownSigningKeyError",
+    "WrongAudienceError",
+    "WrongIssuerError",
+    "WrongTenantError",
 ]
 
 
@@ -78,15 +143,194 @@ class CallRejectedError(IdentityError):
     """The API rejected the call with 401 or 403."""
 
 
-class AuthError(TenantOpsError):
-    """Server side: a request's credentials were checked and refused."""
+class CatalogError(TenantOpsError):
+    """The tenant catalog could not be read or written (database, migrations)."""
 
-    status_code = 401
-    error_code = "invalid_token"
+
+class TenantNotFoundError(CatalogError):
+    """No tenant has the slug asked for; ``slug`` names it."""
+
+    def __init__(self, slug: str) -> None:
+        super().__init__(
+            f"no tenant with slug {slug!r} in the catalog; check the slug or onboard it first"
+        )
+        self.slug = slug
+
+
+class RunNotFoundError(CatalogError):
+    """No run has the ID asked for; ``run_id`` names it."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"no run with ID {run_id!r} in the catalog; list the tenant's runs")
+        self.run_id = run_id
+
+
+class ProvisioningError(TenantOpsError):
+    """Onboarding or offboarding could not be requested or carried out."""
+
+
+class SpecProblem(NamedTuple):
+    """One invalid field of a tenant spec: which field, the value received, the rule broken."""
+
+    field: str
+    value: object
+    rule: str
+
+    def __str__(self) -> str:
+        return f"{self.field} = {self.value!r}: {self.rule}"
+
+
+class SpecError(ProvisioningError):
+    """A tenant spec is invalid; ``problems`` lists every field, value and rule broken."""
+
+    def __init__(self, problems: Sequence[SpecProblem]) -> None:
+        self.problems = tuple(problems)
+        listed = "; ".join(str(p) for p in self.problems)
+        super().__init__(f"invalid tenant spec: {listed}; correct these fields and try again")
+
+
+class TenantConflictError(ProvisioningError):
+    """The request contradicts the tenant already in the catalog (another spec, a taken domain)."""
+
+
+class RunConflictError(ProvisioningError):
+    """Another run of the tenant is active; ``active_run_id`` names it."""
+
+    def __init__(self, message: str, *, slug: str, active_run_id: str) -> None:
+        super().__init__(message)
+        self.slug = slug
+        self.active_run_id = active_run_id
+
+
+class RunStateError(ProvisioningError):
+    """The run's state forbids what was asked (retrying a run that succeeded, say)."""
+
+
+class ProviderError(ProvisioningError):
+    """A provider action failed. ``provider`` is ``kind:name`` (``dns:zone-file``), ``action``
+    the verb (``ensure``), ``resource`` the resource's key; the message is the provider's own."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        action: str = "",
+        resource: str = "",
+        status_code: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.action = action
+        self.resource = resource
+        self.status_code = status_code
+
+
+class TransientProviderError(ProviderError):
+    """Worth retrying: throttled (429), a server error (5xx), a timeout or a reset connection.
+    ``retry_after`` is the wait the service asked for (429 ``Retry-After``), in seconds."""
+
+    retry_after: float | None = None
+
+
+class PermanentProviderError(ProviderError):
+    """Not worth retrying until something is fixed; the run stops with this message."""
+
+
+class AuthError(TenantOpsError):
+    """Server side: a request's credentials were checked and refused.
+
+    ``expected`` and ``received`` hold the values a person needs to fix the call (audiences,
+    issuers, roles, ...). They never hold the token itself. ``error_code`` is the RFC 6750
+    ``error`` of the ``WWW-Authenticate`` challenge (``None``: no error code is sent).
+    """
+
+    status_code: int = 401
+    error_code: str | None = "invalid_token"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        expected: Mapping[str, object] | None = None,
+        received: Mapping[str, object] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.expected: dict[str, object] = dict(expected or {})
+        self.received: dict[str, object] = dict(received or {})
 
 
 class InvalidTokenError(AuthError):
     """The token is malformed, unsigned, badly signed, expired, or for someone else (401)."""
+
+
+class MissingTokenError(InvalidTokenError):
+    """The request carries no credentials; the challenge has no error code (RFC 6750 §3.1)."""
+
+    error_code = None
+
+
+class MalformedTokenError(InvalidTokenError):
+    """The Authorization header is not ``Bearer <JWT>``, or the JWT cannot be parsed."""
+
+
+class TokenTooLargeError(MalformedTokenError):
+    """The token is larger than the cap; it was refused before any parsing."""
+
+
+class MalformedPrincipalHeaderError(InvalidTokenError):
+    """``X-MS-CLIENT-PRINCIPAL`` is not the base64 JSON App Service Authentication sends."""
+
+
+class DisallowedAlgorithmError(InvalidTokenError):
+    """The token's ``alg`` is not in the allow-list (RS256)."""
+
+
+class UnknownSigningKeyError(InvalidTokenError):
+    """The token's ``kid`` is missing or names no key of the configured tenant's JWKS."""
+
+
+class SignatureMismatchError(InvalidTokenError):
+    """The signature does not verify with the tenant's key: altered or forged."""
+
+
+class TokenExpiredError(InvalidTokenError):
+    """``exp`` is in the past (beyond the leeway)."""
+
+
+class TokenNotYetValidError(InvalidTokenError):
+    """``nbf`` is in the future (beyond the leeway)."""
+
+
+class MissingClaimError(InvalidTokenError):
+    """A claim the API needs is absent; ``claim`` names it."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        claim: str,
+        expected: Mapping[str, object] | None = None,
+        received: Mapping[str, object] | None = None,
+    ) -> None:
+        super().__init__(message, expected=expected, received=received)
+        self.claim = claim
+
+
+class InvalidClaimError(InvalidTokenError):
+    """A claim is present but has the wrong type or shape (``roles`` as a string, say)."""
+
+
+class WrongIssuerError(InvalidTokenError):
+    """``iss`` is neither the v1 nor the v2 issuer of the configured tenant."""
+
+
+class WrongAudienceError(InvalidTokenError):
+    """``aud`` is not the API: not its client ID, ``api://`` URI or an extra audience."""
+
+
+class WrongTenantError(InvalidTokenError):
+    """``tid`` is not the configured tenant."""
 
 
 class AccessDeniedError(AuthError):
@@ -94,3 +338,27 @@ class AccessDeniedError(AuthError):
 
     status_code = 403
     error_code = "insufficient_scope"
+
+
+class ApplicationNotAllowedError(AccessDeniedError):
+    """The calling application (``appid``/``azp``) is not in ``auth.allowed_applications``."""
+
+
+class IdentityNotAllowedError(AccessDeniedError):
+    """The caller's object ID (``oid``) is not in ``auth.allowed_identities``."""
+
+
+class TenantNotAllowedError(AccessDeniedError):
+    """The caller's tenant (``tid``) is not in ``auth.allowed_tenants``."""
+
+
+class MissingRoleError(AccessDeniedError):
+    """The token lacks the app role the route needs."""
+
+
+class SigningKeysUnavailableError(AuthError):
+    """The authority's discovery documents or JWKS could not be fetched, so no token can be
+    checked (503). Not the caller's fault; the message names the URL and the failure."""
+
+    status_code = 503
+    error_code = None

@@ -8,8 +8,11 @@ from typing import Annotated
 import typer
 
 from tenantops import __version__
+from tenantops.cli import auth as auth_cmd
+from tenantops.cli import call as call_cmd
 from tenantops.cli import demo as demo_cmd
 from tenantops.cli import emulator as emulator_cmd
+from tenantops.cli import serve as serve_cmd
 from tenantops.cli.context import CliContext, fail
 from tenantops.config import load_settings
 from tenantops.errors import TenantOpsError
@@ -26,6 +29,9 @@ app = typer.Typer(
 )
 app.add_typer(emulator_cmd.app, name="emulator")
 app.command("demo")(demo_cmd.demo)
+app.add_typer(auth_cmd.app, name="auth")
+app.command("call")(call_cmd.call)
+app.command("serve")(serve_cmd.serve)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,52 @@
+"""FastAPI dependencies, as ``Annotated`` aliases a route declares in its signature.
+
+``principal: CurrentPrincipal`` needs any valid token; a route that needs an app role declares
+``principal: Annotated[Principal, Depends(require_role("Tenants.Write"))]``. Every route but
+``/api/health`` declares one of the two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from tenantops.auth import CLIENT_PRINCIPAL_HEADER, Authenticator, Principal
+
+__all__ = ["AuthenticatorDep", "CurrentPrincipal", "get_authenticator", "require_role"]
+
+
+def get_authenticator(request: Request) -> Authenticator:
+    authenticator = request.app.state.authenticator
+    assert isinstance(authenticator, Authenticator)
+    return authenticator
+
+
+AuthenticatorDep = Annotated[Authenticator, Depends(get_authenticator)]
+
+
+def current_principal(request: Request, authenticator: AuthenticatorDep) -> Principal:
+    """The checked caller. A plain ``def``: FastAPI runs it in a worker thread, so a JWKS fetch
+    on an unknown ``kid`` never blocks the event loop."""
+    return authenticator.authenticate(
+        request.headers.getlist("authorization"),
+        request.headers.getlist(CLIENT_PRINCIPAL_HEADER),
+    )
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def require_role(role: str) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that admits the caller only when its token carries the app role ``role``."""
+
+    async def has_role(
+        request: Request, principal: CurrentPrincipal, authenticator: AuthenticatorDep
+    ) -> Principal:
+        authenticator.require_role(
+            principal, role, operation=f"{request.method} {request.url.path}")
+        return principal
+
+    has_role.__name__ = f"require_role_{role.replace('.', '_')}"
+    return has_role

@@ -1,0 +1,131 @@
+"""From a request's headers to a `Principal`: the one entry point the API calls.
+
+Precedence, decided here and nowhere else:
+
+1. an ``Authorization`` header is always validated as a bearer token, and its principal wins,
+   even when ``X-MS-CLIENT-PRINCIPAL`` is present too;
+2. otherwise, only when ``auth.trust_easy_auth_principal`` is on, ``X-MS-CLIENT-PRINCIPAL``;
+3. otherwise `MissingTokenError`.
+
+The allow-lists of `AccessPolicy` then apply to the principal, whatever its source.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from tenantops.auth._easy_auth import CLIENT_PRINCIPAL_HEADER, principal_from_easy_auth
+from tenantops.auth._policy import AccessPolicy
+from tenantops.auth._principal import Principal
+from tenantops.auth._safe_text import header_safe, shown
+from tenantops.auth._validator import MAX_TOKEN_BYTES, TokenValidator, request_hint
+from tenantops.config import AuthSettings
+from tenantops.errors import (
+    AuthError,
+    MalformedTokenError,
+    MissingTokenError,
+    TokenTooLargeError,
+)
+
+__all__ = ["Authenticator", "bearer_token"]
+
+log = logging.getLogger("tenantops.auth")
+
+
+def bearer_token(authorization: str) -> str:
+    """The token of an ``Authorization: Bearer <token>`` value (scheme case-insensitive)."""
+    if len(authorization) > MAX_TOKEN_BYTES + 64:
+        raise TokenTooLargeError(
+            f"the Authorization header is {len(authorization)} bytes; tokens over "
+            f"{MAX_TOKEN_BYTES} bytes are refused unread. Send 'Bearer <access token>'",
+            expected={"max_bytes": MAX_TOKEN_BYTES}, received={"bytes": len(authorization)})
+    scheme, _, rest = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        shown_scheme = shown(scheme[:32]) if scheme else "(empty)"
+        raise MalformedTokenError(
+            f"the Authorization header uses the scheme {shown_scheme!r}; this API expects "
+            "'Authorization: Bearer <access token>'",
+            expected={"scheme": "Bearer"}, received={"scheme": shown_scheme})
+    token = rest.strip()
+    if not token:
+        raise MalformedTokenError(
+            "the Authorization header says Bearer but carries no token; send "
+            "'Authorization: Bearer <access token>'",
+            expected={"credentials": "Bearer <access token>"}, received={"token": "(empty)"})
+    if any(c.isspace() for c in token):
+        raise MalformedTokenError(
+            "the Authorization header carries several values after Bearer; send exactly one "
+            "access token",
+            expected={"credentials": "Bearer <access token>"},
+            received={"values": len(token.split())})
+    return token
+
+
+class Authenticator:
+    """Turns request headers into a checked `Principal` (module docstring).
+
+    Constructing it does no I/O.
+    """
+
+    def __init__(
+        self,
+        settings: AuthSettings,
+        *,
+        validator: TokenValidator | None = None,
+        policy: AccessPolicy | None = None,
+    ) -> None:
+        self.validator = validator if validator is not None else TokenValidator(settings)
+        self.policy = policy if policy is not None else AccessPolicy.from_settings(settings)
+        self.trust_easy_auth = settings.trust_easy_auth_principal
+        self.client_id = self.validator.client_id
+        self.tenant_id = self.validator.tenant_id
+        self.authority = self.validator.authority
+
+    def authenticate(
+        self, authorization: Sequence[str], client_principal: Sequence[str] = ()
+    ) -> Principal:
+        """The caller, from every ``Authorization`` and ``X-MS-CLIENT-PRINCIPAL`` value sent."""
+        try:
+            principal = self._principal(authorization, client_principal)
+            self.policy.check(principal)
+        except AuthError as exc:
+            log.info("request refused (%s %s): %s", exc.status_code, type(exc).__name__,
+                     header_safe(str(exc)))
+            raise
+        return principal
+
+    def require_role(self, principal: Principal, role: str, *, operation: str = "") -> None:
+        try:
+            self.policy.require_role(principal, role, operation=operation)
+        except AuthError as exc:
+            log.info("request refused (403 %s): %s", type(exc).__name__, header_safe(str(exc)))
+            raise
+
+    def _principal(
+        self, authorization: Sequence[str], client_principal: Sequence[str]
+    ) -> Principal:
+        if len(authorization) > 1:
+            raise MalformedTokenError(
+                f"the request has {len(authorization)} Authorization headers; send exactly one "
+                "'Authorization: Bearer <access token>'",
+                expected={"authorization_headers": 1},
+                received={"authorization_headers": len(authorization)})
+        if authorization:
+            return self.validator.validate(bearer_token(authorization[0]))
+        if self.trust_easy_auth and client_principal:
+            if len(client_principal) > 1:
+                raise MalformedTokenError(
+                    f"the request has {len(client_principal)} {CLIENT_PRINCIPAL_HEADER} headers; "
+                    "App Service Authentication sends one",
+                    expected={"client_principal_headers": 1},
+                    received={"client_principal_headers": len(client_principal)})
+            return principal_from_easy_auth(
+                client_principal[0], tenant_id=self.tenant_id,
+                audiences=self.validator.audiences)
+        raise MissingTokenError(
+            f"the request carries no access token; send 'Authorization: Bearer <token>' with a "
+            f"token for this API (audience {self.client_id} or api://{self.client_id}): "
+            f"{request_hint(self.client_id)}",
+            expected={"aud": list(self.validator.audiences), "tid": self.tenant_id},
+            received={"authorization": "(none)"})

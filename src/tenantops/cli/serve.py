@@ -1,0 +1,190 @@
+"""``tenantops serve``: run the API with uvicorn.
+
+Which tokens it trusts, in one of three modes:
+
+- default: the authority, tenant and client ID of the configuration (``auth.*``);
+- ``--emulator URL``: a running emulator; tenant and the ``tenantops-api`` client ID come from
+  ``URL/_emulator/directory``, the CA bundle from ``--emulator-ca`` or ``emulator.json``;
+- ``--dev``: an emulator started in this process (data under the data folder), trusted as above.
+
+Trusting an emulator means trusting tokens anyone on this machine can mint; it prints so.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+import uvicorn
+
+from tenantops.api import create_app
+from tenantops.auth import expected_audiences
+from tenantops.cli.context import fail, settings_of
+from tenantops.config import AuthSettings, Settings
+from tenantops.emulator.directory import default_directory, load_directory
+from tenantops.emulator.server import EmulatorServer, read_info
+from tenantops.errors import ConfigError, EmulatorError, TenantOpsError
+
+__all__ = ["API_APP_NAME", "configured_auth", "emulator_auth", "serve"]
+
+API_APP_NAME = "tenantops-api"
+
+_WARNING = """\
+!!! WARNING: tenantops serve is trusting the LOCAL EMULATOR at {authority}
+!!! (tenant {tenant}). Anyone who can reach that emulator can mint tokens this API accepts.
+!!! For development and tests only; never expose this API or use --emulator/--dev in production.
+"""
+
+
+def configured_auth(settings: Settings) -> AuthSettings:
+    """``settings.auth`` when it names a tenant and a client ID; `ConfigError` otherwise."""
+    auth = settings.auth
+    for name, value in (("tenant_id", auth.tenant_id), ("client_id", auth.client_id)):
+        if not value:
+            raise ConfigError(
+                f"auth.{name} is not set: serve needs the Entra tenant and the API app's client "
+                f"ID to check tokens. Set [auth] {name} in tenantops.toml or "
+                f"TENANTOPS_AUTH__{name.upper()}, or run against a local emulator with "
+                "--emulator URL or --dev"
+            )
+    return auth
+
+
+def _ssl_context(ca_bundle: Path | None) -> ssl.SSLContext:
+    try:
+        return ssl.create_default_context(cafile=str(ca_bundle) if ca_bundle else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"--emulator-ca {ca_bundle} cannot be read as a PEM bundle: {exc}") from exc
+
+
+def emulator_auth(
+    base: AuthSettings,
+    url: str,
+    ca_bundle: Path | None,
+    *,
+    transport: httpx.BaseTransport | None = None,
+) -> AuthSettings:
+    """``base`` pointed at the emulator at ``url``: its tenant, its ``tenantops-api`` client ID
+    and ``ca_bundle``; reads ``<url>/_emulator/directory``."""
+    authority = url.rstrip("/")
+    where = f"{authority}/_emulator/directory"
+    try:
+        with httpx.Client(transport=transport, verify=_ssl_context(ca_bundle), timeout=10) as http:
+            response = http.get(where)
+        response.raise_for_status()
+        directory = response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        hint = "" if ca_bundle else " (an emulator's certificate needs --emulator-ca)"
+        raise EmulatorError(
+            f"cannot read the emulator's directory at {where}: {type(exc).__name__}: {exc}. Is "
+            f"the emulator running there ('tenantops emulator')?{hint}"
+        ) from exc
+    tenant_id = directory.get("tenant_id") if isinstance(directory, dict) else None
+    apps = directory.get("apps", []) if isinstance(directory, dict) else []
+    api = next((a for a in apps if isinstance(a, dict) and a.get("name") == API_APP_NAME), None)
+    if not isinstance(tenant_id, str) or api is None or not isinstance(api.get("client_id"), str):
+        raise EmulatorError(
+            f"the emulator at {authority} has no app registration named {API_APP_NAME!r} (or no "
+            "tenant_id); add one to its directory file (emulator.directory)"
+        )
+    return base.model_copy(update={
+        "authority": authority, "tenant_id": tenant_id, "client_id": api["client_id"],
+        "ca_bundle": ca_bundle,
+    })
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port "
+            "(0 picks a free one) or set api.port"
+        ) from exc
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+def _start_dev_emulator(settings: Settings) -> EmulatorServer:
+    cfg = settings.emulator
+    directory = load_directory(cfg.directory) if cfg.directory else default_directory()
+    server = EmulatorServer(
+        directory, settings.data_dir, host=cfg.host, port=cfg.port, mi_port=cfg.mi_port,
+        allow_remote=cfg.allow_remote, key_grace_seconds=cfg.key_grace_hours * 3600)
+    server.start()
+    return server
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[
+        str | None, typer.Option(help="Address to bind (default: api.host, 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port to listen on (default: api.port; 0 picks a free one).")
+    ] = None,
+    emulator: Annotated[
+        str | None,
+        typer.Option("--emulator", metavar="URL",
+                     help="Trust tokens of the emulator at URL (development only)."),
+    ] = None,
+    emulator_ca: Annotated[
+        Path | None,
+        typer.Option("--emulator-ca", metavar="PATH",
+                     help="CA bundle of that emulator (default: ca_bundle of emulator.json in "
+                          "the data folder)."),
+    ] = None,
+    dev: Annotated[
+        bool,
+        typer.Option("--dev", help="Start an emulator in this process and trust it "
+                                   "(development only)."),
+    ] = False,
+) -> None:
+    """Run the API. Trusts the configured Entra tenant, or an emulator with --emulator/--dev."""
+    settings = settings_of(ctx)
+    dev_emulator: EmulatorServer | None = None
+    try:
+        if dev and emulator:
+            raise ConfigError("--dev starts its own emulator; do not combine it with --emulator")
+        if dev:
+            dev_emulator = _start_dev_emulator(settings)
+            info = dev_emulator.info
+            auth = emulator_auth(settings.auth, info.authority, Path(info.ca_bundle))
+        elif emulator:
+            info_file = read_info(settings.data_dir)
+            ca = emulator_ca or (Path(info_file.ca_bundle) if info_file else None)
+            auth = emulator_auth(settings.auth, emulator, ca)
+        else:
+            auth = configured_auth(settings)
+        if dev or emulator:
+            typer.echo(_WARNING.format(authority=auth.authority, tenant=auth.tenant_id), err=True)
+        effective = settings.model_copy(update={"auth": auth})
+        app = create_app(effective)
+        bind_host = host or settings.api.host
+        sock = _bind(bind_host, settings.api.port if port is None else port)
+        bound_port = sock.getsockname()[1]
+        shown_host = f"[{bind_host}]" if ":" in bind_host else bind_host
+        typer.echo(f"tenantops API  http://{shown_host}:{bound_port}/api")
+        typer.echo(f"client ID      {auth.client_id}")
+        typer.echo(f"audiences      {', '.join(expected_audiences(auth))}")
+        typer.echo(f"tenant         {auth.tenant_id} at {auth.authority}")
+        config = uvicorn.Config(app, log_config=None, access_log=True, server_header=False,
+                                lifespan="on")
+        uvicorn.Server(config).run(sockets=[sock])
+    except TenantOpsError as exc:
+        fail(exc)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if dev_emulator is not None:
+            dev_emulator.stop()

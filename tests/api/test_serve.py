@@ -1,0 +1,182 @@
+"""``tenantops serve``: which tokens it trusts in each mode, the errors when it cannot know,
+and, end to end in a subprocess, an API that accepts the emulator's tokens."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from tenantops.cli.main import app
+from tenantops.cli.serve import emulator_auth
+from tenantops.config import AuthSettings
+from tenantops.emulator.directory import default_directory
+from tenantops.emulator.runtime_env import runtime_env
+from tenantops.emulator.server import EmulatorInfo, EmulatorServer, read_info
+from tenantops.errors import EmulatorError
+from tests.auth.support import API_CLIENT_ID, mi_token
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
+    """No tenantops configuration from the environment or the working directory."""
+    for name in list(os.environ):
+        if name.startswith("TENANTOPS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    return {k: v for k, v in os.environ.items() if not k.startswith("TENANTOPS_")}
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [([], "auth.tenant_id is not set"),
+     (["--dev", "--emulator", "https://127.0.0.1:1"], "do not combine it with --emulator")])
+def test_serve_refuses_to_start_when_it_cannot_know_whom_to_trust(
+    clean_env: dict[str, str], tmp_path: Path, args: list[str], says: str
+) -> None:
+    result = runner.invoke(app, ["--data-dir", str(tmp_path / "data"), "serve", *args])
+
+    assert result.exit_code == 1
+    assert says in result.output
+
+
+def test_serve_names_the_missing_client_id_setting(
+    clean_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TENANTOPS_AUTH__TENANT_ID", "8d6f5c2a-1b3e-4f70-9a6c-2e4b7d9f0a15")
+
+    result = runner.invoke(app, ["--data-dir", str(tmp_path / "data"), "serve"])
+
+    assert result.exit_code == 1
+    assert "auth.client_id is not set" in result.output
+    assert "TENANTOPS_AUTH__CLIENT_ID" in result.output
+
+
+def test_emulator_mode_trusts_the_emulators_tenant_and_api_app(emulator: EmulatorInfo) -> None:
+    auth = emulator_auth(AuthSettings(leeway_seconds=5), f"{emulator.authority}/",
+                         Path(emulator.ca_bundle))
+
+    assert (auth.authority, auth.tenant_id, auth.client_id) == (
+        emulator.authority, emulator.tenant_id, API_CLIENT_ID)
+    assert auth.ca_bundle == Path(emulator.ca_bundle)
+    assert auth.leeway_seconds == 5
+
+
+def test_emulator_mode_without_its_ca_bundle_says_which_option_to_add(
+    emulator: EmulatorInfo,
+) -> None:
+    with pytest.raises(EmulatorError) as caught:
+        emulator_auth(AuthSettings(), emulator.authority, None)
+
+    assert f"{emulator.authority}/_emulator/directory" in str(caught.value)
+    assert "--emulator-ca" in str(caught.value)
+
+
+class Served:
+    """A ``tenantops serve`` subprocess; its stdout lines arrive on a queue."""
+
+    def __init__(self, args: list[str], env: dict[str, str], cwd: Path) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", "from tenantops.cli.main import main; main()", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
+            env={**env, "PYTHONUNBUFFERED": "1"})
+        self.lines: queue.Queue[str] = queue.Queue()
+        assert self.process.stdout is not None
+        self._reader = threading.Thread(target=self._read, args=(self.process.stdout,),
+                                        daemon=True)
+        self._reader.start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            self.lines.put(line)
+
+    def url(self) -> str:
+        while True:
+            try:
+                line = self.lines.get(timeout=60)
+            except queue.Empty:
+                pytest.fail("tenantops serve printed no URL within 60 s")
+            if line.startswith("tenantops API"):
+                return line.split()[-1]
+
+    def stop(self) -> str:
+        self.process.send_signal(signal.SIGINT)
+        try:
+            _, stderr = self.process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            _, stderr = self.process.communicate()
+        return stderr
+
+
+@pytest.fixture
+def served(clean_env: dict[str, str], tmp_path: Path) -> Iterator[list[Served]]:
+    started: list[Served] = []
+    yield started
+    for server in started:
+        if server.process.poll() is None:
+            server.stop()
+
+
+@pytest.mark.integration
+def test_serve_with_emulator_accepts_its_tokens_and_warns(
+    emulator_server: EmulatorServer, clean_env: dict[str, str], tmp_path: Path,
+    served: list[Served],
+) -> None:
+    info = emulator_server.info
+    server = Served(["--data-dir", str(tmp_path / "data"), "serve", "--port", "0",
+                     "--emulator", info.authority, "--emulator-ca", info.ca_bundle],
+                    clean_env, tmp_path)
+    served.append(server)
+    api = server.url()
+    token = mi_token(emulator_server, "aa-onboarding", API_CLIENT_ID)
+
+    health = httpx.get(f"{api}/health")
+    whoami = httpx.get(f"{api}/whoami", headers={"Authorization": f"Bearer {token}"})
+    refused = httpx.get(f"{api}/whoami")
+    stderr = server.stop()
+
+    assert health.status_code == 200
+    assert whoami.status_code == 200
+    assert whoami.json()["tid"] == info.tenant_id
+    assert refused.status_code == 401
+    assert "WARNING: tenantops serve is trusting the LOCAL EMULATOR" in stderr
+    assert token not in stderr
+
+
+@pytest.mark.integration
+def test_serve_dev_starts_an_emulator_and_trusts_it(
+    clean_env: dict[str, str], tmp_path: Path, served: list[Served]
+) -> None:
+    data_dir = tmp_path / "data"
+    env = {**clean_env, "TENANTOPS_EMULATOR__PORT": "0", "TENANTOPS_EMULATOR__MI_PORT": "0"}
+    server = Served(["--data-dir", str(data_dir), "serve", "--port", "0", "--dev"], env,
+                    tmp_path)
+    served.append(server)
+    api = server.url()
+    info = read_info(data_dir)
+    assert info is not None
+    mi = runtime_env(default_directory(), data_dir / "emulator", info, "aa-onboarding",
+                     "app-service")
+    token = httpx.get(mi["IDENTITY_ENDPOINT"],
+                      params={"resource": API_CLIENT_ID, "api-version": "2019-08-01"},
+                      headers={"X-IDENTITY-HEADER": mi["IDENTITY_HEADER"]}).json()["access_token"]
+
+    whoami = httpx.get(f"{api}/whoami", headers={"Authorization": f"Bearer {token}"})
+    stderr = server.stop()
+
+    assert whoami.status_code == 200
+    assert whoami.json()["roles"] == ["Tenants.Read", "Tenants.Write"]
+    assert "LOCAL EMULATOR" in stderr
