@@ -88,7 +88,7 @@ function Invoke-Api {
 
 $token = Get-ApiToken -Resource $ClientId -UserAssignedClientId $IdentityClientId
 $base = $ApiUrl.TrimEnd('/')
-$spec = @{ slug = $Slug; display_name = $DisplayName; domain = $Domain; admin_email = $AdminEmail; plan = $Plan }
+$spec = @{ slug = $Slug; display_name = $DisplayName; custom_domain = $Domain; admin_email = $AdminEmail; plan = $Plan }
 $created = Invoke-Api -Method Post -Uri "$base/api/tenants" -Token $token -Body $spec `
     -IdempotencyKey "runbook-$Slug-$Domain"
 $run = $created.run

@@ -149,7 +149,7 @@ def onboard(args: argparse.Namespace) -> int:
     token = get_token(args.client_id, args.identity_client_id)
     base = args.api_url.rstrip("/")
     spec = {"slug": args.slug, "display_name": args.display_name or args.slug,
-            "domain": args.domain, "admin_email": args.admin_email, "plan": args.plan}
+            "custom_domain": args.domain, "admin_email": args.admin_email, "plan": args.plan}
     created = _api("POST", f"{base}/api/tenants", token, spec,
                    idempotency_key=f"runbook-{args.slug}-{args.domain}")
     run = created["run"]

@@ -31,6 +31,7 @@ __all__ = [
     "AzureSettings",
     "AzureSqlDatabaseSettings",
     "CatalogSettings",
+    "DashboardSettings",
     "DatabaseProviderSettings",
     "DnsProviderSettings",
     "EmulatorSettings",
@@ -97,10 +98,44 @@ class AuthSettings(_Section):
     )
 
 
+class DashboardSettings(_Section):
+    """``[dashboard]``: the web dashboard at ``/`` (``tenantops.dashboard``).
+
+    People sign in with OpenID Connect (authorization code + PKCE) as the dashboard's own app
+    registration, or, with ``auth.trust_easy_auth_principal``, through App Service
+    Authentication. Against an emulator (an authority on a loopback address) every value
+    below has a working default; against Entra ID, ``client_id``, ``client_secret`` and
+    ``session_secret`` must be set, and placeholder values are refused.
+    """
+
+    enabled: bool = Field(default=True, description="serve the dashboard at /")
+    client_id: str | None = Field(
+        default=None, description="the dashboard app registration's client ID; the emulator's "
+        "tenantops-dashboard when the authority is an emulator")
+    client_secret: SecretStr | None = Field(
+        default=None, description="that app registration's client secret")
+    session_secret: SecretStr | None = Field(
+        default=None, description="key of the encrypted session cookie, at least 32 "
+        "characters, the same on every instance; random per process against an emulator")
+    session_hours: float = Field(
+        default=8.0, gt=0, le=24, description="longest session; a session also ends when the "
+        "access token it was made from expires")
+    public_url: str | None = Field(
+        default=None, description="the dashboard's external URL (https://ops.example.com) when "
+        "a proxy hides it; the redirect URI is <public_url>/auth/callback")
+    secure_cookies: bool | None = Field(
+        default=None, description="Secure cookies; unset: Secure unless the request came over "
+        "plain HTTP to a loopback address")
+    page_size: int = Field(default=25, ge=5, le=200, description="tenants per page")
+    poll_seconds: float = Field(
+        default=1.0, ge=0.2, le=60, description="how often a run page refreshes its timeline")
+
+
 class ApiSettings(_Section):
     """Where the API listens (``serve``) and where clients find it (``--api-url``)."""
 
-    url: str = "http://127.0.0.1:8000"
+    url: str = Field(default="http://127.0.0.1:8000/api",
+                     description="the API root clients call, /api included")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
 
@@ -190,8 +225,8 @@ class AppServiceWebHostSettings(_Section):
     key_vault_id: str | None = Field(
         default=None, description="ARM ID of the vault holding the certificates (key-vault source)")
     key_vault_secret_name: str = Field(
-        default="{hostname}", description="certificate name in the vault; {hostname} with dots "
-        "as dashes, {slug}")
+        default="{hostname}", description="certificate name in the vault; {hostname} is the "
+        "hostname with dots as dashes")
     poll_seconds: float = Field(default=30.0, gt=0, le=3600,
                                 description="how often to look at a certificate being issued")
 
@@ -388,6 +423,7 @@ class Settings(BaseSettings):
     emulator: EmulatorSettings = Field(default_factory=EmulatorSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)

@@ -22,6 +22,8 @@ never has to catch a library's exception type.
     │   ├── TenantConflictError      the request contradicts the tenant already registered
     │   ├── RunConflictError         another run of the tenant is active
     │   ├── RunStateError            retry/cancel asked of a run in a state that forbids it
+    │   ├── ConfirmationError        a destructive request whose confirmation does not match
+    │   ├── IdempotencyKeyReusedError   an Idempotency-Key sent again with another request
     │   └── ProviderError            a provider action failed; names provider, action, resource
     │       ├── TransientProviderError   429, 5xx, timeout, reset: retried with backoff
     │       └── PermanentProviderError   anything else: the run stops with this message
@@ -64,10 +66,12 @@ __all__ = [
     "CallRejectedError",
     "CatalogError",
     "ConfigError",
+    "ConfirmationError",
     "CredentialUnavailableError",
     "DirectoryError",
     "DisallowedAlgorithmError",
     "EmulatorError",
+    "IdempotencyKeyReusedError",
     "IdentityError",
     "IdentityNotAllowedError",
     "InvalidClaimError",
@@ -204,6 +208,30 @@ class RunConflictError(ProvisioningError):
 
 class RunStateError(ProvisioningError):
     """The run's state forbids what was asked (retrying a run that succeeded, say)."""
+
+
+class ConfirmationError(ProvisioningError):
+    """A destructive request was not confirmed: ``confirm`` must repeat the slug."""
+
+    def __init__(self, slug: str, confirm: str) -> None:
+        super().__init__(
+            f"confirm = {confirm!r} does not match the tenant {slug!r}: offboarding deletes the "
+            f"tenant's resources, so repeat the slug to confirm (?confirm={slug})"
+        )
+        self.slug = slug
+        self.confirm = confirm
+
+
+class IdempotencyKeyReusedError(ProvisioningError):
+    """An ``Idempotency-Key`` came back with a different request than it was first sent with."""
+
+    def __init__(self, key: str, run_id: str) -> None:
+        super().__init__(
+            f"Idempotency-Key {key!r} was first sent with another request, which made run "
+            f"{run_id}; send a new key for a new request, or the same request to get that run"
+        )
+        self.key = key
+        self.run_id = run_id
 
 
 class ProviderError(ProvisioningError):

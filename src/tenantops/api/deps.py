@@ -13,8 +13,12 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from tenantops.auth import CLIENT_PRINCIPAL_HEADER, Authenticator, Principal
+from tenantops.provisioning.engine import Engine
 
-__all__ = ["AuthenticatorDep", "CurrentPrincipal", "get_authenticator", "require_role"]
+__all__ = [
+    "AuthenticatorDep", "CurrentPrincipal", "EngineDep", "get_authenticator", "get_engine",
+    "require_role",
+]
 
 
 def get_authenticator(request: Request) -> Authenticator:
@@ -24,6 +28,15 @@ def get_authenticator(request: Request) -> Authenticator:
 
 
 AuthenticatorDep = Annotated[Authenticator, Depends(get_authenticator)]
+
+
+def get_engine(request: Request) -> Engine:
+    engine = request.app.state.engine
+    assert isinstance(engine, Engine)
+    return engine
+
+
+EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
 def current_principal(request: Request, authenticator: AuthenticatorDep) -> Principal:

@@ -1,9 +1,10 @@
-"""The FastAPI application: routers, and the one place where auth errors become HTTP.
+"""The FastAPI application: routers, and the one place where domain errors become HTTP.
 
-Domain code raises `tenantops.errors.AuthError` subclasses; `create_app` maps them to 401,
-403 or 503 with the ``WWW-Authenticate`` challenge and JSON body of `tenantops.auth`.
-The interactive docs and the OpenAPI document are off: ``/api/health`` is the only route
-served without a token.
+Domain code raises `tenantops.errors` exceptions; `create_app` maps them here and nowhere
+else: `AuthError` to 401/403/503 with the ``WWW-Authenticate`` challenge of `tenantops.auth`,
+`SpecError` and request validation to 422 naming field, value and rule, unknown tenants and
+runs to 404, conflicts to 409. ``/api/health`` is the only route served without a token; the
+OpenAPI document is served at ``/api/openapi.json`` to any valid token.
 """
 
 from __future__ import annotations
@@ -11,23 +12,69 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from tenantops import __version__
-from tenantops.api.routes import health, whoami
+from tenantops.api.deps import CurrentPrincipal
+from tenantops.api.routes import health, runs, tenants, whoami
 from tenantops.auth import Authenticator, error_body, www_authenticate
 from tenantops.config import Settings
-from tenantops.errors import AuthError
+from tenantops.dashboard import mount_dashboard
+from tenantops.errors import (
+    AuthError,
+    CatalogError,
+    ConfirmationError,
+    IdempotencyKeyReusedError,
+    ProvisioningError,
+    RunConflictError,
+    RunNotFoundError,
+    RunStateError,
+    SpecError,
+    TenantConflictError,
+    TenantNotFoundError,
+    TenantOpsError,
+)
+from tenantops.log import redact
+from tenantops.provisioning.engine import Engine
 
 __all__ = ["create_app"]
 
+_STATUS: list[tuple[type[TenantOpsError], int, str]] = [
+    (TenantNotFoundError, 404, "tenant_not_found"),
+    (RunNotFoundError, 404, "run_not_found"),
+    (SpecError, 422, "invalid_spec"),
+    (ConfirmationError, 422, "confirmation_mismatch"),
+    (IdempotencyKeyReusedError, 409, "idempotency_key_reused"),
+    (TenantConflictError, 409, "tenant_conflict"),
+    (RunConflictError, 409, "run_conflict"),
+    (RunStateError, 409, "run_state"),
+    (CatalogError, 503, "catalog_unavailable"),
+    (ProvisioningError, 500, "provisioning_error"),
+]
 
-def create_app(settings: Settings, *, authenticator: Authenticator | None = None) -> FastAPI:
+
+def _problem(error: str, description: str, details: list[dict[str, Any]] | None = None,
+             status: int = 400, headers: dict[str, str] | None = None) -> JSONResponse:
+    body = {"error": error, "error_description": redact(description), "details": details or []}
+    return JSONResponse(jsonable_encoder(body), status_code=status, headers=headers)
+
+
+def create_app(
+    settings: Settings, *, authenticator: Authenticator | None = None,
+    engine: Engine | None = None,
+) -> FastAPI:
     """The API for ``settings``; raises `ConfigError` when ``auth.tenant_id`` or
-    ``auth.client_id`` is missing. Does no I/O: signing keys are fetched on the first request."""
+    ``auth.client_id`` is missing. Does no I/O: signing keys are fetched on the first request,
+    the catalog is opened on the first tenant request. ``engine`` executes runs when it is
+    started (``tenantops serve``); an engine that is not started only records and enqueues
+    them for a worker (``tenantops worker``)."""
     auth = authenticator if authenticator is not None else Authenticator(settings.auth)
+    runs_engine = engine if engine is not None else Engine(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -36,10 +83,15 @@ def create_app(settings: Settings, *, authenticator: Authenticator | None = None
 
     app = FastAPI(
         title="tenantops", version=__version__, lifespan=lifespan,
+        description="Tenant onboarding for multi-tenant SaaS on Azure. Every route but "
+        "/api/health needs an Entra ID access token whose audience is this API and whose "
+        "roles include Tenants.Read (reads), Tenants.Write (onboard, retry, cancel) or "
+        "Tenants.Delete (offboard).",
         docs_url=None, redoc_url=None, openapi_url=None,
     )
     app.state.settings = settings
     app.state.authenticator = auth
+    app.state.engine = runs_engine
 
     @app.exception_handler(AuthError)
     async def refuse(request: Request, exc: Exception) -> JSONResponse:
@@ -54,6 +106,35 @@ def create_app(settings: Settings, *, authenticator: Authenticator | None = None
             headers["Retry-After"] = str(max(1, math.ceil(wait)))
         return JSONResponse(error_body(exc), status_code=exc.status_code, headers=headers)
 
+    @app.exception_handler(TenantOpsError)
+    async def domain_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, TenantOpsError)
+        status, code = next(((s, c) for kind, s, c in _STATUS if isinstance(exc, kind)),
+                            (500, "internal_error"))
+        details = ([{"field": p.field, "value": p.value, "rule": p.rule} for p in exc.problems]
+                   if isinstance(exc, SpecError) else None)
+        headers = {"Retry-After": "5"} if status == 503 else None
+        return _problem(code, str(exc), details, status, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        details = []
+        for err in exc.errors():
+            where = [str(p) for p in err.get("loc", ()) if p != "body"]
+            details.append({"field": ".".join(where) or "body", "value": err.get("input"),
+                            "rule": err.get("msg", "invalid")})
+        listed = "; ".join(f"{d['field']} = {d['value']!r}: {d['rule']}" for d in details)
+        return _problem("invalid_request", f"invalid request: {listed}", details, 422)
+
     app.include_router(health.router, prefix="/api")
     app.include_router(whoami.router, prefix="/api")
+    app.include_router(tenants.router, prefix="/api")
+    app.include_router(runs.router, prefix="/api")
+    mount_dashboard(app, settings, runs_engine)
+
+    @app.get("/api/openapi.json", include_in_schema=False)
+    async def openapi(principal: CurrentPrincipal) -> dict[str, Any]:
+        return app.openapi()
+
     return app

@@ -9,10 +9,14 @@ import typer
 
 from tenantops import __version__
 from tenantops.cli import auth as auth_cmd
+from tenantops.cli import azure as azure_cmd
 from tenantops.cli import call as call_cmd
 from tenantops.cli import demo as demo_cmd
 from tenantops.cli import emulator as emulator_cmd
+from tenantops.cli import runs as runs_cmd
 from tenantops.cli import serve as serve_cmd
+from tenantops.cli import tenants as tenants_cmd
+from tenantops.cli import worker as worker_cmd
 from tenantops.cli.context import CliContext, fail
 from tenantops.config import load_settings
 from tenantops.errors import TenantOpsError
@@ -30,8 +34,14 @@ app = typer.Typer(
 app.add_typer(emulator_cmd.app, name="emulator")
 app.command("demo")(demo_cmd.demo)
 app.add_typer(auth_cmd.app, name="auth")
+app.add_typer(azure_cmd.app, name="azure")
 app.command("call")(call_cmd.call)
 app.command("serve")(serve_cmd.serve)
+app.command("worker")(worker_cmd.worker)
+app.command("onboard")(tenants_cmd.onboard)
+app.command("offboard")(tenants_cmd.offboard)
+app.add_typer(tenants_cmd.app, name="tenants")
+app.add_typer(runs_cmd.app, name="runs")
 
 
 def _version(value: bool) -> None:

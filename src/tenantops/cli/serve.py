@@ -28,6 +28,7 @@ from tenantops.config import AuthSettings, Settings
 from tenantops.emulator.directory import default_directory, load_directory
 from tenantops.emulator.server import EmulatorServer, read_info
 from tenantops.errors import ConfigError, EmulatorError, TenantOpsError
+from tenantops.provisioning.engine import Engine
 
 __all__ = ["API_APP_NAME", "configured_auth", "emulator_auth", "serve"]
 
@@ -149,10 +150,18 @@ def serve(
         typer.Option("--dev", help="Start an emulator in this process and trust it "
                                    "(development only)."),
     ] = False,
+    worker: Annotated[
+        bool,
+        typer.Option("--worker/--no-worker", help="Also execute runs in this process (with the "
+                     "embedded providers' servers); --no-worker leaves them to 'tenantops "
+                     "worker'."),
+    ] = True,
 ) -> None:
-    """Run the API. Trusts the configured Entra tenant, or an emulator with --emulator/--dev."""
+    """Run the API (and a worker). Trusts the configured Entra tenant, or an emulator with
+    --emulator/--dev."""
     settings = settings_of(ctx)
     dev_emulator: EmulatorServer | None = None
+    engine: Engine | None = None
     try:
         if dev and emulator:
             raise ConfigError("--dev starts its own emulator; do not combine it with --emulator")
@@ -169,7 +178,10 @@ def serve(
         if dev or emulator:
             typer.echo(_WARNING.format(authority=auth.authority, tenant=auth.tenant_id), err=True)
         effective = settings.model_copy(update={"auth": auth})
-        app = create_app(effective)
+        engine = Engine(effective)
+        if worker:
+            engine.start()
+        app = create_app(effective, engine=engine)
         bind_host = host or settings.api.host
         sock = _bind(bind_host, settings.api.port if port is None else port)
         bound_port = sock.getsockname()[1]
@@ -178,6 +190,8 @@ def serve(
         typer.echo(f"client ID      {auth.client_id}")
         typer.echo(f"audiences      {', '.join(expected_audiences(auth))}")
         typer.echo(f"tenant         {auth.tenant_id} at {auth.authority}")
+        typer.echo("worker         " + ("in this process" if worker else
+                                        "none: start 'tenantops worker' to execute runs"))
         config = uvicorn.Config(app, log_config=None, access_log=True, server_header=False,
                                 lifespan="on")
         uvicorn.Server(config).run(sockets=[sock])
@@ -186,5 +200,7 @@ def serve(
     except KeyboardInterrupt:
         pass
     finally:
+        if engine is not None:
+            engine.stop()
         if dev_emulator is not None:
             dev_emulator.stop()

@@ -1,0 +1,46 @@
+"""``/api/runs/{id}``: a run's steps as they change; retry and cancel."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from tenantops.api.deps import EngineDep, require_role
+from tenantops.api.schemas import Problem, RunOut
+from tenantops.auth import Principal
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["runs"])
+
+Reader = Annotated[Principal, Depends(require_role("Tenants.Read"))]
+Writer = Annotated[Principal, Depends(require_role("Tenants.Write"))]
+
+_RESPONSES: dict[int | str, dict[str, object]] = {
+    401: {"model": Problem, "description": "no valid token"},
+    403: {"model": Problem, "description": "valid token without the needed app role"},
+    404: {"model": Problem, "description": "unknown run"},
+}
+
+
+@router.get("/runs/{run_id}", response_model=RunOut, responses=_RESPONSES)
+def show_run(run_id: str, principal: Reader, engine: EngineDep) -> RunOut:
+    """The run with every step's status, attempts, timings and error."""
+    return RunOut.of(engine.get_run(run_id))
+
+
+@router.post("/runs/{run_id}/retry", response_model=RunOut, status_code=202,
+             responses={**_RESPONSES, 409: {"model": Problem,
+                                            "description": "the run is not failed or cancelled"}})
+def retry_run(run_id: str, principal: Writer, engine: EngineDep) -> RunOut:
+    """Continue a failed run from its failed step, once the cause is fixed."""
+    return RunOut.of(engine.retry(run_id))
+
+
+@router.post("/runs/{run_id}/cancel", response_model=RunOut, status_code=202,
+             responses={**_RESPONSES, 409: {"model": Problem,
+                                            "description": "the run has finished"}})
+def cancel_run(run_id: str, principal: Writer, engine: EngineDep) -> RunOut:
+    """Stop a pending or running run before its next step."""
+    return RunOut.of(engine.cancel(run_id))

@@ -1,0 +1,175 @@
+"""The API's request and response bodies, with the examples the OpenAPI document shows."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tenantops.catalog import Run, Step, Tenant
+
+__all__ = [
+    "Problem",
+    "ProblemDetail",
+    "RunOut",
+    "StepOut",
+    "TenantAccepted",
+    "TenantDetail",
+    "TenantOut",
+    "TenantPage",
+    "TenantRequest",
+]
+
+
+class TenantRequest(BaseModel):
+    """A tenant to onboard. Validated by `TenantSpec`; every error names field, value, rule."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{
+            "slug": "acme", "display_name": "Acme Corporation",
+            "custom_domain": "acme.tenants.example.com", "plan": "standard",
+            "admin_email": "admin@acme.example", "tags": {"region": "westeurope"},
+        }]},
+    )
+
+    # The constraints are documented in the schema but enforced by TenantSpec alone, so every
+    # refusal has the same shape and names field, value and rule.
+    slug: str = Field(description="lowercase DNS label, 3 to 32 characters",
+                      json_schema_extra={"pattern": "^[a-z0-9](?:[a-z0-9-]{1,30})[a-z0-9]$"})
+    display_name: str = Field(description="the tenant's name as people see it",
+                              json_schema_extra={"minLength": 1, "maxLength": 100})
+    custom_domain: str = Field(description="hostname the tenant's users visit, at most 64 chars",
+                               json_schema_extra={"maxLength": 64})
+    plan: str = Field(default="standard", description="free, standard or premium",
+                      json_schema_extra={"enum": ["free", "standard", "premium"]})
+    admin_email: str = Field(description="the first administrator, invited to the organization",
+                             json_schema_extra={"format": "email", "maxLength": 254})
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class StepOut(BaseModel):
+    name: str
+    provider: str
+    action: str
+    status: str
+    attempts: int
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    duration_seconds: float | None
+    error: str | None
+    message: str | None
+    outputs: dict[str, Any]
+
+    @classmethod
+    def of(cls, step: Step) -> StepOut:
+        duration = None
+        if step.started_at is not None and step.finished_at is not None:
+            duration = round((step.finished_at - step.started_at).total_seconds(), 3)
+        return cls(name=step.name, provider=step.provider, action=step.action,
+                   status=step.status, attempts=step.attempts, started_at=step.started_at,
+                   finished_at=step.finished_at, duration_seconds=duration, error=step.error,
+                   message=step.message, outputs=step.outputs)
+
+
+class RunOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": "3f2b0c8e5a7d4e1f9b6c2a0d8e4f1a2b", "tenant": "acme", "kind": "onboard",
+        "status": "running", "requested_by": "aa-onboarding (7bf719db-...)",
+        "created_at": "2026-11-30T05:00:00Z", "started_at": "2026-11-30T05:00:01Z",
+        "finished_at": None, "error": None, "failed_step": None, "retries": 0,
+        "steps": [{"name": "register_tenant", "provider": "catalog:sqlite",
+                   "action": "ensure", "status": "succeeded", "attempts": 1,
+                   "started_at": "2026-11-30T05:00:01Z", "finished_at": "2026-11-30T05:00:01Z",
+                   "duration_seconds": 0.012, "error": None, "message": None,
+                   "outputs": {}}],
+    }]})
+
+    id: str
+    tenant: str
+    kind: Literal["onboard", "offboard"]
+    status: Literal["pending", "running", "succeeded", "failed", "cancelled"]
+    requested_by: str
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    error: str | None
+    failed_step: str | None
+    retries: int
+    options: dict[str, Any]
+    steps: list[StepOut]
+
+    @classmethod
+    def of(cls, run: Run) -> RunOut:
+        return cls(id=run.id, tenant=run.tenant_slug, kind=run.kind, status=run.status,
+                   requested_by=run.requested_by, created_at=run.created_at,
+                   started_at=run.started_at, finished_at=run.finished_at, error=run.error,
+                   failed_step=run.failed_step, retries=run.retries, options=run.options,
+                   steps=[StepOut.of(s) for s in run.steps])
+
+
+class TenantOut(BaseModel):
+    slug: str
+    display_name: str
+    custom_domain: str
+    plan: str
+    admin_email: str
+    tags: dict[str, str]
+    status: Literal["provisioning", "active", "failed", "offboarding", "offboarded"]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    resources: dict[str, Any] = Field(
+        description="what exists for the tenant: database, dns_records, hostname, "
+        "certificate (thumbprint, expires_at), organization")
+
+    @classmethod
+    def of(cls, tenant: Tenant) -> TenantOut:
+        return cls(
+            slug=tenant.slug, display_name=tenant.display_name,
+            custom_domain=tenant.custom_domain, plan=tenant.plan,
+            admin_email=tenant.admin_email, tags=tenant.tags, status=tenant.status,
+            created_at=tenant.created_at, updated_at=tenant.updated_at,
+            resources={
+                "database": ({"name": tenant.database_name, "login": tenant.database_login}
+                             if tenant.database_name else None),
+                "dns_records": tenant.dns_records,
+                "hostname": tenant.hostname,
+                "certificate": ({"thumbprint": tenant.certificate_thumbprint,
+                                 "expires_at": tenant.certificate_expires_at}
+                                if tenant.certificate_thumbprint else None),
+                "organization": tenant.organization_id,
+            },
+        )
+
+
+class TenantDetail(TenantOut):
+    runs: list[RunOut]
+
+
+class TenantAccepted(BaseModel):
+    """``202``: the tenant and the run that makes it; poll ``GET /api/runs/{id}``."""
+
+    tenant: TenantOut
+    run: RunOut
+
+
+class TenantPage(BaseModel):
+    items: list[TenantOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class ProblemDetail(BaseModel):
+    field: str
+    value: Any
+    rule: str
+
+
+class Problem(BaseModel):
+    """Every refusal: a machine-readable ``error``, a sentence saying what to do, details."""
+
+    error: str
+    error_description: str
+    details: list[ProblemDetail] = Field(default_factory=list)

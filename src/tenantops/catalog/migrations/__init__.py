@@ -1,0 +1,1 @@
+"""Alembic migrations of the catalog; applied by `tenantops.catalog.Catalog.migrate`."""

@@ -1,0 +1,212 @@
+"""SQLAlchemy 2 tables of the catalog. The schema itself is created by the Alembic migrations
+in ``migrations/``; these classes must match them (a test compares the two)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "ACTIVE_RUN_STATUSES",
+    "Base",
+    "IdempotencyKeyRow",
+    "OrganizationDomainRow",
+    "OrganizationInvitationRow",
+    "OrganizationMemberRow",
+    "OrganizationRow",
+    "RunRow",
+    "StepRow",
+    "TenantRow",
+    "UtcDateTime",
+]
+
+ACTIVE_RUN_STATUSES = ("pending", "running")
+_ACTIVE_RUN = text("status IN ('pending', 'running')")
+_LIVE_TENANT = text("status <> 'offboarded'")
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the catalog; pass an aware UTC datetime")
+        value = value.astimezone(dt.timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, dt.datetime)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class TenantRow(Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    slug: Mapped[str] = mapped_column(String(32), unique=True)
+    display_name: Mapped[str] = mapped_column(String(100))
+    custom_domain: Mapped[str] = mapped_column(String(64))
+    plan: Mapped[str] = mapped_column(String(16))
+    admin_email: Mapped[str] = mapped_column(String(254))
+    tags: Mapped[dict[str, str]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    registered_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    # Outputs of the resources made for the tenant; never a secret's value.
+    database_name: Mapped[str | None] = mapped_column(String(128))
+    database_login: Mapped[str | None] = mapped_column(String(128))
+    database_secret: Mapped[str | None] = mapped_column(String(128))
+    dns_records: Mapped[dict[str, str]] = mapped_column(JSON)
+    hostname: Mapped[str | None] = mapped_column(String(64))
+    certificate_thumbprint: Mapped[str | None] = mapped_column(String(64))
+    certificate_expires_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    organization_id: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (
+        Index(
+            "uq_tenants_live_custom_domain", "custom_domain", unique=True,
+            sqlite_where=_LIVE_TENANT, postgresql_where=_LIVE_TENANT,
+        ),
+        Index("ix_tenants_created", "created_at", "id"),
+        Index("ix_tenants_status_created", "status", "created_at", "id"),
+    )
+
+
+class RunRow(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    options: Mapped[dict[str, Any]] = mapped_column(JSON)
+    requested_by: Mapped[str] = mapped_column(String(256))
+    workflow_id: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
+    failed_step: Mapped[str | None] = mapped_column(String(64))
+    retries: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (
+        # At most one pending or running run per tenant, whatever the number of API instances.
+        Index(
+            "uq_runs_one_active_per_tenant", "tenant_id", unique=True,
+            sqlite_where=_ACTIVE_RUN, postgresql_where=_ACTIVE_RUN,
+        ),
+        Index("ix_runs_tenant_created", "tenant_id", "created_at"),
+    )
+
+
+class StepRow(Base):
+    __tablename__ = "steps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(64))
+    provider: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
+    message: Mapped[str | None] = mapped_column(Text)
+    outputs: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    __table_args__ = (UniqueConstraint("run_id", "name"),)
+
+
+class IdempotencyKeyRow(Base):
+    """An ``Idempotency-Key`` a client sent, the request it came with, and the run it made."""
+
+    __tablename__ = "idempotency_keys"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class OrganizationRow(Base):
+    __tablename__ = "organizations"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    redirect_url: Mapped[str] = mapped_column(String(512))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class OrganizationDomainRow(Base):
+    __tablename__ = "organization_domains"
+
+    domain: Mapped[str] = mapped_column(String(255), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+
+
+class OrganizationMemberRow(Base):
+    __tablename__ = "organization_members"
+
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    email: Mapped[str] = mapped_column(String(254), primary_key=True)
+    role: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class OrganizationInvitationRow(Base):
+    __tablename__ = "organization_invitations"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    email: Mapped[str] = mapped_column(String(254))
+    role: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (UniqueConstraint("organization_id", "email"),)

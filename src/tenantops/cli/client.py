@@ -1,0 +1,113 @@
+"""What every API command shares: ``--api-url``, the identity options, one client, exit codes.
+
+Exit codes scripts can rely on (also in ``tenantops --help`` of each command):
+
+    0  done (a run: succeeded)          4  not found (unknown tenant or run)
+    1  a run failed or was cancelled    5  conflict (another spec, another active run)
+    2  invalid input (field/value/rule) 6  API unreachable, or --wait timed out
+    3  not allowed: no token, 401, 403
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, NoReturn
+
+import httpx
+import typer
+
+from tenantops.cli.auth import IdentityOption, SourceOption, identity_settings, quiet_azure_logging
+from tenantops.cli.context import settings_of
+from tenantops.errors import IdentityError, TenantOpsError
+from tenantops.identity import ApiCallRejectedError, IdentityCredential, TenantOpsClient
+from tenantops.identity._client import ApiUnreachableError
+from tenantops.log import redact
+
+__all__ = [
+    "EXIT_CONFLICT",
+    "EXIT_FAILED",
+    "EXIT_INVALID",
+    "EXIT_NOT_ALLOWED",
+    "EXIT_NOT_FOUND",
+    "EXIT_UNREACHABLE",
+    "Api",
+    "ApiUrlOption",
+    "IdentityOption",
+    "JsonOption",
+    "SourceOption",
+    "api_session",
+    "print_json",
+]
+
+EXIT_FAILED, EXIT_INVALID, EXIT_NOT_ALLOWED, EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_UNREACHABLE = (
+    1, 2, 3, 4, 5, 6)
+_BY_STATUS = {400: EXIT_INVALID, 401: EXIT_NOT_ALLOWED, 403: EXIT_NOT_ALLOWED,
+              404: EXIT_NOT_FOUND, 409: EXIT_CONFLICT, 422: EXIT_INVALID}
+
+ApiUrlOption = Annotated[
+    str | None,
+    typer.Option("--api-url", help="The API root, e.g. https://func.azurewebsites.net/api "
+                 "(default: api.url from configuration).", envvar="TENANTOPS_API__URL"),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, default=str))
+
+
+def _exit(message: str, code: int) -> NoReturn:
+    typer.echo(f"error: {redact(message)}", err=True)
+    raise typer.Exit(code)
+
+
+class Api:
+    """A thin layer over `TenantOpsClient`: JSON in and out, errors as exit codes."""
+
+    def __init__(self, client: TenantOpsClient, base: str) -> None:
+        self.client = client
+        self.base = base.rstrip("/")
+
+    def call(self, method: str, path: str, *, body: Any = None,
+             params: dict[str, str] | None = None,
+             headers: dict[str, str] | None = None) -> dict[str, Any]:
+        url = f"{self.base}{path}"
+        try:
+            response = self.client.request(method, url, json=body, params=params,
+                                           headers=headers)
+        except ApiCallRejectedError as exc:
+            _exit(str(exc), EXIT_NOT_ALLOWED)
+        except (ApiUnreachableError, httpx.HTTPError) as exc:
+            _exit(str(exc), EXIT_UNREACHABLE)
+        except IdentityError as exc:
+            _exit(str(exc), EXIT_NOT_ALLOWED)
+        if response.status_code >= 400:
+            try:
+                problem = response.json()
+                text = problem.get("error_description") or json.dumps(problem)
+            except ValueError:
+                text = response.text[:500]
+            _exit(f"{method} {url} answered {response.status_code}: {text}",
+                  _BY_STATUS.get(response.status_code, EXIT_FAILED))
+        result: dict[str, Any] = response.json()
+        return result
+
+
+@contextmanager
+def api_session(ctx: typer.Context, api_url: str | None, identity: str | None,
+                source: str | None) -> Iterator[Api]:
+    """An `Api` for ``api_url`` (or ``api.url``) with the identity the options name."""
+    quiet_azure_logging()
+    settings = settings_of(ctx)
+    base = api_url or settings.api.url
+    ids = identity_settings(ctx, source, identity)  # type: ignore[arg-type]
+    try:
+        with IdentityCredential(ids) as credential, TenantOpsClient(
+                credential=credential, configured_audience=ids.audience) as client:
+            yield Api(client, base)
+    except TenantOpsError as exc:
+        _exit(str(exc), EXIT_NOT_ALLOWED if isinstance(exc, IdentityError) else EXIT_FAILED)
+
+

@@ -1,0 +1,186 @@
+"""``tenantops onboard``, ``offboard`` and ``tenants list|show``: through the API, so they work
+against a remote deployment with whatever identity the environment provides."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated, Any
+
+import typer
+
+from tenantops.cli.client import (
+    EXIT_INVALID,
+    ApiUrlOption,
+    IdentityOption,
+    JsonOption,
+    SourceOption,
+    api_session,
+    print_json,
+)
+from tenantops.cli.context import fail, settings_of
+from tenantops.cli.progress import exit_for_run, follow_run
+from tenantops.errors import TenantOpsError
+
+__all__ = ["app", "offboard", "onboard"]
+
+app = typer.Typer(help="List and show tenants.", no_args_is_help=True)
+
+WaitOption = Annotated[bool, typer.Option("--wait/--no-wait",
+                                          help="Follow the run until it finishes.")]
+TimeoutOption = Annotated[float, typer.Option("--timeout", help="Seconds --wait waits.")]
+
+
+def onboard(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="Tenant slug: lowercase DNS label, 3-32 chars.")],
+    domain: Annotated[str, typer.Option("--domain", help="The tenant's custom domain.")],
+    admin_email: Annotated[str, typer.Option("--admin-email", help="First administrator.")],
+    plan: Annotated[str, typer.Option("--plan", help="free, standard or premium.")] = "standard",
+    display_name: Annotated[str | None, typer.Option("--display-name")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="KEY=VALUE, repeatable.")] = None,
+    wait: WaitOption = True,
+    timeout: TimeoutOption = 600.0,
+    dry_run: Annotated[bool, typer.Option("--dry-run",
+                                          help="Print the plan; change nothing.")] = False,
+    api_url: ApiUrlOption = None,
+    identity: IdentityOption = None,
+    source: SourceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Onboard a tenant and show each step's progress. Exit codes: 0 succeeded, 1 failed,
+    2 invalid input, 3 not allowed, 5 conflict, 6 unreachable or timed out."""
+    tags: dict[str, str] = {}
+    for item in tag or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            typer.echo(f"error: --tag {item!r}: expected KEY=VALUE", err=True)
+            raise typer.Exit(EXIT_INVALID)
+        tags[key] = value
+    spec = {"slug": slug, "display_name": display_name or slug, "custom_domain": domain,
+            "plan": plan, "admin_email": admin_email, "tags": tags}
+    if dry_run:
+        _preview(ctx, spec, as_json)
+        return
+    with api_session(ctx, api_url, identity, source) as api:
+        accepted = api.call("POST", "/tenants", body=spec)
+        run = accepted["run"]
+        if not wait:
+            print_json(accepted) if as_json else typer.echo(
+                f"run {run['id']} {run['status']}: follow it with "
+                f"'tenantops runs show {run['id']} --wait'")
+            return
+        run = follow_run(lambda: api.call("GET", f"/runs/{run['id']}"), run, timeout=timeout,
+                         quiet=as_json)
+    exit_for_run(run, as_json)
+
+
+def _preview(ctx: typer.Context, spec: dict[str, Any], as_json: bool) -> None:
+    """The plan, computed locally from configuration: what each provider would do."""
+    from tenantops.provisioning.engine import Engine
+
+    try:
+        preview = Engine(settings_of(ctx)).preview_onboarding(spec)
+    except TenantOpsError as exc:
+        fail(exc, EXIT_INVALID)
+    if as_json:
+        print_json(dataclasses.asdict(preview))
+        return
+    typer.echo(preview.render())
+
+
+def offboard(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="The tenant to offboard.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask to type the slug.")] = False,
+    keep_database: Annotated[bool, typer.Option("--keep-database",
+                                                help="Keep the tenant's database.")] = False,
+    wait: WaitOption = True,
+    timeout: TimeoutOption = 600.0,
+    api_url: ApiUrlOption = None,
+    identity: IdentityOption = None,
+    source: SourceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Offboard a tenant: remove its resources in reverse order. Asks for the slug to be
+    typed unless --yes."""
+    if not yes:
+        typed = typer.prompt(f"This deletes the resources of {slug!r}"
+                             f"{' (database kept)' if keep_database else ''}. Type the slug "
+                             "to confirm")
+        if typed != slug:
+            typer.echo(f"error: {typed!r} is not {slug!r}; nothing was changed", err=True)
+            raise typer.Exit(EXIT_INVALID)
+    with api_session(ctx, api_url, identity, source) as api:
+        run = api.call("DELETE", f"/tenants/{slug}",
+                       params={"confirm": slug, "keep_database": str(keep_database).lower()})
+        if not wait:
+            print_json(run) if as_json else typer.echo(f"run {run['id']} {run['status']}")
+            return
+        run = follow_run(lambda: api.call("GET", f"/runs/{run['id']}"), run, timeout=timeout,
+                         quiet=as_json)
+    exit_for_run(run, as_json)
+
+
+@app.command("list")
+def list_tenants(
+    ctx: typer.Context,
+    status: Annotated[str | None, typer.Option(help="Only tenants in this status.")] = None,
+    search: Annotated[str | None, typer.Option(help="Part of slug, name or domain.")] = None,
+    limit: Annotated[int, typer.Option(help="Page size.")] = 50,
+    offset: Annotated[int, typer.Option(help="Skip this many.")] = 0,
+    api_url: ApiUrlOption = None,
+    identity: IdentityOption = None,
+    source: SourceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List tenants, newest first."""
+    params = {"limit": str(limit), "offset": str(offset)}
+    if status:
+        params["status"] = status
+    if search:
+        params["search"] = search
+    with api_session(ctx, api_url, identity, source) as api:
+        page = api.call("GET", "/tenants", params=params)
+    if as_json:
+        print_json(page)
+        return
+    typer.echo(f"{'SLUG':<24} {'STATUS':<12} {'DOMAIN':<40} CREATED")
+    for tenant in page["items"]:
+        typer.echo(f"{tenant['slug']:<24} {tenant['status']:<12} {tenant['custom_domain']:<40} "
+                   f"{tenant['created_at'][:19]}")
+    shown = page["offset"] + len(page["items"])
+    typer.echo(f"{len(page['items'])} shown ({page['offset'] + 1 if page['items'] else 0}-"
+               f"{shown} of {page['total']})")
+
+
+@app.command("show")
+def show_tenant(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="The tenant.")],
+    api_url: ApiUrlOption = None,
+    identity: IdentityOption = None,
+    source: SourceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a tenant: spec, status, resources and runs."""
+    with api_session(ctx, api_url, identity, source) as api:
+        tenant = api.call("GET", f"/tenants/{slug}")
+    if as_json:
+        print_json(tenant)
+        return
+    typer.echo(f"{tenant['slug']} ({tenant['display_name']}): {tenant['status']}")
+    typer.echo(f"  domain       {tenant['custom_domain']}")
+    typer.echo(f"  plan         {tenant['plan']}, admin {tenant['admin_email']}")
+    resources = tenant["resources"]
+    database = resources.get("database") or {}
+    typer.echo(f"  database     {database.get('name') or '-'}")
+    for name, value in (resources.get("dns_records") or {}).items():
+        typer.echo(f"  dns          {name} {value}")
+    certificate = resources.get("certificate") or {}
+    typer.echo(f"  hostname     {resources.get('hostname') or '-'}")
+    typer.echo(f"  certificate  {certificate.get('thumbprint') or '-'} "
+               f"(expires {certificate.get('expires_at') or '-'})")
+    typer.echo(f"  organization {resources.get('organization') or '-'}")
+    for run in tenant["runs"]:
+        typer.echo(f"  run {run['id']} {run['kind']:<8} {run['status']:<10} "
+                   f"{run['created_at'][:19]} by {run['requested_by']}")

@@ -1,0 +1,187 @@
+"""`Dashboard`: who is looking, what their roles allow, and how pages and errors are rendered.
+
+Pages are rendered on the server (Jinja2, autoescaped) and work without JavaScript; a small
+script only refreshes a running run's timeline. Every page sends a strict Content Security
+Policy (scripts and styles from this site only), ``Cache-Control: no-store`` and
+``Referrer-Policy: same-origin``.
+
+The API maps domain errors to JSON in `tenantops.api.main`; the dashboard's routes use
+`Dashboard.route_class`, which maps the same errors to HTML pages in one place,
+`Dashboard.error_page`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi.routing import APIRoute
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+
+from tenantops import __version__
+from tenantops.auth import Authenticator
+from tenantops.dashboard._config import DashboardConfig
+from tenantops.dashboard._errors import (
+    CsrfTokenError,
+    RoleMissingError,
+    SignInError,
+    SignInRequired,
+)
+from tenantops.dashboard._signin import SignIn, Viewer
+from tenantops.errors import (
+    AuthError,
+    CatalogError,
+    ConfirmationError,
+    RunConflictError,
+    RunNotFoundError,
+    RunStateError,
+    SpecError,
+    TenantConflictError,
+    TenantNotFoundError,
+    TenantOpsError,
+)
+from tenantops.provisioning.engine import Engine
+
+__all__ = ["DELETE", "READ", "STATIC_PATH", "WRITE", "Dashboard"]
+
+log = logging.getLogger("tenantops.dashboard")
+
+READ, WRITE, DELETE = "Tenants.Read", "Tenants.Write", "Tenants.Delete"
+
+_HERE = Path(__file__).parent
+STATIC_PATH = "/static"
+
+_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+
+# Domain errors as the dashboard shows them: status and heading (the API's JSON mapping lives
+# in tenantops.api.main).
+_PAGES: list[tuple[type[TenantOpsError], int, str]] = [
+    (SignInError, 401, "Sign-in failed"),
+    (RoleMissingError, 403, "You do not have the role for this"),
+    (CsrfTokenError, 403, "This form has expired"),
+    (TenantNotFoundError, 404, "No such tenant"),
+    (RunNotFoundError, 404, "No such run"),
+    (SpecError, 422, "The tenant is not valid"),
+    (ConfirmationError, 422, "Not confirmed"),
+    (TenantConflictError, 409, "Conflicts with an existing tenant"),
+    (RunConflictError, 409, "Another run is active"),
+    (RunStateError, 409, "Not possible in this run's state"),
+    (CatalogError, 503, "The catalog is unavailable"),
+]
+
+
+class Dashboard:
+    """Renders pages for signed-in people and refuses what their roles do not allow."""
+
+    def __init__(self, config: DashboardConfig, engine: Engine, authenticator: Authenticator,
+                 sign_in: SignIn | None) -> None:
+        self.config = config
+        self.engine = engine
+        self.authenticator = authenticator
+        self.sign_in = sign_in
+        self.templates = Environment(
+            loader=FileSystemLoader(_HERE / "templates"), autoescape=True,
+            undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+        self.templates.globals.update(static=f"{STATIC_PATH}/", version=__version__,
+                                      READ=READ, WRITE=WRITE, DELETE=DELETE)
+        self.route_class = _route_class(self)
+
+    # -- who is looking ----------------------------------------------------------------------
+
+    def viewer(self, request: Request) -> Viewer:
+        """The signed-in person; `SignInRequired` when there is none."""
+        viewer = self.sign_in.viewer(request) if self.sign_in is not None else None
+        if viewer is None:
+            next_path = request.url.path
+            if request.url.query:
+                next_path += "?" + request.url.query
+            raise SignInRequired(next_path if request.method == "GET" else "/")
+        return viewer
+
+    def require(self, viewer: Viewer, role: str, action: str) -> None:
+        """Refuse with `RoleMissingError` unless ``viewer`` holds ``role``."""
+        if viewer.has(role):
+            return
+        error = RoleMissingError(action=action, role=role, held=viewer.principal.roles,
+                                 who=viewer.account)
+        log.info("dashboard refused %s to %s (oid %s): needs %s, holds %s", action,
+                 viewer.account, viewer.principal.oid, role,
+                 ", ".join(viewer.principal.roles) or "none")
+        raise error
+
+    # -- responses -------------------------------------------------------------------------
+
+    def render(self, request: Request, template: str, *, viewer: Viewer | None,
+               status: int = 200, **context: Any) -> HTMLResponse:
+        html = self.templates.get_template(template).render(
+            request=request, viewer=viewer, csrf=viewer.csrf if viewer else "",
+            mode=self.sign_in.mode if self.sign_in else "unconfigured",
+            path=request.url.path, **context)
+        response = HTMLResponse(html, status_code=status)
+        self.secure_headers(response)
+        if viewer is not None and viewer.new_session is not None and self.sign_in is not None:
+            self.sign_in.cookies.write_session(request, response, viewer.new_session)
+        return response
+
+    @staticmethod
+    def secure_headers(response: Response) -> None:
+        response.headers["Content-Security-Policy"] = _CSP
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Referrer-Policy"] = "same-origin"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["X-Frame-Options"] = "DENY"
+
+    def send_to_sign_in(self, request: Request, signal: SignInRequired) -> Response:
+        if request.url.path.endswith("/live"):
+            return PlainTextResponse("signed out", status_code=401,
+                                     headers={"Cache-Control": "no-store"})
+        query = urlencode({"next": signal.next_path})
+        return RedirectResponse(f"/auth/sign-in?{query}", status_code=303)
+
+    def error_page(self, request: Request, exc: TenantOpsError) -> Response:
+        """The one place a domain error becomes an HTML page (status from ``_PAGES``)."""
+        status, title = next(((s, t) for kind, s, t in _PAGES if isinstance(exc, kind)),
+                             (getattr(exc, "status_code", 500) if isinstance(exc, AuthError)
+                              else 500, "Something went wrong"))
+        viewer: Viewer | None = None
+        if not isinstance(exc, AuthError) or isinstance(exc, RoleMissingError | CsrfTokenError):
+            try:
+                viewer = self.sign_in.viewer(request) if self.sign_in is not None else None
+            except AuthError:
+                viewer = None
+        if status >= 500:
+            log.warning("dashboard %s %s failed: %s", request.method, request.url.path, exc)
+        response = self.render(request, "error.html", viewer=viewer, status=status,
+                               title=title, error=exc, message=str(exc),
+                               role_error=exc if isinstance(exc, RoleMissingError) else None,
+                               sign_in_failed=isinstance(exc, SignInError))
+        if isinstance(exc, AuthError) and exc.status_code == 503:
+            response.headers["Retry-After"] = "5"
+        return response
+
+
+def _route_class(dashboard: Dashboard) -> type[APIRoute]:
+    class HtmlRoute(APIRoute):
+        """A dashboard route: sign-in signals become redirects, domain errors HTML pages."""
+
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handler = super().get_route_handler()
+
+            async def guarded(request: Request) -> Response:
+                try:
+                    return await handler(request)
+                except SignInRequired as signal:
+                    return dashboard.send_to_sign_in(request, signal)
+                except TenantOpsError as exc:
+                    return await run_in_threadpool(dashboard.error_page, request, exc)
+
+            return guarded
+
+    return HtmlRoute

@@ -1,0 +1,367 @@
+"""``postgres`` databases: one database and one login role per tenant on a PostgreSQL server.
+
+What `ensure` converges to, for a `Database` ``name`` with login ``login``:
+
+- a role ``login`` with LOGIN and nothing else (no superuser, createdb, createrole,
+  replication or bypassrls; a connection limit), member of no role, whose password is the value of
+  the secret ``secret`` in the secrets provider. The password is sent as a SCRAM-SHA-256
+  verifier computed on this side, so the plain text never reaches the server or its logs;
+- a database ``name`` owned by ``login``, created from ``template0`` in UTF-8, with every
+  privilege revoked from PUBLIC, so no other login can even connect to it;
+- a ``tenantops_meta`` table in it (owned by ``login``) naming the database, which the tenant
+  app reads to show it reaches its own database (`read_metadata`).
+
+`remove` terminates the database's connections, drops it, then drops the login. Neither the
+admin password nor the tenant's password is ever logged, put in an output, or in a message.
+
+The admin role tenantops connects as needs CREATEDB and CREATEROLE (a superuser works too);
+when it is not a superuser it grants itself membership in each tenant login it creates,
+which PostgreSQL requires to create a database owned by that login and to drop it later.
+Identifiers are quoted by psycopg's `sql.Identifier`, and `Database` itself refuses any name
+outside ``[a-z][a-z0-9_]*`` before a connection is opened.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg import sql
+
+from tenantops.config import PostgresDatabaseSettings
+from tenantops.errors import PermanentProviderError, TransientProviderError
+from tenantops.provisioning.providers.base import Outcome, Ready, Resource
+from tenantops.provisioning.providers.database import Database, DatabaseProvider
+from tenantops.provisioning.providers.secrets import SecretsProvider
+
+__all__ = ["PostgresDatabases"]
+
+# SQLSTATE classes and codes worth retrying: connection trouble, resources, lock conflicts,
+# the server shutting down or starting.
+_TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57", "40")
+_TRANSIENT_SQLSTATES = frozenset({"55006", "55P03"})  # object in use, lock not available
+# Connection failures carry no SQLSTATE in psycopg; these server answers are worth a retry.
+_TRANSIENT_CONNECT_TEXT = (
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is in recovery mode",
+    "too many clients",
+    "remaining connection slots are reserved",
+)
+
+
+class PostgresDatabases(DatabaseProvider):
+    """Tenant databases on the PostgreSQL server at ``admin_url``.
+
+    ``admin_url`` is a libpq URL or conninfo string for the admin role, without the password
+    when possible: give it as ``admin_password``, or let libpq find it (``PGPASSWORD``,
+    ``~/.pgpass``). ``connection_limit`` caps each tenant login's sessions.
+    """
+
+    name = "postgres"
+
+    def __init__(
+        self,
+        admin_url: str,
+        secrets: SecretsProvider,
+        *,
+        admin_password: str | None = None,
+        connection_limit: int = 20,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        super().__init__()
+        if connection_limit < 1:
+            raise PermanentProviderError(
+                f"connection_limit must be at least 1 (got {connection_limit})",
+                provider="database:postgres",
+            )
+        self.admin_url = admin_url
+        self.secrets = secrets
+        self.connection_limit = connection_limit
+        self.connect_timeout = connect_timeout
+        self._admin_password = admin_password
+
+    @classmethod
+    def from_settings(
+        cls, settings: PostgresDatabaseSettings, secrets: SecretsProvider
+    ) -> PostgresDatabases:
+        """The provider ``[providers.database.postgres]`` describes (no I/O)."""
+        password = settings.admin_password
+        return cls(
+            settings.admin_url, secrets,
+            admin_password=password.get_secret_value() if password is not None else None,
+            connection_limit=settings.connection_limit,
+            connect_timeout=settings.connect_timeout_seconds,
+        )
+
+    def _ensure(self, resource: Resource) -> Outcome:
+        assert isinstance(resource, Database)
+        password = self.secrets.read(resource.secret)
+        with self._admin_connection(resource) as admin:
+            changed = self._ensure_login(admin, resource, password)
+            changed = self._ensure_database(admin, resource) or changed
+            host, port = admin.info.host, admin.info.port
+        with self._admin_connection(resource, dbname=resource.name) as tenant_db:
+            changed = self._ensure_metadata(tenant_db, resource) or changed
+        return Ready(
+            {
+                "database": resource.name,
+                "login": resource.login,
+                "secret": resource.secret,
+                "location": f"postgresql://{resource.login}@{host}:{port}/{resource.name}",
+            },
+            changed=changed,
+        )
+
+    def _remove(self, resource: Resource) -> Outcome:
+        assert isinstance(resource, Database)
+        changed = False
+        with self._admin_connection(resource) as admin:
+            if self._database_owner(admin, resource.name) is not None:
+                # Refuse new sessions first so none slips in between terminate and drop.
+                self._run(admin, resource, sql.SQL(
+                    "ALTER DATABASE {} ALLOW_CONNECTIONS false"
+                ).format(sql.Identifier(resource.name)))
+                self._run(
+                    admin, resource,
+                    sql.SQL("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE datname = {} AND pid <> pg_backend_pid()"
+                            ).format(sql.Literal(resource.name)),
+                )
+                self._run(admin, resource, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+                          .format(sql.Identifier(resource.name)))
+                changed = True
+            if self._role(admin, resource.login) is not None:
+                self._run(
+                    admin, resource,
+                    sql.SQL("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE usename = {} AND pid <> pg_backend_pid()"
+                            ).format(sql.Literal(resource.login)),
+                )
+                self._run(admin, resource,
+                          sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(resource.login)))
+                changed = True
+        return Ready({"database": resource.name, "login": resource.login}, changed=changed)
+
+    def _observe(self, resource: Resource) -> dict[str, Any] | None:
+        assert isinstance(resource, Database)
+        with self._admin_connection(resource) as admin:
+            owner = self._database_owner(admin, resource.name)
+            role = self._role(admin, resource.login)
+        if owner is None and role is None:
+            return None
+        return {
+            "name": resource.name if owner is not None else None,
+            "owner": owner,
+            "login": resource.login if role is not None else None,
+            "secret": resource.secret,
+        }
+
+    def read_metadata(self, database: Database) -> dict[str, str]:
+        password = self.secrets.read(database.secret)
+        try:
+            conninfo = psycopg.conninfo.make_conninfo(
+                self.admin_url, dbname=database.name, user=database.login, password=password,
+                connect_timeout=math.ceil(self.connect_timeout),
+            )
+            with psycopg.connect(conninfo, autocommit=True) as db:
+                rows = db.execute("SELECT key, value FROM tenantops_meta").fetchall()
+        except psycopg.Error as exc:
+            raise self._translate(exc, "read", database) from None
+        return {str(key): str(value) for key, value in rows}
+
+    @contextmanager
+    def _admin_connection(
+        self, resource: Database, *, dbname: str | None = None
+    ) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
+        extra: dict[str, Any] = {"connect_timeout": math.ceil(self.connect_timeout),
+                                 "application_name": "tenantops"}
+        if dbname is not None:
+            extra["dbname"] = dbname
+        if self._admin_password is not None:
+            extra["password"] = self._admin_password
+        try:
+            conninfo = psycopg.conninfo.make_conninfo(self.admin_url, **extra)
+            connection = psycopg.connect(conninfo, autocommit=True)
+        except psycopg.Error as exc:
+            raise self._connect_error(exc, resource) from None
+        with connection:
+            yield connection
+
+    def _ensure_login(
+        self, admin: psycopg.Connection[tuple[Any, ...]], resource: Database, password: str
+    ) -> bool:
+        # INHERIT: the login's rights on its database's public schema come from the implicit
+        # pg_database_owner membership, which a NOINHERIT role would not use. It is granted
+        # no other role, so INHERIT gives it nothing else.
+        login = sql.Identifier(resource.login)
+        verifier = admin.pgconn.encrypt_password(
+            password.encode(), resource.login.encode(), b"scram-sha-256"
+        ).decode()
+        limit = sql.Literal(self.connection_limit)
+        role = self._role(admin, resource.login)
+        changed = False
+        if role is None:
+            try:
+                self._run(admin, resource, sql.SQL(
+                    "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT "
+                    "NOREPLICATION NOBYPASSRLS CONNECTION LIMIT {} PASSWORD {}"
+                ).format(login, limit, sql.Literal(verifier)))
+                changed = True
+            except pg_errors.DuplicateObject:
+                role = self._role(admin, resource.login)  # created meanwhile: converge it
+        if role is not None:
+            if role["rolsuper"] or role["rolreplication"] or role["rolbypassrls"]:
+                raise PermanentProviderError(
+                    f"role {resource.login!r} already exists with superuser, replication or "
+                    "bypassrls; tenantops will not hand such a role to a tenant. Drop or rename "
+                    "it, or choose another login name",
+                    resource=resource.key,
+                )
+            wanted = {"rolcanlogin": True, "rolcreatedb": False, "rolcreaterole": False,
+                      "rolinherit": True, "rolconnlimit": self.connection_limit}
+            changed = changed or any(role[k] != v for k, v in wanted.items())
+            # The password cannot be compared (only a superuser reads verifiers); set it.
+            self._run(admin, resource, sql.SQL(
+                "ALTER ROLE {} LOGIN NOCREATEDB NOCREATEROLE INHERIT CONNECTION LIMIT {} "
+                "PASSWORD {}"
+            ).format(login, limit, sql.Literal(verifier)))
+        member = admin.execute(
+            "SELECT rolsuper OR pg_has_role(current_user, %s, 'MEMBER') "
+            "FROM pg_roles WHERE rolname = current_user", (resource.login,),
+        ).fetchone()
+        if not (member and member[0]):
+            self._run(admin, resource, sql.SQL("GRANT {} TO CURRENT_USER").format(login))
+        return changed
+
+    def _ensure_database(
+        self, admin: psycopg.Connection[tuple[Any, ...]], resource: Database
+    ) -> bool:
+        name, login = sql.Identifier(resource.name), sql.Identifier(resource.login)
+        owner = self._database_owner(admin, resource.name)
+        changed = False
+        if owner is None:
+            try:
+                self._run(admin, resource, sql.SQL(
+                    "CREATE DATABASE {} OWNER {} TEMPLATE template0 ENCODING 'UTF8'"
+                ).format(name, login))
+                owner, changed = resource.login, True
+            except pg_errors.DuplicateDatabase:
+                owner = self._database_owner(admin, resource.name)
+        if owner != resource.login:
+            self._run(admin, resource,
+                      sql.SQL("ALTER DATABASE {} OWNER TO {}").format(name, login))
+            changed = True
+        # Owners keep their rights; everyone else loses CONNECT and TEMPORARY.
+        self._run(admin, resource,
+                  sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(name))
+        return changed
+
+    def _ensure_metadata(
+        self, tenant_db: psycopg.Connection[tuple[Any, ...]], resource: Database
+    ) -> bool:
+        # Objects are made as the login, so the login owns everything in its database.
+        self._run(tenant_db, resource,
+                  sql.SQL("SET ROLE {}").format(sql.Identifier(resource.login)))
+        self._run(tenant_db, resource, sql.SQL("REVOKE ALL ON SCHEMA public FROM PUBLIC"))
+        self._run(tenant_db, resource, sql.SQL(
+            "CREATE TABLE IF NOT EXISTS tenantops_meta (key text PRIMARY KEY, value text NOT NULL)"
+        ))
+        cursor = tenant_db.execute(
+            "INSERT INTO tenantops_meta VALUES ('database', %s), ('created_at', %s) "
+            "ON CONFLICT (key) DO NOTHING",
+            (resource.name, dt.datetime.now(dt.timezone.utc).isoformat()),
+        )
+        self._run(tenant_db, resource, sql.SQL("RESET ROLE"))
+        return cursor.rowcount > 0
+
+    def _role(
+        self, admin: psycopg.Connection[tuple[Any, ...]], login: str
+    ) -> dict[str, Any] | None:
+        cursor = admin.execute(
+            "SELECT rolsuper, rolreplication, rolbypassrls, rolcanlogin, rolcreatedb, "
+            "rolcreaterole, rolinherit, rolconnlimit FROM pg_roles WHERE rolname = %s", (login,),
+        )
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        assert cursor.description is not None
+        return {column.name: value for column, value in zip(cursor.description, row, strict=True)}
+
+    def _database_owner(
+        self, admin: psycopg.Connection[tuple[Any, ...]], name: str
+    ) -> str | None:
+        row = admin.execute(
+            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", (name,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def _run(
+        self, connection: psycopg.Connection[tuple[Any, ...]], resource: Database,
+        statement: sql.SQL | sql.Composed,
+    ) -> None:
+        try:
+            connection.execute(statement)
+        except (pg_errors.DuplicateObject, pg_errors.DuplicateDatabase):
+            raise
+        except psycopg.Error as exc:
+            raise self._translate(exc, "run", resource) from None
+
+    def _translate(
+        self, exc: psycopg.Error, doing: str, resource: Database
+    ) -> PermanentProviderError | TransientProviderError:
+        """A psycopg error as a provider error; the message never holds the statement (which
+        may carry a password verifier), only the server's own text and SQLSTATE."""
+        state = exc.sqlstate or ""
+        text = _first_line(exc)
+        if isinstance(exc, pg_errors.InsufficientPrivilege):
+            return PermanentProviderError(
+                f"the admin role was refused ({state}: {text}) while working on database "
+                f"{resource.name!r} and login {resource.login!r}; it needs CREATEDB and "
+                "CREATEROLE (see docs/providers.md)",
+                resource=resource.key,
+            )
+        if isinstance(exc, pg_errors.DependentObjectsStillExist):
+            return PermanentProviderError(
+                f"login {resource.login!r} still owns or holds privileges on objects outside "
+                f"database {resource.name!r} ({text}); reassign or drop them, then retry",
+                resource=resource.key,
+            )
+        if isinstance(exc, psycopg.OperationalError) or state[:2] in _TRANSIENT_SQLSTATE_CLASSES \
+                or state in _TRANSIENT_SQLSTATES:
+            return TransientProviderError(
+                f"PostgreSQL failed while working on database {resource.name!r} "
+                f"({state or 'no SQLSTATE'}: {text}); will retry",
+                resource=resource.key,
+            )
+        return PermanentProviderError(
+            f"PostgreSQL refused work on database {resource.name!r} and login "
+            f"{resource.login!r} ({state or 'no SQLSTATE'}: {text})",
+            resource=resource.key,
+        )
+
+    def _connect_error(
+        self, exc: psycopg.Error, resource: Database
+    ) -> PermanentProviderError | TransientProviderError:
+        text = _first_line(exc)
+        answered = "FATAL:" in str(exc)
+        if answered and not any(t in str(exc) for t in _TRANSIENT_CONNECT_TEXT):
+            return PermanentProviderError(
+                f"PostgreSQL refused the admin connection ({text}); check the admin URL, role "
+                "and password in [providers.database.postgres]",
+                resource=resource.key,
+            )
+        return TransientProviderError(
+            f"could not connect to PostgreSQL ({text}); will retry", resource=resource.key
+        )
+
+
+def _first_line(exc: psycopg.Error) -> str:
+    text = str(exc).strip().splitlines()
+    message = text[0] if text else type(exc).__name__
+    return message.removeprefix("connection failed: ")

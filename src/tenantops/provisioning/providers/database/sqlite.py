@@ -1,0 +1,119 @@
+"""``sqlite`` databases: one SQLite file per tenant under a data folder.
+
+SQLite has no logins, so the login is emulated the way a server keeps one: a
+``tenantops_logins`` table holds the login's salted scrypt hash, and `read_metadata`
+refuses a password that does not match it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+from typing import Any
+
+from tenantops.errors import PermanentProviderError
+from tenantops.provisioning.providers.base import Outcome, Ready, Resource
+from tenantops.provisioning.providers.database import Database, DatabaseProvider
+from tenantops.provisioning.providers.secrets import SecretsProvider
+
+__all__ = ["SqliteDatabases"]
+
+# Cheap enough for hundreds of tenants a minute, costly enough to be a real password hash.
+_SCRYPT = {"n": 2**12, "r": 8, "p": 1}
+
+
+def _hash(password: str, salt: bytes) -> bytes:
+    return hashlib.scrypt(password.encode(), salt=salt, dklen=32, **_SCRYPT)
+
+
+class SqliteDatabases(DatabaseProvider):
+    """Tenant databases as ``<directory>/<name>.sqlite``."""
+
+    name = "sqlite"
+
+    def __init__(self, directory: Path, secrets: SecretsProvider) -> None:
+        super().__init__()
+        self.directory = directory
+        self.secrets = secrets
+
+    def path(self, name: str) -> Path:
+        return self.directory / f"{name}.sqlite"
+
+    @contextmanager
+    def _connect(self, path: Path) -> Iterator[sqlite3.Connection]:
+        with closing(sqlite3.connect(path, timeout=30, isolation_level=None)) as connection:
+            yield connection
+
+    def _ensure(self, resource: Resource) -> Outcome:
+        assert isinstance(resource, Database)
+        password = self.secrets.read(resource.secret)
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = self.path(resource.name)
+        created = not path.exists()
+        with self._connect(path) as db:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("CREATE TABLE IF NOT EXISTS tenantops_meta "
+                       "(key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            db.execute("CREATE TABLE IF NOT EXISTS tenantops_logins "
+                       "(login TEXT PRIMARY KEY, salt BLOB NOT NULL, hash BLOB NOT NULL)")
+            db.execute("INSERT OR IGNORE INTO tenantops_meta VALUES ('database', ?)",
+                       (resource.name,))
+            db.execute("INSERT OR IGNORE INTO tenantops_meta VALUES ('created_at', ?)",
+                       (dt.datetime.now(dt.timezone.utc).isoformat(),))
+            row = db.execute("SELECT salt, hash FROM tenantops_logins WHERE login = ?",
+                             (resource.login,)).fetchone()
+            login_changed = row is None or not hmac.compare_digest(_hash(password, row[0]), row[1])
+            if login_changed:
+                salt = os.urandom(16)
+                db.execute("INSERT OR REPLACE INTO tenantops_logins VALUES (?, ?, ?)",
+                           (resource.login, salt, _hash(password, salt)))
+            db.execute("COMMIT")
+        os.chmod(path, 0o600)
+        return Ready(
+            {"database": resource.name, "login": resource.login, "secret": resource.secret,
+             "location": str(path)},
+            changed=created or login_changed,
+        )
+
+    def _remove(self, resource: Resource) -> Outcome:
+        assert isinstance(resource, Database)
+        path = self.path(resource.name)
+        existed = path.exists()
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        return Ready({"database": resource.name}, changed=existed)
+
+    def _observe(self, resource: Resource) -> dict[str, Any] | None:
+        assert isinstance(resource, Database)
+        path = self.path(resource.name)
+        if not path.exists():
+            return None
+        with self._connect(path) as db:
+            logins = [r[0] for r in db.execute("SELECT login FROM tenantops_logins ORDER BY 1")]
+        login = resource.login if resource.login in logins else (logins[0] if logins else "")
+        return {"name": resource.name, "login": login, "secret": resource.secret}
+
+    def read_metadata(self, database: Database) -> dict[str, str]:
+        path = self.path(database.name)
+        if not path.exists():
+            raise PermanentProviderError(
+                f"database {database.name!r} does not exist at {path}",
+                provider=self.label, action="read", resource=database.key,
+            )
+        password = self.secrets.read(database.secret)
+        with self._connect(path) as db:
+            row = db.execute("SELECT salt, hash FROM tenantops_logins WHERE login = ?",
+                             (database.login,)).fetchone()
+            if row is None or not hmac.compare_digest(_hash(password, row[0]), row[1]):
+                raise PermanentProviderError(
+                    f"login {database.login!r} was refused by database {database.name!r}: the "
+                    f"password in secret {database.secret!r} does not match",
+                    provider=self.label, action="read", resource=database.key,
+                )
+            return {str(k): str(v) for k, v in db.execute("SELECT key, value FROM tenantops_meta")}

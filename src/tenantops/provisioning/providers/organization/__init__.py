@@ -1,0 +1,43 @@
+"""Organization providers: the tenant's organization in the identity provider (Keycloak
+organizations, or the catalog for ``local``): its domains, redirect URL and invitations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tenantops.provisioning.providers.base import Provider, Resource
+
+__all__ = ["OrganizationInvitation", "OrganizationProvider", "TenantOrganization"]
+
+
+@dataclass(frozen=True)
+class TenantOrganization(Resource):
+    """Organization ``alias`` named ``name`` owning ``domains``, redirecting to
+    ``redirect_url`` after sign-in."""
+
+    alias: str
+    name: str
+    domains: tuple[str, ...]
+    redirect_url: str
+
+    @property
+    def key(self) -> str:
+        return f"organization:{self.alias}"
+
+
+@dataclass(frozen=True)
+class OrganizationInvitation(Resource):
+    """An invitation of ``email`` to organization ``alias`` with ``role``."""
+
+    alias: str
+    email: str
+    role: str = "admin"
+
+    @property
+    def key(self) -> str:
+        return f"invitation:{self.alias}:{self.email}"
+
+
+class OrganizationProvider(Provider):
+    kind = "organization"
+    resource_types = (TenantOrganization, OrganizationInvitation)

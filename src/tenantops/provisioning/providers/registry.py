@@ -1,0 +1,127 @@
+"""Build the providers named in configuration, wired to one another.
+
+Each kind has a table of names to factories; ``providers.<kind>.name`` picks one. Building
+does no I/O (folders are created, servers started and databases opened on first use).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tenantops.catalog import Catalog
+from tenantops.config import Settings
+from tenantops.errors import ConfigError
+from tenantops.provisioning.providers.base import (
+    EmbeddedService,
+    Middleware,
+    Provider,
+    ProviderKind,
+)
+from tenantops.provisioning.providers.catalog import CatalogProvider
+from tenantops.provisioning.providers.database import Database, DatabaseProvider
+from tenantops.provisioning.providers.database.sqlite import SqliteDatabases
+from tenantops.provisioning.providers.dns import DnsProvider, RecordType
+from tenantops.provisioning.providers.dns.zone_file import ZoneFileDns
+from tenantops.provisioning.providers.organization import OrganizationProvider
+from tenantops.provisioning.providers.organization.local import LocalOrganizations
+from tenantops.provisioning.providers.secrets import SecretsProvider
+from tenantops.provisioning.providers.secrets.local import LocalSecrets
+from tenantops.provisioning.providers.webhost import WebHostProvider
+from tenantops.provisioning.providers.webhost.local_edge import LocalEdge
+from tenantops.provisioning.providers.webhost.sample_app import TenantView
+
+__all__ = ["Providers", "build_providers"]
+
+
+@dataclass
+class Providers:
+    """One provider per kind, as the engine and previews use them."""
+
+    catalog: CatalogProvider
+    secrets: SecretsProvider
+    database: DatabaseProvider
+    dns: DnsProvider
+    webhost: WebHostProvider
+    organization: OrganizationProvider
+
+    def of_kind(self, kind: ProviderKind) -> Provider:
+        provider = getattr(self, kind)
+        assert isinstance(provider, Provider)
+        return provider
+
+    def all(self) -> list[Provider]:
+        return [self.catalog, self.secrets, self.database, self.dns, self.webhost,
+                self.organization]
+
+    def services(self) -> list[EmbeddedService]:
+        """Embedded servers, in start order (DNS before the app before the edge)."""
+        return [service for provider in self.all() for service in provider.services()]
+
+    def use(self, middleware: Sequence[Middleware]) -> None:
+        """Run every provider call through ``middleware`` (call logs, fault injection)."""
+        for provider in self.all():
+            provider.use(middleware)
+
+
+def _folder(configured: Path | None, settings: Settings, default: str) -> Path:
+    return (configured or settings.data_dir / default).resolve()
+
+
+def _pick(kind: str, name: str, table: dict[str, Callable[[], Provider]]) -> Provider:
+    factory = table.get(name)
+    if factory is None:
+        raise ConfigError(
+            f"providers.{kind}.name = {name!r} is not a known {kind} provider; use one of "
+            f"{', '.join(sorted(table))}"
+        )
+    return factory()
+
+
+def build_providers(settings: Settings, catalog: Catalog, *, serve: bool = True) -> Providers:
+    """The configured providers; ``serve=False`` leaves out embedded servers (a process that
+    only plans or previews, say)."""
+    config = settings.providers
+    secrets = _pick("secrets", config.secrets.name, {
+        "local": lambda: LocalSecrets(_folder(config.secrets.directory, settings, "secrets")),
+    })
+    assert isinstance(secrets, SecretsProvider)
+    database = _pick("database", config.database.name, {
+        "sqlite": lambda: SqliteDatabases(
+            _folder(config.database.directory, settings, "databases"), secrets),
+    })
+    assert isinstance(database, DatabaseProvider)
+    dns_settings = config.dns.model_copy(update={"serve": config.dns.serve and serve})
+    dns = _pick("dns", config.dns.name, {
+        "zone-file": lambda: ZoneFileDns(dns_settings,
+                                         _folder(config.dns.directory, settings, "dns")),
+    })
+    assert isinstance(dns, DnsProvider)
+
+    def lookup(name: str, record_type: str) -> list[str]:
+        assert record_type in ("CNAME", "TXT", "A")
+        kind: RecordType = record_type  # type: ignore[assignment]
+        return dns.lookup(name, kind)
+
+    def tenant_view(hostname: str) -> TenantView | None:
+        tenant = catalog.tenant_for_hostname(hostname)
+        if tenant is None:
+            return None
+        metadata: dict[str, str] = {}
+        if tenant.database_name and tenant.database_login and tenant.database_secret:
+            metadata = database.read_metadata(Database(
+                tenant.database_name, tenant.database_login, tenant.database_secret))
+        return TenantView(tenant.slug, tenant.display_name, metadata)
+
+    webhost = _pick("webhost", config.webhost.name, {
+        "local-edge": lambda: LocalEdge(
+            config.webhost, _folder(config.webhost.directory, settings, "edge"),
+            lookup=lookup, tenant_lookup=tenant_view, serve=serve),
+    })
+    assert isinstance(webhost, WebHostProvider)
+    organization = _pick("organization", config.organization.name, {
+        "local": lambda: LocalOrganizations(catalog),
+    })
+    assert isinstance(organization, OrganizationProvider)
+    return Providers(CatalogProvider(catalog), secrets, database, dns, webhost, organization)

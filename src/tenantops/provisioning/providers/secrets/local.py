@@ -1,0 +1,71 @@
+"""``local`` secrets: one file per secret in a folder only the owner can read (0700/0600)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from tenantops.errors import PermanentProviderError
+from tenantops.provisioning.providers.base import Outcome, Ready, Resource
+from tenantops.provisioning.providers.secrets import Secret, SecretsProvider
+
+__all__ = ["LocalSecrets"]
+
+
+class LocalSecrets(SecretsProvider):
+    """Secrets as files ``<directory>/<name>``, created with ``O_EXCL`` so two concurrent
+    ``ensure`` calls agree on one value."""
+
+    name = "local"
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__()
+        self.directory = directory
+
+    def _path(self, name: str) -> Path:
+        return self.directory / Secret(name).name
+
+    def _ensure(self, resource: Resource) -> Outcome:
+        assert isinstance(resource, Secret)
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.directory, 0o700)
+        path = self._path(resource.name)
+        value = secrets.token_urlsafe(32).encode()
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            if path.stat().st_size == 0:
+                # A writer was killed between create and write; finish its job.
+                path.write_bytes(value)
+                return Ready({"secret": resource.name}, changed=True)
+            return Ready({"secret": resource.name}, changed=False)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(value)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return Ready({"secret": resource.name}, changed=True)
+
+    def _remove(self, resource: Resource) -> Outcome:
+        assert isinstance(resource, Secret)
+        path = self._path(resource.name)
+        existed = path.exists()
+        path.unlink(missing_ok=True)
+        return Ready({"secret": resource.name}, changed=existed)
+
+    def _observe(self, resource: Resource) -> dict[str, Any] | None:
+        assert isinstance(resource, Secret)
+        return {"name": resource.name} if self._path(resource.name).is_file() else None
+
+    def read(self, name: str) -> str:
+        try:
+            value = self._path(name).read_text().strip()
+        except FileNotFoundError:
+            value = ""
+        if not value:
+            raise PermanentProviderError(
+                f"secret {name!r} does not exist in {self.directory}; run the step that "
+                "stores it first", provider=self.label, action="read", resource=f"secret:{name}",
+            )
+        return value

@@ -1,0 +1,74 @@
+"""Web host providers: serve a tenant's custom hostname with its own TLS certificate.
+
+The order is App Service's: bind the hostname (the host checks the ``asuid`` TXT record),
+issue a certificate for it (pending until issued), then bind the certificate with SNI.
+Removal goes the other way; deleting a certificate that is still bound is refused.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from dataclasses import dataclass
+
+from tenantops.provisioning.providers.base import Provider, Resource
+
+__all__ = [
+    "Certificate",
+    "HostnameBinding",
+    "SiteIdentity",
+    "SniBinding",
+    "WebHostProvider",
+]
+
+
+@dataclass(frozen=True)
+class SiteIdentity:
+    """What DNS must point at: the host's default hostname (CNAME target) and the domain
+    verification ID (``asuid`` TXT value)."""
+
+    default_hostname: str
+    verification_id: str
+
+
+@dataclass(frozen=True)
+class HostnameBinding(Resource):
+    """Custom hostname ``hostname`` bound to the site, for tenant ``tenant``."""
+
+    hostname: str
+    tenant: str
+
+    @property
+    def key(self) -> str:
+        return f"hostname:{self.hostname}"
+
+
+@dataclass(frozen=True)
+class Certificate(Resource):
+    """A server certificate for ``hostname`` (managed: issued and renewed by the host)."""
+
+    hostname: str
+
+    @property
+    def key(self) -> str:
+        return f"certificate:{self.hostname}"
+
+
+@dataclass(frozen=True)
+class SniBinding(Resource):
+    """``hostname`` served with the certificate ``thumbprint`` (SHA-1, hex) via SNI."""
+
+    hostname: str
+    thumbprint: str
+
+    @property
+    def key(self) -> str:
+        return f"sni:{self.hostname}"
+
+
+class WebHostProvider(Provider):
+    kind = "webhost"
+    resource_types = (HostnameBinding, Certificate, SniBinding)
+
+    @abstractmethod
+    def site(self) -> SiteIdentity:
+        """The site's default hostname and verification ID (may read them on first use)."""

@@ -1,0 +1,300 @@
+"""``azure-app-service``: custom hostnames and TLS certificates on an App Service or Function
+App, through azure-mgmt-web (api-version 2025-05-01).
+
+The order is the service's own (shared reference provisioning-apis.md §2 "Required order"):
+
+1. `HostnameBinding`: if the binding exists, nothing to do. Otherwise
+   ``analyze_custom_hostname`` first: a hostname bound to another app is refused with that
+   app's ID; while App Service does not yet see the ``asuid`` TXT record with the app's
+   ``customDomainVerificationId`` the step is `Pending` (DNS caches), naming what it sees.
+   Then ``create_or_update_host_name_binding`` (synchronous, 200).
+2. `Certificate`: an App Service managed certificate (``canonicalName``, ``password=""``) or,
+   with ``certificate_source = "key-vault"``, one imported from Key Vault. The service
+   answers the managed certificate's PUT with **202 Accepted** although the SDK accepts only
+   200, so the SDK raises ``HttpResponseError`` with status 202; that is taken as "issuance
+   accepted" (as az CLI does, PR #16124) and the step is `Pending`. Each later call reads the
+   certificate with ``certificates.get`` and stays `Pending` until it carries a thumbprint
+   (issuance takes up to a few minutes); no thread ever waits for it.
+3. `SniBinding`: the hostname binding again, with ``sslState = SniEnabled`` and the thumbprint.
+
+Removal goes the other way: SNI off, certificate deleted (refused with a 409 while still
+bound, so the order matters), hostname binding deleted. Every step is idempotent: each reads
+first and changes only what differs. The site's default hostname, verification ID, plan and
+region are read once, on first use (`site`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from azure.core.exceptions import HttpResponseError
+from azure.mgmt.web import WebSiteManagementClient
+from azure.mgmt.web.models import Certificate as ArmCertificate
+from azure.mgmt.web.models import CertificateProperties, HostNameBindingProperties
+from azure.mgmt.web.models import HostNameBinding as ArmHostNameBinding
+
+from tenantops.config import AppServiceWebHostSettings, Settings
+from tenantops.errors import ConfigError, PermanentProviderError
+from tenantops.provisioning.providers.azure.calls import azure_call, azure_get
+from tenantops.provisioning.providers.azure.connection import AzureConnection
+from tenantops.provisioning.providers.azure.errors import translate_azure_error
+from tenantops.provisioning.providers.base import Outcome, Pending, Ready, Resource
+from tenantops.provisioning.providers.webhost import (
+    Certificate,
+    HostnameBinding,
+    SiteIdentity,
+    SniBinding,
+    WebHostProvider,
+)
+
+__all__ = ["AzureAppService"]
+
+
+@dataclass(frozen=True)
+class _Site:
+    id: str
+    default_hostname: str
+    verification_id: str
+    server_farm_id: str
+    location: str
+
+
+class AzureAppService(WebHostProvider):
+    """Hostnames and certificates of the web app ``settings.app_name``."""
+
+    name = "azure-app-service"
+
+    def __init__(self, connection: AzureConnection, settings: AppServiceWebHostSettings) -> None:
+        super().__init__()
+        if not settings.app_name:
+            raise ConfigError(
+                "providers.webhost.azure_app_service.app_name is not set; name the App Service "
+                "or Function App that serves the tenants")
+        if settings.certificate_source == "key-vault" and not settings.key_vault_id:
+            raise ConfigError(
+                "providers.webhost.azure_app_service.certificate_source is 'key-vault' but "
+                "key_vault_id is not set; give the vault's ARM resource ID")
+        self.connection = connection
+        self.settings = settings
+        self.app = settings.app_name
+        self.resource_group = connection.group(
+            settings.resource_group, "providers.webhost.azure_app_service.resource_group")
+        self._client: WebSiteManagementClient | None = None
+        self._site: _Site | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AzureAppService:
+        return cls(AzureConnection.from_settings(settings.azure),
+                   settings.providers.webhost.azure_app_service)
+
+    @property
+    def client(self) -> WebSiteManagementClient:
+        if self._client is None:
+            self._client = WebSiteManagementClient(
+                self.connection.credential, self.connection.subscription_id,
+                **self.connection.arm_options())
+        return self._client
+
+    # -- the site ---------------------------------------------------------------------------
+
+    def _site_info(self) -> _Site:
+        if self._site is None:
+            site = azure_call(f"read web app {self.app} in resource group {self.resource_group}",
+                              lambda: self.client.web_apps.get(self.resource_group, self.app))
+            verification = site.custom_domain_verification_id
+            if not verification or not site.default_host_name or not site.server_farm_id:
+                raise PermanentProviderError(
+                    f"web app {self.app} did not report its customDomainVerificationId, "
+                    "defaultHostName and serverFarmId; is it an App Service or Function App on "
+                    "a Basic or higher plan?", provider=self.label, action="read")
+            self._site = _Site(str(site.id), str(site.default_host_name), str(verification),
+                               str(site.server_farm_id), str(site.location))
+        return self._site
+
+    def site(self) -> SiteIdentity:
+        info = self._site_info()
+        return SiteIdentity(info.default_hostname, info.verification_id)
+
+    def certificate_name(self, hostname: str) -> str:
+        """The certificate resource's name: ``<hostname>-<app>``, as the portal names them."""
+        return f"{hostname}-{self.app}"
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def _binding(self, hostname: str) -> ArmHostNameBinding | None:
+        return azure_get(
+            f"read the hostname binding {hostname} of {self.app}",
+            lambda: self.client.web_apps.get_host_name_binding(
+                self.resource_group, self.app, hostname))
+
+    def _certificate(self, hostname: str) -> ArmCertificate | None:
+        name = self.certificate_name(hostname)
+        return azure_get(f"read certificate {name}",
+                         lambda: self.client.certificates.get(self.resource_group, name))
+
+    # -- ensure -----------------------------------------------------------------------------
+
+    def _ensure(self, resource: Resource) -> Outcome:
+        if isinstance(resource, HostnameBinding):
+            return self._bind_hostname(resource.hostname)
+        if isinstance(resource, Certificate):
+            return self._issue_certificate(resource.hostname)
+        assert isinstance(resource, SniBinding)
+        return self._bind_certificate(resource.hostname, resource.thumbprint)
+
+    def _bind_hostname(self, hostname: str) -> Outcome:
+        if self._binding(hostname) is not None:
+            return Ready({"hostname": hostname, "app": self.app}, changed=False)
+        site = self._site_info()
+        analysis = azure_call(
+            f"analyze custom hostname {hostname} for {self.app}",
+            lambda: self.client.web_apps.analyze_custom_hostname(
+                self.resource_group, self.app, host_name=hostname))
+        conflict = analysis.conflicting_app_resource_id
+        if conflict and str(conflict).lower() != site.id.lower():
+            raise PermanentProviderError(
+                f"{hostname} is already bound to another app ({conflict}); remove the custom "
+                "domain there before binding it to " + self.app)
+        if _text(analysis.custom_domain_verification_test) != "Passed":
+            txt = ", ".join(analysis.txt_records or []) or "no TXT record"
+            cname = ", ".join(analysis.c_name_records or []) or "no CNAME"
+            return Pending(
+                f"App Service does not yet see TXT asuid.{hostname} = {site.verification_id} "
+                f"(it sees {txt}; {cname}); waiting for DNS caches", self.settings.poll_seconds)
+        record_type = "CName" if analysis.c_name_records else "A"
+        binding = ArmHostNameBinding(properties=HostNameBindingProperties(
+            site_name=self.app, host_name_type="Verified", azure_resource_type="Website",
+            custom_host_name_dns_record_type=record_type))
+        azure_call(f"bind hostname {hostname} to {self.app}",
+                   lambda: self.client.web_apps.create_or_update_host_name_binding(
+                       self.resource_group, self.app, hostname, binding))
+        return Ready({"hostname": hostname, "app": self.app}, changed=True)
+
+    def _issue_certificate(self, hostname: str) -> Outcome:
+        name = self.certificate_name(hostname)
+        existing = self._certificate(hostname)
+        if existing is not None and existing.thumbprint:
+            return Ready(self._certificate_outputs(hostname, existing), changed=False)
+        if existing is not None:
+            return self._issuing(hostname)
+        site = self._site_info()
+        if self.settings.certificate_source == "key-vault":
+            properties = CertificateProperties(
+                server_farm_id=site.server_farm_id, key_vault_id=self.settings.key_vault_id,
+                key_vault_secret_name=self._key_vault_secret_name(hostname))
+        else:
+            properties = CertificateProperties(server_farm_id=site.server_farm_id,
+                                               canonical_name=hostname, password="")
+        envelope = ArmCertificate(location=site.location, properties=properties)
+        try:
+            created = self.client.certificates.create_or_update(
+                self.resource_group, name, envelope)
+        except HttpResponseError as exc:
+            if exc.status_code == 202:
+                # The service accepted the order; the SDK expects 200 and raises on 202
+                # (azure-sdk-for-python#34395). The thumbprint appears later on GET.
+                return self._issuing(hostname, accepted=True)
+            raise translate_azure_error(exc, doing=f"create certificate {name}") from exc
+        except Exception as exc:
+            raise translate_azure_error(exc, doing=f"create certificate {name}") from exc
+        if created.thumbprint:
+            return Ready(self._certificate_outputs(hostname, created), changed=True)
+        return self._issuing(hostname, accepted=True)
+
+    def _issuing(self, hostname: str, *, accepted: bool = False) -> Pending:
+        what = "accepted the order for" if accepted else "is still issuing"
+        return Pending(f"App Service {what} the certificate for {hostname}; no thumbprint yet",
+                       self.settings.poll_seconds)
+
+    def _key_vault_secret_name(self, hostname: str) -> str:
+        return self.settings.key_vault_secret_name.replace("{hostname}",
+                                                           hostname.replace(".", "-"))
+
+    def _certificate_outputs(self, hostname: str, cert: ArmCertificate) -> dict[str, Any]:
+        expires = cert.expiration_date
+        if isinstance(expires, dt.datetime):
+            expires_at = expires.isoformat()
+        else:
+            expires_at = str(expires) if expires else ""
+        return {"hostname": hostname, "thumbprint": str(cert.thumbprint).upper(),
+                "expires_at": expires_at, "certificate": self.certificate_name(hostname),
+                "source": self.settings.certificate_source}
+
+    def _bind_certificate(self, hostname: str, thumbprint: str) -> Outcome:
+        binding = self._binding(hostname)
+        if binding is None:
+            raise PermanentProviderError(
+                f"hostname {hostname} is not bound to {self.app}, so no certificate can be "
+                "bound to it; run the bind_hostname step first")
+        outputs = {"hostname": hostname, "thumbprint": thumbprint, "ssl_state": "SniEnabled"}
+        if _text(binding.ssl_state) == "SniEnabled" and \
+                str(binding.thumbprint or "").upper() == thumbprint.upper():
+            return Ready(outputs, changed=False)
+        self._put_binding(hostname, binding, "SniEnabled", thumbprint)
+        return Ready(outputs, changed=True)
+
+    def _put_binding(self, hostname: str, current: ArmHostNameBinding, ssl_state: str,
+                     thumbprint: str | None) -> None:
+        update = ArmHostNameBinding(properties=HostNameBindingProperties(
+            site_name=self.app, host_name_type=_text(current.host_name_type) or "Verified",
+            azure_resource_type=_text(current.azure_resource_type) or "Website",
+            custom_host_name_dns_record_type=_text(current.custom_host_name_dns_record_type)
+            or "CName",
+            ssl_state=ssl_state, thumbprint=thumbprint))
+        azure_call(f"set SSL state {ssl_state} on hostname {hostname} of {self.app}",
+                   lambda: self.client.web_apps.create_or_update_host_name_binding(
+                       self.resource_group, self.app, hostname, update))
+
+    # -- remove -----------------------------------------------------------------------------
+
+    def _remove(self, resource: Resource) -> Outcome:
+        if isinstance(resource, SniBinding):
+            binding = self._binding(resource.hostname)
+            if binding is None or _text(binding.ssl_state) in ("Disabled", ""):
+                return Ready({"hostname": resource.hostname}, changed=False)
+            self._put_binding(resource.hostname, binding, "Disabled", None)
+            return Ready({"hostname": resource.hostname}, changed=True)
+        if isinstance(resource, Certificate):
+            name = self.certificate_name(resource.hostname)
+            if self._certificate(resource.hostname) is None:
+                return Ready({"hostname": resource.hostname}, changed=False)
+            azure_call(f"delete certificate {name} (unbind it first if it is still bound)",
+                       lambda: self.client.certificates.delete(self.resource_group, name))
+            return Ready({"hostname": resource.hostname}, changed=True)
+        assert isinstance(resource, HostnameBinding)
+        if self._binding(resource.hostname) is None:
+            return Ready({"hostname": resource.hostname}, changed=False)
+        azure_call(f"remove hostname {resource.hostname} from {self.app}",
+                   lambda: self.client.web_apps.delete_host_name_binding(
+                       self.resource_group, self.app, resource.hostname))
+        return Ready({"hostname": resource.hostname}, changed=True)
+
+    # -- observe ----------------------------------------------------------------------------
+
+    def _observe(self, resource: Resource) -> dict[str, Any] | None:
+        if isinstance(resource, Certificate):
+            cert = self._certificate(resource.hostname)
+            if cert is None:
+                return None
+            return {"hostname": resource.hostname,
+                    "thumbprint": str(cert.thumbprint).upper() if cert.thumbprint else None}
+        assert isinstance(resource, (HostnameBinding, SniBinding))
+        binding = self._binding(resource.hostname)
+        if binding is None:
+            return None
+        if isinstance(resource, SniBinding):
+            if _text(binding.ssl_state) != "SniEnabled":
+                return None
+            return {"hostname": resource.hostname,
+                    "thumbprint": str(binding.thumbprint or "").upper()}
+        return {"hostname": resource.hostname, "tenant": resource.tenant}
+
+
+def _text(value: object) -> str:
+    """An SDK enum member or string as its wire value ("SniEnabled", not "SslState.SNI...")."""
+    if isinstance(value, Enum):
+        return str(value.value)
+    return "" if value is None else str(value)

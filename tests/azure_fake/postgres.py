@@ -1,0 +1,140 @@
+"""Fake of Azure Database for PostgreSQL Flexible Server (``Microsoft.DBforPostgreSQL``,
+api-version 2026-10-01): servers and their databases.
+
+Semantics kept (shared reference provisioning-apis.md, §4 "PostgreSQL Flexible Server"):
+
+- ``PUT flexibleServers/{s}/databases/{db}`` (the SDK's ``begin_create``; there is no
+  ``create_or_update``) is a long-running operation: 202 with ``Azure-AsyncOperation`` and
+  ``Location``. The database exists (``GET`` 200) only once the operation is done, after
+  ``creation_seconds`` of fake time; before that ``GET`` is 404 and a repeated PUT joins the
+  running operation (202 again) instead of starting another.
+- A PUT for an existing database with the same ``charset``/``collation`` is 200; with others
+  it is 400, since PostgreSQL cannot change a database's encoding (the code
+  ``InvalidParameterValue`` is the fake's).
+- ``DELETE`` is 202 until done, 204 when absent.
+- Roles and grants are not ARM resources (§4); the fake has none.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.azure_fake._operations import AsyncOperations
+from tests.azure_fake._transport import (
+    ArmError,
+    FakeClock,
+    FakeResponse,
+    FakeTransport,
+    Incoming,
+)
+
+__all__ = ["FakePostgresFlexible"]
+
+API_VERSION = "2026-10-01"
+_SERVER = (r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/"
+           r"Microsoft\.DBforPostgreSQL/flexibleServers/(?P<server>[^/]+)")
+
+
+@dataclass
+class _Server:
+    name: str
+    resource_group: str
+    location: str
+    databases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    creating: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    deleting: dict[str, str] = field(default_factory=dict)
+
+
+class FakePostgresFlexible(FakeTransport):
+    def __init__(self, *, clock: FakeClock | None = None, creation_seconds: float = 30.0,
+                 subscription: str = "00000000-0000-0000-0000-000000000000") -> None:
+        super().__init__(api_version=API_VERSION, clock=clock)
+        self.creation_seconds = creation_seconds
+        self.servers: dict[str, _Server] = {}
+        self.operations = AsyncOperations(
+            self.clock, self.host,
+            f"/subscriptions/{subscription}/providers/Microsoft.DBforPostgreSQL/locations/any/"
+            "operations", API_VERSION)
+        database = _SERVER + r"/databases/(?P<db>[^/]+)"
+        self.route("GET", _SERVER, self._get_server)
+        self.route("GET", database, self._get)
+        self.route("PUT", database, self._put)
+        self.route("DELETE", database, self._delete)
+        self.route("GET", self.operations.pattern, self.operations.handle)
+
+    def add_server(self, name: str, resource_group: str, location: str = "westeurope") -> None:
+        self.servers[name.lower()] = _Server(name, resource_group, location)
+
+    def _server(self, match: re.Match[str]) -> _Server:
+        server = self.servers.get(match["server"].lower())
+        if server is None or server.resource_group.lower() != match["rg"].lower():
+            raise ArmError(404, "ResourceNotFound",
+                           f"The Resource 'Microsoft.DBforPostgreSQL/flexibleServers/"
+                           f"{match['server']}' under resource group '{match['rg']}' was not "
+                           "found.")
+        self._settle(server)
+        return server
+
+    def _settle(self, server: _Server) -> None:
+        for name, (op, props) in list(server.creating.items()):
+            if self.operations.done(op):
+                server.databases[name] = props
+                del server.creating[name]
+        for name, op in list(server.deleting.items()):
+            if self.operations.done(op):
+                server.databases.pop(name, None)
+                del server.deleting[name]
+
+    def _get_server(self, _request: Incoming, match: re.Match[str]) -> FakeResponse:
+        server = self._server(match)
+        return FakeResponse(200, {
+            "id": match.group(0), "name": server.name, "location": server.location,
+            "type": "Microsoft.DBforPostgreSQL/flexibleServers",
+            "properties": {"state": "Ready", "version": "16",
+                           "fullyQualifiedDomainName":
+                           f"{server.name}.postgres.database.azure.com"}})
+
+    def _body(self, match: re.Match[str], name: str, props: dict[str, Any]) -> dict[str, Any]:
+        return {"id": match.group(0), "name": name,
+                "type": "Microsoft.DBforPostgreSQL/flexibleServers/databases",
+                "properties": dict(props)}
+
+    def _get(self, _request: Incoming, match: re.Match[str]) -> FakeResponse:
+        server, name = self._server(match), match["db"].lower()
+        if name not in server.databases:
+            raise ArmError(404, "ResourceNotFound",
+                           f"The requested resource of type 'Microsoft.DBforPostgreSQL/"
+                           f"flexibleServers/databases' with name '{match['db']}' was not "
+                           "found.")
+        return FakeResponse(200, self._body(match, match["db"], server.databases[name]))
+
+    def _put(self, request: Incoming, match: re.Match[str]) -> FakeResponse:
+        server, name = self._server(match), match["db"].lower()
+        props = dict((request.body or {}).get("properties") or {})
+        wanted = {"charset": props.get("charset") or "UTF8",
+                  "collation": props.get("collation") or "en_US.utf8"}
+        if name in server.creating:
+            return self.operations.accepted(server.creating[name][0])
+        existing = server.databases.get(name)
+        if existing is not None and name not in server.deleting:
+            if existing != wanted:
+                raise ArmError(400, "InvalidParameterValue",
+                               f"Database '{match['db']}' exists with charset "
+                               f"{existing['charset']} and collation {existing['collation']}; "
+                               "they cannot be changed.")
+            return FakeResponse(200, self._body(match, match["db"], existing))
+        op = self.operations.start(self.creation_seconds)
+        server.creating[name] = (op, wanted)
+        return self.operations.accepted(op)
+
+    def _delete(self, _request: Incoming, match: re.Match[str]) -> FakeResponse:
+        server, name = self._server(match), match["db"].lower()
+        if name in server.deleting:
+            return self.operations.accepted(server.deleting[name])
+        if name not in server.databases:
+            return FakeResponse(204)
+        op = self.operations.start(self.creation_seconds / 2)
+        server.deleting[name] = op
+        return self.operations.accepted(op)

@@ -1,0 +1,71 @@
+"""An engine per test, on fresh SQLite files in the test's own folder (as DBOS recommends:
+DBOS is a process-wide singleton and a shared file would let one test's threads reach the
+next test's database)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tenantops.config import Settings
+from tenantops.provisioning import Engine, TenantSpec
+from tenantops.provisioning.providers.base import Middleware
+
+EngineFactory = Callable[..., Engine]
+
+
+def fast_settings(data_dir: Path, **overrides: object) -> Settings:
+    """Settings for tests: embedded everything, free ports, short polls and backoffs."""
+    values: dict[str, object] = {
+        "data_dir": data_dir,
+        "engine": {"queue_polling_seconds": 0.05, "retry_initial_seconds": 0.01,
+                   "retry_max_seconds": 0.05, "worker_concurrency": 8},
+        "providers": {"dns": {"port": 0, "propagation_poll_seconds": 0.05},
+                      "webhost": {"port": 0, "app_port": 0}},
+    }
+    return Settings(**_merged(values, overrides))  # type: ignore[arg-type]
+
+
+def _merged(base: dict[str, object], overrides: dict[str, object]) -> dict[str, object]:
+    merged = dict(base)
+    for key, value in overrides.items():
+        current = merged.get(key)
+        if isinstance(value, dict) and isinstance(current, dict):
+            merged[key] = _merged(current, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def spec_for(slug: str, **changes: str) -> TenantSpec:
+    fields = {"slug": slug, "display_name": f"{slug.title()} Ltd",
+              "custom_domain": f"app.{slug}.test", "admin_email": f"admin@{slug}.test"}
+    return TenantSpec(**{**fields, **changes})
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return fast_settings(tmp_path / "data")
+
+
+@pytest.fixture
+def make_engine(tmp_path: Path) -> Iterator[EngineFactory]:
+    """Start an engine with optional middleware and setting overrides; stopped after."""
+    started: list[Engine] = []
+
+    def make(*middleware: Middleware, **overrides: object) -> Engine:
+        engine = Engine(fast_settings(tmp_path / "data", **overrides), middleware=middleware)
+        engine.start()
+        started.append(engine)
+        return engine
+
+    yield make
+    for engine in started:
+        engine.stop()
+
+
+@pytest.fixture
+def engine(make_engine: EngineFactory) -> Engine:
+    return make_engine()
