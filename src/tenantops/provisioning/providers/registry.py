@@ -6,6 +6,7 @@ does no I/O (folders are created, servers started and databases opened on first 
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +22,13 @@ from tenantops.provisioning.providers.base import (
 )
 from tenantops.provisioning.providers.catalog import CatalogProvider
 from tenantops.provisioning.providers.database import Database, DatabaseProvider
+from tenantops.provisioning.providers.database.postgres import PostgresDatabases
 from tenantops.provisioning.providers.database.sqlite import SqliteDatabases
 from tenantops.provisioning.providers.dns import DnsProvider, RecordType
+from tenantops.provisioning.providers.dns.rfc2136 import Rfc2136Dns
 from tenantops.provisioning.providers.dns.zone_file import ZoneFileDns
 from tenantops.provisioning.providers.organization import OrganizationProvider
+from tenantops.provisioning.providers.organization.keycloak import KeycloakOrganizations
 from tenantops.provisioning.providers.organization.local import LocalOrganizations
 from tenantops.provisioning.providers.secrets import SecretsProvider
 from tenantops.provisioning.providers.secrets.local import LocalSecrets
@@ -79,23 +83,44 @@ def _pick(kind: str, name: str, table: dict[str, Callable[[], Provider]]) -> Pro
     return factory()
 
 
+def _azure(module: str, cls: str, settings: Settings) -> Provider:
+    """An Azure provider, imported only when configured (the Azure SDKs are an extra)."""
+    try:
+        loaded = importlib.import_module(f"tenantops.provisioning.providers.{module}")
+    except ImportError as exc:
+        raise ConfigError(
+            f"the Azure providers need the azure extra ({exc.name} is missing); install "
+            "tenantops[azure]"
+        ) from exc
+    provider = getattr(loaded, cls).from_settings(settings)
+    assert isinstance(provider, Provider)
+    return provider
+
+
 def build_providers(settings: Settings, catalog: Catalog, *, serve: bool = True) -> Providers:
     """The configured providers; ``serve=False`` leaves out embedded servers (a process that
     only plans or previews, say)."""
     config = settings.providers
     secrets = _pick("secrets", config.secrets.name, {
         "local": lambda: LocalSecrets(_folder(config.secrets.directory, settings, "secrets")),
+        "key-vault": lambda: _azure("secrets.azure_key_vault", "KeyVaultSecrets", settings),
     })
     assert isinstance(secrets, SecretsProvider)
     database = _pick("database", config.database.name, {
         "sqlite": lambda: SqliteDatabases(
             _folder(config.database.directory, settings, "databases"), secrets),
+        "postgres": lambda: PostgresDatabases.from_settings(config.database.postgres, secrets),
+        "azure-sql": lambda: _azure("database.azure_sql", "AzureSqlDatabases", settings),
+        "azure-postgres": lambda: _azure("database.azure_postgres", "AzurePostgresDatabases",
+                                         settings),
     })
     assert isinstance(database, DatabaseProvider)
     dns_settings = config.dns.model_copy(update={"serve": config.dns.serve and serve})
     dns = _pick("dns", config.dns.name, {
         "zone-file": lambda: ZoneFileDns(dns_settings,
                                          _folder(config.dns.directory, settings, "dns")),
+        "rfc2136": lambda: Rfc2136Dns(dns_settings),
+        "azure-dns": lambda: _azure("dns.azure_dns", "AzureDns", settings),
     })
     assert isinstance(dns, DnsProvider)
 
@@ -118,10 +143,13 @@ def build_providers(settings: Settings, catalog: Catalog, *, serve: bool = True)
         "local-edge": lambda: LocalEdge(
             config.webhost, _folder(config.webhost.directory, settings, "edge"),
             lookup=lookup, tenant_lookup=tenant_view, serve=serve),
+        "azure-app-service": lambda: _azure("webhost.azure_app_service", "AzureAppService",
+                                            settings),
     })
     assert isinstance(webhost, WebHostProvider)
     organization = _pick("organization", config.organization.name, {
         "local": lambda: LocalOrganizations(catalog),
+        "keycloak": lambda: KeycloakOrganizations(config.organization.keycloak),
     })
     assert isinstance(organization, OrganizationProvider)
     return Providers(CatalogProvider(catalog), secrets, database, dns, webhost, organization)
