@@ -12,7 +12,6 @@ Trusting an emulator means trusting tokens anyone on this machine can mint; it p
 
 from __future__ import annotations
 
-import socket
 import ssl
 from pathlib import Path
 from typing import Annotated
@@ -28,6 +27,7 @@ from tenantops.config import AuthSettings, Settings
 from tenantops.emulator.directory import default_directory, load_directory
 from tenantops.emulator.server import EmulatorServer, read_info
 from tenantops.errors import ConfigError, EmulatorError, TenantOpsError
+from tenantops.listen import listen
 from tenantops.provisioning.engine import Engine
 
 __all__ = ["API_APP_NAME", "configured_auth", "emulator_auth", "serve"]
@@ -99,23 +99,6 @@ def emulator_auth(
     })
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise ConfigError(
-            f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port "
-            "(0 picks a free one) or set api.port"
-        ) from exc
-    sock.listen(1024)
-    sock.setblocking(False)
-    return sock
-
-
 def _start_dev_emulator(settings: Settings) -> EmulatorServer:
     cfg = settings.emulator
     directory = load_directory(cfg.directory) if cfg.directory else default_directory()
@@ -183,7 +166,8 @@ def serve(
             engine.start()
         app = create_app(effective, engine=engine)
         bind_host = host or settings.api.host
-        sock = _bind(bind_host, settings.api.port if port is None else port)
+        sock = listen(bind_host, settings.api.port if port is None else port,
+                      setting="--port or api.port")
         bound_port = sock.getsockname()[1]
         shown_host = f"[{bind_host}]" if ":" in bind_host else bind_host
         typer.echo(f"tenantops API  http://{shown_host}:{bound_port}/api")

@@ -26,6 +26,7 @@ from tenantops.emulator.app import build_app
 from tenantops.emulator.directory import Directory
 from tenantops.emulator.state import EmulatorState
 from tenantops.errors import EmulatorError
+from tenantops.listen import listen
 from tenantops.pki import LocalCA
 
 __all__ = ["EmulatorInfo", "EmulatorServer", "is_loopback", "read_info"]
@@ -61,23 +62,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise EmulatorError(
-            f"cannot listen on {host}:{port}: {exc.strerror}; choose another port "
-            "(--port/--mi-port, 0 picks a free one)"
-        ) from exc
-    sock.listen(1024)
-    sock.setblocking(False)
-    return sock
 
 
 def _url_host(host: str) -> str:
@@ -129,8 +113,9 @@ class EmulatorServer:
         bundle = tls_dir / "ca-bundle.pem"
         bundle.write_bytes(Path(certifi.where()).read_bytes() + b"\n" + ca.ca_pem())
 
-        https_sock = _bind(self.host, self.port)
-        http_sock = _bind(self.host, self.mi_port)
+        https_sock = listen(self.host, self.port, setting="--port or emulator.port")
+        http_sock = listen(self.host, self.mi_port,
+                           setting="--mi-port or emulator.mi_port")
         https_port = https_sock.getsockname()[1]
         http_port = http_sock.getsockname()[1]
         self.state.authority_url = f"https://{_url_host(self.host)}:{https_port}"
