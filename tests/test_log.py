@@ -23,6 +23,8 @@ JWT = ("eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJhcGk6Ly94In0."
         ('{"password": "hunter2-hunter2"}', "hunter2-hunter2"),
         ("X-IDENTITY-HEADER: 0123456789abcdef", "0123456789abcdef"),
         ("MSI_SECRET=topsecretvalue", "topsecretvalue"),
+        ('"GET /auth/callback?code=0.AUsA-authcode&state=s1 HTTP/1.1" 302', "0.AUsA-authcode"),
+        ("/callback?state=s1&code=the-code-value", "the-code-value"),
     ],
 )
 def test_redact_removes_secret(text: str, secret: str) -> None:

@@ -136,7 +136,7 @@ else
   if running; then kill -- -"$(cat "$PIDFILE")" 2>/dev/null || true; sleep 2; fi
   say "keycloak: starting $VERSION on $URL (Java $(java_major "$JAVA_HOME_FOUND") from $JAVA_HOME_FOUND)"
   started=$(date +%s.%N)
-  # setsid: kc.sh and the JVM it execs form their own process group, so `stop` can end both.
+  # setsid: kc.sh and the JVM it starts form their own process group, so `stop` ends both.
   JAVA_HOME=$JAVA_HOME_FOUND \
   KC_BOOTSTRAP_ADMIN_USERNAME=$ADMIN_USER \
   KC_BOOTSTRAP_ADMIN_PASSWORD=$(cat "$DIR/admin-password") \

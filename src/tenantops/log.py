@@ -17,7 +17,8 @@ _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 _AUTH_HEADER = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE)
 _PAIRS = re.compile(
     r"(?P<key>[\"']?(?:client_secret|secret|password|passwd|access_token|refresh_token|id_token"
-    r"|code_verifier|identity_header|msi_secret|x-identity-header|api[_-]?key)[\"']?\s*[=:]\s*)"
+    r"|code_verifier|identity_header|msi_secret|x-identity-header|api[_-]?key"
+    r"|(?<=[?&])code)[\"']?\s*[=:]\s*)"
     r"(?P<quote>[\"']?)(?P<value>[^\"'\s&,;}]+)",
     re.IGNORECASE,
 )

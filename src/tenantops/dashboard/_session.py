@@ -19,6 +19,7 @@ import ipaddress
 import json
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,7 +109,7 @@ class CookieJar:
     """Reads and writes the session and sign-in cookies (module docstring)."""
 
     def __init__(self, secret: bytes, *, max_age: float, secure: bool | None = None,
-                 clock: Any = time.time) -> None:
+                 clock: Callable[[], float] = time.time) -> None:
         self._session = _fernet(secret, b"session")
         self._signin = _fernet(secret, b"sign-in")
         self.max_age = max_age

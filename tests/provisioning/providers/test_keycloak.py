@@ -296,15 +296,28 @@ def test_invitation_email_arrives_with_a_link_to_join_the_organization(
     assert provider.observe(invitation) is None
 
 
-def test_invitation_without_smtp_says_to_configure_it(
+def test_invitation_when_the_smtp_server_is_down_is_transient(
     provider: KeycloakOrganizations, tenant: TenantOrganization, admin: httpx.Client,
     smtp: SmtpSink,
 ) -> None:
     provider.ensure(tenant)
     point_realm_smtp_at(admin, 9)  # discard: nothing answers SMTP there
     try:
-        with pytest.raises(PermanentProviderError, match="no working SMTP server"):
+        with pytest.raises(TransientProviderError, match=r"SMTP server 127\.0\.0\.1:9"):
             provider.ensure(OrganizationInvitation(alias=tenant.alias, email="x@example.test"))
+    finally:
+        point_realm_smtp_at(admin, smtp.port)
+
+
+def test_invitation_without_smtp_in_the_realm_says_to_configure_it(
+    provider: KeycloakOrganizations, tenant: TenantOrganization, admin: httpx.Client,
+    smtp: SmtpSink,
+) -> None:
+    provider.ensure(tenant)
+    admin.put("", json={"smtpServer": {}}).raise_for_status()
+    try:
+        with pytest.raises(PermanentProviderError, match=r"has no SMTP server\. Configure it"):
+            provider.ensure(OrganizationInvitation(alias=tenant.alias, email="y@example.test"))
     finally:
         point_realm_smtp_at(admin, smtp.port)
 

@@ -19,7 +19,8 @@ converges or deletes an organization that lacks it.
   created, so a refused onboarding leaves nothing half-made.
 - `OrganizationInvitation`: ``invite-user`` (form-encoded), unless the person is already a
   member or has a pending invitation. Keycloak sends the email itself, so the realm needs SMTP
-  (a 500 "Failed to send invite email" is reported as that, not retried).
+  (a 500 "Failed to send invite email" is permanent when the realm has no SMTP server,
+  transient when its server did not take the message).
 - Removal deletes the organization (Keycloak also deletes its managed members); an
   invitation's removal deletes the pending invitation.
 
@@ -39,7 +40,7 @@ from urllib.parse import quote
 import httpx
 
 from tenantops.config import KeycloakOrganizationSettings
-from tenantops.errors import PermanentProviderError, TransientProviderError
+from tenantops.errors import PermanentProviderError, ProviderError, TransientProviderError
 from tenantops.provisioning.providers.base import Outcome, Ready, Resource
 from tenantops.provisioning.providers.organization import (
     OrganizationInvitation,
@@ -349,18 +350,33 @@ class KeycloakOrganizations(OrganizationProvider):
                 resource=resource.key, status_code=400,
             )
         if response.status_code == 500 and "send invite email" in _error_message(response):
-            raise PermanentProviderError(
-                f"Keycloak could not send the invitation email to {resource.email!r}: "
-                f"{self._realm_label} has no working SMTP server. Configure it (Realm settings "
-                "→ Email, or smtpServer in the realm representation), then retry",
-                resource=resource.key, status_code=500,
-            )
+            raise self._email_failure(resource)
         if response.status_code != 204:
             raise self._unexpected(response, f"invite {resource.email!r}")
         pending = self._pending_invitation(organization_id, resource.email)
         invitation_id = pending.get("id") if pending else None
         return Ready({**outputs, "status": "pending", "invitation_id": invitation_id},
                      changed=True)
+
+    def _email_failure(self, resource: OrganizationInvitation) -> ProviderError:
+        """Keycloak's "Failed to send invite email" covers two causes: no SMTP server in the
+        realm (permanent until someone configures it) and an SMTP server that did not take the
+        message (worth retrying). The realm's settings tell them apart."""
+        response = self._request("GET", "")
+        smtp = (response.json().get("smtpServer") or {}) if response.status_code == 200 else {}
+        if not smtp.get("host"):
+            return PermanentProviderError(
+                f"Keycloak could not send the invitation email to {resource.email!r}: "
+                f"{self._realm_label} has no SMTP server. Configure it (Realm settings → "
+                "Email, or smtpServer in the realm representation), then retry",
+                resource=resource.key, status_code=500,
+            )
+        return TransientProviderError(
+            f"Keycloak could not send the invitation email to {resource.email!r} through its "
+            f"SMTP server {smtp.get('host')}:{smtp.get('port', '25')}; will retry. If this "
+            "persists, check that server and the realm's email settings",
+            resource=resource.key, status_code=500,
+        )
 
     def _remove_invitation(self, resource: OrganizationInvitation) -> Outcome:
         organization = self._find(resource.alias)

@@ -1,0 +1,112 @@
+"""The read pages: tenants searched, filtered and paged on the server; a tenant's resources;
+a run's timeline and the fragment the page polls; the headers every page sends."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from tenantops.dashboard._present import format_duration, relative_days
+from tests.dashboard.conftest import Site
+
+
+def test_tenants_are_paged_newest_first_with_search_and_status_kept(
+    operator_site: Site,
+) -> None:
+    for i in range(30):
+        operator_site.register(f"shop-{i:02d}")
+    operator_site.register("bakery")
+    operator_site.engine.catalog.set_tenant_status("shop-03", "active")
+
+    first = operator_site.client.get("/").text
+    assert "Showing 1 to 25 of 31 tenants." in first
+    assert first.index("bakery") < first.index("shop-29") < first.index("shop-06")
+    assert "shop-05" not in first
+    assert 'href="/?page=2" rel="next"' in first
+    second = operator_site.client.get("/?page=2").text
+    assert "Showing 26 to 31 of 31 tenants." in second
+    assert "shop-00" in second
+    assert "Page 2 of 2" in second
+
+    search = operator_site.client.get("/?q=SHOP-1&status=").text
+    assert "Showing 1 to 10 of 10 tenants matching “SHOP-1”." in search
+    active = operator_site.client.get("/?q=shop&status=active").text
+    assert "Showing 1 to 1 of 1 tenant matching “shop” with status active." in active
+    assert '<option value="active" selected>' in active
+    assert "No tenant matches these filters." in operator_site.client.get("/?q=zzz").text
+
+
+def test_odd_query_values_fall_back_instead_of_failing(operator_site: Site) -> None:
+    for query in ("page=-3", "page=abc", "page=99999999999", "status=evil", "q=" + "x" * 500):
+        assert operator_site.client.get(f"/?{query}").status_code == 200, query
+
+
+def test_tenant_page_shows_resources_and_runs(operator_site: Site) -> None:
+    run = operator_site.register("acme")
+    expires = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=10, hours=1)
+    operator_site.engine.catalog.update_tenant_outputs("acme", {
+        "dns_records": {"CNAME app.acme.test": "edge.tenantops.localhost",
+                        "TXT asuid.app.acme.test": "ABC123"},
+        "hostname": "app.acme.test", "certificate_thumbprint": "F00D",
+        "certificate_expires_at": expires, "database_name": "tenant_acme",
+        "database_login": "acme_app", "database_secret": "local:acme-database-password",
+        "organization_id": "org-42"})
+
+    html = operator_site.client.get("/tenants/acme").text
+    for text in ["edge.tenantops.localhost", "asuid.app.acme.test", "thumbprint F00D",
+                 '<span class="warn">in 10 days</span>', "tenant_acme", "(login acme_app)",
+                 "org-42", f'href="/runs/{run.id}"', "Onboarding is pending"]:
+        assert text in html, text
+    assert "acme-database-password" not in html, "a secret's name is not shown either"
+
+
+def test_run_page_lists_every_step_and_polls_while_active(operator_site: Site) -> None:
+    run = operator_site.register("acme")
+    catalog = operator_site.engine.catalog
+    catalog.step_started(run.id, "register_tenant")
+    catalog.step_succeeded(run.id, "register_tenant", {}, {})
+    catalog.step_started(run.id, "store_database_secret")
+
+    page = operator_site.client.get(f"/runs/{run.id}").text
+    assert f'data-live-url="/runs/{run.id}/live"' in page
+    assert 'data-poll-ms="1000"' in page
+    assert 'aria-live="polite"' in page
+    assert '<noscript><meta http-equiv="refresh" content="2"></noscript>' in page
+    assert page.count('<li class="step step-') == 12
+
+    live = operator_site.client.get(f"/runs/{run.id}/live")
+    assert live.headers["cache-control"] == "no-store"
+    assert "<html" not in live.text
+    assert 'data-active="true"' in live.text
+    assert ("Onboarding acme is running: 1 of 12 steps done; now store_database_secret, "
+            "running.") in live.text
+    assert '<li class="step step-running" id="step-store_database_secret">' in live.text
+
+
+def test_every_page_sends_a_strict_content_security_policy(operator_site: Site) -> None:
+    response = operator_site.client.get("/")
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self'" in policy
+    assert "frame-ancestors 'none'" in policy
+    assert "unsafe-inline" not in policy
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["referrer-policy"] == "same-origin"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "<script" not in response.text.replace(
+        '<script src="/static/dashboard.js?v=', ""), "no inline script"
+    static = operator_site.client.get("/static/dashboard.js")
+    assert static.status_code == 200
+    assert "liveRun" in static.text
+
+
+def test_api_routes_are_unchanged_by_the_dashboard(operator_site: Site) -> None:
+    response = operator_site.client.get("/api/tenants")
+    assert response.status_code == 401, "a dashboard session is not an API token"
+    assert response.headers["content-type"] == "application/json"
+
+
+def test_durations_and_days_read_naturally() -> None:
+    assert [format_duration(s) for s in (None, 0.012, 3.26, 75, 7300)] == [
+        "", "12 ms", "3.3 s", "1 min 15 s", "2 h 1 min"]
+    now = dt.datetime(2026, 11, 30, tzinfo=dt.timezone.utc)
+    assert relative_days(now + dt.timedelta(days=90), now) == "in 90 days"
+    assert relative_days(now - dt.timedelta(days=2), now) == "2 days ago"
