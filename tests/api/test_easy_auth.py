@@ -141,7 +141,7 @@ def test_principal_header_roles_are_checked_per_route(
     [
         ("not base64 at all!", "is not base64-encoded JSON"),
         ("W10=", "is not a JSON object"),
-        (easy_auth_header([("oid", OID)]), "lacks the claims ['tid', 'appid/azp']"),
+        (easy_auth_header([("oid", OID)]), "lacks the claims ['tid', 'appid/azp/aud']"),
         (easy_auth_header([("oid", OID)], auth_typ="google"), "'google', not 'aad'"),
         ("A" * 40_000, "is 40000 bytes"),
     ],

@@ -35,6 +35,29 @@ def test_mapped_claim_types_and_a_custom_role_type_are_read() -> None:
     assert (principal.name, principal.upn) == ("Olive Operator", "olive@contoso.test")
 
 
+def test_browser_session_principal_from_an_id_token_names_the_app_in_aud() -> None:
+    """A signed-in browser's principal comes from its ID token: no appid/azp, aud = the app."""
+    header = easy_auth_header([
+        ("http://schemas.microsoft.com/identity/claims/objectidentifier", OID),
+        ("http://schemas.microsoft.com/identity/claims/tenantid", TENANT),
+        ("aud", API_CLIENT_ID), ("iss", f"https://login.microsoftonline.com/{TENANT}/v2.0"),
+        ("roles", "Tenants.Read"), ("preferred_username", "reid@contoso.test"),
+    ])
+
+    principal = principal_from_easy_auth(header, tenant_id=TENANT, audiences=AUDIENCES)
+
+    assert principal.appid == API_CLIENT_ID
+    assert principal.roles == ("Tenants.Read",)
+    assert principal.upn == "reid@contoso.test"
+
+
+def test_principal_without_any_application_claim_is_refused() -> None:
+    header = easy_auth_header([("oid", OID), ("tid", TENANT)])
+
+    with pytest.raises(MalformedPrincipalHeaderError, match="appid/azp/aud"):
+        principal_from_easy_auth(header, tenant_id=TENANT, audiences=AUDIENCES)
+
+
 def test_another_tenant_is_refused() -> None:
     header = easy_auth_header([("oid", OID), ("tid", OTHER_TENANT), ("appid", AZP)])
 

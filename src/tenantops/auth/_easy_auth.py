@@ -88,8 +88,11 @@ def principal_from_easy_auth(
         wanted = set(types)
         return next((c["val"] for c in claims if c["typ"] in wanted), None)
 
-    oid, tid, appid = first(_OID), first(_TID), first(_APPID)
-    missing = [n for n, v in (("oid", oid), ("tid", tid), ("appid/azp", appid)) if v is None]
+    # A browser session's principal is built from its ID token, which names the application
+    # in ``aud`` (it has no appid/azp); an access token names it in appid (v1) or azp (v2).
+    oid, tid, appid = first(_OID), first(_TID), first(_APPID) or first(("aud",))
+    missing = [n for n, v in (("oid", oid), ("tid", tid), ("appid/azp/aud", appid))
+               if v is None]
     if oid is None or tid is None or appid is None:
         raise _malformed(f"lacks the claims {missing}", {"missing": missing})
     if tid.lower() != tenant_id.lower():

@@ -97,6 +97,8 @@ def demo(
             time.sleep(0.02)
         typer.echo("tenantops demo: emulator, API, worker, DNS responder and TLS edge are "
                    "running on loopback.\n")
+        typer.echo(f"  dashboard         {api_url.removesuffix('/api')}/  (sign in as "
+                   "operator@contoso.test / operator, or reader@contoso.test / reader)")
         typer.echo(f"  API               {api_url}")
         typer.echo(f"  Entra emulator    {info.authority}/{info.tenant_id}")
         typer.echo(f"  managed identity  {info.mi_url}")
