@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -35,3 +36,22 @@ def test_every_command_has_help() -> None:
         assert result.exit_code == 0, (path, result.output)
         assert "Usage:" in result.output
         assert command.help or command.short_help, f"tenantops {' '.join(path)} has no help text"
+
+
+def test_onboard_dry_run_prints_the_plan_and_changes_no_tenant(tmp_path: Path) -> None:
+    args = ["--data-dir", str(tmp_path), "onboard", "acme", "--domain", "portal.acme.example",
+            "--admin-email", "a@acme.example", "--dry-run"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "+ create    dns:zone-file        dns:CNAME:portal.acme.example" in result.output
+    assert "0 to delete" in result.output
+    assert not (tmp_path / "dns").exists()
+    assert not (tmp_path / "databases").exists()
+
+
+def test_onboard_with_invalid_spec_exits_2_naming_every_field(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["--data-dir", str(tmp_path), "onboard", "Bad!", "--domain", "x",
+                                 "--admin-email", "nope", "--dry-run"])
+    assert result.exit_code == 2
+    for field in ("slug = 'Bad!'", "custom_domain = 'x'", "admin_email = 'nope'"):
+        assert field in result.output

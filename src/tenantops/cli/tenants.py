@@ -79,7 +79,10 @@ def _preview(ctx: typer.Context, spec: dict[str, Any], as_json: bool) -> None:
     from tenantops.provisioning.engine import Engine
 
     try:
-        preview = Engine(settings_of(ctx)).preview_onboarding(spec)
+        engine = Engine(settings_of(ctx))
+        # The preview reads the catalog; an empty data folder gets its (empty) schema first.
+        engine.catalog.migrate()
+        preview = engine.preview_onboarding(spec)
     except TenantOpsError as exc:
         fail(exc, EXIT_INVALID)
     if as_json:
