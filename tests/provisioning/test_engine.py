@@ -163,15 +163,21 @@ def test_repeated_and_concurrent_requests_give_one_tenant_and_one_run(engine: En
 
 def test_runs_for_different_slugs_proceed_in_parallel(make_engine: EngineFactory) -> None:
     intervals = Intervals("database")
-    engine = make_engine(intervals, Delay(0.3, kind="database"))
+    engine = make_engine(intervals, Delay(1.0, kind="database"))
     slugs = ["par-one", "par-two", "par-three", "par-four"]
     runs = [engine.onboard(spec_for(slug), requested_by="ops") for slug in slugs]
     for run in runs:
         assert engine.wait(run.id).status == "succeeded"
     assert {tenant for tenant, _, _ in intervals.calls} == set(slugs)
-    latest_start = max(start for _, start, _ in intervals.calls)
-    earliest_end = min(end for _, _, end in intervals.calls)
-    assert latest_start < earliest_end, "database calls of different tenants did not overlap"
+    # One run at a time would never have two database calls in flight; how many overlap at
+    # once depends on the machine's load, so the test asks for at least two, not all four.
+    events = sorted([(start, 1) for _, start, _ in intervals.calls]
+                    + [(end, -1) for _, _, end in intervals.calls])
+    in_flight = most = 0
+    for _, change in events:
+        in_flight += change
+        most = max(most, in_flight)
+    assert most >= 2, "database calls of different tenants never overlapped"
 
 
 def test_running_step_is_visible_and_blocks_a_second_run(make_engine: EngineFactory) -> None:

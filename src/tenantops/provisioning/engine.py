@@ -82,6 +82,7 @@ WORKFLOW_NAME = "tenantops.run"
 _EXECUTE_STEP = "tenantops.execute_step"
 _APP_NAME = "tenantops"
 _RECONCILE_SECONDS = 30.0
+_RETRY_SETTLE_SECONDS = 10.0
 
 _engine: Engine | None = None
 _engine_lock = threading.Lock()
@@ -383,9 +384,16 @@ class Engine:
                 f"run {run_id} is {run.status}; only a failed or cancelled run can be retried"
             )
         client = self._dbos()
-        statuses = client.list_workflows(workflow_ids=[run.workflow_id], load_input=False,
-                                         load_output=False)
-        status = statuses[0].status if statuses else None
+        # The catalog records the failure just before the workflow returns; a retry asked in
+        # that instant waits (briefly) for the workflow to finish instead of refusing.
+        deadline = time.monotonic() + _RETRY_SETTLE_SECONDS
+        while True:
+            statuses = client.list_workflows(workflow_ids=[run.workflow_id], load_input=False,
+                                             load_output=False)
+            status = statuses[0].status if statuses else None
+            if status not in ("PENDING", "ENQUEUED", "DELAYED") or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         if status in ("PENDING", "ENQUEUED", "DELAYED"):
             raise RunStateError(
                 f"run {run_id} is {run.status} but its workflow is still {status}; try again "
