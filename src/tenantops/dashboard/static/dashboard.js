@@ -8,6 +8,17 @@
     if (target) { target.focus(); }
   }
 
+  // Skip link: browsers differ in whether following "#main" moves keyboard focus there;
+  // move it explicitly so the next Tab continues from the content.
+  function skipLink() {
+    var link = document.querySelector(".skip-link");
+    if (!link) { return; }
+    link.addEventListener("click", function () {
+      var target = document.getElementById("main");
+      if (target) { target.focus(); }
+    });
+  }
+
   // Live run timeline: poll the run's HTML fragment while the run is active, replace the part
   // that changed, keep keyboard focus where it was, and announce the new state politely.
   function liveRun() {
@@ -61,6 +72,7 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     focusOnLoad();
+    skipLink();
     liveRun();
   });
 }());
