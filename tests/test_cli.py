@@ -55,3 +55,30 @@ def test_onboard_with_invalid_spec_exits_2_naming_every_field(tmp_path: Path) ->
     assert result.exit_code == 2
     for field in ("slug = 'Bad!'", "custom_domain = 'x'", "admin_email = 'nope'"):
         assert field in result.output
+
+
+def test_cli_works_without_the_azure_extra_and_says_how_to_get_it() -> None:
+    """The README's install is `pip install -e .` (no extras): the CLI must not need them."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'azure.mgmt' or name.startswith(('azure.mgmt.', 'azure.functions')):\n"
+        "            raise ModuleNotFoundError(name=name)\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "sys.argv = ['tenantops'] + sys.argv[1:]\n"
+        "from tenantops.cli.main import main\n"
+        "main()\n"
+    )
+    helped = subprocess.run([sys.executable, "-c", script, "--help"], capture_output=True,
+                            text=True, timeout=60)
+    assert helped.returncode == 0, helped.stderr
+    assert "demo" in helped.stdout
+    refused = subprocess.run([sys.executable, "-c", script, "azure", "check"],
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1
+    assert "pip install 'tenantops[azure]'" in refused.stderr

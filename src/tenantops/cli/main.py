@@ -9,7 +9,6 @@ import typer
 
 from tenantops import __version__
 from tenantops.cli import auth as auth_cmd
-from tenantops.cli import azure as azure_cmd
 from tenantops.cli import call as call_cmd
 from tenantops.cli import demo as demo_cmd
 from tenantops.cli import emulator as emulator_cmd
@@ -19,7 +18,7 @@ from tenantops.cli import tenants as tenants_cmd
 from tenantops.cli import worker as worker_cmd
 from tenantops.cli.context import CliContext, fail
 from tenantops.config import load_settings
-from tenantops.errors import TenantOpsError
+from tenantops.errors import ConfigError, TenantOpsError
 from tenantops.log import configure_logging
 
 __all__ = ["app", "main"]
@@ -34,7 +33,19 @@ app = typer.Typer(
 app.add_typer(emulator_cmd.app, name="emulator")
 app.command("demo")(demo_cmd.demo)
 app.add_typer(auth_cmd.app, name="auth")
-app.add_typer(azure_cmd.app, name="azure")
+try:
+    from tenantops.cli import azure as azure_cmd
+except ImportError as missing:  # the Azure SDKs are the optional `azure` extra
+    _azure_missing = missing.name or "the Azure SDKs"
+
+    @app.command("azure", context_settings={"ignore_unknown_options": True,
+                                            "allow_extra_args": True})
+    def azure_unavailable() -> None:
+        """Azure preflight (needs the azure extra: pip install 'tenantops[azure]')."""
+        fail(ConfigError(f"'tenantops azure' needs the Azure SDKs ({_azure_missing} is not "
+                         "installed); install them with: pip install 'tenantops[azure]'"))
+else:
+    app.add_typer(azure_cmd.app, name="azure")
 app.command("call")(call_cmd.call)
 app.command("serve")(serve_cmd.serve)
 app.command("worker")(worker_cmd.worker)
