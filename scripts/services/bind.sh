@@ -19,7 +19,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-say() { printf '%s\n' "$*" >&2; }
+# shellcheck source=scripts/services/lib.sh
+. scripts/services/lib.sh
 
 PORT=${TENANTOPS_BIND_PORT:-15353}
 DIR=${TENANTOPS_BIND_DIR:-$PWD/.services/bind}
@@ -28,33 +29,13 @@ LOCKED_ZONE=locked.test
 KEY_NAME=tenantops-test
 PIDFILE=$DIR/named.pid
 
-running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
-
 if [ "${1:-}" = "stop" ]; then
-  if running; then
-    kill "$(cat "$PIDFILE")"
-    for _ in $(seq 1 100); do  # until the port is free again
-      stopped_pid=$(cat "$PIDFILE" 2>/dev/null || true)
-      if [ -z "$stopped_pid" ] || ! grep -qs '^State:.*[RSD]' "/proc/$stopped_pid/status"; then
-        break
-      fi
-      sleep 0.1
-    done
-    say "bind: stopped"
-  fi
+  stop_service bind "$PIDFILE"
   exit 0
 fi
 
 if ! command -v named >/dev/null || ! command -v dig >/dev/null; then
-  if [ "$(id -u)" -ne 0 ]; then
-    say "bind: BIND 9 is not installed and installing it needs root;"
-    say "  run 'apt-get install bind9 bind9-utils bind9-dnsutils' as root"
-    exit 1
-  fi
-  say "bind: installing bind9 with apt-get"
-  apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    bind9 bind9-utils bind9-dnsutils >&2
+  apt_install bind bind9 bind9-utils bind9-dnsutils
 fi
 
 mkdir -p "$DIR"
@@ -113,10 +94,10 @@ EOF
 
 answers() { [ -n "$(dig +short +time=1 +tries=1 -p "$PORT" @127.0.0.1 "$ZONE" SOA 2>/dev/null)" ]; }
 
-if running && answers; then
+if running "$PIDFILE" && answers; then
   say "bind: already running on 127.0.0.1:$PORT (pid $(cat "$PIDFILE"))"
 else
-  if running; then kill "$(cat "$PIDFILE")"; sleep 0.5; fi
+  if running "$PIDFILE"; then kill "$(cat "$PIDFILE")"; sleep 0.5; fi
   named-checkconf "$DIR/named.conf" >&2
   user_args=()
   if [ "$(id -u)" -eq 0 ]; then user_args=(-u root); fi
@@ -127,10 +108,7 @@ fi
 
 for _ in $(seq 1 100); do
   if answers; then
-    printf 'TENANTOPS_TEST_BIND_PORT=%s\n' "$PORT"
-    printf 'TENANTOPS_TEST_BIND_ZONE=%s\n' "$ZONE"
-    printf 'TENANTOPS_TEST_BIND_TSIG_KEY_NAME=%s\n' "$KEY_NAME"
-    printf 'TENANTOPS_TEST_BIND_TSIG_SECRET_FILE=%s\n' "$DIR/tsig.secret"
+    print_dns_env BIND "$PORT" "$ZONE" "$KEY_NAME" "$DIR/tsig.secret"
     exit 0
   fi
   sleep 0.1

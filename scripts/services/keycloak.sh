@@ -29,7 +29,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-say() { printf '%s\n' "$*" >&2; }
+# shellcheck source=scripts/services/lib.sh
+. scripts/services/lib.sh
 
 VERSION=${TENANTOPS_KEYCLOAK_VERSION:-26.7.3}
 PORT=${TENANTOPS_KEYCLOAK_PORT:-18080}

@@ -18,7 +18,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-say() { printf '%s\n' "$*" >&2; }
+# shellcheck source=scripts/services/lib.sh
+. scripts/services/lib.sh
 
 PORT=${TENANTOPS_KNOT_PORT:-15354}
 DIR=${TENANTOPS_KNOT_DIR:-$PWD/.services/knot}
@@ -27,33 +28,13 @@ LOCKED_ZONE=locked.test
 KEY_NAME=tenantops-test
 PIDFILE=$DIR/run/knot.pid
 
-running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
-
 if [ "${1:-}" = "stop" ]; then
-  if running; then
-    kill "$(cat "$PIDFILE")"
-    for _ in $(seq 1 100); do  # until the port is free again
-      stopped_pid=$(cat "$PIDFILE" 2>/dev/null || true)
-      if [ -z "$stopped_pid" ] || ! grep -qs '^State:.*[RSD]' "/proc/$stopped_pid/status"; then
-        break
-      fi
-      sleep 0.1
-    done
-    say "knot: stopped"
-  fi
+  stop_service knot "$PIDFILE"
   exit 0
 fi
 
 if ! command -v knotd >/dev/null || ! command -v kdig >/dev/null; then
-  if [ "$(id -u)" -ne 0 ]; then
-    say "knot: Knot DNS is not installed and installing it needs root;"
-    say "  run 'apt-get install knot knot-dnsutils' as root"
-    exit 1
-  fi
-  say "knot: installing knot with apt-get"
-  apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    knot knot-dnsutils >&2
+  apt_install knot knot knot-dnsutils
 fi
 
 mkdir -p "$DIR/run" "$DIR/db" "$DIR/zones"
@@ -120,10 +101,10 @@ answers() {
   [ -n "$(kdig +short +time=1 +retry=0 -p "$PORT" @127.0.0.1 "$ZONE" SOA 2>/dev/null)" ]
 }
 
-if running && answers; then
+if running "$PIDFILE" && answers; then
   say "knot: already running on 127.0.0.1:$PORT (pid $(cat "$PIDFILE"))"
 else
-  if running; then kill "$(cat "$PIDFILE")"; sleep 0.5; fi
+  if running "$PIDFILE"; then kill "$(cat "$PIDFILE")"; sleep 0.5; fi
   knotc -c "$DIR/knot.conf" conf-check >&2
   say "knot: starting knotd on 127.0.0.1:$PORT"
   knotd -c "$DIR/knot.conf" -d </dev/null >&2
@@ -131,10 +112,7 @@ fi
 
 for _ in $(seq 1 100); do
   if answers; then
-    printf 'TENANTOPS_TEST_KNOT_PORT=%s\n' "$PORT"
-    printf 'TENANTOPS_TEST_KNOT_ZONE=%s\n' "$ZONE"
-    printf 'TENANTOPS_TEST_KNOT_TSIG_KEY_NAME=%s\n' "$KEY_NAME"
-    printf 'TENANTOPS_TEST_KNOT_TSIG_SECRET_FILE=%s\n' "$DIR/tsig.secret"
+    print_dns_env KNOT "$PORT" "$ZONE" "$KEY_NAME" "$DIR/tsig.secret"
     exit 0
   fi
   sleep 0.1

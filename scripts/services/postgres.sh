@@ -13,7 +13,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-say() { printf '%s\n' "$*" >&2; }
+# shellcheck source=scripts/services/lib.sh
+. scripts/services/lib.sh
 
 if [ -n "${TENANTOPS_TEST_POSTGRES_URL:-}" ]; then
   say "postgres: using TENANTOPS_TEST_POSTGRES_URL from the environment"
