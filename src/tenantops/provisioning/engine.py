@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from dbos import DBOS, DBOSClient, DBOSConfig, SetWorkflowID
 from sqlalchemy.engine import make_url
 
@@ -54,6 +55,7 @@ from tenantops.errors import (
     TransientProviderError,
 )
 from tenantops.provisioning.plan import (
+    Plan,
     Preview,
     StepInputs,
     offboarding_plan,
@@ -96,6 +98,16 @@ class StepRef:
     tenant: str
     step: str
     attempt: int
+
+
+@dataclass(frozen=True)
+class _RunContext:
+    """What every step of one run is built from, parsed once per workflow execution from
+    the checkpointed result of ``tenantops.load_run``; ``outputs`` grows as steps succeed."""
+
+    spec: TenantSpec
+    plan: Plan
+    outputs: dict[str, dict[str, Any]]
 
 
 _current_step: contextvars.ContextVar[StepRef | None] = contextvars.ContextVar(
@@ -151,7 +163,8 @@ def _load_run_step(run_id: str) -> dict[str, Any]:
 
 @DBOS.step(name=_EXECUTE_STEP, retries_allowed=True, max_attempts=5, interval_seconds=0.5,
            should_retry=_is_catalog_error)
-def _execute_step(run_id: str, step: str, context: dict[str, Any]) -> dict[str, Any]:
+def _execute_step(run_id: str, step: str, context: _RunContext) -> dict[str, Any]:
+    # DBOS checkpoints a step's result, not its arguments: the context may hold objects.
     return _active()._execute(run_id, step, context)
 
 
@@ -189,6 +202,7 @@ class Engine:
         self._services: list[EmbeddedService] = []
         self._stop = threading.Event()
         self._reconciler: threading.Thread | None = None
+        self._system_engine: sa.Engine | None = None
 
     # -- lifecycle (the worker role) ------------------------------------------------------
 
@@ -216,6 +230,7 @@ class Engine:
                 for service in self.providers.services():
                     service.start()
                     self._services.append(service)
+            self._system_engine = _sqlite_system_engine(self.system_database_url)
             DBOS(config=self._dbos_config())
             DBOS.launch()
             self._launched = True
@@ -253,6 +268,9 @@ class Engine:
         if _engine is self:
             DBOS.destroy()
         self._launched = False
+        if self._system_engine is not None:
+            self._system_engine.dispose()
+            self._system_engine = None
         for service in reversed(self._services):
             try:
                 service.stop()
@@ -287,6 +305,8 @@ class Engine:
             # notifications, and the listener's dedicated connection outlives DBOS.destroy().
             "use_listen_notify": False,
         }
+        if self._system_engine is not None:
+            config["system_database_engine"] = self._system_engine
         return config
 
     def _reconcile_periodically(self) -> None:
@@ -460,8 +480,9 @@ class Engine:
         """The workflow body: deterministic given the checkpointed step results."""
         # The run's spec and its steps' outputs travel in the workflow, from checkpointed
         # results, so a step does not read them back from the catalog.
-        context = _load_run_step(run_id)
-        plan = plan_for(context["kind"], context["options"])
+        loaded = _load_run_step(run_id)
+        plan = plan_for(loaded["kind"], loaded["options"])
+        context = _RunContext(TenantSpec(**loaded["spec"]), plan, loaded["outputs"])
         config = self.settings.engine
         for step in plan.steps:
             failures = 0
@@ -470,7 +491,7 @@ class Engine:
                 result = _execute_step(run_id, step.name, context)
                 state = result["state"]
                 if state == "succeeded":
-                    context["outputs"][step.name] = result["outputs"]
+                    context.outputs[step.name] = result["outputs"]
                     break
                 if state == "cancelled":
                     return "cancelled"
@@ -503,12 +524,12 @@ class Engine:
         base = config.retry_initial_seconds * config.retry_backoff_rate ** (failures - 1)
         return min(config.retry_max_seconds, base) * random.uniform(0.8, 1.2)  # noqa: S311
 
-    def _execute(self, run_id: str, name: str, context: dict[str, Any]) -> dict[str, Any]:
+    def _execute(self, run_id: str, name: str, context: _RunContext) -> dict[str, Any]:
         """One attempt of one step: record it running, call the provider, record the
         outcome. Provider failures are results, not exceptions, so DBOS checkpoints them."""
-        step = plan_for(context["kind"], context["options"]).step(name)
-        spec = TenantSpec(**context["spec"])
-        inputs = StepInputs(spec, self.providers, self.settings, context["outputs"])
+        step = context.plan.step(name)
+        spec = context.spec
+        inputs = StepInputs(spec, self.providers, self.settings, context.outputs)
         attempt = self.catalog.step_started(run_id, name)
         if attempt is None:  # cancelled since the previous step
             return {"step": name, "state": "cancelled"}
@@ -550,6 +571,29 @@ def _describe(exc: TenantOpsError) -> str:
 
 def _safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
+
+
+def _sqlite_system_engine(url: str) -> sa.Engine | None:
+    """The DBOS system database engine on SQLite: DBOS's own settings (IMMEDIATE
+    transactions, busy timeout, foreign keys) plus ``synchronous=NORMAL``, which in WAL mode
+    keeps every commit across a killed process (only a power loss may undo the last ones)
+    without an fsync per checkpoint. None on PostgreSQL: DBOS builds that engine itself."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    engine = sa.create_engine(
+        url, pool_size=20, max_overflow=0, pool_timeout=30,
+        connect_args={"timeout": 30, "check_same_thread": False},
+    )
+
+    @sa.event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = "IMMEDIATE"
+        dbapi_connection.execute("PRAGMA busy_timeout=30000")
+        dbapi_connection.execute("PRAGMA foreign_keys=ON")
+        dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
+    return engine
 
 
 def _prepare_sqlite(url: str) -> None:
