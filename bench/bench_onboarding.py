@@ -1,16 +1,20 @@
 """Onboardings per minute with the embedded providers, and the engine's overhead: the time a
 run takes divided by the time spent inside its providers.
 
-Three measurements in one run:
+Four measurements in one run:
 
 - *load*: ``--tenants`` onboardings requested at once, ``--concurrency`` executing together
   (throughput, and the overhead ratio while runs compete for the cores);
 - *one at a time*: ``--sequential`` onboardings with one run executing at a time (the
   overhead ratio without contention);
+- *DBOS alone*: the same provider calls, each one a DBOS step of a DBOS workflow, without
+  tenantops' catalog recording (the floor for any engine with one DBOS step per provider
+  action, measured in the same process after the one-at-a-time runs);
 - *baseline*: the plan's provider calls made directly, no engine, catalog or workflow.
 
 What the engine adds per step: two catalog transactions (step running, step finished) and a
-DBOS checkpoint, plus queue polling and the durable sleeps of pending steps.
+DBOS checkpoint (DBOS reads, then writes, the step's row), plus queue polling and the durable
+sleeps of pending steps.
 
 Run: .venv/bin/python bench/bench_onboarding.py [--tenants 500] [--concurrency 8]
 Goals (issue 4): 500 tenants in under 2 minutes on 2 cores; overhead ratio at most 1.5.
@@ -26,9 +30,13 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from dbos import DBOS
 
 from tenantops.config import Settings
 from tenantops.provisioning import Engine, StepInputs, TenantSpec, current_step, onboarding_plan
+from tenantops.provisioning.plan import PlanStep
 from tenantops.provisioning.providers.base import Outcome, Pending, ProviderCall
 
 GOAL_SECONDS_FOR_500 = 120.0
@@ -54,9 +62,13 @@ class ProviderClock:
 
 
 def settings_for(data_dir: Path, concurrency: int) -> Settings:
+    """The defaults, but the queue is polled every 50 ms when runs execute together (so a
+    free slot is filled quickly); one at a time keeps the default 200 ms (the wait between
+    runs is not part of a run's time, and a faster poll only takes CPU from the run)."""
+    polling = 0.05 if concurrency > 1 else 0.2
     return Settings(
         data_dir=data_dir, log_level="WARNING",
-        engine={"worker_concurrency": concurrency, "queue_polling_seconds": 0.05},
+        engine={"worker_concurrency": concurrency, "queue_polling_seconds": polling},
         providers={"dns": {"port": 0, "propagation_poll_seconds": 0.05},
                    "webhost": {"port": 0, "app_port": 0}},
     )
@@ -75,22 +87,58 @@ def baseline(engine: Engine, count: int) -> float:
     for i in range(count):
         tenant = spec(i, "base")
         engine.catalog.open_onboarding(tenant, requested_by="bench", steps=[])
-        inputs = StepInputs(tenant, engine.providers, engine.settings)
-        outputs: dict[str, dict[str, object]] = {}
+        outputs: dict[str, dict[str, Any]] = {}
         for step in onboarding_plan().steps:
-            inputs = StepInputs(tenant, engine.providers, engine.settings, outputs)
-            provider = engine.providers.of_kind(step.kind)
-            outcome: Outcome = Pending("", 0)
-            while isinstance(outcome, Pending):
-                outcome = provider.ensure(step.build(inputs))
-            outputs[step.name] = dict(outcome.outputs)
+            outputs[step.name] = _complete(
+                step, StepInputs(tenant, engine.providers, engine.settings, outputs))
     return (time.perf_counter() - started) / count
 
 
-def onboard_all(folder: Path, count: int, concurrency: int, prefix: str
-                ) -> tuple[float, float, float, int]:
+def _complete(step: PlanStep, inputs: StepInputs) -> dict[str, Any]:
+    provider = inputs.providers.of_kind(step.kind)
+    outcome: Outcome = Pending("", 0)
+    while isinstance(outcome, Pending):
+        outcome = provider.ensure(step.build(inputs))
+    return dict(outcome.outputs)
+
+
+_dbos_only: dict[str, Any] = {}
+
+
+@DBOS.step(name="bench.provider_call")
+def _dbos_only_step(step: PlanStep, inputs: StepInputs) -> dict[str, Any]:
+    return _complete(step, inputs)  # DBOS checkpoints the result, not the arguments
+
+
+@DBOS.workflow(name="bench.dbos_only")
+def _dbos_only_workflow(slug: str) -> float:
+    """One onboarding's provider calls, one DBOS step each; returns its seconds."""
+    engine: Engine = _dbos_only["engine"]
+    tenant = spec(int(slug.removeprefix("floor")), "floor")
+    started = time.perf_counter()
+    outputs: dict[str, dict[str, Any]] = {}
+    for step in onboarding_plan().steps:
+        inputs = StepInputs(tenant, engine.providers, engine.settings, outputs)
+        outputs[step.name] = _dbos_only_step(step, inputs)
+    return time.perf_counter() - started
+
+
+def dbos_only(engine: Engine, clock: ProviderClock, count: int) -> tuple[float, float]:
+    """(summed run seconds, summed provider seconds) of ``count`` onboardings made by a bare
+    DBOS workflow on the started engine's DBOS: no catalog recording, no tenantops engine."""
+    _dbos_only["engine"] = engine
+    outside = clock.per_run[""]  # calls made outside the engine's runs
+    run_seconds = 0.0
+    for i in range(count):
+        engine.catalog.open_onboarding(spec(i, "floor"), requested_by="bench", steps=[])
+        run_seconds += _dbos_only_workflow(f"floor{i:04d}")
+    return run_seconds, clock.per_run[""] - outside
+
+
+def onboard_all(folder: Path, count: int, concurrency: int, prefix: str, *, floor: int = 0
+                ) -> tuple[float, float, float, int, tuple[float, float]]:
     """Onboard ``count`` tenants; (wall seconds, summed run seconds, summed provider
-    seconds, failures)."""
+    seconds, failures, and the DBOS-alone figures of ``floor`` onboardings)."""
     clock = ProviderClock()
     engine = Engine(settings_for(folder, concurrency), middleware=[clock])
     engine.start()
@@ -99,6 +147,7 @@ def onboard_all(folder: Path, count: int, concurrency: int, prefix: str
         runs = [engine.onboard(spec(i, prefix), requested_by="bench").id for i in range(count)]
         finished = [engine.wait(run_id, timeout=1800, poll=0.2) for run_id in runs]
         wall = time.perf_counter() - started
+        floor_figures = dbos_only(engine, clock, floor) if floor else (0.0, 0.0)
     finally:
         engine.stop()
     run_seconds = sum(
@@ -107,7 +156,7 @@ def onboard_all(folder: Path, count: int, concurrency: int, prefix: str
     )
     provider_seconds = sum(clock.per_run[run.id] for run in finished)
     failed = sum(1 for run in finished if run.status != "succeeded")
-    return wall, run_seconds, provider_seconds, failed
+    return wall, run_seconds, provider_seconds, failed, floor_figures
 
 
 def main() -> None:
@@ -121,10 +170,11 @@ def main() -> None:
     steps = len(onboarding_plan().steps)
 
     with tempfile.TemporaryDirectory() as tmp:
-        wall, run_s, provider_s, failed = onboard_all(
+        wall, run_s, provider_s, failed, _ = onboard_all(
             Path(tmp) / "load", args.tenants, args.concurrency, "t")
-        _, seq_run_s, seq_provider_s, seq_failed = onboard_all(
-            Path(tmp) / "sequential", args.sequential, 1, "s")
+        _, seq_run_s, seq_provider_s, seq_failed, (floor_run_s, floor_provider_s) = (
+            onboard_all(Path(tmp) / "sequential", args.sequential, 1, "s",
+                        floor=args.sequential))
         direct = Engine(settings_for(Path(tmp) / "baseline", 1))
         services = direct.providers.services()
         for service in services:
@@ -146,11 +196,23 @@ def main() -> None:
     print(f"  per run {run_s / args.tenants * 1000:.0f} ms, of which "
           f"{provider_s / args.tenants * 1000:.0f} ms inside providers: overhead ratio "
           f"{overhead_load:.2f} (runs share {os.cpu_count()} cores and the GIL)")
-    print(f"  wall time / summed provider time: {wall / provider_s:.2f}")
+    print(f"  all {args.tenants} finished in {wall / (per_tenant_direct * args.tenants):.2f} "
+          "times the baseline's time for the same calls made one after another")
     print(f"one at a time: {args.sequential} tenants ({seq_failed} failed): per run "
           f"{seq_run_s / args.sequential * 1000:.0f} ms, of which "
           f"{seq_provider_s / args.sequential * 1000:.0f} ms inside providers: overhead ratio "
           f"{overhead_sequential:.2f}")
+    floor_ratio = floor_run_s / floor_provider_s
+    per_step = 1000 / (args.sequential * steps)
+    engine_step = (seq_run_s - seq_provider_s) * per_step
+    dbos_step = (floor_run_s - floor_provider_s) * per_step
+    print(f"DBOS alone: the same calls as one DBOS step each, no catalog recording: per run "
+          f"{floor_run_s / args.sequential * 1000:.0f} ms, of which "
+          f"{floor_provider_s / args.sequential * 1000:.0f} ms inside providers: ratio "
+          f"{floor_ratio:.2f}")
+    print(f"  per step: providers {seq_provider_s * per_step:.2f} ms; the engine adds "
+          f"{engine_step:.2f} ms, of which DBOS's checkpoint {dbos_step:.2f} ms and tenantops "
+          f"(catalog recording, step logic) {engine_step - dbos_step:.2f} ms")
     print(f"baseline: the same provider calls made directly, no engine: "
           f"{per_tenant_direct * 1000:.0f} ms per tenant")
     scaled = wall * 500 / args.tenants
@@ -158,7 +220,8 @@ def main() -> None:
           f"{'met' if scaled < GOAL_SECONDS_FOR_500 else 'NOT met'} ({scaled:.0f} s); "
           f"overhead ratio <= {GOAL_OVERHEAD}: "
           f"{'met' if overhead_sequential <= GOAL_OVERHEAD else 'NOT met'} "
-          f"({overhead_sequential:.2f} one at a time, {overhead_load:.2f} under load)")
+          f"({overhead_sequential:.2f} one at a time, {overhead_load:.2f} under load; "
+          f"DBOS alone {floor_ratio:.2f})")
 
 
 if __name__ == "__main__":
