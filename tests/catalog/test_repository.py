@@ -138,6 +138,34 @@ def test_step_status_is_recorded_as_it_changes(catalog: Catalog) -> None:
     assert catalog.get_tenant("acme").dns_records == {}
 
 
+def test_step_writes_from_many_threads_all_land(catalog: Catalog) -> None:
+    steps = [StepTemplate(f"step{i}", "catalog:sqlite", "ensure") for i in range(10)]
+    runs = [catalog.open_onboarding(Spec(slug=f"tenant{i}", custom_domain=f"app.t{i}.test"),
+                                    requested_by="a", steps=steps).run for i in range(8)]
+    errors: list[BaseException] = []
+
+    def work(run_id: str) -> None:
+        try:
+            for step in steps:
+                catalog.step_started(run_id, step.name)
+                catalog.step_succeeded(run_id, step.name, {"n": step.name},
+                                       {"dns_records": {step.name: run_id}})
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(run.id,)) for run in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    for i, run in enumerate(runs):
+        recorded = catalog.get_run(run.id)
+        assert [(s.status, s.attempts, s.outputs) for s in recorded.steps] == [
+            ("succeeded", 1, {"n": s.name}) for s in steps]
+        assert catalog.get_tenant(f"tenant{i}").dns_records == {s.name: run.id for s in steps}
+
+
 def test_failed_run_marks_step_and_tenant_failed(catalog: Catalog) -> None:
     run = catalog.open_onboarding(Spec(), requested_by="a", steps=STEPS).run
     catalog.step_started(run.id, "register")

@@ -13,10 +13,9 @@ wait for writers.
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -260,7 +259,6 @@ class Catalog:
         self._pool_size = pool_size
         self._engine: Engine | None = None
         self._organizations: OrganizationStore | None = None
-        self._writer = _sqlite_writer_lock(url)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Catalog:
@@ -326,8 +324,7 @@ class Catalog:
     def _session(self, *, write: bool) -> Iterator[Session]:
         bind = self.engine if write else self.engine.execution_options(tenantops_readonly=True)
         try:
-            with (self._writer if write else nullcontext()), Session(
-                    bind, expire_on_commit=False) as session, session.begin():
+            with Session(bind, expire_on_commit=False) as session, session.begin():
                 yield session
         except IntegrityError:
             raise
@@ -775,7 +772,7 @@ class Catalog:
     @contextmanager
     def _write(self) -> Iterator[Connection]:
         try:
-            with self._writer, self.engine.begin() as connection:
+            with self.engine.begin() as connection:
                 yield connection
         except SQLAlchemyError as exc:
             raise CatalogError(
@@ -899,47 +896,6 @@ def _output_values(
     return values
 
 
-class _WriterLock:
-    """One lock per SQLite file, taken by this process's writers before BEGIN IMMEDIATE.
-
-    SQLite lets one writer in at a time, and a writer that finds the file locked sleeps in
-    the busy handler with growing back-off (1, 2, 5, 10 ms...) even when the lock is held
-    for 100 µs. Queueing this process's writers on a lock instead hands the file over as
-    soon as it is free; other processes still meet the busy timeout. Re-entrant, and bounded
-    by the same 30 s as the busy timeout, so a mistake fails as "database is locked" would
-    rather than hanging. PostgreSQL needs none.
-    """
-
-    def __init__(self, database: str) -> None:
-        self._database = database
-        self._lock = threading.RLock()
-
-    def __enter__(self) -> None:
-        if not self._lock.acquire(timeout=_SQLITE_BUSY_SECONDS):
-            raise CatalogError(
-                f"the catalog at {self._database} stayed locked by another writer of this "
-                f"process for {_SQLITE_BUSY_SECONDS:g} s; is a transaction stuck?"
-            )
-
-    def __exit__(self, *_: object) -> None:
-        self._lock.release()
-
-
-_SQLITE_BUSY_SECONDS = 30.0
-_writer_locks: dict[str, _WriterLock] = {}
-_writer_locks_guard = threading.Lock()
-
-
-def _sqlite_writer_lock(url: str) -> AbstractContextManager[None]:
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return nullcontext()
-    database = parsed.database or ":memory:"
-    key = database if database == ":memory:" else str(Path(database).resolve())
-    with _writer_locks_guard:
-        return _writer_locks.setdefault(key, _WriterLock(key))
-
-
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     # Transactions are begun explicitly in _sqlite_on_begin, not by the driver.
     dbapi_connection.isolation_level = None
@@ -949,7 +905,7 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
         # WAL + NORMAL survives a killed process; only a power loss may drop the last commits.
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={int(_SQLITE_BUSY_SECONDS * 1000)}")
+        cursor.execute("PRAGMA busy_timeout=30000")
     finally:
         cursor.close()
 
