@@ -179,6 +179,11 @@ class EngineSettings(BaseModel):
     executor_id: str = Field(
         default="local", description="this worker's DBOS executor ID; unique per worker"
     )
+    worker_timeout_seconds: float = Field(
+        default=120.0, ge=1, le=86400,
+        description="a worker unheard of this long is taken for dead, and a live worker takes "
+        "over its runs; workers say they are alive every quarter of it",
+    )
     worker_concurrency: int = Field(default=8, ge=1, le=256, description="runs at once")
     queue_polling_seconds: float = Field(default=0.2, gt=0, le=60)
     max_attempts: int = Field(

@@ -1,8 +1,7 @@
 """A throwaway PostgreSQL database per test, on the server scripts/services/postgres.sh starts.
 
 The server's URL comes from ``TENANTOPS_TEST_POSTGRES_URL``. Without it the PostgreSQL
-variants are skipped, with the reason shown, on a developer's machine; under CI
-(``CI=true``) they fail instead, so a missing server can never pass unnoticed.
+variants fail, saying how to start the server: a missing server never passes unnoticed.
 """
 
 from __future__ import annotations

@@ -246,3 +246,16 @@ def test_hostname_lookup_ignores_offboarded_tenants(catalog: Catalog) -> None:
     off = catalog.open_offboarding("acme", requested_by="a", keep_database=False, steps=STEPS)
     catalog.finish_run(off.run.id, "succeeded")
     assert catalog.tenant_for_hostname("portal.acme.test") is None
+
+
+def test_workers_are_live_until_unheard_of_or_signed_off(catalog: Catalog) -> None:
+    catalog.worker_seen("worker-a", host="host-1", pid=100)
+    catalog.worker_seen("worker-b", host="host-2", pid=200)
+    assert catalog.live_workers(dt.timedelta(minutes=1)) == {"worker-a", "worker-b"}
+    assert catalog.live_workers(dt.timedelta(seconds=-1)) == set()  # nobody seen in the future
+
+    catalog.worker_seen("worker-a", host="host-3", pid=300)  # the ID reused by a new process
+    catalog.worker_left("worker-a", pid=100)  # the old process signing off removes nothing
+    assert catalog.live_workers(dt.timedelta(minutes=1)) == {"worker-a", "worker-b"}
+    catalog.worker_left("worker-a", pid=300)
+    assert catalog.live_workers(dt.timedelta(minutes=1)) == {"worker-b"}

@@ -34,6 +34,7 @@ __all__ = [
     "StepRow",
     "TenantRow",
     "UtcDateTime",
+    "WorkerRow",
 ]
 
 ACTIVE_RUN_STATUSES = ("pending", "running")
@@ -165,6 +166,18 @@ class IdempotencyKeyRow(Base):
     fingerprint: Mapped[str] = mapped_column(String(64))
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class WorkerRow(Base):
+    """A started engine (DBOS executor): who it is and when it last said it was alive."""
+
+    __tablename__ = "workers"
+
+    executor_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    last_seen: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
 
 class OrganizationRow(Base):

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Engine,
     bindparam,
     create_engine,
+    delete,
     event,
     func,
     or_,
@@ -43,6 +44,7 @@ from tenantops.catalog.models import (
     StepRow,
     TenantRow,
     UtcDateTime,
+    WorkerRow,
 )
 from tenantops.errors import (
     CatalogError,
@@ -766,6 +768,39 @@ class Catalog:
                 "now; wait for it or cancel it",
                 slug="", active_run_id="",
             ) from exc
+
+    # -- workers: which engines are alive, so a live one can take over a dead one's runs --
+
+    def worker_seen(self, executor_id: str, *, host: str, pid: int) -> None:
+        """Record that the worker ``executor_id`` (process ``pid`` on ``host``) is alive."""
+        now = _now()
+        for _ in range(2):  # two processes claiming one new ID race on the primary key
+            try:
+                with self._session(write=True) as s:
+                    row = s.get(WorkerRow, executor_id)
+                    if row is None:
+                        s.add(WorkerRow(executor_id=executor_id, host=host, pid=pid,
+                                        started_at=now, last_seen=now))
+                    else:
+                        if (row.host, row.pid) != (host, pid):
+                            row.host, row.pid, row.started_at = host, pid, now
+                        row.last_seen = now
+                return
+            except IntegrityError:
+                continue
+
+    def worker_left(self, executor_id: str, *, pid: int) -> None:
+        """Forget a stopping worker (unless another process has taken its ID since)."""
+        with self._session(write=True) as s:
+            s.execute(delete(WorkerRow).where(WorkerRow.executor_id == executor_id,
+                                              WorkerRow.pid == pid))
+
+    def live_workers(self, within: dt.timedelta) -> set[str]:
+        """Executor IDs of the workers seen within the last ``within``."""
+        cutoff = _now() - within
+        with self._session(write=False) as s:
+            return set(s.scalars(select(WorkerRow.executor_id)
+                                 .where(WorkerRow.last_seen >= cutoff)))
 
     # -- steps (hot path: Core statements, one short transaction each) ------------------
 

@@ -30,8 +30,11 @@ a started engine, a worker, executes.
 from __future__ import annotations
 
 import contextvars
+import datetime as dt
 import logging
+import os
 import random
+import socket
 import sqlite3
 import threading
 import time
@@ -203,6 +206,7 @@ class Engine:
         self._stop = threading.Event()
         self._reconciler: threading.Thread | None = None
         self._system_engine: sa.Engine | None = None
+        self._registered = False
 
     # -- lifecycle (the worker role) ------------------------------------------------------
 
@@ -223,6 +227,7 @@ class Engine:
             _engine = self
         try:
             self.catalog.migrate()
+            self._worker_seen()  # before DBOS starts: no other worker may take this one for dead
             _prepare_sqlite(self.system_database_url)
             serve = self.settings.engine.serve_embedded if serve_embedded is None else (
                 serve_embedded)
@@ -243,7 +248,7 @@ class Engine:
             self._stop.clear()
             self.reconcile()
             self._reconciler = threading.Thread(
-                target=self._reconcile_periodically, name="tenantops-reconciler", daemon=True)
+                target=self._keep_up, name="tenantops-reconciler", daemon=True)
             self._reconciler.start()
         except TenantOpsError:
             self.stop()
@@ -268,6 +273,13 @@ class Engine:
         if _engine is self:
             DBOS.destroy()
         self._launched = False
+        if self._registered:
+            # Gone, not dead: other workers take over its unfinished runs at their next beat.
+            self._registered = False
+            try:
+                self.catalog.worker_left(self.settings.engine.executor_id, pid=os.getpid())
+            except TenantOpsError as exc:
+                log.warning("could not sign this worker off in the catalog: %s", exc)
         if self._system_engine is not None:
             self._system_engine.dispose()
             self._system_engine = None
@@ -309,12 +321,51 @@ class Engine:
             config["system_database_engine"] = self._system_engine
         return config
 
-    def _reconcile_periodically(self) -> None:
-        while not self._stop.wait(_RECONCILE_SECONDS):
+    def _keep_up(self) -> None:
+        """The worker's background duties: say it is alive every quarter of
+        ``engine.worker_timeout_seconds``, take over the runs of workers that stopped saying
+        so, and every 30 s make sure every active run has a workflow."""
+        beat = self.settings.engine.worker_timeout_seconds / 4
+        next_reconcile = time.monotonic() + _RECONCILE_SECONDS
+        while not self._stop.wait(beat):
             try:
-                self.reconcile()
+                self._worker_seen()
+                self.take_over_orphaned_runs()
+                if time.monotonic() >= next_reconcile:
+                    next_reconcile = time.monotonic() + _RECONCILE_SECONDS
+                    self.reconcile()
             except TenantOpsError as exc:
-                log.warning("could not reconcile runs with workflows: %s", exc)
+                log.warning("worker upkeep failed (will try again in %.0f s): %s", beat, exc)
+            except Exception as exc:  # the system database unreachable, for one
+                log.warning("worker upkeep failed (will try again in %.0f s): %s: %s", beat,
+                            type(exc).__name__, exc)
+
+    def _worker_seen(self) -> None:
+        self.catalog.worker_seen(self.settings.engine.executor_id, host=socket.gethostname(),
+                                 pid=os.getpid())
+        self._registered = True
+
+    def take_over_orphaned_runs(self) -> list[str]:
+        """Resume, on the queue, the workflows held by workers that are gone: not seen for
+        ``engine.worker_timeout_seconds``, or stopped. Any worker (this one included) then
+        continues them from their first unfinished step. Returns their workflow IDs.
+
+        DBOS recovers a worker's workflows only when a worker with the same executor ID
+        starts again, which a scaled-in instance never does. Resuming clears the workflow's
+        owner, so a worker wrongly taken for dead stops at its next step instead of running
+        beside the new owner (providers are idempotent for the step it was in)."""
+        timeout = self.settings.engine.worker_timeout_seconds
+        alive = self.catalog.live_workers(dt.timedelta(seconds=timeout))
+        alive.add(self.settings.engine.executor_id)
+        client = self._dbos()
+        held = client.list_workflows(status="PENDING", queue_name=QUEUE_NAME,
+                                     load_input=False, load_output=False)
+        orphans = [w for w in held if w.executor_id and w.executor_id not in alive]
+        for workflow in orphans:
+            client.resume_workflow(workflow.workflow_id, queue_name=QUEUE_NAME)
+            log.warning("taking over %s from worker %s, unheard of for %.0f s or stopped",
+                        workflow.workflow_id, workflow.executor_id, timeout)
+        return [w.workflow_id for w in orphans]
 
     def reconcile(self) -> int:
         """Enqueue the workflow of every pending or running run (a no-op for those that
