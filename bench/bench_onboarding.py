@@ -9,7 +9,7 @@ Four measurements in one run:
   overhead ratio without contention);
 - *DBOS alone*: the same provider calls, each one a DBOS step of a DBOS workflow, without
   tenantops' catalog recording (the floor for any engine with one DBOS step per provider
-  action, measured in the same process after the one-at-a-time runs);
+  action), alternating with the one-at-a-time runs in the same process;
 - *baseline*: the plan's provider calls made directly, no engine, catalog or workflow.
 
 What the engine adds per step: two catalog transactions (step running, step finished) and a
@@ -34,6 +34,7 @@ from typing import Any
 
 from dbos import DBOS
 
+from tenantops.catalog import Run
 from tenantops.config import Settings
 from tenantops.provisioning import Engine, StepInputs, TenantSpec, current_step, onboarding_plan
 from tenantops.provisioning.plan import PlanStep
@@ -41,6 +42,7 @@ from tenantops.provisioning.providers.base import Outcome, Pending, ProviderCall
 
 GOAL_SECONDS_FOR_500 = 120.0
 GOAL_OVERHEAD = 1.5
+WARM_UP = 5
 
 
 class ProviderClock:
@@ -123,40 +125,61 @@ def _dbos_only_workflow(slug: str) -> float:
     return time.perf_counter() - started
 
 
-def dbos_only(engine: Engine, clock: ProviderClock, count: int) -> tuple[float, float]:
-    """(summed run seconds, summed provider seconds) of ``count`` onboardings made by a bare
-    DBOS workflow on the started engine's DBOS: no catalog recording, no tenantops engine."""
+def dbos_only(engine: Engine, clock: ProviderClock, i: int) -> tuple[float, float]:
+    """(run seconds, provider seconds) of onboarding tenant ``i`` with a bare DBOS workflow
+    on the started engine's DBOS: no catalog recording, no tenantops engine."""
     _dbos_only["engine"] = engine
     outside = clock.per_run[""]  # calls made outside the engine's runs
-    run_seconds = 0.0
-    for i in range(count):
-        engine.catalog.open_onboarding(spec(i, "floor"), requested_by="bench", steps=[])
-        run_seconds += _dbos_only_workflow(f"floor{i:04d}")
+    engine.catalog.open_onboarding(spec(i, "floor"), requested_by="bench", steps=[])
+    run_seconds = _dbos_only_workflow(f"floor{i:04d}")
     return run_seconds, clock.per_run[""] - outside
 
 
-def onboard_all(folder: Path, count: int, concurrency: int, prefix: str, *, floor: int = 0
-                ) -> tuple[float, float, float, int, tuple[float, float]]:
-    """Onboard ``count`` tenants; (wall seconds, summed run seconds, summed provider
-    seconds, failures, and the DBOS-alone figures of ``floor`` onboardings)."""
+def onboard_all(folder: Path, count: int, concurrency: int
+                ) -> tuple[float, float, float, int]:
+    """Onboard ``count`` tenants requested at once; (wall seconds, summed run seconds,
+    summed provider seconds, failures)."""
     clock = ProviderClock()
     engine = Engine(settings_for(folder, concurrency), middleware=[clock])
     engine.start()
     try:
         started = time.perf_counter()
-        runs = [engine.onboard(spec(i, prefix), requested_by="bench").id for i in range(count)]
+        runs = [engine.onboard(spec(i, "t"), requested_by="bench").id for i in range(count)]
         finished = [engine.wait(run_id, timeout=1800, poll=0.2) for run_id in runs]
         wall = time.perf_counter() - started
-        floor_figures = dbos_only(engine, clock, floor) if floor else (0.0, 0.0)
     finally:
         engine.stop()
-    run_seconds = sum(
-        (run.finished_at - run.started_at).total_seconds()
-        for run in finished if run.finished_at and run.started_at
-    )
-    provider_seconds = sum(clock.per_run[run.id] for run in finished)
-    failed = sum(1 for run in finished if run.status != "succeeded")
-    return wall, run_seconds, provider_seconds, failed, floor_figures
+    return (wall, _run_seconds(finished), sum(clock.per_run[run.id] for run in finished),
+            sum(1 for run in finished if run.status != "succeeded"))
+
+
+def one_at_a_time(folder: Path, count: int) -> tuple[float, float, float, float, int]:
+    """``count`` onboardings by the engine, one at a time, each followed by the same calls
+    as a bare DBOS workflow (alternating, after a few of each to warm up, so drift in the
+    machine's speed hits both alike); (engine run seconds, engine provider seconds, DBOS
+    run seconds, DBOS provider seconds, failures)."""
+    clock = ProviderClock()
+    engine = Engine(settings_for(folder, 1), middleware=[clock])
+    engine.start()
+    figures = [0.0, 0.0, 0.0, 0.0]
+    failed = 0
+    try:
+        for i in range(-WARM_UP, count):
+            run = engine.wait(engine.onboard(spec(i + WARM_UP, "s"), requested_by="bench").id,
+                              timeout=600, poll=0.1)
+            floor = dbos_only(engine, clock, i + WARM_UP)
+            if i >= 0:
+                failed += run.status != "succeeded"
+                for k, value in enumerate((_run_seconds([run]), clock.per_run[run.id], *floor)):
+                    figures[k] += value
+    finally:
+        engine.stop()
+    return figures[0], figures[1], figures[2], figures[3], failed
+
+
+def _run_seconds(runs: list[Run]) -> float:
+    return sum((run.finished_at - run.started_at).total_seconds()
+               for run in runs if run.finished_at and run.started_at)
 
 
 def main() -> None:
@@ -170,11 +193,10 @@ def main() -> None:
     steps = len(onboarding_plan().steps)
 
     with tempfile.TemporaryDirectory() as tmp:
-        wall, run_s, provider_s, failed, _ = onboard_all(
-            Path(tmp) / "load", args.tenants, args.concurrency, "t")
-        _, seq_run_s, seq_provider_s, seq_failed, (floor_run_s, floor_provider_s) = (
-            onboard_all(Path(tmp) / "sequential", args.sequential, 1, "s",
-                        floor=args.sequential))
+        wall, run_s, provider_s, failed = onboard_all(Path(tmp) / "load", args.tenants,
+                                                      args.concurrency)
+        seq_run_s, seq_provider_s, floor_run_s, floor_provider_s, seq_failed = one_at_a_time(
+            Path(tmp) / "sequential", args.sequential)
         direct = Engine(settings_for(Path(tmp) / "baseline", 1))
         services = direct.providers.services()
         for service in services:
