@@ -16,7 +16,7 @@ What the engine adds per step: two catalog transactions (step running, step fini
 DBOS checkpoint (DBOS reads, then writes, the step's row), plus queue polling and the durable
 sleeps of pending steps.
 
-Run: .venv/bin/python bench/bench_onboarding.py [--tenants 500] [--concurrency 8]
+Run: .venv/bin/python bench/bench_onboarding.py [--tenants 500] [--concurrency 8] [--latency MS]
 Goals (issue 4): 500 tenants in under 2 minutes on 2 cores; overhead ratio at most 1.5.
 """
 
@@ -43,6 +43,18 @@ from tenantops.provisioning.providers.base import Outcome, Pending, ProviderCall
 GOAL_SECONDS_FOR_500 = 120.0
 GOAL_OVERHEAD = 1.5
 WARM_UP = 5
+
+
+class Latency:
+    """Middleware making every provider call wait ``seconds`` more, like a network call to
+    a cloud API would (``--latency``); counted as time inside providers."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __call__(self, call: ProviderCall, proceed: Callable[[], Outcome]) -> Outcome:
+        time.sleep(self.seconds)
+        return proceed()
 
 
 class ProviderClock:
@@ -130,7 +142,8 @@ def dbos_only(engine: Engine, clock: ProviderClock, i: int) -> tuple[float, floa
     on the started engine's DBOS: no catalog recording, no tenantops engine."""
     _dbos_only["engine"] = engine
     outside = clock.per_run[""]  # calls made outside the engine's runs
-    engine.catalog.open_onboarding(spec(i, "floor"), requested_by="bench", steps=[])
+    opened = engine.catalog.open_onboarding(spec(i, "floor"), requested_by="bench", steps=[])
+    engine.catalog.cancel_run(opened.run.id)  # the tenant's record only: no run to reconcile
     run_seconds = _dbos_only_workflow(f"floor{i:04d}")
     return run_seconds, clock.per_run[""] - outside
 
@@ -153,13 +166,15 @@ def onboard_all(folder: Path, count: int, concurrency: int
             sum(1 for run in finished if run.status != "succeeded"))
 
 
-def one_at_a_time(folder: Path, count: int) -> tuple[float, float, float, float, int]:
+def one_at_a_time(folder: Path, count: int, latency: float = 0.0
+                  ) -> tuple[float, float, float, float, int]:
     """``count`` onboardings by the engine, one at a time, each followed by the same calls
     as a bare DBOS workflow (alternating, after a few of each to warm up, so drift in the
     machine's speed hits both alike); (engine run seconds, engine provider seconds, DBOS
     run seconds, DBOS provider seconds, failures)."""
     clock = ProviderClock()
-    engine = Engine(settings_for(folder, 1), middleware=[clock])
+    engine = Engine(settings_for(folder, 1),
+                    middleware=[clock, Latency(latency)] if latency else [clock])
     engine.start()
     figures = [0.0, 0.0, 0.0, 0.0]
     failed = 0
@@ -189,6 +204,9 @@ def main() -> None:
     parser.add_argument("--sequential", type=int, default=50,
                         help="tenants onboarded one at a time, for the uncontended overhead")
     parser.add_argument("--baseline", type=int, default=50, help="tenants in the baseline")
+    parser.add_argument("--latency", type=float, default=0.0, metavar="MS",
+                        help="also measure one at a time with every provider call made MS "
+                        "milliseconds slower, like calls to a cloud API")
     args = parser.parse_args()
     steps = len(onboarding_plan().steps)
 
@@ -197,6 +215,8 @@ def main() -> None:
                                                       args.concurrency)
         seq_run_s, seq_provider_s, floor_run_s, floor_provider_s, seq_failed = one_at_a_time(
             Path(tmp) / "sequential", args.sequential)
+        slow = (one_at_a_time(Path(tmp) / "slow", args.sequential, args.latency / 1000)
+                if args.latency else None)
         direct = Engine(settings_for(Path(tmp) / "baseline", 1))
         services = direct.providers.services()
         for service in services:
@@ -235,6 +255,13 @@ def main() -> None:
     print(f"  per step: providers {seq_provider_s * per_step:.2f} ms; the engine adds "
           f"{engine_step:.2f} ms, of which DBOS's checkpoint {dbos_step:.2f} ms and tenantops "
           f"(catalog recording, step logic) {engine_step - dbos_step:.2f} ms")
+    if slow is not None:
+        slow_run_s, slow_provider_s, slow_floor_s, slow_floor_provider_s, slow_failed = slow
+        print(f"one at a time, provider calls {args.latency:g} ms slower ({slow_failed} "
+              f"failed): per run {slow_run_s / args.sequential * 1000:.0f} ms, of which "
+              f"{slow_provider_s / args.sequential * 1000:.0f} ms inside providers: overhead "
+              f"ratio {slow_run_s / slow_provider_s:.2f} (DBOS alone "
+              f"{slow_floor_s / slow_floor_provider_s:.2f})")
     print(f"baseline: the same provider calls made directly, no engine: "
           f"{per_tenant_direct * 1000:.0f} ms per tenant")
     scaled = wall * 500 / args.tenants
