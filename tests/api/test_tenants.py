@@ -3,14 +3,18 @@ status codes, idempotency, conflicts, validation that names field/value/rule, ro
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from tenantops.api import create_app
+from tenantops.catalog.models import WorkerRow
 from tenantops.emulator.directory import API_CLIENT_ID
 from tenantops.emulator.server import EmulatorServer
 from tenantops.provisioning.engine import Engine
@@ -222,3 +226,19 @@ def test_openapi_document_is_served_to_a_valid_token_with_examples(api: Api) -> 
             "/api/runs/{run_id}/retry", "/api/runs/{run_id}/cancel"} <= set(document["paths"])
     schemas = document["components"]["schemas"]
     assert schemas["TenantRequest"]["examples"][0]["slug"] == "acme"
+
+
+def test_workers_lists_the_live_engine_and_a_silent_one_as_dead(api: Api) -> None:
+    catalog = api.engine.catalog
+    catalog.worker_seen("scaled-in", host="func-instance-9", pid=77)
+    with Session(catalog.engine) as session, session.begin():
+        session.execute(update(WorkerRow).where(WorkerRow.executor_id == "scaled-in").values(
+            last_seen=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)))
+    assert api.client.get("/api/workers").status_code == 401
+    body = api.reader.get("/api/workers").json()
+    assert body["timeout_seconds"] == api.engine.settings.engine.worker_timeout_seconds
+    by_id = {w["executor_id"]: w for w in body["workers"]}
+    assert by_id["local"]["alive"] is True
+    assert by_id["scaled-in"]["alive"] is False
+    assert (by_id["scaled-in"]["host"], by_id["scaled-in"]["pid"]) == ("func-instance-9", 77)
+    assert body["alive"] == 1

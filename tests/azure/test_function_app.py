@@ -17,8 +17,16 @@ import pytest
 from azure.functions.timer import TimerRequest
 from fastapi import FastAPI
 
+from tenantops.config import Settings
 from tenantops.emulator.server import EmulatorServer
-from tenantops.hosting import HTTP_FUNCTION, TIMER_SCHEDULE, WORKER_FUNCTION, build_function_app
+from tenantops.hosting import (
+    HTTP_FUNCTION,
+    TIMER_SCHEDULE,
+    WORKER_FUNCTION,
+    EngineWorker,
+    build_function_app,
+    instance_settings,
+)
 from tests.auth.support import API_CLIENT_ID, ARM, Api, api_for, mi_token, settings_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -149,6 +157,20 @@ def test_the_timer_keeps_the_worker_running(hosted: Hosted) -> None:
     timer(TimerRequest())
 
     assert hosted.worker.calls == 2
+
+
+def test_each_instance_is_its_own_executor_unless_one_is_configured(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WEBSITE_INSTANCE_ID", raising=False)
+    instance = "a6cf2d1b9e8f7c3d5b4a2e1f0c9d8b7a6e5f4c3d2b1a0f9e8d7c6b5a4f3e2d1c"
+    default = Settings(data_dir=tmp_path)
+    assert EngineWorker(default).settings.engine.executor_id == "local"  # not App Service
+    chosen = instance_settings(default, {"WEBSITE_INSTANCE_ID": instance})
+    assert chosen.engine.executor_id == "func-a6cf2d1b9e8f7c3d"
+    assert chosen.engine.worker_timeout_seconds == default.engine.worker_timeout_seconds
+    assert default.engine.executor_id == "local"  # the original is left alone
+    configured = Settings(data_dir=tmp_path, engine={"executor_id": "local"})
+    assert instance_settings(configured, {"WEBSITE_INSTANCE_ID": instance}) is configured
 
 
 def test_function_app_module_builds_without_io(monkeypatch: pytest.MonkeyPatch) -> None:

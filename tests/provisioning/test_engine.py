@@ -14,7 +14,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from tenantops.errors import RunConflictError, TenantConflictError
+from tenantops.config import Settings
+from tenantops.errors import ProvisioningError, RunConflictError, TenantConflictError
 from tenantops.provisioning import Engine
 from tenantops.provisioning.providers.database import Database
 from tenantops.provisioning.providers.dns.zone_file import ZoneFileDns
@@ -240,3 +241,20 @@ def test_catalog_and_workflows_on_postgresql(make_engine: EngineFactory) -> None
             assert {w.status for w in workflows} == {"SUCCESS"}
         finally:
             engine.stop()
+
+
+def test_waiting_on_a_run_nobody_executes_says_no_worker_is_alive(settings: Settings) -> None:
+    requester = Engine(settings)  # not started, and no worker anywhere
+    requester.catalog.migrate()
+    try:
+        run = requester.onboard(spec_for("unattended"), requested_by="ops")
+        with pytest.raises(ProvisioningError) as caught:
+            requester.wait(run.id, timeout=0.2)
+        assert str(caught.value) == (
+            f"run {run.id} is still pending after 0 s; step register_tenant is pending; no "
+            "worker has been seen in the last 120 s: start one (tenantops worker)")
+        requester.catalog.worker_seen("worker-7", host="h", pid=1)
+        with pytest.raises(ProvisioningError, match=r"; workers alive: worker-7$"):
+            requester.wait(run.id, timeout=0.2)
+    finally:
+        requester.stop()

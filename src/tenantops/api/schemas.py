@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tenantops.catalog import Run, Step, Tenant
+from tenantops.catalog import Run, Step, Tenant, Worker
 
 __all__ = [
     "Problem",
@@ -19,6 +19,8 @@ __all__ = [
     "TenantOut",
     "TenantPage",
     "TenantRequest",
+    "WorkerOut",
+    "WorkersOut",
 ]
 
 
@@ -173,3 +175,36 @@ class Problem(BaseModel):
     error: str
     error_description: str
     details: list[ProblemDetail] = Field(default_factory=list)
+
+
+class WorkerOut(BaseModel):
+    executor_id: str
+    host: str
+    pid: int
+    started_at: dt.datetime
+    last_seen: dt.datetime
+    alive: bool = Field(description="seen within engine.worker_timeout_seconds")
+
+
+class WorkersOut(BaseModel):
+    """The workers that execute runs. With none alive, requested runs wait in the queue."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "alive": 1, "timeout_seconds": 120.0,
+        "workers": [{"executor_id": "worker-1", "host": "func-tenantops-0", "pid": 412,
+                     "started_at": "2026-11-30T05:00:00Z", "last_seen": "2026-11-30T05:10:30Z",
+                     "alive": True}],
+    }]})
+
+    alive: int
+    timeout_seconds: float
+    workers: list[WorkerOut]
+
+    @classmethod
+    def of(cls, workers: list[Worker], timeout_seconds: float) -> WorkersOut:
+        cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=timeout_seconds)
+        listed = [WorkerOut(executor_id=w.executor_id, host=w.host, pid=w.pid,
+                            started_at=w.started_at, last_seen=w.last_seen,
+                            alive=w.last_seen >= cutoff) for w in workers]
+        return cls(alive=sum(w.alive for w in listed), timeout_seconds=timeout_seconds,
+                   workers=listed)

@@ -26,6 +26,7 @@ from tenantops.catalog.repository import (
     Tenant,
     TenantFields,
     TenantStatus,
+    Worker,
     catalog_url,
 )
 
@@ -46,5 +47,6 @@ __all__ = [
     "Tenant",
     "TenantFields",
     "TenantStatus",
+    "Worker",
     "catalog_url",
 ]

@@ -159,6 +159,17 @@ class Tenant:
 
 
 @dataclass(frozen=True)
+class Worker:
+    """A started engine, and when it last said it was alive."""
+
+    executor_id: str
+    host: str
+    pid: int
+    started_at: dt.datetime
+    last_seen: dt.datetime
+
+
+@dataclass(frozen=True)
 class Step:
     """One step of a run: status as it changes (running included), attempts, timings."""
 
@@ -794,6 +805,13 @@ class Catalog:
         with self._session(write=True) as s:
             s.execute(delete(WorkerRow).where(WorkerRow.executor_id == executor_id,
                                               WorkerRow.pid == pid))
+
+    def workers(self) -> list[Worker]:
+        """Every worker that has not signed off, the most recently seen first."""
+        with self._session(write=False) as s:
+            rows = s.scalars(select(WorkerRow).order_by(WorkerRow.last_seen.desc()))
+            return [Worker(r.executor_id, r.host, r.pid, r.started_at, r.last_seen)
+                    for r in rows]
 
     def live_workers(self, within: dt.timedelta) -> set[str]:
         """Executor IDs of the workers seen within the last ``within``."""

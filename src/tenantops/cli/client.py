@@ -20,6 +20,7 @@ import typer
 
 from tenantops.cli.auth import IdentityOption, SourceOption, identity_settings, quiet_azure_logging
 from tenantops.cli.context import settings_of
+from tenantops.cli.progress import follow_run
 from tenantops.errors import IdentityError, TenantOpsError
 from tenantops.identity import ApiCallRejectedError, IdentityCredential, TenantOpsClient
 from tenantops.identity._client import ApiUnreachableError
@@ -93,6 +94,27 @@ class Api:
                   _BY_STATUS.get(response.status_code, EXIT_FAILED))
         result: dict[str, Any] = response.json()
         return result
+
+    def follow(self, run: dict[str, Any], *, timeout: float, quiet: bool) -> dict[str, Any]:
+        """Follow ``run`` until it finishes or ``timeout`` passes; its last state."""
+        return follow_run(lambda: self.call("GET", f"/runs/{run['id']}"), run, timeout=timeout,
+                          quiet=quiet)
+
+    def idle_hint(self, run: dict[str, Any]) -> str | None:
+        """Why an unfinished run may not be moving, when the API can tell: no live worker.
+        None when the run finished, a worker is alive, or the API cannot say."""
+        if run["status"] not in ("pending", "running"):
+            return None
+        try:
+            response = self.client.request("GET", f"{self.base}/workers")
+            workers = response.json() if response.status_code == 200 else {}
+        except (TenantOpsError, httpx.HTTPError, ValueError):
+            return None
+        if not isinstance(workers, dict) or workers.get("alive", 1):
+            return None
+        return (f"no worker has been seen in the last {workers.get('timeout_seconds', 0):g} s, "
+                "so nothing executes runs: start one with 'tenantops worker' (or 'tenantops "
+                "serve' without --no-worker)")
 
 
 @contextmanager

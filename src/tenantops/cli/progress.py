@@ -83,8 +83,9 @@ def follow_run(fetch: Callable[[], dict[str, Any]], first: dict[str, Any], *,
     return run
 
 
-def exit_for_run(run: dict[str, Any], as_json: bool) -> None:
-    """Print ``run`` as JSON when asked; exit non-zero unless it succeeded, saying why."""
+def exit_for_run(run: dict[str, Any], as_json: bool, hint: str | None = None) -> None:
+    """Print ``run`` as JSON when asked; exit non-zero unless it succeeded, saying why
+    (``hint``: why an unfinished run is not moving)."""
     if as_json:
         typer.echo(json.dumps(run, indent=2, default=str))
     if run["status"] == "succeeded":
@@ -92,6 +93,8 @@ def exit_for_run(run: dict[str, Any], as_json: bool) -> None:
     if run["status"] in ("pending", "running"):
         typer.echo(f"error: run {run['id']} is still {run['status']}; follow it with "
                    f"'tenantops runs show {run['id']} --wait'", err=True)
+        if hint:
+            typer.echo(f"hint: {hint}", err=True)
         raise typer.Exit(EXIT_TIMED_OUT)
     failed = next((s for s in run["steps"] if s["status"] == "failed"), None)
     where = f" at step {failed['name']}: {failed['error']}" if failed else ""

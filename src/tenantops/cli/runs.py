@@ -14,7 +14,7 @@ from tenantops.cli.client import (
     api_session,
     print_json,
 )
-from tenantops.cli.progress import FINISHED, exit_for_run, follow_run, step_line
+from tenantops.cli.progress import FINISHED, exit_for_run, step_line
 from tenantops.cli.tenants import TimeoutOption
 
 __all__ = ["app"]
@@ -39,14 +39,16 @@ def show_run(
     with api_session(ctx, api_url, identity, source) as api:
         run = api.call("GET", f"/runs/{run_id}")
         if wait and run["status"] not in FINISHED:
-            run = follow_run(lambda: api.call("GET", f"/runs/{run_id}"), run, timeout=timeout,
-                             quiet=as_json)
+            run = api.follow(run, timeout=timeout, quiet=as_json)
         elif not as_json:
             typer.echo(f"{run['kind']} {run['tenant']}: run {run['id']} {run['status']}")
             for step in run["steps"]:
                 typer.echo(step_line(step))
+        hint = api.idle_hint(run)
     if as_json:
         print_json(run)
+    if hint:
+        typer.echo(f"hint: {hint}", err=True)
     if run["status"] in ("failed", "cancelled"):
         raise typer.Exit(1)
 
@@ -56,9 +58,8 @@ def _act(ctx: typer.Context, run_id: str, action: str, wait: bool, timeout: floa
     with api_session(ctx, api_url, identity, source) as api:
         run = api.call("POST", f"/runs/{run_id}/{action}")
         if wait and action == "retry":
-            run = follow_run(lambda: api.call("GET", f"/runs/{run_id}"), run, timeout=timeout,
-                             quiet=as_json)
-            exit_for_run(run, as_json)
+            run = api.follow(run, timeout=timeout, quiet=as_json)
+            exit_for_run(run, as_json, api.idle_hint(run))
             return
     if as_json:
         print_json(run)

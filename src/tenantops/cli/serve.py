@@ -164,6 +164,8 @@ def serve(
         engine = Engine(effective)
         if worker:
             engine.start()
+        else:
+            engine.catalog.migrate()  # requests are accepted before any worker has started
         app = create_app(effective, engine=engine)
         bind_host = host or settings.api.host
         sock = listen(bind_host, settings.api.port if port is None else port,

@@ -18,7 +18,7 @@ from tenantops.cli.client import (
     print_json,
 )
 from tenantops.cli.context import fail, settings_of
-from tenantops.cli.progress import exit_for_run, follow_run
+from tenantops.cli.progress import exit_for_run
 from tenantops.errors import TenantOpsError
 
 __all__ = ["app", "offboard", "onboard"]
@@ -69,9 +69,9 @@ def onboard(
                 f"run {run['id']} {run['status']}: follow it with "
                 f"'tenantops runs show {run['id']} --wait'")
             return
-        run = follow_run(lambda: api.call("GET", f"/runs/{run['id']}"), run, timeout=timeout,
-                         quiet=as_json)
-    exit_for_run(run, as_json)
+        run = api.follow(run, timeout=timeout, quiet=as_json)
+        hint = api.idle_hint(run)
+    exit_for_run(run, as_json, hint)
 
 
 def _preview(ctx: typer.Context, spec: dict[str, Any], as_json: bool) -> None:
@@ -119,9 +119,9 @@ def offboard(
         if not wait:
             print_json(run) if as_json else typer.echo(f"run {run['id']} {run['status']}")
             return
-        run = follow_run(lambda: api.call("GET", f"/runs/{run['id']}"), run, timeout=timeout,
-                         quiet=as_json)
-    exit_for_run(run, as_json)
+        run = api.follow(run, timeout=timeout, quiet=as_json)
+        hint = api.idle_hint(run)
+    exit_for_run(run, as_json, hint)
 
 
 @app.command("list")

@@ -9,6 +9,7 @@ from tenantops.hosting.azure_functions import (
     EngineWorker,
     WorkerKeeper,
     build_function_app,
+    instance_settings,
 )
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "EngineWorker",
     "WorkerKeeper",
     "build_function_app",
+    "instance_settings",
 ]

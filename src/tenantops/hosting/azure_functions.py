@@ -18,13 +18,17 @@ Functions", §2 "Hosting FastAPI with AsgiFunctionApp"):
 
 In Azure the engine's workflows live in Azure Database for PostgreSQL
 (``engine.system_database_url``); SQLite on a Functions file share is not supported by DBOS
-for several hosts (§1). Give each instance its own ``engine.executor_id`` (docs/azure.md).
+for several hosts (§1). Each instance is its own DBOS executor, ``func-<WEBSITE_INSTANCE_ID>``
+unless ``engine.executor_id`` is configured, so a live instance takes over the runs of one
+that was scaled in (docs/engine.md, "A worker that never comes back").
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
+from collections.abc import Mapping
 from typing import Protocol
 
 import azure.functions as func
@@ -40,6 +44,7 @@ __all__ = [
     "EngineWorker",
     "WorkerKeeper",
     "build_function_app",
+    "instance_settings",
 ]
 
 log = logging.getLogger("tenantops.hosting")
@@ -57,11 +62,23 @@ class WorkerKeeper(Protocol):
     def ensure_running(self) -> int: ...
 
 
+def instance_settings(settings: Settings, environ: Mapping[str, str] = os.environ) -> Settings:
+    """``settings`` with this Functions instance's own executor ID, ``func-<first 16
+    characters of WEBSITE_INSTANCE_ID>``, unless ``engine.executor_id`` is set; unchanged
+    outside App Service. Instances sharing one ID would each recover the others' runs at
+    start-up; with their own, a live instance takes over a scaled-in one's runs."""
+    instance = environ.get("WEBSITE_INSTANCE_ID", "").strip()
+    if not instance or "executor_id" in settings.engine.model_fields_set:
+        return settings
+    engine = settings.engine.model_copy(update={"executor_id": f"func-{instance[:16]}"})
+    return settings.model_copy(update={"engine": engine})
+
+
 class EngineWorker:
     """The engine's worker, started in this process on first use and kept for its lifetime."""
 
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+        self.settings = instance_settings(settings)
         self._engine: object | None = None
         self._lock = threading.Lock()
 

@@ -429,9 +429,13 @@ class Engine:
             if time.monotonic() > deadline:
                 current = next((s for s in run.steps if s.status != "succeeded"), None)
                 where = f"; step {current.name} is {current.status}" if current else ""
+                timeout_seconds = self.settings.engine.worker_timeout_seconds
+                alive = self.catalog.live_workers(dt.timedelta(seconds=timeout_seconds))
+                workers = (f"workers alive: {', '.join(sorted(alive))}" if alive else
+                           f"no worker has been seen in the last {timeout_seconds:g} s: start "
+                           "one (tenantops worker)")
                 raise ProvisioningError(
-                    f"run {run_id} is still {run.status} after {timeout:.0f} s{where}; is a "
-                    "worker running?"
+                    f"run {run_id} is still {run.status} after {timeout:.0f} s{where}; {workers}"
                 )
             time.sleep(poll)
 

@@ -1,4 +1,5 @@
-"""``/api/runs/{id}``: a run's steps as they change; retry and cancel."""
+"""``/api/runs/{id}``: a run's steps as they change; retry and cancel. ``/api/workers``: who
+executes runs."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from tenantops.api.deps import EngineDep, require_role
-from tenantops.api.schemas import Problem, RunOut
+from tenantops.api.schemas import Problem, RunOut, WorkersOut
 from tenantops.auth import Principal
 
 __all__ = ["router"]
@@ -44,3 +45,11 @@ def retry_run(run_id: str, principal: Writer, engine: EngineDep) -> RunOut:
 def cancel_run(run_id: str, principal: Writer, engine: EngineDep) -> RunOut:
     """Stop a pending or running run before its next step."""
     return RunOut.of(engine.cancel(run_id))
+
+
+@router.get("/workers", response_model=WorkersOut, responses={
+    401: _RESPONSES[401], 403: _RESPONSES[403]})
+def list_workers(principal: Reader, engine: EngineDep) -> WorkersOut:
+    """The workers (engines) that execute runs, and whether each is alive: with none alive,
+    requested runs wait until one starts."""
+    return WorkersOut.of(engine.catalog.workers(), engine.settings.engine.worker_timeout_seconds)
