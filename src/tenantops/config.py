@@ -182,7 +182,7 @@ class EngineSettings(BaseModel):
     worker_timeout_seconds: float = Field(
         default=120.0, ge=1, le=86400,
         description="a worker unheard of this long is taken for dead, and a live worker takes "
-        "over its runs; workers say they are alive every quarter of it",
+        "over its runs; workers say they are alive every quarter of it (at least every 30 s)",
     )
     worker_concurrency: int = Field(default=8, ge=1, le=256, description="runs at once")
     queue_polling_seconds: float = Field(default=0.2, gt=0, le=60)

@@ -323,9 +323,10 @@ class Engine:
 
     def _keep_up(self) -> None:
         """The worker's background duties: say it is alive every quarter of
-        ``engine.worker_timeout_seconds``, take over the runs of workers that stopped saying
-        so, and every 30 s make sure every active run has a workflow."""
-        beat = self.settings.engine.worker_timeout_seconds / 4
+        ``engine.worker_timeout_seconds`` (at least every 30 s), take over the runs of
+        workers that stopped saying so, and every 30 s make sure every active run has a
+        workflow."""
+        beat = min(self.settings.engine.worker_timeout_seconds / 4, _RECONCILE_SECONDS)
         next_reconcile = time.monotonic() + _RECONCILE_SECONDS
         while not self._stop.wait(beat):
             try:
