@@ -784,21 +784,22 @@ class Catalog:
 
     def worker_seen(self, executor_id: str, *, host: str, pid: int) -> None:
         """Record that the worker ``executor_id`` (process ``pid`` on ``host``) is alive."""
+        try:
+            self._record_worker(executor_id, host, pid)
+        except IntegrityError:  # another process registered the same new ID first
+            self._record_worker(executor_id, host, pid)
+
+    def _record_worker(self, executor_id: str, host: str, pid: int) -> None:
         now = _now()
-        for _ in range(2):  # two processes claiming one new ID race on the primary key
-            try:
-                with self._session(write=True) as s:
-                    row = s.get(WorkerRow, executor_id)
-                    if row is None:
-                        s.add(WorkerRow(executor_id=executor_id, host=host, pid=pid,
-                                        started_at=now, last_seen=now))
-                    else:
-                        if (row.host, row.pid) != (host, pid):
-                            row.host, row.pid, row.started_at = host, pid, now
-                        row.last_seen = now
+        with self._session(write=True) as s:
+            row = s.get(WorkerRow, executor_id)
+            if row is None:
+                s.add(WorkerRow(executor_id=executor_id, host=host, pid=pid, started_at=now,
+                                last_seen=now))
                 return
-            except IntegrityError:
-                continue
+            if (row.host, row.pid) != (host, pid):
+                row.host, row.pid, row.started_at = host, pid, now
+            row.last_seen = now
 
     def worker_left(self, executor_id: str, *, pid: int) -> None:
         """Forget a stopping worker (unless another process has taken its ID since)."""
@@ -816,9 +817,7 @@ class Catalog:
     def live_workers(self, within: dt.timedelta) -> set[str]:
         """Executor IDs of the workers seen within the last ``within``."""
         cutoff = _now() - within
-        with self._session(write=False) as s:
-            return set(s.scalars(select(WorkerRow.executor_id)
-                                 .where(WorkerRow.last_seen >= cutoff)))
+        return {w.executor_id for w in self.workers() if w.last_seen >= cutoff}
 
     # -- steps (hot path: Core statements, one short transaction each) ------------------
 

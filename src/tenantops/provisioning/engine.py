@@ -17,6 +17,10 @@ How the guarantees are kept:
   jitter, sleeping durably (``DBOS.sleep``) between attempts, up to
   ``engine.max_attempts``. **Pending** operations (certificate issuance, DNS propagation)
   are polled after durable sleeps, up to ``engine.pending_timeout_seconds``.
+- **A worker that never comes back.** Every started engine says it is alive in the catalog
+  (``workers``) every quarter of ``engine.worker_timeout_seconds``; a live worker resumes the
+  unfinished workflows of workers unheard of for that long, or signed off, on the shared
+  queue (`Engine.take_over_orphaned_runs`).
 - **Permanent faults** end the run as ``failed`` with the provider's message.
   `Engine.retry` rewinds the same workflow to the failed step's first attempt (earlier
   steps keep their checkpoints and are not run again). `Engine.cancel` stops a run at its
