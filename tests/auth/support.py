@@ -126,25 +126,22 @@ def client_credentials_token(
     info: EmulatorInfo, scope: str, *, client_id: str = CI_CLIENT_ID, secret: str = CI_SECRET
 ) -> str:
     """client_credentials on the v2 token endpoint (scope ``<resource>/.default``)."""
-    response = httpx.post(
-        f"{info.authority}/{info.tenant_id}/oauth2/v2.0/token",
-        data={"grant_type": "client_credentials", "client_id": client_id,
-              "client_secret": secret, "scope": scope},
-        verify=ssl_context(info),
-    )
-    assert response.status_code == 200, response.text
-    token: str = response.json()["access_token"]
-    return token
+    return _client_credentials(info, "oauth2/v2.0/token", client_id, secret, scope=scope)
 
 
 def v1_client_credentials_token(
     info: EmulatorInfo, resource: str, *, client_id: str = CI_CLIENT_ID, secret: str = CI_SECRET
 ) -> str:
     """client_credentials on the v1 token endpoint (``resource``)."""
+    return _client_credentials(info, "oauth2/token", client_id, secret, resource=resource)
+
+
+def _client_credentials(info: EmulatorInfo, endpoint: str, client_id: str, secret: str,
+                        **target: str) -> str:
     response = httpx.post(
-        f"{info.authority}/{info.tenant_id}/oauth2/token",
+        f"{info.authority}/{info.tenant_id}/{endpoint}",
         data={"grant_type": "client_credentials", "client_id": client_id,
-              "client_secret": secret, "resource": resource},
+              "client_secret": secret, **target},
         verify=ssl_context(info),
     )
     assert response.status_code == 200, response.text
