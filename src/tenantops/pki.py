@@ -25,11 +25,19 @@ _LEAF_VALIDITY = dt.timedelta(days=397)
 
 def write_private(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` with mode 0600, creating parent folders (mode 0700)."""
+    _write_atomically(path, data, 0o600)
+
+
+def _write_atomically(path: Path, data: bytes, mode: int) -> None:
+    """Write to a temporary file beside ``path`` and rename it over ``path``: a process
+    killed mid-write leaves the old file or the new one, never a truncated PEM."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
-    os.chmod(path, 0o600)
+    os.chmod(temporary, mode)
+    os.replace(temporary, path)
 
 
 @dataclass(frozen=True)
@@ -97,7 +105,8 @@ class LocalCA:
                     serialization.NoEncryption(),
                 ),
             )
-            self.cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+            _write_atomically(self.cert_path, cert.public_bytes(serialization.Encoding.PEM),
+                              0o644)
         self._key, self._cert = key, cert
         return key, cert
 
@@ -112,13 +121,13 @@ class LocalCA:
         """
         ca_key, ca_cert = self._load_or_create()
         cert_path, key_path = out_dir / f"{stem}.pem", out_dir / f"{stem}.key"
-        if cert_path.is_file() and key_path.is_file():
-            existing = x509.load_pem_x509_certificate(cert_path.read_bytes())
-            if _san_names(existing) == sorted(names) and existing.issuer == ca_cert.subject and (
-                existing.not_valid_after_utc
-                > dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=7)
-            ):
-                return LeafCertificate(cert_path, key_path, existing)
+        existing = _read_certificate(cert_path) if key_path.is_file() else None
+        if existing is not None and _san_names(existing) == sorted(names) and (
+            existing.issuer == ca_cert.subject
+            and existing.not_valid_after_utc
+            > dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=7)
+        ):
+            return LeafCertificate(cert_path, key_path, existing)
         key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.timezone.utc)
         sans: list[x509.GeneralName] = []
@@ -150,11 +159,21 @@ class LocalCA:
                 serialization.NoEncryption(),
             ),
         )
-        cert_path.write_bytes(
+        _write_atomically(
+            cert_path,
             cert.public_bytes(serialization.Encoding.PEM)
-            + ca_cert.public_bytes(serialization.Encoding.PEM)
+            + ca_cert.public_bytes(serialization.Encoding.PEM),
+            0o644,
         )
         return LeafCertificate(cert_path, key_path, cert)
+
+
+def _read_certificate(path: Path) -> x509.Certificate | None:
+    """The certificate at ``path``; None when it is missing or unreadable (issue anew)."""
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes())
+    except (FileNotFoundError, ValueError):
+        return None
 
 
 def _san_names(cert: x509.Certificate) -> list[str]:
