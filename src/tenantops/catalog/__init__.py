@@ -1,12 +1,16 @@
-"""The tenant catalog: tenants, their runs and steps, and local organizations.
+"""The tenant catalog: tenants, their runs and steps, workers, idempotency keys, and local
+organizations.
 
-SQLAlchemy 2 models, a repository (`Catalog`) that hands out frozen records, and Alembic
-migrations. SQLite by default (``<data_dir>/catalog.sqlite``); PostgreSQL when
+SQLAlchemy 2 models, one module and store per aggregate (`tenants`, `runs`, `steps`,
+`workers`, `idempotency`, `organizations`), the `Catalog` facade that callers use, and
+Alembic migrations. SQLite by default (``<data_dir>/catalog.sqlite``); PostgreSQL when
 ``catalog.url`` says so.
 """
 
 from __future__ import annotations
 
+from tenantops.catalog._database import CatalogDatabase
+from tenantops.catalog.idempotency import IdempotencyStore
 from tenantops.catalog.organizations import (
     DomainTakenError,
     Invitation,
@@ -14,25 +18,26 @@ from tenantops.catalog.organizations import (
     Organization,
     OrganizationStore,
 )
-from tenantops.catalog.repository import (
-    Catalog,
+from tenantops.catalog.repository import Catalog, catalog_url
+from tenantops.catalog.runs import (
     OpenedRun,
     Run,
     RunKind,
     RunStatus,
+    RunStore,
     Step,
     StepStatus,
     StepTemplate,
-    Tenant,
-    TenantFields,
-    TenantStatus,
-    Worker,
-    catalog_url,
 )
+from tenantops.catalog.steps import StepStore
+from tenantops.catalog.tenants import Tenant, TenantFields, TenantStatus, TenantStore
+from tenantops.catalog.workers import Worker, WorkerStore
 
 __all__ = [
     "Catalog",
+    "CatalogDatabase",
     "DomainTakenError",
+    "IdempotencyStore",
     "Invitation",
     "Member",
     "OpenedRun",
@@ -41,12 +46,16 @@ __all__ = [
     "Run",
     "RunKind",
     "RunStatus",
+    "RunStore",
     "Step",
     "StepStatus",
+    "StepStore",
     "StepTemplate",
     "Tenant",
     "TenantFields",
     "TenantStatus",
+    "TenantStore",
     "Worker",
+    "WorkerStore",
     "catalog_url",
 ]

@@ -25,7 +25,7 @@ from tenantops.catalog.models import (
 from tenantops.errors import CatalogError
 
 if TYPE_CHECKING:
-    from tenantops.catalog.repository import Catalog
+    from tenantops.catalog._database import CatalogDatabase
 
 __all__ = ["DomainTakenError", "Invitation", "Member", "Organization", "OrganizationStore"]
 
@@ -72,16 +72,16 @@ class Organization:
 class OrganizationStore:
     """Create, read and delete organizations; every write is idempotent."""
 
-    def __init__(self, catalog: Catalog) -> None:
-        self._catalog = catalog
+    def __init__(self, database: CatalogDatabase) -> None:
+        self._db = database
 
     def get(self, alias: str) -> Organization | None:
-        with self._catalog._session(write=False) as s:
+        with self._db.session(write=False) as s:
             row = s.scalar(select(OrganizationRow).where(OrganizationRow.alias == alias))
             return self._load(s, row) if row else None
 
     def list(self) -> list[Organization]:
-        with self._catalog._session(write=False) as s:
+        with self._db.session(write=False) as s:
             rows = s.scalars(select(OrganizationRow).order_by(OrganizationRow.alias)).all()
             return [self._load(s, row) for row in rows]
 
@@ -90,7 +90,7 @@ class OrganizationStore:
     ) -> tuple[Organization, bool]:
         """Create or converge the organization; return it and whether anything changed."""
         try:
-            with self._catalog._session(write=True) as s:
+            with self._db.session(write=True) as s:
                 changed = False
                 row = s.scalar(select(OrganizationRow).where(OrganizationRow.alias == alias))
                 if row is None:
@@ -134,7 +134,7 @@ class OrganizationStore:
 
     def delete(self, alias: str) -> bool:
         """Delete the organization with its domains, members and invitations."""
-        with self._catalog._session(write=True) as s:
+        with self._db.session(write=True) as s:
             row = s.scalar(select(OrganizationRow).where(OrganizationRow.alias == alias))
             if row is None:
                 return False
@@ -145,7 +145,7 @@ class OrganizationStore:
 
     def invite(self, alias: str, email: str, role: str) -> tuple[Invitation, bool]:
         """Invite ``email`` (idempotent: an existing invitation is returned as it is)."""
-        with self._catalog._session(write=True) as s:
+        with self._db.session(write=True) as s:
             org = s.scalar(select(OrganizationRow).where(OrganizationRow.alias == alias))
             if org is None:
                 raise CatalogError(
@@ -166,7 +166,7 @@ class OrganizationStore:
             return _invitation(row), created
 
     def revoke(self, alias: str, email: str) -> bool:
-        with self._catalog._session(write=True) as s:
+        with self._db.session(write=True) as s:
             org = s.scalar(select(OrganizationRow).where(OrganizationRow.alias == alias))
             if org is None:
                 return False

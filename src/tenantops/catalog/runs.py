@@ -1,0 +1,428 @@
+"""Runs: each onboarding or offboarding of a tenant, with its steps (`RunStore`).
+
+Opening a run registers (or re-registers) its tenant in the same transaction, so a tenant
+never exists without the run that shows what is being done to it. Unique indexes decide races
+between concurrent requests; the loser reads the winner's run. The step-by-step progress of a
+run is written by `tenantops.catalog.steps`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from tenantops.catalog._database import CatalogDatabase, new_id, now
+from tenantops.catalog.models import ACTIVE_RUN_STATUSES, RunRow, StepRow, TenantRow
+from tenantops.catalog.tenants import TenantFields, tenant_row, tenant_row_by_id
+from tenantops.errors import (
+    CatalogError,
+    RunConflictError,
+    RunNotFoundError,
+    RunStateError,
+    TenantConflictError,
+)
+
+__all__ = [
+    "OpenedRun",
+    "Run",
+    "RunKind",
+    "RunStatus",
+    "RunStore",
+    "Step",
+    "StepStatus",
+    "StepTemplate",
+]
+
+RunKind = Literal["onboard", "offboard"]
+RunStatus = Literal["pending", "running", "succeeded", "failed", "cancelled"]
+StepStatus = Literal[
+    "pending", "running", "waiting", "retrying", "succeeded", "failed", "cancelled"
+]
+TERMINAL_RUN_STATUSES = ("succeeded", "failed", "cancelled")
+_OPEN_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class StepTemplate:
+    """A step as planned, before it runs: its name, ``kind:name`` provider and verb."""
+
+    name: str
+    provider: str
+    action: str
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a run: status as it changes (running included), attempts, timings."""
+
+    run_id: str
+    position: int
+    name: str
+    provider: str
+    action: str
+    status: StepStatus
+    attempts: int
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    error: str | None
+    message: str | None
+    outputs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One onboarding or offboarding of a tenant, with its steps in plan order."""
+
+    id: str
+    tenant_slug: str
+    kind: RunKind
+    status: RunStatus
+    options: dict[str, Any]
+    requested_by: str
+    workflow_id: str
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    error: str | None
+    failed_step: str | None
+    retries: int
+    steps: tuple[Step, ...] = field(default=())
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TERMINAL_RUN_STATUSES
+
+    def step(self, name: str) -> Step:
+        for step in self.steps:
+            if step.name == name:
+                return step
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class OpenedRun:
+    """The run a request resolved to; ``created`` is False when an existing run was returned."""
+
+    run: Run
+    created: bool
+
+
+def step_record(row: StepRow) -> Step:
+    return Step(
+        run_id=row.run_id, position=row.position, name=row.name, provider=row.provider,
+        action=row.action, status=row.status,  # type: ignore[arg-type]
+        attempts=row.attempts, started_at=row.started_at, finished_at=row.finished_at,
+        error=row.error, message=row.message, outputs=dict(row.outputs or {}),
+    )
+
+
+def run_record(row: RunRow, slug: str, steps: Sequence[StepRow]) -> Run:
+    return Run(
+        id=row.id, tenant_slug=slug, kind=row.kind, status=row.status,  # type: ignore[arg-type]
+        options=dict(row.options or {}), requested_by=row.requested_by,
+        workflow_id=row.workflow_id, created_at=row.created_at, started_at=row.started_at,
+        finished_at=row.finished_at, error=row.error, failed_step=row.failed_step,
+        retries=row.retries,
+        steps=tuple(step_record(s) for s in sorted(steps, key=lambda s: s.position)),
+    )
+
+
+class RunStore:
+    """Open, read, finish, cancel and reopen runs."""
+
+    def __init__(self, database: CatalogDatabase) -> None:
+        self._db = database
+
+    # -- opening ------------------------------------------------------------------------
+
+    def open_onboarding(
+        self, spec: TenantFields, *, requested_by: str, steps: Sequence[StepTemplate]
+    ) -> OpenedRun:
+        """Register the tenant (if new) and its onboarding run, or return the existing run.
+
+        A repeated request with the same spec returns the run already made for it; a request
+        whose spec differs from the registered tenant raises `TenantConflictError`; an active
+        offboarding raises `RunConflictError`. Safe under concurrent requests (unique indexes
+        decide; the loser reads the winner's run).
+        """
+        return self._open(lambda s: self._open_onboarding(s, spec, requested_by, steps))
+
+    def open_offboarding(
+        self, slug: str, *, requested_by: str, keep_database: bool,
+        steps: Sequence[StepTemplate],
+    ) -> OpenedRun:
+        """Register an offboarding run of ``slug``, or return the one already requested."""
+        return self._open(
+            lambda s: self._open_offboarding(s, slug, requested_by, keep_database, steps)
+        )
+
+    def _open(self, attempt: Callable[[Session], OpenedRun]) -> OpenedRun:
+        last: IntegrityError | None = None
+        for _ in range(_OPEN_ATTEMPTS):
+            try:
+                with self._db.session(write=True) as s:
+                    return attempt(s)
+            except IntegrityError as exc:
+                # Another request won a race on a unique index; the next pass sees its rows.
+                last = exc
+        raise CatalogError(
+            f"could not register the run after {_OPEN_ATTEMPTS} attempts "
+            f"(concurrent requests kept conflicting: {last}); try again"
+        )
+
+    def _open_onboarding(
+        self, s: Session, spec: TenantFields, requested_by: str, steps: Sequence[StepTemplate]
+    ) -> OpenedRun:
+        row = s.scalar(select(TenantRow).where(TenantRow.slug == spec.slug))
+        _check_domain_free(s, spec.custom_domain, spec.slug)
+        if row is not None and row.status != "offboarded":
+            differing = [
+                name for name in ("display_name", "custom_domain", "plan", "admin_email", "tags")
+                if getattr(row, name) != getattr(spec, name)
+            ]
+            if differing:
+                shown = "; ".join(
+                    f"{name}: registered {getattr(row, name)!r}, requested "
+                    f"{getattr(spec, name)!r}" for name in differing)
+                raise TenantConflictError(
+                    f"tenant {spec.slug!r} is already registered with other values ({shown}); "
+                    "repeat the original request, or offboard the tenant before onboarding it "
+                    "again with new values"
+                )
+            latest = latest_run_row(s, row.id)
+            if latest is not None and latest.kind == "onboard":
+                return OpenedRun(load_run(s, latest, row.slug), created=False)
+            if latest is not None:
+                raise RunConflictError(
+                    f"tenant {spec.slug!r} is being offboarded (run {latest.id} is "
+                    f"{latest.status}); finish or retry the offboarding first",
+                    slug=spec.slug, active_run_id=latest.id,
+                )
+        if row is None:
+            row = TenantRow(id=new_id(), slug=spec.slug, created_at=now(), dns_records={})
+            s.add(row)
+        row.display_name = spec.display_name
+        row.custom_domain = spec.custom_domain
+        row.plan = spec.plan
+        row.admin_email = spec.admin_email
+        row.tags = dict(spec.tags)
+        row.status = "provisioning"
+        row.updated_at = now()
+        row.registered_at = None
+        s.flush()
+        run = _new_run(s, row, "onboard", requested_by, {}, steps)
+        return OpenedRun(load_run(s, run, row.slug), created=True)
+
+    def _open_offboarding(
+        self, s: Session, slug: str, requested_by: str, keep_database: bool,
+        steps: Sequence[StepTemplate],
+    ) -> OpenedRun:
+        row = tenant_row(s, slug)
+        latest = latest_run_row(s, row.id)
+        if latest is not None and latest.kind == "offboard" and (
+            latest.status != "cancelled" or row.status == "offboarded"
+        ):
+            return OpenedRun(load_run(s, latest, slug), created=False)
+        if latest is not None and latest.status in ACTIVE_RUN_STATUSES:
+            raise RunConflictError(
+                f"tenant {slug!r} has an onboarding in progress (run {latest.id}, "
+                f"{latest.status}); wait for it or cancel it, then offboard",
+                slug=slug, active_run_id=latest.id,
+            )
+        row.status = "offboarding"
+        row.updated_at = now()
+        run = _new_run(s, row, "offboard", requested_by, {"keep_database": keep_database}, steps)
+        return OpenedRun(load_run(s, run, slug), created=True)
+
+    # -- reading ------------------------------------------------------------------------
+
+    def get(self, run_id: str) -> Run:
+        with self._db.session(write=False) as s:
+            return get_run(s, run_id)
+
+    def all(self, slug: str | None = None, *, status: RunStatus | None = None) -> list[Run]:
+        """Runs, oldest first, optionally of one tenant or in one status (steps included)."""
+        with self._db.session(write=False) as s:
+            query = (
+                select(RunRow, TenantRow.slug).join(TenantRow, TenantRow.id == RunRow.tenant_id)
+                .order_by(RunRow.created_at, RunRow.id)
+            )
+            if slug is not None:
+                query = query.where(TenantRow.slug == slug)
+            if status is not None:
+                query = query.where(RunRow.status == status)
+            rows = s.execute(query).all()
+            run_ids = [r.id for r, _ in rows]
+            steps: dict[str, list[StepRow]] = {rid: [] for rid in run_ids}
+            if run_ids:
+                for step in s.scalars(select(StepRow).where(StepRow.run_id.in_(run_ids))):
+                    steps[step.run_id].append(step)
+            return [run_record(r, tenant_slug, steps[r.id]) for r, tenant_slug in rows]
+
+    def active(self) -> list[Run]:
+        """Runs pending or running: what a worker must make sure has a workflow."""
+        return [r for r in self.all() if r.status in ACTIVE_RUN_STATUSES]
+
+    # -- closing and reopening ----------------------------------------------------------
+
+    def finish(
+        self, run_id: str, status: Literal["succeeded", "failed"], *,
+        error: str | None = None, failed_step: str | None = None,
+    ) -> Run:
+        """Close an active run and set the tenant's status to match. A run already closed
+        (cancelled meanwhile, say) is left as it is."""
+        with self._db.session(write=True) as s:
+            row = s.get(RunRow, run_id)
+            if row is None:
+                raise RunNotFoundError(run_id)
+            if row.status in ACTIVE_RUN_STATUSES:
+                row.status = status
+                row.finished_at = now()
+                row.error = error
+                row.failed_step = failed_step
+                if failed_step is not None:
+                    s.execute(
+                        update(StepRow)
+                        .where(StepRow.run_id == run_id, StepRow.name == failed_step,
+                               StepRow.status.not_in(("succeeded", "failed")))
+                        .values(status="failed", finished_at=row.finished_at, error=error)
+                    )
+                tenant = tenant_row_by_id(s, row.tenant_id)
+                if status == "succeeded":
+                    tenant.status = "active" if row.kind == "onboard" else "offboarded"
+                else:
+                    tenant.status = "failed"
+                tenant.updated_at = now()
+            return get_run(s, run_id)
+
+    def cancel(self, run_id: str) -> Run:
+        """Mark an active run cancelled (the tenant becomes ``failed``: half made or half
+        removed, until the run is retried or the tenant offboarded)."""
+        with self._db.session(write=True) as s:
+            row = s.get(RunRow, run_id)
+            if row is None:
+                raise RunNotFoundError(run_id)
+            if row.status not in ACTIVE_RUN_STATUSES:
+                raise RunStateError(
+                    f"run {run_id} is {row.status}; only a pending or running run can be "
+                    "cancelled"
+                )
+            stamp = now()
+            row.status = "cancelled"
+            row.finished_at = stamp
+            row.error = "cancelled on request"
+            s.execute(
+                update(StepRow)
+                .where(StepRow.run_id == run_id, StepRow.status.in_(
+                    ("pending", "waiting", "retrying")))
+                .values(status="cancelled")
+            )
+            tenant = tenant_row_by_id(s, row.tenant_id)
+            tenant.status = "failed"
+            tenant.updated_at = stamp
+            return get_run(s, run_id)
+
+    def reopen(self, run_id: str) -> Run:
+        """Make a failed or cancelled run pending again so it can be retried; its
+        succeeded steps stay succeeded. Only the tenant's latest run can be reopened."""
+        try:
+            with self._db.session(write=True) as s:
+                row = s.get(RunRow, run_id)
+                if row is None:
+                    raise RunNotFoundError(run_id)
+                tenant = tenant_row_by_id(s, row.tenant_id)
+                if row.status not in ("failed", "cancelled"):
+                    raise RunStateError(
+                        f"run {run_id} is {row.status}; only a failed or cancelled run can be "
+                        "retried"
+                    )
+                latest = latest_run_row(s, tenant.id)
+                if latest is not None and latest.id != row.id:
+                    raise RunStateError(
+                        f"run {run_id} is not the latest run of tenant {tenant.slug!r} "
+                        f"({latest.id} is); retry that one instead"
+                    )
+                row.status = "pending"
+                row.finished_at = None
+                row.error = None
+                row.failed_step = None
+                row.retries += 1
+                s.execute(
+                    update(StepRow)
+                    .where(StepRow.run_id == run_id, StepRow.status != "succeeded")
+                    .values(status="pending", finished_at=None)
+                )
+                tenant.status = "provisioning" if row.kind == "onboard" else "offboarding"
+                tenant.updated_at = now()
+                s.flush()
+                return get_run(s, run_id)
+        except IntegrityError as exc:
+            raise RunConflictError(
+                f"another run of this tenant is active, so run {run_id} cannot be retried "
+                "now; wait for it or cancel it",
+                slug="", active_run_id="",
+            ) from exc
+
+
+# -- shared by the stores of this package ---------------------------------------------------
+
+def get_run(s: Session, run_id: str) -> Run:
+    row = s.get(RunRow, run_id)
+    if row is None:
+        raise RunNotFoundError(run_id)
+    return load_run(s, row, tenant_row_by_id(s, row.tenant_id).slug)
+
+
+def load_run(s: Session, run: RunRow, slug: str) -> Run:
+    steps = s.scalars(select(StepRow).where(StepRow.run_id == run.id)).all()
+    return run_record(run, slug, steps)
+
+
+def latest_run_row(s: Session, tenant_id: str) -> RunRow | None:
+    return s.scalar(
+        select(RunRow).where(RunRow.tenant_id == tenant_id)
+        .order_by(RunRow.created_at.desc(), RunRow.id.desc()).limit(1)
+    )
+
+
+def _check_domain_free(s: Session, domain: str, slug: str) -> None:
+    holder = s.scalar(
+        select(TenantRow.slug).where(
+            TenantRow.custom_domain == domain,
+            TenantRow.slug != slug,
+            TenantRow.status != "offboarded",
+        )
+    )
+    if holder is not None:
+        raise TenantConflictError(
+            f"custom domain {domain!r} already belongs to tenant {holder!r}; "
+            "choose another domain or offboard that tenant first"
+        )
+
+
+def _new_run(
+    s: Session, tenant: TenantRow, kind: RunKind, requested_by: str,
+    options: dict[str, Any], steps: Sequence[StepTemplate],
+) -> RunRow:
+    run_id = new_id()
+    run = RunRow(
+        id=run_id, tenant_id=tenant.id, kind=kind, status="pending", options=options,
+        requested_by=requested_by, workflow_id=f"tenantops/{tenant.slug}/{kind}/{run_id}",
+        created_at=now(), retries=0,
+    )
+    s.add(run)
+    s.flush()
+    for position, template in enumerate(steps):
+        s.add(StepRow(
+            run_id=run_id, position=position, name=template.name,
+            provider=template.provider, action=template.action, status="pending",
+            attempts=0, outputs={},
+        ))
+    s.flush()
+    return run

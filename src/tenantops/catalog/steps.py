@@ -1,0 +1,112 @@
+"""Step progress: what the engine writes as each step of a run starts, waits, succeeds or
+fails (`StepStore`). This is the engine's hot path: Core statements built once, one short
+transaction per write."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from sqlalchemy import Connection, bindparam, func, select, update
+
+from tenantops.catalog._database import CatalogDatabase, now
+from tenantops.catalog.models import ACTIVE_RUN_STATUSES, RunRow, StepRow, TenantRow, UtcDateTime
+from tenantops.catalog.tenants import TENANT_UPDATE, output_values
+from tenantops.errors import CatalogError, RunNotFoundError
+
+__all__ = ["StepStore"]
+
+
+class StepStore:
+    """Record each attempt of each step of a run as it happens."""
+
+    def __init__(self, database: CatalogDatabase) -> None:
+        self._db = database
+
+    def started(self, run_id: str, name: str) -> int | None:
+        """Mark the step running (the run too, if it was pending) and return its attempt
+        number, counting every attempt since the run was created; None (and nothing
+        written) when the run is no longer pending or running (cancelled meanwhile)."""
+        stamp = now()
+        with self._db.write() as c:
+            status = c.execute(_RUN_STATUS, {"p_run": run_id}).scalar()
+            if status is None:
+                raise RunNotFoundError(run_id)
+            if status not in ACTIVE_RUN_STATUSES:
+                return None
+            attempts = c.execute(
+                _STEP_RUNNING, {"p_run": run_id, "p_name": name, "p_now": stamp}).scalar()
+            if attempts is None:
+                raise _no_step(run_id, name)
+            if status == "pending":
+                c.execute(_RUN_RUNNING, {"p_run": run_id, "p_now": stamp})
+            return int(attempts)
+
+    def waiting(
+        self, run_id: str, name: str, *, status: Literal["waiting", "retrying"], message: str
+    ) -> None:
+        """The step is pending on the provider (``waiting``) or failed transiently and will
+        be tried again (``retrying``); ``message`` says why."""
+        values: dict[str, Any] = {"status": status, "message": message}
+        if status == "retrying":
+            values["error"] = message
+        with self._db.write() as c:
+            _update_step(c, run_id, name, values)
+
+    def succeeded(
+        self, run_id: str, name: str, outputs: Mapping[str, Any],
+        tenant_outputs: Mapping[str, object],
+    ) -> None:
+        """Record the step's outputs, and the tenant's resource outputs it produced."""
+        stamp = now()
+        with self._db.write() as c:
+            _update_step(c, run_id, name, {
+                "status": "succeeded", "finished_at": stamp, "outputs": dict(outputs),
+                "error": None, "message": None,
+            })
+            if tenant_outputs:
+                tenant_id, records = c.execute(_RUN_TENANT, {"p_run": run_id}).one()
+                values = output_values(records, tenant_outputs)
+                values["updated_at"] = stamp
+                c.execute(TENANT_UPDATE, {"p_tenant": tenant_id, **values})
+
+    def failed(self, run_id: str, name: str, error: str) -> None:
+        with self._db.write() as c:
+            _update_step(c, run_id, name, {"status": "failed", "finished_at": now(),
+                                           "error": error})
+
+
+def _update_step(connection: Connection, run_id: str, name: str, values: dict[str, Any]) -> None:
+    result = connection.execute(_STEP_UPDATE, {"p_run": run_id, "p_name": name, **values})
+    if not getattr(result, "rowcount", 1):
+        raise _no_step(run_id, name)
+
+
+def _no_step(run_id: str, name: str) -> CatalogError:
+    return CatalogError(
+        f"run {run_id} has no step {name!r}; the plan changed under a running run"
+    )
+
+
+# Built once: the hot path then only binds values (no statement construction per call).
+_RUN_STATUS = select(RunRow.status).where(RunRow.id == bindparam("p_run"))
+_STEP_RUNNING = (
+    update(StepRow)
+    .where(StepRow.run_id == bindparam("p_run"), StepRow.name == bindparam("p_name"))
+    .values(status="running", attempts=StepRow.attempts + 1,
+            started_at=func.coalesce(StepRow.started_at,
+                                     bindparam("p_now", type_=UtcDateTime())),
+            finished_at=None, message=None)
+    .returning(StepRow.attempts)
+)
+# Without .values(): the SET clause is the columns named in the parameters.
+_STEP_UPDATE = update(StepRow).where(
+    StepRow.run_id == bindparam("p_run"), StepRow.name == bindparam("p_name"))
+_RUN_TENANT = (
+    select(TenantRow.id, TenantRow.dns_records)
+    .join(RunRow, RunRow.tenant_id == TenantRow.id).where(RunRow.id == bindparam("p_run"))
+)
+_RUN_RUNNING = (
+    update(RunRow).where(RunRow.id == bindparam("p_run"), RunRow.status == "pending")
+    .values(status="running", started_at=bindparam("p_now", type_=UtcDateTime()))
+)
