@@ -84,14 +84,30 @@ class AuthSettings(_Section):
     tenant_id: str | None = None
     client_id: str | None = Field(default=None, description="the API app registration's client ID")
     extra_audiences: list[str] = Field(default_factory=list)
-    allowed_applications: list[str] = Field(default_factory=list)
-    allowed_identities: list[str] = Field(default_factory=list)
-    allowed_tenants: list[str] = Field(default_factory=list)
+    allowed_applications: list[str] | None = Field(
+        default=None, description="client IDs (appid/azp) admitted; unset: any application of "
+        "the tenant; an empty list admits none (docs/auth.md)")
+    allowed_identities: list[str] | None = Field(
+        default=None, description="object IDs (oid) admitted; unset: any identity; an empty "
+        "list admits none")
+    allowed_tenants: list[str] | None = Field(
+        default=None, description="tenant IDs (tid) admitted; unset: the configured tenant; an "
+        "empty list admits none")
     trust_easy_auth_principal: bool = Field(
         default=False,
         description="trust X-MS-CLIENT-PRINCIPAL; safe only behind App Service Authentication",
     )
+    trust_easy_auth_principal_outside_app_service: bool = Field(
+        default=False,
+        description="start with trust_easy_auth_principal although WEBSITE_AUTH_ENABLED is not "
+        "set (no App Service Authentication in front); logs a warning at every start",
+    )
     leeway_seconds: int = Field(default=60, ge=0, le=600)
+    max_token_lifetime_seconds: int = Field(
+        default=86700, ge=300, le=7 * 86400,
+        description="longest exp - iat accepted (plus leeway); Entra's longest lifetime is a "
+        "managed identity's 24 h 5 min",
+    )
     jwks_min_refresh_seconds: float = Field(default=60.0, ge=0)
     ca_bundle: Path | None = Field(
         default=None, description="CA bundle to trust for the authority (the emulator's)"
@@ -135,9 +151,13 @@ class ApiSettings(_Section):
     """Where the API listens (``serve``) and where clients find it (``--api-url``)."""
 
     url: str = Field(default="http://127.0.0.1:8000/api",
-                     description="the API root clients call, /api included")
+                     description="the API root clients call, with or without /api")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    max_body_bytes: int = Field(
+        default=32 * 1024, ge=1024, le=16 * 1024 * 1024,
+        description="largest request body the app reads (API JSON and dashboard forms); a "
+        "larger one gets 413 unread")
 
 
 IdentitySource = Literal[
@@ -156,6 +176,12 @@ class IdentitySettings(_Section):
     audience: str | None = Field(
         default=None, description="API audience when the API does not advertise it"
     )
+    discovery_cache: bool = Field(
+        default=True, description="remember each API's audience in the user's cache folder, "
+        "so a command asks the API once, not every time")
+    cache_dir: Path | None = Field(
+        default=None, description="where the discovery cache lives; the user cache folder "
+        "(platformdirs) when unset")
 
 
 class CatalogSettings(BaseModel):

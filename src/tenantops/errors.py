@@ -11,9 +11,15 @@ never has to catch a library's exception type.
     ├── IdentityError                client side: getting a token (tenantops.identity)
     │   ├── AudienceError            the audience given cannot be turned into a resource/scope
     │   ├── AudienceDiscoveryError   the API did not say which audience it expects
+    │   │   └── UntrustedAudienceError   the API asked for an audience tenantops will not
+    │   │                                request on its say-so (a first-party Microsoft
+    │   │                                resource, or not a client ID / api:// URI)
     │   ├── CredentialUnavailableError   no identity source could even be tried
     │   ├── TokenRequestError        a source was tried and the identity platform refused
+    │   ├── InsecureTransportError   a bearer token would go over plain http to another host
     │   └── CallRejectedError        the API answered 401/403; carries token vs expectation
+    ├── ApiUnreachableError          the API could not be reached (DNS, connection, timeout)
+    ├── ApiRedirectedError           the API answered a redirect; no token follows it
     ├── CatalogError                 the tenant catalog (tenantops.catalog) could not be used
     │   ├── TenantNotFoundError      no tenant has that slug
     │   └── RunNotFoundError         no run has that ID
@@ -39,6 +45,8 @@ never has to catch a library's exception type.
         │   ├── SignatureMismatchError   the signature does not verify with that key
         │   ├── TokenExpiredError        ``exp`` (plus leeway) has passed
         │   ├── TokenNotYetValidError    ``nbf`` (minus leeway) is in the future
+        │   │   └── TokenIssuedInTheFutureError   ``iat`` (minus leeway) is in the future
+        │   ├── TokenLifetimeTooLongError   ``exp - iat`` exceeds the longest Entra issues
         │   ├── MissingClaimError        a required claim is absent
         │   ├── InvalidClaimError        a claim has the wrong type (``roles`` as a string)
         │   ├── WrongIssuerError         ``iss`` is not the tenant's v1 or v2 issuer
@@ -59,6 +67,8 @@ from typing import NamedTuple
 
 __all__ = [
     "AccessDeniedError",
+    "ApiRedirectedError",
+    "ApiUnreachableError",
     "ApplicationNotAllowedError",
     "AudienceDiscoveryError",
     "AudienceError",
@@ -74,6 +84,7 @@ __all__ = [
     "IdempotencyKeyReusedError",
     "IdentityError",
     "IdentityNotAllowedError",
+    "InsecureTransportError",
     "InvalidClaimError",
     "InvalidTokenError",
     "MalformedPrincipalHeaderError",
@@ -96,11 +107,14 @@ __all__ = [
     "TenantNotFoundError",
     "TenantOpsError",
     "TokenExpiredError",
+    "TokenIssuedInTheFutureError",
+    "TokenLifetimeTooLongError",
     "TokenNotYetValidError",
     "TokenRequestError",
     "TokenTooLargeError",
     "TransientProviderError",
     "UnknownSigningKeyError",
+    "UntrustedAudienceError",
     "WrongAudienceError",
     "WrongIssuerError",
     "WrongTenantError",
@@ -135,6 +149,20 @@ class AudienceDiscoveryError(IdentityError):
     """The expected audience could not be discovered from the API or configuration."""
 
 
+class UntrustedAudienceError(AudienceDiscoveryError):
+    """The API asked for a token audience tenantops will not request on a server's say-so.
+
+    ``advertised`` is what the server named, ``url`` where it said so. A server chooses the
+    audience only among application IDs and ``api://`` URIs that are not Microsoft's own
+    services; anything else needs the caller's explicit ``--audience``.
+    """
+
+    def __init__(self, message: str, *, advertised: str, url: str) -> None:
+        super().__init__(message)
+        self.advertised = advertised
+        self.url = url
+
+
 class CredentialUnavailableError(IdentityError):
     """No identity source could even be tried (nothing configured in this environment)."""
 
@@ -143,8 +171,37 @@ class TokenRequestError(IdentityError):
     """An identity source was tried and the identity platform refused to issue a token."""
 
 
+class InsecureTransportError(IdentityError):
+    """A bearer token would travel over plain ``http`` to a host that is not this machine."""
+
+    def __init__(self, message: str, *, url: str) -> None:
+        super().__init__(message)
+        self.url = url
+
+
 class CallRejectedError(IdentityError):
     """The API rejected the call with 401 or 403."""
+
+
+class ApiUnreachableError(TenantOpsError):
+    """The API could not be reached at all (DNS, connection refused, TLS, timeout).
+
+    ``url`` is the URL tried."""
+
+    def __init__(self, message: str, *, url: str = "") -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class ApiRedirectedError(TenantOpsError):
+    """The API answered with a redirect. tenantops does not follow it with a token;
+    ``location`` is where it was sent, ``url`` what was called."""
+
+    def __init__(self, message: str, *, url: str, status: int, location: str) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status = status
+        self.location = location
 
 
 class CatalogError(TenantOpsError):
@@ -328,6 +385,14 @@ class TokenExpiredError(InvalidTokenError):
 
 class TokenNotYetValidError(InvalidTokenError):
     """``nbf`` is in the future (beyond the leeway)."""
+
+
+class TokenIssuedInTheFutureError(TokenNotYetValidError):
+    """``iat`` is in the future (beyond the leeway): a clock is wrong, or the token is forged."""
+
+
+class TokenLifetimeTooLongError(InvalidTokenError):
+    """``exp - iat`` is longer than Entra ever issues (``auth.max_token_lifetime_seconds``)."""
 
 
 class MissingClaimError(InvalidTokenError):

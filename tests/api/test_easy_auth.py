@@ -43,7 +43,9 @@ def principal_header(
 
 
 def _api(server: EmulatorServer, trust: bool) -> Iterator[Api]:
-    app = api_for(settings_for(server.info, trust_easy_auth_principal=trust))
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("WEBSITE_AUTH_ENABLED", "True")  # as App Service sets it, behind Easy Auth
+        app = api_for(settings_for(server.info, trust_easy_auth_principal=trust))
     yield Api(app)
     app.state.authenticator.validator.jwks.close()
 

@@ -3,10 +3,19 @@ signs people in and out, and forms still need the session's CSRF token."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.api.test_easy_auth import principal_header
 from tests.dashboard.conftest import Site, SiteFactory
 
 SECRET = "a-session-secret-shared-by-every-instance-0123456789"
+
+
+@pytest.fixture(autouse=True)
+def behind_app_service_authentication(monkeypatch: pytest.MonkeyPatch) -> None:
+    """App Service sets WEBSITE_AUTH_ENABLED when its authentication is on; without it the
+    API refuses to trust the principal header."""
+    monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")
 
 
 def easy_auth_site(make_site: SiteFactory) -> Site:

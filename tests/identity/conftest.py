@@ -32,8 +32,8 @@ MI_COUNTER = {runtime: f"mi:{runtime}" for runtime in RUNTIMES}
 
 
 def no_imds() -> str:
-    """An IMDS probe for machines that are not Azure VMs (no 1 s wait on 169.254.169.254)."""
-    return "IMDS at http://169.254.169.254 did not answer within 1 s (ConnectTimeout)"
+    """An IMDS probe for machines that are not Azure VMs (no wait on 169.254.169.254)."""
+    return "nothing answered at http://169.254.169.254 within 0.5 s (ConnectTimeout)"
 
 
 @pytest.fixture(autouse=True)

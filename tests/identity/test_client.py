@@ -25,7 +25,7 @@ from tenantops.identity import (
 from tests.identity.conftest import ActAs, Stats, no_imds
 from tests.identity.fake_api import FakeApi
 
-URL = "http://api.test/tenants"
+URL = "https://api.test/tenants"
 
 
 def test_a_thousand_calls_from_fifty_threads_make_one_identity_request(
@@ -34,7 +34,7 @@ def test_a_thousand_calls_from_fifty_threads_make_one_identity_request(
     act_as("aa-onboarding", "app-service")
     before = stats().get("mi:app-service", 0)
     with IdentityCredential(imds_probe=no_imds) as credential, \
-            TenantOpsClient("http://api.test", credential=credential,
+            TenantOpsClient("https://api.test", credential=credential,
                             transport=fake_api.transport()) as client:
 
         def one_call(_: int) -> int:
@@ -166,8 +166,8 @@ def test_403_for_a_missing_role_names_the_role_and_how_to_assign_it(
             f" -b '{{\"principalId\":\"{oid}\",\"resourceId\":\"<api-sp-object-id>\","
             "\"appRoleId\":\"<role-id>\"}'") in message
     assert "appRoles[?value=='Tenants.Write'].id" in message
-    assert f"New-MgServicePrincipalAppRoleAssignment -ServicePrincipalId <api-sp-object-id> " \
-        f"-PrincipalId {oid}" in message
+    assert f"New-MgServicePrincipalAppRoleAssignment -ServicePrincipalId {oid} " \
+        f"-PrincipalId {oid} -ResourceId <api-sp-object-id> -AppRoleId <role-id>" in message
 
 
 def test_a_401_drops_the_cached_token(fake_api: FakeApi) -> None:
@@ -196,8 +196,10 @@ def test_an_unreachable_api_is_one_error_with_the_url() -> None:
             pytest.raises(ApiUnreachableError) as caught:
         client.get(URL)
     assert str(caught.value) == (
-        f"GET {URL} could not be sent: connection refused. Next: check the URL and that the API "
-        "is running and reachable from here.")
+        f"the API is unreachable: GET {URL} failed (ConnectError: connection refused). Next: "
+        "check the URL (--api-url, TENANTOPS_API__URL or api.url) and that the API is running "
+        "('tenantops serve') and reachable from here (DNS, firewall, proxy)")
+    assert caught.value.url == URL
 
 
 def test_bearer_auth_works_with_any_httpx_client(act_as: ActAs, fake_api: FakeApi) -> None:
@@ -212,7 +214,7 @@ def test_constructing_a_client_does_no_io() -> None:
     def explode(request: httpx.Request) -> httpx.Response:
         raise AssertionError("I/O in a constructor")
 
-    client = TenantOpsClient("http://api.test", credential=StaticToken("t"),
+    client = TenantOpsClient("https://api.test", credential=StaticToken("t"),
                              transport=httpx.MockTransport(explode))
     client.close()
     IdentityCredential().close()

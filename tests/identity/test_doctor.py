@@ -14,7 +14,7 @@ from tenantops.identity.doctor import Doctor, DoctorReport
 from tests.identity.conftest import RUNTIMES, ActAs, no_imds
 from tests.identity.fake_api import FakeApi
 
-URL = "http://api.test/tenants"
+URL = "https://api.test/tenants"
 BILLING_CLIENT_ID = "0b7c4e2d-6f1a-4d3b-8c5e-9a2f1e7d4b60"
 
 
@@ -62,8 +62,12 @@ def test_an_arm_token_is_diagnosed_as_the_wrong_audience(act_as: ActAs,
                                 "claims:fail", "call:fail"]
     assert report.exit_code == 1
     assert report.steps[1].finding == (
-        "you asked for https://management.core.windows.net/, but the API advertises "
-        f"{API_CLIENT_ID}")
+        "you asked for https://management.core.windows.net/, which is Azure Resource Manager's "
+        "audience (a token for it manages every Azure resource the identity has a role on "
+        "(create, change, delete, read keys)); an API of your own never accepts it: this is the "
+        "audience the original 'You do not have permission' problem is about; the API "
+        f"advertises {API_CLIENT_ID}")
+    assert report.steps[1].next == f"use --audience {API_CLIENT_ID}"
     assert report.verdict.summary == (
         "step 5 (compare the token with what the API expects): the token's audience is "
         "https://management.core.windows.net/ (Azure Resource Manager, the default of 'az "
@@ -206,7 +210,9 @@ def test_no_identity_here_lists_every_source(fake_api: FakeApi) -> None:
     report = diagnose(fake_api)
     identity = report.steps[2]
     assert identity.status == "fail"
-    assert identity.finding.startswith("no identity source is available here; tried")
+    assert identity.finding.startswith(
+        "no identity was found here, so there is no token to call the API with. Looked for, "
+        "in azure-identity's order:")
     assert [s["source"] for s in identity.details["sources"]] == [
         "environment", "workload-identity", "managed-identity", "azure-cli"]
 

@@ -114,18 +114,25 @@ def test_when_no_source_works_one_message_lists_each_source_and_why() -> None:
             pytest.raises(CredentialUnavailableError) as caught:
         credential.get_token(AUDIENCE)
     assert str(caught.value) == (
-        "no identity source is available here; tried, in azure-identity's order:\n"
+        "no identity was found here, so there is no token to call the API with. Looked for, in "
+        "azure-identity's order:\n"
         "  - environment: AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET or "
         "AZURE_CLIENT_CERTIFICATE_PATH not set\n"
         "  - workload-identity: AZURE_FEDERATED_TOKEN_FILE, AZURE_TENANT_ID, AZURE_CLIENT_ID "
         "not set\n"
-        "  - managed-identity: no runtime variables set (IDENTITY_ENDPOINT+IDENTITY_HEADER, "
-        "IDENTITY_ENDPOINT+IMDS_ENDPOINT, MSI_ENDPOINT) and IMDS at http://169.254.169.254 did "
-        "not answer within 1 s (ConnectTimeout)\n"
+        "  - managed-identity: no Azure runtime variables set (IDENTITY_ENDPOINT+IDENTITY_HEADER,"
+        " IDENTITY_ENDPOINT+IMDS_ENDPOINT, MSI_ENDPOINT) and no Azure IMDS: nothing answered at "
+        "http://169.254.169.254 within 0.5 s (ConnectTimeout)\n"
         "  - azure-cli: 'az' not found on PATH\n"
-        "Next: run where a managed identity is attached (Azure Automation, Functions/App "
-        "Service, a VM, Arc), set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET for "
-        "a service principal, or run 'az login'; or force a source with --source.")
+        "Ways to provide one:\n"
+        "  - locally, an identity of the emulator: export $(tenantops emulator env --identity "
+        "aa-onboarding --runtime automation | xargs)\n"
+        "  - a service principal: AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or "
+        "AZURE_CLIENT_CERTIFICATE_PATH)\n"
+        "  - a managed identity: run in Azure (Automation, Functions/App Service, a VM, Arc); "
+        "--identity <client-id> (or AZURE_CLIENT_ID) names a user-assigned one, and --source "
+        "managed-identity asks Azure IMDS without probing it first\n"
+        "  - the Azure CLI's signed-in account: az login")
 
 
 def test_detection_picks_the_managed_identity_of_the_runtime(act_as: ActAs) -> None:

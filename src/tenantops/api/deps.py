@@ -11,7 +11,9 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
+from tenantops.api.edge import PRINCIPAL_STATE_KEY
 from tenantops.auth import CLIENT_PRINCIPAL_HEADER, Authenticator, Principal
 from tenantops.provisioning.engine import Engine
 
@@ -39,13 +41,16 @@ def get_engine(request: Request) -> Engine:
 EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
-def current_principal(request: Request, authenticator: AuthenticatorDep) -> Principal:
-    """The checked caller. A plain ``def``: FastAPI runs it in a worker thread, so a JWKS fetch
-    on an unknown ``kid`` never blocks the event loop."""
-    return authenticator.authenticate(
-        request.headers.getlist("authorization"),
-        request.headers.getlist(CLIENT_PRINCIPAL_HEADER),
-    )
+async def current_principal(request: Request, authenticator: AuthenticatorDep) -> Principal:
+    """The checked caller: the one `RequestEdge` checked before the body was read, or (an app
+    built without the edge) checked now in a worker thread, so a JWKS fetch on an unknown
+    ``kid`` never blocks the event loop."""
+    checked = request.scope.get("state", {}).get(PRINCIPAL_STATE_KEY)
+    if isinstance(checked, Principal):
+        return checked
+    return await run_in_threadpool(
+        authenticator.authenticate, request.headers.getlist("authorization"),
+        request.headers.getlist(CLIENT_PRINCIPAL_HEADER))
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
@@ -62,4 +67,5 @@ def require_role(role: str) -> Callable[..., Awaitable[Principal]]:
         return principal
 
     has_role.__name__ = f"require_role_{role.replace('.', '_')}"
+    has_role.required_role = role  # type: ignore[attr-defined]  # read by RequestEdge
     return has_role

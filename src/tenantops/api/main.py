@@ -3,8 +3,10 @@
 Domain code raises `tenantops.errors` exceptions; `create_app` maps them here and nowhere
 else: `AuthError` to 401/403/503 with the ``WWW-Authenticate`` challenge of `tenantops.auth`,
 `SpecError` and request validation to 422 naming field, value and rule, unknown tenants and
-runs to 404, conflicts to 409. ``/api/health`` is the only route served without a token; the
-OpenAPI document is served at ``/api/openapi.json`` to any valid token.
+runs to 404, conflicts to 409. ``/api/health`` and ``/api/meta`` are the only routes served
+without a token; the OpenAPI document is served at ``/api/openapi.json`` to any valid token.
+Credentials and body size are checked at the request edge (`tenantops.api.edge`), before a
+route reads the body.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from fastapi.responses import JSONResponse
 
 from tenantops import __version__
 from tenantops.api.deps import CurrentPrincipal
-from tenantops.api.routes import health, runs, tenants, whoami
+from tenantops.api.edge import RequestEdge
+from tenantops.api.routes import health, meta, runs, tenants, whoami
 from tenantops.auth import Authenticator, error_body, www_authenticate
 from tenantops.config import Settings
 from tenantops.dashboard import mount_dashboard
@@ -93,9 +96,7 @@ def create_app(
     app.state.authenticator = auth
     app.state.engine = runs_engine
 
-    @app.exception_handler(AuthError)
-    async def refuse(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, AuthError)
+    def refusal(exc: AuthError) -> JSONResponse:
         headers = {"Cache-Control": "no-store"}
         if exc.status_code in (401, 403):
             headers["WWW-Authenticate"] = www_authenticate(
@@ -105,6 +106,11 @@ def create_app(
             wait = auth.validator.jwks.seconds_until_refresh_allowed()
             headers["Retry-After"] = str(max(1, math.ceil(wait)))
         return JSONResponse(error_body(exc), status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(AuthError)
+    async def refuse(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, AuthError)
+        return refusal(exc)
 
     @app.exception_handler(TenantOpsError)
     async def domain_error(request: Request, exc: Exception) -> JSONResponse:
@@ -128,6 +134,7 @@ def create_app(
         return _problem("invalid_request", f"invalid request: {listed}", details, 422)
 
     app.include_router(health.router, prefix="/api")
+    app.include_router(meta.router, prefix="/api")
     app.include_router(whoami.router, prefix="/api")
     app.include_router(tenants.router, prefix="/api")
     app.include_router(runs.router, prefix="/api")
@@ -137,4 +144,6 @@ def create_app(
     async def openapi(principal: CurrentPrincipal) -> dict[str, Any]:
         return app.openapi()
 
+    app.add_middleware(RequestEdge, authenticator=auth, refusal=refusal,
+                       max_body_bytes=settings.api.max_body_bytes)
     return app

@@ -10,7 +10,12 @@ how the API words them.
 
 from __future__ import annotations
 
-from tenantops.auth._authenticator import Authenticator, bearer_token
+from tenantops.auth._audience import audience_matches
+from tenantops.auth._authenticator import (
+    Authenticator,
+    app_service_authentication_enabled,
+    bearer_token,
+)
 from tenantops.auth._challenge import REALM, error_body, www_authenticate
 from tenantops.auth._easy_auth import (
     CLIENT_PRINCIPAL_HEADER,
@@ -42,6 +47,8 @@ __all__ = [
     "PrincipalSource",
     "TenantIssuers",
     "TokenValidator",
+    "app_service_authentication_enabled",
+    "audience_matches",
     "bearer_token",
     "error_body",
     "expected_audiences",

@@ -8,13 +8,20 @@ Precedence, decided here and nowhere else:
 3. otherwise `MissingTokenError`.
 
 The allow-lists of `AccessPolicy` then apply to the principal, whatever its source.
+
+Trusting ``X-MS-CLIENT-PRINCIPAL`` is safe only behind App Service Authentication, which
+strips the copies clients send. App Service sets ``WEBSITE_AUTH_ENABLED=True`` when it is on;
+without it an `Authenticator` with ``trust_easy_auth_principal`` refuses to be built
+(`ConfigError`) unless ``auth.trust_easy_auth_principal_outside_app_service`` forces it, and
+then it logs a warning every time it is built.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from tenantops.auth._easy_auth import CLIENT_PRINCIPAL_HEADER, principal_from_easy_auth
 from tenantops.auth._policy import AccessPolicy
@@ -24,12 +31,13 @@ from tenantops.auth._validator import MAX_TOKEN_BYTES, TokenValidator, request_h
 from tenantops.config import AuthSettings
 from tenantops.errors import (
     AuthError,
+    ConfigError,
     MalformedTokenError,
     MissingTokenError,
     TokenTooLargeError,
 )
 
-__all__ = ["Authenticator", "bearer_token"]
+__all__ = ["Authenticator", "app_service_authentication_enabled", "bearer_token"]
 
 log = logging.getLogger("tenantops.auth")
 
@@ -65,10 +73,37 @@ def bearer_token(authorization: str) -> str:
     return token
 
 
+def app_service_authentication_enabled(environ: Mapping[str, str]) -> bool:
+    """Whether App Service Authentication runs in front of this process: App Service sets
+    ``WEBSITE_AUTH_ENABLED`` to ``True`` when it is enabled."""
+    return environ.get("WEBSITE_AUTH_ENABLED", "").strip().lower() in ("true", "1")
+
+
+def _check_easy_auth_trust(settings: AuthSettings, environ: Mapping[str, str]) -> None:
+    if not settings.trust_easy_auth_principal or app_service_authentication_enabled(environ):
+        return
+    if not settings.trust_easy_auth_principal_outside_app_service:
+        raise ConfigError(
+            "auth.trust_easy_auth_principal is true, but WEBSITE_AUTH_ENABLED is not set, so "
+            "App Service Authentication is not in front of this API: any caller could send an "
+            "X-MS-CLIENT-PRINCIPAL header naming any identity and any role, and it would be "
+            "believed. Next: set auth.trust_easy_auth_principal = false "
+            "(TENANTOPS_AUTH__TRUST_EASY_AUTH_PRINCIPAL), or enable App Service Authentication; "
+            "to start anyway (a proxy of your own strips the header), also set "
+            "auth.trust_easy_auth_principal_outside_app_service = true")
+    log.warning(
+        "auth.trust_easy_auth_principal is forced on outside App Service Authentication "
+        "(WEBSITE_AUTH_ENABLED is not set; auth.trust_easy_auth_principal_outside_app_service "
+        "= true): X-MS-CLIENT-PRINCIPAL is believed as sent, so whatever sits in front of this "
+        "API must remove the copies clients send")
+
+
 class Authenticator:
     """Turns request headers into a checked `Principal` (module docstring).
 
-    Constructing it does no I/O.
+    Constructing it does no I/O; it reads ``environ`` (default: the process environment) to
+    know whether App Service Authentication is in front, and raises `ConfigError` when the
+    Easy Auth header would be trusted without it.
     """
 
     def __init__(
@@ -77,7 +112,9 @@ class Authenticator:
         *,
         validator: TokenValidator | None = None,
         policy: AccessPolicy | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
+        _check_easy_auth_trust(settings, os.environ if environ is None else environ)
         self.validator = validator if validator is not None else TokenValidator(settings)
         self.policy = policy if policy is not None else AccessPolicy.from_settings(settings)
         self.trust_easy_auth = settings.trust_easy_auth_principal

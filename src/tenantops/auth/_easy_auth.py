@@ -20,6 +20,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from tenantops.auth._audience import audience_matches
 from tenantops.auth._principal import Principal
 from tenantops.auth._safe_text import shown
 from tenantops.errors import MalformedPrincipalHeaderError, WrongAudienceError, WrongTenantError
@@ -65,11 +66,16 @@ def principal_from_easy_auth(
 ) -> Principal:
     """The caller described by an ``X-MS-CLIENT-PRINCIPAL`` value, for tenant ``tenant_id``.
 
-    Checks what the platform leaves to the application: the claims needed are present, the
-    tenant is ``tenant_id`` and, when an ``aud`` claim is passed, that it is one of ``audiences``.
+    Checks what the platform leaves to the application: ``auth_typ`` is ``aad``, the claims
+    needed are present, the tenant is ``tenant_id`` and, when an ``aud`` claim is passed, that
+    it is one of ``audiences`` (the validator's audience rule).
     """
     body = _decode(value)
-    auth_typ = body.get("auth_typ", "aad")
+    if "auth_typ" not in body:
+        raise _malformed("has no 'auth_typ'; App Service Authentication always names the "
+                         "identity provider that signed the caller in ('aad')",
+                         {"auth_typ": "(missing)"})
+    auth_typ = body["auth_typ"]
     if auth_typ != "aad":
         raise _malformed(f"names the identity provider {shown(auth_typ)!r}, not 'aad'",
                          {"auth_typ": shown(auth_typ)})
@@ -103,7 +109,7 @@ def principal_from_easy_auth(
             expected={"tid": tenant_id}, received={"tid": shown(tid)})
     aud = first(("aud",))
     accepted = list(audiences)
-    if aud is not None and aud.rstrip("/").lower() not in {a.rstrip("/").lower() for a in accepted}:
+    if aud is not None and not audience_matches(aud, accepted):
         raise WrongAudienceError(
             f"App Service Authentication admitted a token for audience {shown(aud)!r}; this API "
             f"accepts only {', '.join(accepted)}. Remove that audience from the allowed token "

@@ -9,10 +9,12 @@
 4. ``kid`` names a key of the configured tenant's JWKS (refreshed, rate-limited, on an unknown
    ``kid``); ``jku``, ``x5u``, ``jwk`` and ``x5c`` headers are never read;
 5. the RS256 signature verifies with that key (PyJWT, cryptography backend), and the claims
-   ``exp``, ``iss``, ``aud``, ``tid``, ``oid`` are present;
-6. ``exp`` and ``nbf`` hold with ``leeway_seconds``;
+   ``exp``, ``iat``, ``iss``, ``aud``, ``tid``, ``oid`` are present;
+6. ``exp`` and ``nbf`` hold with ``leeway_seconds``; ``iat`` is not in the future beyond the
+   leeway, and ``exp - iat`` is at most ``max_token_lifetime_seconds`` (plus the leeway);
 7. ``iss`` is the tenant's v1 or v2 issuer, as its discovery documents state them;
-8. ``aud`` is one string: the client ID, ``api://<client ID>`` or one of ``extra_audiences``;
+8. ``aud`` is one string: the client ID, ``api://<client ID>`` or one of ``extra_audiences``,
+   compared by the one rule of `tenantops.auth._audience`;
 9. ``tid`` is the configured tenant; ``appid`` (v1) or ``azp`` (v2) is present;
 10. ``roles``, when present, is a JSON list of strings.
 
@@ -46,6 +48,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from jwt.types import Options
 
+from tenantops.auth._audience import audience_matches
 from tenantops.auth._jwks import JwksCache, TenantIssuers
 from tenantops.auth._principal import Principal
 from tenantops.auth._safe_text import shown
@@ -58,6 +61,8 @@ from tenantops.errors import (
     MissingClaimError,
     SignatureMismatchError,
     TokenExpiredError,
+    TokenIssuedInTheFutureError,
+    TokenLifetimeTooLongError,
     TokenNotYetValidError,
     TokenTooLargeError,
     UnknownSigningKeyError,
@@ -65,6 +70,7 @@ from tenantops.errors import (
     WrongIssuerError,
     WrongTenantError,
 )
+from tenantops.first_party import first_party_resource
 
 __all__ = [
     "ALLOWED_ALGORITHMS",
@@ -78,10 +84,7 @@ log = logging.getLogger("tenantops.auth")
 
 ALLOWED_ALGORITHMS = ("RS256",)
 MAX_TOKEN_BYTES = 16 * 1024
-REQUIRED_CLAIMS = ("exp", "iss", "aud", "tid", "oid")
-ARM_AUDIENCES = frozenset({
-    "https://management.core.windows.net", "https://management.azure.com",
-})
+REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "tid", "oid")
 
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 _GUID = re.compile(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
@@ -156,8 +159,8 @@ class TokenValidator:
         self.authority = settings.authority.rstrip("/")
         self.jwks = jwks if jwks is not None else JwksCache.from_settings(settings)
         self.audiences = expected_audiences(settings)
-        self._audience_keys = frozenset(a.rstrip("/").lower() for a in self.audiences)
         self._leeway = float(settings.leeway_seconds)
+        self._max_lifetime = float(settings.max_token_lifetime_seconds)
         self._clock = clock
         self._cache_size = verified_cache_size
         self._verified: dict[bytes, _Verified] = {}
@@ -213,6 +216,7 @@ class TokenValidator:
         exp = _numeric(claims, "exp")
         nbf = _numeric(claims, "nbf") if "nbf" in claims else None
         self._check_time(exp, nbf)
+        self._check_issued(_numeric(claims, "iat"), exp)
         principal = self._principal(claims)
         return _Verified(principal=principal, exp=exp, nbf=nbf, kid=kid)
 
@@ -288,6 +292,27 @@ class TokenValidator:
                 expected={"nbf": f"before {_utc(now + self._leeway)}"},
                 received={"nbf": _utc(nbf)})
 
+    def _check_issued(self, iat: float, exp: float) -> None:
+        """``iat`` not in the future, and a lifetime Entra could have issued (checked once,
+        when a token is first verified; neither changes with time passing)."""
+        now = self._clock()
+        if iat > now + self._leeway:
+            raise TokenIssuedInTheFutureError(
+                f"the token says it was issued at {_utc(iat)}, {iat - now:.0f} s from now "
+                f"(leeway {self._leeway:.0f} s): a clock is wrong, or the token was not issued "
+                "by Entra ID. Check the clocks of this server and of the token issuer",
+                expected={"iat": f"before {_utc(now + self._leeway)}"},
+                received={"iat": _utc(iat)})
+        lifetime = exp - iat
+        if lifetime > self._max_lifetime + self._leeway:
+            raise TokenLifetimeTooLongError(
+                f"the token lives {lifetime:.0f} s (iat {_utc(iat)}, exp {_utc(exp)}); this API "
+                f"accepts at most {self._max_lifetime:.0f} s (auth.max_token_lifetime_seconds, "
+                f"plus leeway {self._leeway:.0f} s), the longest lifetime Entra ID issues. Use "
+                "an access token issued by Entra ID",
+                expected={"lifetime_seconds": f"at most {self._max_lifetime:.0f}"},
+                received={"lifetime_seconds": int(lifetime)})
+
     def _principal(self, claims: dict[str, Any]) -> Principal:
         issuers = self.jwks.issuers()
         iss = _string(claims, "iss")
@@ -348,12 +373,15 @@ class TokenValidator:
                 f"the token's 'aud' claim is {_json_type(aud)}, not a string; this API accepts "
                 f"one of {accepted}", expected={"aud": list(self.audiences)},
                 received={"aud": shown(aud), "type": _json_type(aud)})
-        if aud.rstrip("/").lower() in self._audience_keys:
+        if audience_matches(aud, self.audiences):
             return
         what = ""
-        if aud.rstrip("/").lower() in ARM_AUDIENCES:
+        service = first_party_resource(aud)
+        if service is not None and service.name == "Azure Resource Manager":
             what = (" That is the Azure Resource Manager audience, which az account "
                     "get-access-token and managed identities return when no resource is named.")
+        elif service is not None:
+            what = f" That is the audience of {service.name}, a Microsoft service."
         raise WrongAudienceError(
             f"the token's audience is {shown(aud)!r}, but this API accepts only {accepted}.{what} "
             f"{_sentence(request_hint(self.client_id))}",

@@ -15,21 +15,32 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from tenantops.errors import AudienceError
+from tenantops.first_party import FirstPartyResource, first_party_resource
 
-__all__ = ["DEFAULT_SCOPE_SUFFIX", "Audience", "parse_audience"]
+__all__ = ["DEFAULT_SCOPE_SUFFIX", "Audience", "is_guid", "parse_audience"]
 
 DEFAULT_SCOPE_SUFFIX = "/.default"
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*:", re.IGNORECASE)
 
 
-def _is_guid(value: str) -> bool:
+def is_guid(value: str) -> bool:
+    """True for a GUID in its usual 8-4-4-4-12 form, any case."""
     return bool(_GUID.match(value))
 
 
+_is_guid = is_guid
+
+
+def _without_one_slash(value: str) -> str:
+    return value[:-1] if value.endswith("/") else value
+
+
 def _same_uri(a: str, b: str) -> bool:
-    """Entra compares App ID URIs case-insensitively and with or without a trailing slash."""
-    return a.rstrip("/").lower() == b.rstrip("/").lower()
+    """The API's rule (docs/auth.md): case-insensitive, one trailing slash optional on URIs."""
+    if is_guid(a) or is_guid(b):
+        return a.lower() == b.lower()
+    return _without_one_slash(a).lower() == _without_one_slash(b).lower()
 
 
 @dataclass(frozen=True)
@@ -59,6 +70,11 @@ class Audience:
             if _is_guid(rest):
                 return rest.lower()
         return None
+
+    @property
+    def first_party(self) -> FirstPartyResource | None:
+        """The Microsoft service this audience names (Azure Resource Manager, Graph, ...)."""
+        return first_party_resource(self.resource)
 
     def matches(self, aud: str) -> bool:
         """True when a token whose ``aud`` claim is ``aud`` was issued for this audience.

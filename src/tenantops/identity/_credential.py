@@ -51,6 +51,17 @@ _NEXT_WHEN_NONE = (
     "a VM, Arc), set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET for a service "
     "principal, or run 'az login'; or force a source with --source."
 )
+WAYS_TO_PROVIDE = (
+    "Ways to provide one:\n"
+    "  - locally, an identity of the emulator: export $(tenantops emulator env --identity "
+    "aa-onboarding --runtime automation | xargs)\n"
+    "  - a service principal: AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or "
+    "AZURE_CLIENT_CERTIFICATE_PATH)\n"
+    "  - a managed identity: run in Azure (Automation, Functions/App Service, a VM, Arc); "
+    "--identity <client-id> (or AZURE_CLIENT_ID) names a user-assigned one, and --source "
+    "managed-identity asks Azure IMDS without probing it first\n"
+    "  - the Azure CLI's signed-in account: az login"
+)
 
 
 @dataclass(frozen=True)
@@ -165,8 +176,8 @@ class IdentityCredential:
             skipped.append(check)
         tried = "\n".join(f"  - {c.describe()}" for c in skipped)
         raise CredentialUnavailableError(
-            "no identity source is available here; tried, in azure-identity's order:\n"
-            f"{tried}\n{_NEXT_WHEN_NONE}")
+            "no identity was found here, so there is no token to call the API with. Looked "
+            f"for, in azure-identity's order:\n{tried}\n{WAYS_TO_PROVIDE}")
 
     def _azure_credential(self, check: SourceCheck) -> SupportsTokenInfo:
         with self._lock:

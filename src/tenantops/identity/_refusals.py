@@ -57,8 +57,10 @@ def role_assignment_fix(
         f"(<api-sp-object-id> is $(az ad sp show --id {api_id} --query id -o tsv); <role-id> is "
         f"$(az ad sp show --id {api_id} --query \"appRoles[?value=='{role_name}'].id\" -o tsv)"
         f"{find_principal}), or in PowerShell New-MgServicePrincipalAppRoleAssignment "
-        f"-ServicePrincipalId <api-sp-object-id> -PrincipalId {principal} "
-        "-ResourceId <api-sp-object-id> -AppRoleId <role-id>. A new assignment can take up to "
+        f"-ServicePrincipalId {principal} -PrincipalId {principal} "
+        "-ResourceId <api-sp-object-id> -AppRoleId <role-id> (both forms name the identity's "
+        "own service principal in the path: the assignment is made on the identity, for the "
+        "API's role). A new assignment can take up to "
         "24 h to show in managed-identity tokens, because the endpoint caches tokens."
     )
 

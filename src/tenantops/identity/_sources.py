@@ -40,6 +40,7 @@ from tenantops.identity._selector import IdentitySelector, parse_identity
 
 __all__ = [
     "DETECTION_ORDER",
+    "IMDS_PROBE_SECONDS",
     "SOURCES",
     "ImdsProbe",
     "SourceCheck",
@@ -62,19 +63,35 @@ _MICROSOFT_AUTHORITIES = {
 }
 
 
-def probe_imds(timeout: float = 1.0) -> str | None:
-    """Whether Azure IMDS answers at 169.254.169.254, as azure-identity probes it (1 s, no retry).
+IMDS_PROBE_SECONDS = 0.5
 
-    Any HTTP answer counts as present, except Docker Desktop's 403 "unreachable".
+
+def probe_imds(timeout: float = IMDS_PROBE_SECONDS, *,
+               transport: httpx.BaseTransport | None = None) -> str | None:
+    """Whether Azure IMDS answers at 169.254.169.254: ``None`` if it did, else why not.
+
+    One request, no retry, without the ``Metadata`` header: Azure IMDS answers that with a
+    JSON error body (``400 {"error": "bad_request_102", "error_description": "Required
+    metadata header not specified"}``, shared reference §1d). Only an answer of that shape
+    counts; the metadata services of other clouds at the same address, a proxy's refusal or
+    Docker Desktop's 403 "unreachable" are not Azure (azure-identity counts any answer, and
+    then blames IMDS for the proxy's 403).
     """
+    url = f"{IMDS_HOST}{IMDS_PATH}"
     try:
-        response = httpx.get(f"{IMDS_HOST}{IMDS_PATH}", params={"api-version": "2018-02-01"},
-                             timeout=timeout)
+        with httpx.Client(transport=transport, timeout=timeout) as http:
+            response = http.get(url, params={"api-version": "2018-02-01"})
     except httpx.HTTPError as exc:
-        return f"IMDS at {IMDS_HOST} did not answer within {timeout:g} s ({type(exc).__name__})"
-    if response.status_code == 403 and "unreachable" in response.text:
-        return f"IMDS at {IMDS_HOST} is unreachable (a proxy answered 403)"
-    return None
+        return f"nothing answered at {IMDS_HOST} within {timeout:g} s ({type(exc).__name__})"
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return None
+    said = " ".join(response.text.split())[:80]
+    return (f"something answered at {IMDS_HOST}, but not as Azure IMDS does (HTTP "
+            f"{response.status_code} {said!r}): this is not an Azure VM")
 
 
 @dataclass(frozen=True)
@@ -259,12 +276,14 @@ class ManagedIdentitySource(Source):
                 runtime=runtime, selector=selector)
         reason = imds_probe()
         if reason is None:
-            return SourceCheck(self.name, True, f"IMDS answered at {IMDS_HOST}; {which}",
-                               runtime=runtime, selector=selector)
+            return SourceCheck(
+                self.name, True, f"Azure IMDS answered a probe at {IMDS_HOST} (no Azure runtime "
+                f"variables set, so this is taken for an Azure VM); {which}",
+                runtime=runtime, selector=selector)
         return SourceCheck(
             self.name, False,
-            "no runtime variables set (IDENTITY_ENDPOINT+IDENTITY_HEADER, IDENTITY_ENDPOINT+"
-            f"IMDS_ENDPOINT, MSI_ENDPOINT) and {reason}",
+            "no Azure runtime variables set (IDENTITY_ENDPOINT+IDENTITY_HEADER, IDENTITY_ENDPOINT"
+            f"+IMDS_ENDPOINT, MSI_ENDPOINT) and no Azure IMDS: {reason}",
             runtime=runtime, selector=selector)
 
     def build(self, check: SourceCheck, environ: Mapping[str, str], options: dict[str, Any],

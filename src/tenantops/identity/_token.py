@@ -29,15 +29,11 @@ from tenantops.errors import (
     WrongAudienceError,
     WrongIssuerError,
 )
+from tenantops.first_party import first_party_resource
 
 __all__ = ["DecodedToken", "decode_token", "describe_expiry", "verify_token"]
 
 _ALGORITHMS = ["RS256"]
-_ARM_AUDIENCES = {
-    "https://management.core.windows.net",
-    "https://management.azure.com",
-    "797f4846-ba00-4fd7-ba43-dac1f8f63013",
-}
 
 
 def _span(seconds: float) -> str:
@@ -63,8 +59,10 @@ def describe_expiry(expires_on: float, now: float) -> str:
 
 
 def is_arm_audience(aud: str) -> bool:
-    """True for Azure Resource Manager's audiences (``az account get-access-token``'s default)."""
-    return aud.strip().rstrip("/").lower() in _ARM_AUDIENCES
+    """True for Azure Resource Manager's audiences, in any cloud (``az account
+    get-access-token``'s default); `tenantops.first_party` keeps the list."""
+    service = first_party_resource(aud)
+    return service is not None and service.name == "Azure Resource Manager"
 
 
 @dataclass(frozen=True)

@@ -2,15 +2,18 @@
 
 The steps are the path a runbook takes, each ending with what to do next:
 
-1. probe: call the URL without a token and read the 401's ``WWW-Authenticate``;
-2. audience: the one the API advertises (``resource_id``), else the configured one;
+1. probe: call the URL without a token and read the 401's ``WWW-Authenticate``; when it names
+   no audience, read the tenantops API's public metadata route (``<api root>/meta``);
+2. audience: the one the API advertises, within the pinning rules of `discover_audience`
+   (an advertised Microsoft first-party audience is a finding, never requested), else the
+   configured one;
 3. identity: which runtime and identity this process has (variable names, never values);
 4. token: ask that identity for a token, through the same `IdentityCredential` a real call
    uses; when the identity endpoint refuses, ask it once more directly so its own status,
    body and ``x-tenantops-diagnostic`` header are shown (azure-identity reduces them to one
    line, and App Service hides Entra's answer behind a vague 500);
 5. claims: the token's aud, iss, tid, roles and expiry beside what the API expects;
-6. call: the URL with the token.
+6. call: the URL with the token, only over https or to this machine, following no redirect.
 
 The verdict is the first failing step's finding and fix; the report is OK (exit code 0) only
 when the call succeeds. No token or secret is ever part of the report.
@@ -29,14 +32,18 @@ import httpx
 
 from tenantops.config import IdentitySettings
 from tenantops.errors import (
+    AudienceDiscoveryError,
     AudienceError,
     ConfigError,
     CredentialUnavailableError,
+    InsecureTransportError,
     TokenRequestError,
 )
 from tenantops.identity._audience import Audience, parse_audience
 from tenantops.identity._challenge import BearerChallenge, parse_bearer_challenge
+from tenantops.identity._client import require_secure_destination
 from tenantops.identity._credential import BearerToken, IdentityCredential
+from tenantops.identity._discovery import metadata_url, pin_advertised
 from tenantops.identity._refusals import VAGUE_500, explain_refusal
 from tenantops.identity._rejection import Rejection
 from tenantops.identity._runtimes import EndpointAnswer, request_token
@@ -136,6 +143,9 @@ class _State:
     """What the steps learn, in order."""
 
     challenge: BearerChallenge | None = None
+    published: str | None = None
+    published_where: str = ""
+    published_origin: str = ""
     reachable: bool = True
     unauthenticated_ok: bool = False
     audience: Audience | None = None
@@ -215,6 +225,25 @@ class Doctor:
         state.challenge = challenge
         details: dict[str, Any] = {"status": status,
                                    "www_authenticate": response.headers.get("www-authenticate")}
+        if challenge is not None and challenge.resource_id:
+            state.published = challenge.resource_id
+            state.published_where = (f"GET {url} without a token (WWW-Authenticate: Bearer ... "
+                                     f"resource_id={challenge.resource_id})")
+            state.published_origin = "advertised by the API (resource_id)"
+        elif (published := self._metadata(url, api)) is not None:
+            state.published, state.published_where = published
+            state.published_origin = f"published by the API's metadata route ({metadata_url(url)})"
+            details["metadata"] = {"url": metadata_url(url), "audience": published[0]}
+            return Step("probe", title, "ok",
+                        f"GET {url} answered {status} without naming an audience; the API's "
+                        f"metadata route ({metadata_url(url)}) names {published[0]}",
+                        "nothing: the API says which audience it expects", details)
+        if 300 <= status < 400 and "location" in response.headers:
+            return Step("probe", title, "warn",
+                        f"GET {url} answered {status} and redirects to "
+                        f"{response.headers['location']}",
+                        "call the URL it redirects to, if you trust it; tenantops follows no "
+                        "redirect with a token", details)
         if status == 401 and challenge is not None and challenge.resource_id:
             return Step("probe", title, "ok",
                         f"GET {url} answered 401 with WWW-Authenticate: Bearer ... "
@@ -238,15 +267,42 @@ class Doctor:
                     "which audience it expects",
                     f"check the URL and method; {_CONFIGURE}", details)
 
+    def _metadata(self, url: str, api: httpx.Client) -> tuple[str, str] | None:
+        """The audience the tenantops metadata route publishes for ``url``'s API, if any."""
+        meta = metadata_url(url)
+        if meta is None:
+            return None
+        try:
+            response = api.get(meta)
+            data = response.json() if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
+            return None
+        if isinstance(data, dict) and data.get("service") == "tenantops" \
+                and isinstance(data.get("audience"), str) and data["audience"]:
+            return data["audience"], f"the API's metadata (GET {meta})"
+        return None
+
     def _choose_audience(self, state: _State) -> Step:
         title = "Decide the audience to request"
-        advertised = state.challenge.resource_id if state.challenge else None
+        advertised = state.published
         if self._audience is not None:
             try:
                 state.audience = parse_audience(self._audience)
             except AudienceError as exc:
                 return Step("audience", title, "fail", str(exc),
                             f"use the API's client ID{f' {advertised}' if advertised else ''}")
+            service = state.audience.first_party
+            if service is not None and not (advertised and state.audience.matches(advertised)):
+                return Step("audience", title, "warn",
+                            f"you asked for {state.audience.resource}, which is {service.name}'s "
+                            f"audience (a token for it {service.grants}); an API of your own "
+                            "never accepts it: this is the audience the original 'You do not "
+                            "have permission' problem is about"
+                            + (f"; the API advertises {advertised}" if advertised else ""),
+                            f"use --audience {advertised}" if advertised else
+                            "use --audience with the API app registration's client ID",
+                            {"audience": state.audience.resource, "advertised": advertised,
+                             "first_party": service.name})
             if advertised and not state.audience.matches(advertised):
                 return Step("audience", title, "warn",
                             f"you asked for {state.audience.resource}, but the API advertises "
@@ -258,12 +314,15 @@ class Doctor:
                         {"audience": state.audience.resource, "scope": state.audience.scope})
         if advertised:
             try:
-                state.audience = parse_audience(advertised)
-            except AudienceError as exc:
+                state.audience = pin_advertised(advertised, where=state.published_where,
+                                                configured=self._settings.audience)
+            except AudienceDiscoveryError as exc:
                 return Step("audience", title, "fail",
-                            f"the API advertises resource_id={advertised!r}, which is not a "
-                            f"usable audience: {exc}", f"fix the API's configuration; {_CONFIGURE}")
-            origin = "advertised by the API (resource_id)"
+                            "\n".join(str(exc).split(". Next: ", 1)[:1]),
+                            "do not send this API a token for what it asks; check that the URL "
+                            f"is the API you meant, and if it is, {_CONFIGURE}",
+                            {"advertised": advertised})
+            origin = state.published_origin
         elif self._settings.audience:
             try:
                 state.audience = parse_audience(self._settings.audience)
@@ -388,8 +447,7 @@ class Doctor:
             return Step("claims", title, "skip", "no token (see above)",
                         "fix the steps above first")
         now = self._clock()
-        expected = state.challenge.resource_id if state.challenge and \
-            state.challenge.resource_id else audience.resource
+        expected = state.published or audience.resource
         tenant = state.challenge.tenant_id if state.challenge else None
         problems: list[tuple[StepStatus, str, str]] = []
         lines: list[str] = []
@@ -448,11 +506,22 @@ class Doctor:
             return Step("call", title, "skip", "no token, or the API is unreachable (see above)",
                         "fix the steps above first")
         try:
+            require_secure_destination(url)
+        except InsecureTransportError as exc:
+            finding, _, fix = str(exc).partition(" Next: ")
+            return Step("call", title, "fail", finding, fix or "use https")
+        try:
             response = api.get(url, headers={"Authorization": f"Bearer {state.token.value}"})
         except httpx.HTTPError as exc:
             return Step("call", title, "fail", f"GET {url} failed: {exc}",
                         "check that the API is reachable from here")
         status = response.status_code
+        if 300 <= status < 400 and "location" in response.headers:
+            return Step("call", title, "fail",
+                        f"GET {url} answered {status} and redirects to "
+                        f"{response.headers['location']}; the token was not sent there",
+                        "call the URL it redirects to directly, if you trust it",
+                        {"status": status, "location": response.headers["location"]})
         if 200 <= status < 300:
             return Step("call", title, "ok", f"GET {url} answered {status}: the call works",
                         "nothing", {"status": status})

@@ -1,0 +1,176 @@
+"""`RequestEdge`: what happens to a request before any route reads it.
+
+In this order, for every HTTP request the app receives:
+
+1. under ``/api/`` (except the public routes, `PUBLIC_PATHS`): the credentials are checked
+   (`Authenticator.authenticate`, in a worker thread as it may fetch signing keys) and, when
+   the matched route declares an app role (`tenantops.api.deps.require_role`), the role too. A
+   refusal is answered here, before a byte of the body is read: a request without a token never
+   gets a 422 for its body, and a 100 MB body without a token costs nothing. The principal is
+   passed to the route in ``scope["state"]`` so it is not checked twice. Unknown paths under
+   ``/api/`` get the 401 too (no route enumeration without a token).
+2. the body is limited to ``api.max_body_bytes`` (API JSON and dashboard forms alike): a
+   ``Content-Length`` above it is answered 413 at once; a body without one (chunked) is counted
+   as it streams and answered 413 as soon as it passes the limit. Nothing over the limit is
+   buffered.
+
+FastAPI reads and parses a route's body before it runs the route's dependencies, so neither
+check could live in a dependency.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tenantops.auth import CLIENT_PRINCIPAL_HEADER, Authenticator, Principal
+from tenantops.errors import AuthError
+
+__all__ = ["PRINCIPAL_STATE_KEY", "PUBLIC_PATHS", "RequestEdge", "required_role"]
+
+PRINCIPAL_STATE_KEY = "tenantops.principal"
+PUBLIC_PATHS = frozenset({"/api/health", "/api/meta"})
+"""The only routes under ``/api`` served without a token."""
+_API_PREFIX = "/api/"
+
+
+def required_role(route: APIRoute) -> str | None:
+    """The app role a route declares through `require_role` (``None``: any valid token)."""
+    pending = list(route.dependant.dependencies)
+    while pending:
+        dependency = pending.pop()
+        role = getattr(dependency.call, "required_role", None)
+        if isinstance(role, str):
+            return role
+        pending.extend(dependency.dependencies)
+    return None
+
+
+class RequestEdge:
+    """The ASGI middleware described in the module docstring."""
+
+    def __init__(self, app: ASGIApp, *, authenticator: Authenticator, max_body_bytes: int,
+                 refusal: Callable[[AuthError], Response],
+                 public_paths: Iterable[str] = PUBLIC_PATHS) -> None:
+        self.app = app
+        self.authenticator = authenticator
+        self.max_body_bytes = max_body_bytes
+        self.refusal = refusal
+        self.public_paths = frozenset(public_paths)
+        self._roles: dict[int, str | None] = {}
+
+    def _protected(self, path: str) -> bool:
+        return (path == "/api" or path.startswith(_API_PREFIX)) and path not in self.public_paths
+
+    def _role_of(self, scope: Scope) -> str | None:
+        app = scope.get("app")
+        router = getattr(app, "router", None)
+        for route in getattr(router, "routes", ()):
+            if not isinstance(route, APIRoute):
+                continue
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                key = id(route)
+                if key not in self._roles:
+                    self._roles[key] = required_role(route)
+                return self._roles[key]
+        return None
+
+    async def _check(self, scope: Scope) -> Principal | Response:
+        headers = Headers(scope=scope)
+        try:
+            principal = await run_in_threadpool(
+                self.authenticator.authenticate, headers.getlist("authorization"),
+                headers.getlist(CLIENT_PRINCIPAL_HEADER))
+            role = self._role_of(scope)
+            if role is not None:
+                self.authenticator.require_role(
+                    principal, role, operation=f"{scope['method']} {scope['path']}")
+        except AuthError as exc:
+            return self.refusal(exc)
+        return principal
+
+    def _too_large(self, scope: Scope, size: int, *, declared: bool) -> Response:
+        limit = self.max_body_bytes
+        what = (f"declared as {size} bytes (Content-Length)" if declared
+                else f"longer than {limit} bytes ({size} had arrived when reading stopped)")
+        description = (f"the request body is {what}; this app reads at most {limit} bytes "
+                       "(api.max_body_bytes, TENANTOPS_API__MAX_BODY_BYTES). Send a smaller "
+                       "body: a tenant spec is well under 1 KiB")
+        headers = {"Connection": "close"}
+        if scope["path"].startswith(_API_PREFIX):
+            body = {"error": "request_too_large", "error_description": description,
+                    "details": [{"field": "body", "value": size,
+                                 "rule": f"at most {limit} bytes"}]}
+            return JSONResponse(body, status_code=413, headers=headers)
+        return PlainTextResponse(f"413 Request Entity Too Large: {description}\n",
+                                 status_code=413, headers=headers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self._protected(scope["path"]):
+            checked = await self._check(scope)
+            if isinstance(checked, Response):
+                await checked(scope, receive, send)
+                return
+            scope.setdefault("state", {})[PRINCIPAL_STATE_KEY] = checked
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None:
+            try:
+                size = int(declared)
+            except ValueError:
+                size = -1
+            if size < 0:
+                await JSONResponse(
+                    {"error": "invalid_request", "error_description":
+                     f"Content-Length {declared[:40]!r} is not a number of bytes; send the "
+                     "body's length in bytes, or no Content-Length",
+                     "details": [{"field": "Content-Length", "value": declared[:40],
+                                  "rule": "a non-negative integer"}]},
+                    status_code=400, headers={"Connection": "close"})(scope, receive, send)
+                return
+            if size > self.max_body_bytes:
+                await self._too_large(scope, size, declared=True)(scope, receive, send)
+                return
+        await self._limited(scope, receive, send)
+
+    async def _limited(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the app with a ``receive`` that counts body bytes and answers 413 past the
+        limit (the app then sees a disconnect, and whatever it answers is dropped)."""
+        state: dict[str, Any] = {"received": 0, "started": False, "replied": False}
+
+        async def counted() -> Message:
+            if state["replied"]:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                state["received"] += len(message.get("body", b""))
+                if state["received"] > self.max_body_bytes:
+                    if not state["started"]:
+                        await self._too_large(scope, state["received"], declared=False)(
+                            scope, receive, send)
+                    state["replied"] = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded(message: Message) -> None:
+            if state["replied"]:
+                return
+            if message["type"] == "http.response.start":
+                state["started"] = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted, guarded)
+        except Exception:
+            if not state["replied"]:
+                raise
