@@ -231,7 +231,8 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'WEBSITE_AUTH_AAD_ALLOWED_TENANTS', value: tenantId }
         { name: 'TENANTOPS_AUTH__TENANT_ID', value: tenantId }
         { name: 'TENANTOPS_AUTH__CLIENT_ID', value: apiClientId }
-        { name: 'TENANTOPS_AUTH__ALLOWED_APPLICATIONS', value: string(allowedClientApplications) }
+        // No list means no restriction; an empty list would admit nobody (docs/auth.md).
+        { name: 'TENANTOPS_AUTH__ALLOWED_APPLICATIONS', value: empty(allowedClientApplications) ? 'null' : string(allowedClientApplications) }
         { name: 'TENANTOPS_ENGINE__SYSTEM_DATABASE_URL', value: '@Microsoft.KeyVault(SecretUri=${engineUrl.properties.secretUri})' }
         { name: 'TENANTOPS_CATALOG__URL', value: '@Microsoft.KeyVault(SecretUri=${catalogUrl.properties.secretUri})' }
         { name: 'TENANTOPS_AZURE__SUBSCRIPTION_ID', value: subscription().subscriptionId }
@@ -263,6 +264,7 @@ resource easyAuth 'Microsoft.Web/sites/config@2024-04-01' = {
       unauthenticatedClientAction: 'Return401'
       excludedPaths: [
         '/api/health'
+        '/api/meta'
       ]
     }
     identityProviders: {
@@ -277,7 +279,9 @@ resource easyAuth 'Microsoft.Web/sites/config@2024-04-01' = {
             apiClientId
             'api://${apiClientId}'
           ]
-          defaultAuthorizationPolicy: {
+          // Easy Auth documents only a non-empty allowedApplications; an empty one has been seen
+          // to admit nobody, so the policy is left out when no application is listed.
+          defaultAuthorizationPolicy: empty(allowedClientApplications) ? null : {
             allowedApplications: allowedClientApplications
           }
         }

@@ -6,7 +6,8 @@
     The same flow as onboard_tenant.py. The token comes from the runtime's managed-identity
     endpoint with resource = the API's client ID (NOT Azure Resource Manager: a token from
     Connect-AzAccount / az account get-access-token is refused with "You do not have
-    permission to view this directory or page.").
+    permission to view this directory or page."). -ApiUrl is the API's base URL, with or
+    without /api.
 
 .EXAMPLE
     .\Onboard-Tenant.ps1 -ApiUrl https://func-tenantops.azurewebsites.net `
@@ -87,9 +88,11 @@ function Invoke-Api {
 }
 
 $token = Get-ApiToken -Resource $ClientId -UserAssignedClientId $IdentityClientId
-$base = $ApiUrl.TrimEnd('/')
+# The API root, /api included, whether -ApiUrl has it or not (as onboard_tenant.py).
+$base = $ApiUrl.TrimEnd('/') -replace '/api$', ''
+$base = "$base/api"
 $spec = @{ slug = $Slug; display_name = $DisplayName; custom_domain = $Domain; admin_email = $AdminEmail; plan = $Plan }
-$created = Invoke-Api -Method Post -Uri "$base/api/tenants" -Token $token -Body $spec `
+$created = Invoke-Api -Method Post -Uri "$base/tenants" -Token $token -Body $spec `
     -IdempotencyKey "runbook-$Slug-$Domain"
 $run = $created.run
 Write-Output "run $($run.id) ($($run.kind)) for tenant ${Slug}: $($run.status)"
@@ -97,16 +100,16 @@ Write-Output "run $($run.id) ($($run.kind)) for tenant ${Slug}: $($run.status)"
 $deadline = (Get-Date).AddSeconds($TimeoutSeconds)
 while ($run.status -in @("pending", "running")) {
     if ((Get-Date) -gt $deadline) {
-        throw "run $($run.id) still $($run.status) after $TimeoutSeconds s; follow it with GET $base/api/runs/$($run.id)"
+        throw "run $($run.id) still $($run.status) after $TimeoutSeconds s; follow it with GET $base/runs/$($run.id)"
     }
     Start-Sleep -Seconds $PollSeconds
-    $run = Invoke-Api -Method Get -Uri "$base/api/runs/$($run.id)" -Token $token
+    $run = Invoke-Api -Method Get -Uri "$base/runs/$($run.id)" -Token $token
     $steps = ($run.steps | ForEach-Object { "$($_.name)[$($_.status)]" }) -join ", "
     Write-Output "$((Get-Date).ToUniversalTime().ToString('HH:mm:ss')) $($run.status): $steps"
 }
 
 if ($run.status -ne "succeeded") {
     $failed = $run.steps | Where-Object { $_.status -eq "failed" } | Select-Object -First 1
-    throw "run $($run.id) $($run.status): step $($failed.name): $($failed.error). Fix the cause, then POST $base/api/runs/$($run.id)/retry"
+    throw "run $($run.id) $($run.status): step $($failed.name): $($failed.error). Fix the cause, then POST $base/runs/$($run.id)/retry"
 }
 Write-Output "tenant $Slug is active (run $($run.id))"

@@ -12,7 +12,8 @@ API's client ID, which is the whole point: a token for Azure Resource Manager is
     IMDS (169.254.169.254)                hybrid workers on Azure VMs
 
 Parameters, as Automation passes them on the command line:
-    --api-url https://func-tenantops.azurewebsites.net --client-id <API client ID>
+    --api-url https://func-tenantops.azurewebsites.net (with or without /api)
+    --client-id <API client ID>
     --slug acme --domain acme.example.com --admin-email admin@acme.example.com [--plan standard]
     [--identity-client-id <user-assigned identity>] [--timeout 1800]
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import ipaddress
 import json
 import os
 import sys
@@ -36,11 +38,42 @@ from typing import Any
 IMDS_URL = "http://169.254.169.254/metadata/identity/oauth2/token"
 USER_AGENT = "tenantops-runbook/1"
 
+# Microsoft's own services by the names a token request may use (resource URI, lower case,
+# without a trailing slash; application ID). tenantops.first_party holds the full list; a test
+# checks that every entry here agrees with it. The runbook cannot import tenantops.
+MICROSOFT_SERVICES = {
+    "https://management.azure.com": "Azure Resource Manager",
+    "https://management.core.windows.net": "Azure Resource Manager",
+    "https://management.usgovcloudapi.net": "Azure Resource Manager",
+    "https://management.chinacloudapi.cn": "Azure Resource Manager",
+    "797f4846-ba00-4fd7-ba43-dac1f8f63013": "Azure Resource Manager",
+    "https://graph.microsoft.com": "Microsoft Graph",
+    "00000003-0000-0000-c000-000000000000": "Microsoft Graph",
+    "https://graph.windows.net": "Azure AD Graph",
+    "https://vault.azure.net": "Azure Key Vault",
+    "cfa8b339-82a2-471a-a3c9-0fc0be7a4093": "Azure Key Vault",
+    "https://storage.azure.com": "Azure Storage",
+    "https://database.windows.net": "Azure SQL Database",
+    "api://azureadtokenexchange": "Entra workload identity federation (token exchange)",
+}
+
 
 class RunbookError(Exception):
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """urllib follows redirects with every header, Authorization included, to any host; this
+    runbook follows none (a 3xx comes back as the answer, and `_api` refuses it)."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str,
+                         headers: Any, newurl: str) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
 
 
 def _http(method: str, url: str, headers: dict[str, str], body: bytes | None = None,
@@ -50,10 +83,19 @@ def _http(method: str, url: str, headers: dict[str, str], body: bytes | None = N
     request = urllib.request.Request(  # noqa: S310 (scheme checked above)
         url, data=body, method=method, headers={"User-Agent": USER_AGENT, **headers})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        with _OPENER.open(request, timeout=timeout) as response:
             return response.status, dict(response.headers.items()), response.read()
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers.items()), error.read()
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _describe_failure(status: int, headers: dict[str, str], body: bytes) -> str:
@@ -125,6 +167,11 @@ def _api(method: str, url: str, token: str, payload: dict[str, Any] | None = Non
         status, response_headers, response = _http(method, url, headers, body)
     except OSError as error:
         raise RunbookError(f"cannot reach the API at {url}: {error}; check --api-url", 4) from error
+    if 300 <= status < 400:
+        location = {k.lower(): v for k, v in response_headers.items()}.get("location", "?")
+        raise RunbookError(
+            f"{method} {url} answered HTTP {status}, redirecting to {location}; the runbook does "
+            "not follow redirects with its token. Check --api-url", 4)
     if status >= 400:
         lowered = {k.lower(): v for k, v in response_headers.items()}
         challenge = lowered.get("www-authenticate", "")
@@ -145,12 +192,28 @@ def _steps_line(run: dict[str, Any]) -> str:
                      for s in run.get("steps", []))
 
 
+def api_root(url: str) -> str:
+    """The API root, /api included, whether the URL has it or not (as the CLI's --api-url)."""
+    parts = urllib.parse.urlsplit(url.strip())
+    segments = [s for s in parts.path.split("/") if s]
+    segments = segments[: segments.index("api") + 1] if "api" in segments else [*segments, "api"]
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, "/" + "/".join(segments), "", ""))
+
+
+def microsoft_service(value: str) -> str | None:
+    """The Microsoft service a --client-id value names, if it names one."""
+    key = value.strip().lower()
+    key = key[: -len("/.default")] if key.endswith("/.default") else key
+    key = key.rstrip("/")
+    return MICROSOFT_SERVICES.get(key) or MICROSOFT_SERVICES.get(key.removeprefix("api://"))
+
+
 def onboard(args: argparse.Namespace) -> int:
     token = get_token(args.client_id, args.identity_client_id)
-    base = args.api_url.rstrip("/")
+    base = api_root(args.api_url)
     spec = {"slug": args.slug, "display_name": args.display_name or args.slug,
             "custom_domain": args.domain, "admin_email": args.admin_email, "plan": args.plan}
-    created = _api("POST", f"{base}/api/tenants", token, spec,
+    created = _api("POST", f"{base}/tenants", token, spec,
                    idempotency_key=f"runbook-{args.slug}-{args.domain}")
     run = created["run"]
     print(f"run {run['id']} ({run['kind']}) for tenant {args.slug}: {run['status']}")
@@ -159,9 +222,9 @@ def onboard(args: argparse.Namespace) -> int:
     while run["status"] in {"pending", "running"}:
         if time.monotonic() > deadline:
             raise RunbookError(f"run {run['id']} still {run['status']} after {args.timeout} s; "
-                               f"follow it with GET {base}/api/runs/{run['id']}", 5)
+                               f"follow it with GET {base}/runs/{run['id']}", 5)
         time.sleep(args.poll_interval)
-        run = _api("GET", f"{base}/api/runs/{run['id']}", token)
+        run = _api("GET", f"{base}/runs/{run['id']}", token)
         line = f"{run['status']}: {_steps_line(run)}"
         if line != last:
             print(f"{dt.datetime.now(dt.timezone.utc):%H:%M:%S} {line}")
@@ -170,14 +233,15 @@ def onboard(args: argparse.Namespace) -> int:
         failed = [s for s in run.get("steps", []) if s.get("status") == "failed"]
         reason = f"step {failed[0]['name']}: {failed[0].get('error')}" if failed else run["status"]
         raise RunbookError(f"run {run['id']} {run['status']}: {reason}. Fix the cause, then "
-                           f"POST {base}/api/runs/{run['id']}/retry", 1)
+                           f"POST {base}/runs/{run['id']}/retry", 1)
     print(f"tenant {args.slug} is active (run {run['id']})")
     return 0
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Onboard a tenant through the tenantops API.")
-    parser.add_argument("--api-url", required=True)
+    parser.add_argument("--api-url", required=True,
+                        help="the API's base URL, with or without /api")
     parser.add_argument("--client-id", required=True, help="the API app registration's client ID")
     parser.add_argument("--slug", required=True)
     parser.add_argument("--domain", required=True)
@@ -188,6 +252,19 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=1800.0)
     parser.add_argument("--poll-interval", type=float, default=2.0)
     args = parser.parse_args(argv)
+    service = microsoft_service(args.client_id)
+    if service is not None:
+        parser.error(f"--client-id {args.client_id!r} is {service}, not the tenantops API: a "
+                     f"token for {service} is exactly what the API refuses (\"You do not have "
+                     "permission to view this directory or page.\"). Give the API app "
+                     "registration's client ID (a GUID) or api://<client ID>")
+    target = urllib.parse.urlsplit(args.api_url.strip())
+    if not target.netloc or target.scheme not in ("http", "https"):
+        parser.error(f"--api-url {args.api_url!r} is not an http(s) URL; give the API's base "
+                     "URL, e.g. https://func-tenantops.azurewebsites.net (with or without /api)")
+    if target.scheme == "http" and not _is_loopback(target.hostname or ""):
+        parser.error(f"--api-url {args.api_url!r} is plain http to another machine: the token "
+                     "would travel readable. Use https (plain http only to localhost)")
     name = args.client_id.removeprefix("api://").rstrip("/")
     if "/" in name or name.endswith(".default"):
         parser.error(f"--client-id {args.client_id!r}: give the API's client ID (a GUID) or its "

@@ -12,6 +12,16 @@ from tenantops.emulator.directory import Directory, default_directory
 from tenantops.emulator.server import EmulatorInfo, EmulatorServer
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_user_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The CLI remembers API audiences in the user's cache folder (platformdirs honours
+    XDG_CACHE_HOME); the suite, and the tenantops processes it starts, keep theirs apart."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("user-cache")))
+    yield
+    patch.undo()
+
+
 @pytest.fixture(scope="session")
 def directory() -> Directory:
     return default_directory()

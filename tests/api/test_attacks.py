@@ -232,6 +232,42 @@ ATTACKS: list[Attack] = [
         lambda kit: bearer(mi_token(kit.server, "aa-onboarding", "https://vault.azure.net")),
         says=lambda kit: ["audience is 'https://vault.azure.net'", f"resource={API_CLIENT_ID}"]),
     Attack(
+        "iat-in-the-future",
+        lambda kit: bearer(kit.forge.token(iat=_now() + 3600, nbf=_now(), exp=_now() + 7200)),
+        says=lambda kit: ["says it was issued at", "a clock is wrong"]),
+    Attack(
+        "lifetime-longer-than-entra-issues",
+        lambda kit: bearer(kit.forge.token(iat=_now() - 60, nbf=_now() - 60,
+                                           exp=_now() + 365 * 86400)),
+        says=lambda kit: ["the token lives", "auth.max_token_lifetime_seconds"]),
+    Attack(
+        "missing-iat",
+        lambda kit: bearer(kit.forge.token(iat=DROP)), says=lambda kit: ["no 'iat' claim"]),
+    Attack(
+        "audience-api-uri-with-two-trailing-slashes",
+        lambda kit: bearer(kit.forge.token(aud=f"api://{API_CLIENT_ID}//")),
+        says=lambda kit: [f"audience is 'api://{API_CLIENT_ID}//'"]),
+    Attack(
+        "audience-client-id-with-a-trailing-slash",
+        lambda kit: bearer(kit.forge.token(aud=f"{API_CLIENT_ID}/")),
+        says=lambda kit: [f"audience is '{API_CLIENT_ID}/'"]),
+    Attack(
+        "audience-api-uri-with-default-scope",
+        lambda kit: bearer(kit.forge.token(aud=f"api://{API_CLIENT_ID}/.default")),
+        says=lambda kit: ["/.default'"]),
+    Attack(
+        "audience-client-id-with-surrounding-space",
+        lambda kit: bearer(kit.forge.token(aud=f" {API_CLIENT_ID} ")),
+        says=lambda kit: ["but this API accepts only"]),
+    Attack(
+        "microsoft-graph-audience",
+        lambda kit: bearer(mi_token(kit.server, "aa-onboarding", "https://graph.microsoft.com")),
+        says=lambda kit: ["the audience of Microsoft Graph"]),
+    Attack(
+        "workload-identity-token-exchange-audience",
+        lambda kit: bearer(kit.forge.token(aud="api://AzureADTokenExchange")),
+        says=lambda kit: ["Entra workload identity federation"]),
+    Attack(
         "several-audiences",
         lambda kit: bearer(kit.forge.token(aud=[API_CLIENT_ID, ARM])),
         says=lambda kit: ["a list of 2", "exactly one audience"]),

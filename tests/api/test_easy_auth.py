@@ -3,6 +3,8 @@ over a bearer token, which is always validated when present."""
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from collections.abc import Iterator
 
@@ -146,8 +148,12 @@ def test_principal_header_roles_are_checked_per_route(
         (easy_auth_header([("oid", OID)]), "lacks the claims ['tid', 'appid/azp/aud']"),
         (easy_auth_header([("oid", OID)], auth_typ="google"), "'google', not 'aad'"),
         ("A" * 40_000, "is 40000 bytes"),
+        (base64.b64encode(json.dumps({"claims": [
+            {"typ": "oid", "val": OID}, {"typ": "tid", "val": "x"},
+            {"typ": "appid", "val": APPID}]}).encode()).decode(), "has no 'auth_typ'"),
     ],
-    ids=["not-base64", "json-array", "missing-claims", "other-provider", "oversized"],
+    ids=["not-base64", "json-array", "missing-claims", "other-provider", "oversized",
+         "missing-auth-typ"],
 )
 def test_malformed_principal_header_is_refused(trusting: Api, value: str, says: str) -> None:
     response = trusting.get("/api/whoami", [("X-MS-CLIENT-PRINCIPAL", value)])

@@ -43,12 +43,15 @@ def test_easy_auth_returns_401_and_accepts_both_audience_forms(main: dict[str, A
     assert props["platform"] == {"enabled": True}
     assert props["globalValidation"]["unauthenticatedClientAction"] == "Return401"
     assert props["globalValidation"]["requireAuthentication"] is True
-    assert props["globalValidation"]["excludedPaths"] == ["/api/health"]
+    assert props["globalValidation"]["excludedPaths"] == ["/api/health", "/api/meta"]
     aad = props["identityProviders"]["azureActiveDirectory"]
     assert aad["registration"]["clientId"] == "apiClientId"
     assert aad["validation"]["allowedAudiences"] == ["apiClientId", "api://${apiClientId}"]
-    assert aad["validation"]["defaultAuthorizationPolicy"]["allowedApplications"] == \
-        "allowedClientApplications"
+    policy = aad["validation"]["defaultAuthorizationPolicy"]["operator"]["operands"]
+    assert policy["condition"]["function"] == {
+        "type": "empty", "parameters": {"item_to_test": "allowedClientApplications"}}
+    assert policy["true_value"] is None  # no list: no policy (an empty one admits nobody)
+    assert policy["false_value"] == {"allowedApplications": "allowedClientApplications"}
 
 
 def test_function_app_runs_python_with_a_managed_identity_and_an_always_ready_instance(
@@ -64,6 +67,8 @@ def test_function_app_runs_python_with_a_managed_identity_and_an_always_ready_in
     assert plan["sku"] == {"name": "EP1", "tier": "ElasticPremium"}
     settings = {s["name"]: s["value"] for s in site["appSettings"]}
     assert settings["FUNCTIONS_WORKER_RUNTIME"] == "python"
+    allowed = settings["TENANTOPS_AUTH__ALLOWED_APPLICATIONS"]["operator"]["operands"]
+    assert allowed["true_value"] == "null"  # unset, not an empty list that admits nobody
     assert settings["TENANTOPS_AZURE__IDENTITY_SOURCE"] == "managed-identity"
     assert settings["TENANTOPS_ENGINE__SYSTEM_DATABASE_URL"].startswith("@Microsoft.KeyVault(")
     assert settings["TENANTOPS_PROVIDERS__WEBHOST__NAME"] == "azure-app-service"

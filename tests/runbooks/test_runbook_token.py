@@ -51,7 +51,7 @@ def test_runbook_explains_the_vague_500_with_the_real_cause(
 
 def test_runbook_refuses_a_scope_as_client_id(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        load_runbook().parse(["--api-url", "http://x", "--client-id",
+        load_runbook().parse(["--api-url", "https://x", "--client-id",
                               f"api://{API_CLIENT_ID}/Tenants.Write", "--slug", "acme",
                               "--domain", "acme.example.com", "--admin-email", "a@b.c"])
     assert exit_info.value.code == 2
@@ -59,7 +59,7 @@ def test_runbook_refuses_a_scope_as_client_id(capsys: pytest.CaptureFixture[str]
 
 
 def test_runbook_accepts_app_id_uri_as_client_id() -> None:
-    args = load_runbook().parse(["--api-url", "http://x", "--client-id", f"api://{API_CLIENT_ID}",
+    args = load_runbook().parse(["--api-url", "https://x", "--client-id", f"api://{API_CLIENT_ID}",
                                  "--slug", "acme", "--domain", "acme.example.com",
                                  "--admin-email", "a@b.c"])
     assert args.client_id == f"api://{API_CLIENT_ID}"

@@ -67,5 +67,4 @@ def require_role(role: str) -> Callable[..., Awaitable[Principal]]:
         return principal
 
     has_role.__name__ = f"require_role_{role.replace('.', '_')}"
-    has_role.required_role = role  # type: ignore[attr-defined]  # read by RequestEdge
     return has_role

@@ -3,12 +3,13 @@
 In this order, for every HTTP request the app receives:
 
 1. under ``/api/`` (except the public routes, `PUBLIC_PATHS`): the credentials are checked
-   (`Authenticator.authenticate`, in a worker thread as it may fetch signing keys) and, when
-   the matched route declares an app role (`tenantops.api.deps.require_role`), the role too. A
-   refusal is answered here, before a byte of the body is read: a request without a token never
+   (`Authenticator.authenticate`, in a worker thread as it may fetch signing keys). A refusal
+   is answered here, before a byte of the body is read: a request without a valid token never
    gets a 422 for its body, and a 100 MB body without a token costs nothing. The principal is
    passed to the route in ``scope["state"]`` so it is not checked twice. Unknown paths under
-   ``/api/`` get the 401 too (no route enumeration without a token).
+   ``/api/`` get the 401 too (no route enumeration without a token). The route's app role is
+   checked by its dependency (`tenantops.api.deps.require_role`), after FastAPI has read the
+   body, which step 2 bounds: a valid token without the role costs at most one small parse.
 2. the body is limited to ``api.max_body_bytes`` (API JSON and dashboard forms alike): a
    ``Content-Length`` above it is answered 413 at once; a body without one (chunked) is counted
    as it streams and answered 413 as soon as it passes the limit. Nothing over the limit is
@@ -23,34 +24,20 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tenantops.auth import CLIENT_PRINCIPAL_HEADER, Authenticator, Principal
 from tenantops.errors import AuthError
 
-__all__ = ["PRINCIPAL_STATE_KEY", "PUBLIC_PATHS", "RequestEdge", "required_role"]
+__all__ = ["PRINCIPAL_STATE_KEY", "PUBLIC_PATHS", "RequestEdge"]
 
 PRINCIPAL_STATE_KEY = "tenantops.principal"
 PUBLIC_PATHS = frozenset({"/api/health", "/api/meta"})
 """The only routes under ``/api`` served without a token."""
 _API_PREFIX = "/api/"
-
-
-def required_role(route: APIRoute) -> str | None:
-    """The app role a route declares through `require_role` (``None``: any valid token)."""
-    pending = list(route.dependant.dependencies)
-    while pending:
-        dependency = pending.pop()
-        role = getattr(dependency.call, "required_role", None)
-        if isinstance(role, str):
-            return role
-        pending.extend(dependency.dependencies)
-    return None
 
 
 class RequestEdge:
@@ -64,24 +51,9 @@ class RequestEdge:
         self.max_body_bytes = max_body_bytes
         self.refusal = refusal
         self.public_paths = frozenset(public_paths)
-        self._roles: dict[int, str | None] = {}
 
     def _protected(self, path: str) -> bool:
         return (path == "/api" or path.startswith(_API_PREFIX)) and path not in self.public_paths
-
-    def _role_of(self, scope: Scope) -> str | None:
-        app = scope.get("app")
-        router = getattr(app, "router", None)
-        for route in getattr(router, "routes", ()):
-            if not isinstance(route, APIRoute):
-                continue
-            match, _ = route.matches(scope)
-            if match is Match.FULL:
-                key = id(route)
-                if key not in self._roles:
-                    self._roles[key] = required_role(route)
-                return self._roles[key]
-        return None
 
     async def _check(self, scope: Scope) -> Principal | Response:
         headers = Headers(scope=scope)
@@ -89,10 +61,6 @@ class RequestEdge:
             principal = await run_in_threadpool(
                 self.authenticator.authenticate, headers.getlist("authorization"),
                 headers.getlist(CLIENT_PRINCIPAL_HEADER))
-            role = self._role_of(scope)
-            if role is not None:
-                self.authenticator.require_role(
-                    principal, role, operation=f"{scope['method']} {scope['path']}")
         except AuthError as exc:
             return self.refusal(exc)
         return principal

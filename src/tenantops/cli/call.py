@@ -9,8 +9,15 @@ from typing import Annotated, Any
 import typer
 
 from tenantops.cli.auth import IdentityOption, SourceOption, identity_settings, quiet_azure_logging
+from tenantops.cli.client import (
+    EXIT_INVALID,
+    EXIT_NOT_ALLOWED,
+    EXIT_UNREACHABLE,
+    api_root,
+    discovery_cache,
+)
 from tenantops.cli.context import fail, settings_of
-from tenantops.errors import ConfigError, TenantOpsError
+from tenantops.errors import ApiUnreachableError, ConfigError, IdentityError, TenantOpsError
 from tenantops.identity import IdentityCredential, TenantOpsClient
 from tenantops.log import redact
 
@@ -45,22 +52,33 @@ def call(
 ) -> None:
     """Call a protected API with a token for its audience; print the response body.
 
-    Exits non-zero on 4xx/5xx; a 401/403 is explained (the token's claims beside what the
-    API expects).
+    The audience is discovered from the API unless given, and a server may only ask for an
+    application ID or api:// URI, never a Microsoft service's audience. The token goes only
+    over https (or plain http to this machine), never along a redirect. Exit codes: 0 2xx,
+    1 other answers (a redirect names where it pointed), 2 invalid input, 3 no token or
+    401/403, 6 unreachable. A 401/403 is explained (the token's claims beside what the API
+    expects).
     """
     quiet_azure_logging()
     verb = method.upper()
     if verb not in _METHODS:
-        fail(ConfigError(f"METHOD {method!r} is not one of {', '.join(sorted(_METHODS))}"))
+        fail(ConfigError(f"METHOD {method!r} is not one of {', '.join(sorted(_METHODS))}"),
+             EXIT_INVALID)
     settings = settings_of(ctx)
-    target = url if "://" in url else settings.api.url.rstrip("/") + "/" + url.lstrip("/")
+    target = url if "://" in url else api_root(settings.api.url) + "/" + url.lstrip("/")
     ids = identity_settings(ctx, source, identity)
     try:
         body = _body(data)
         with IdentityCredential(ids) as credential, TenantOpsClient(
-                credential=credential, audience=audience,
-                configured_audience=ids.audience) as client:
+                credential=credential, audience=audience, configured_audience=ids.audience,
+                discovery_cache=discovery_cache(ids)) as client:
             response = client.request(verb, target, json=body)
+    except ApiUnreachableError as exc:
+        fail(exc, EXIT_UNREACHABLE)
+    except ConfigError as exc:
+        fail(exc, EXIT_INVALID)
+    except IdentityError as exc:
+        fail(exc, EXIT_NOT_ALLOWED)
     except (TenantOpsError, OSError) as exc:
         fail(exc)
     if response.text:

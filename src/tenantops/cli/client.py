@@ -21,8 +21,14 @@ import typer
 from tenantops.cli.auth import IdentityOption, SourceOption, identity_settings, quiet_azure_logging
 from tenantops.cli.context import settings_of
 from tenantops.cli.progress import follow_run
+from tenantops.config import IdentitySettings
 from tenantops.errors import IdentityError, TenantOpsError
-from tenantops.identity import ApiCallRejectedError, IdentityCredential, TenantOpsClient
+from tenantops.identity import (
+    ApiCallRejectedError,
+    DiscoveryCache,
+    IdentityCredential,
+    TenantOpsClient,
+)
 from tenantops.identity._client import ApiUnreachableError
 from tenantops.log import redact
 
@@ -38,7 +44,9 @@ __all__ = [
     "IdentityOption",
     "JsonOption",
     "SourceOption",
+    "api_root",
     "api_session",
+    "discovery_cache",
     "print_json",
 ]
 
@@ -49,9 +57,24 @@ _BY_STATUS = {400: EXIT_INVALID, 401: EXIT_NOT_ALLOWED, 403: EXIT_NOT_ALLOWED,
 
 ApiUrlOption = Annotated[
     str | None,
-    typer.Option("--api-url", help="The API root, e.g. https://func.azurewebsites.net/api "
-                 "(default: api.url from configuration).", envvar="TENANTOPS_API__URL"),
+    typer.Option("--api-url", help="The API root, with or without /api, e.g. "
+                 "https://func.azurewebsites.net (default: api.url from configuration).",
+                 envvar="TENANTOPS_API__URL"),
 ]
+
+
+def api_root(url: str) -> str:
+    """The API root, ``/api`` included, whether ``url`` has it or not:
+    ``https://h`` and ``https://h/api/`` both give ``https://h/api``."""
+    parsed = httpx.URL(url.strip())
+    segments = [s for s in parsed.path.split("/") if s]
+    segments = segments[: segments.index("api") + 1] if "api" in segments else [*segments, "api"]
+    return str(parsed.copy_with(path="/" + "/".join(segments), query=None, fragment=None))
+
+
+def discovery_cache(ids: IdentitySettings) -> DiscoveryCache | None:
+    """The audience cache the identity settings ask for (``identity.discovery_cache``)."""
+    return DiscoveryCache.default(ids.cache_dir) if ids.discovery_cache else None
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
@@ -123,11 +146,12 @@ def api_session(ctx: typer.Context, api_url: str | None, identity: str | None,
     """An `Api` for ``api_url`` (or ``api.url``) with the identity the options name."""
     quiet_azure_logging()
     settings = settings_of(ctx)
-    base = api_url or settings.api.url
+    base = api_root(api_url or settings.api.url)
     ids = identity_settings(ctx, source, identity)  # type: ignore[arg-type]
     try:
         with IdentityCredential(ids) as credential, TenantOpsClient(
-                credential=credential, configured_audience=ids.audience) as client:
+                credential=credential, configured_audience=ids.audience,
+                discovery_cache=discovery_cache(ids)) as client:
             yield Api(client, base)
     except TenantOpsError as exc:
         _exit(str(exc), EXIT_NOT_ALLOWED if isinstance(exc, IdentityError) else EXIT_FAILED)

@@ -174,14 +174,23 @@ class TenantOpsClient:
         """
         verb = method.upper()
         target = self._client().build_request(verb, url, params=params).url
+
+        def send() -> tuple[httpx.Response, TokenCache]:
+            cache = self._cache(self.audience(url))
+            try:
+                sent = self._client().request(
+                    verb, url, json=json, content=content, params=params,
+                    headers=headers, auth=BearerAuth(cache))
+            except httpx.HTTPError as exc:
+                raise unreachable(verb, str(target), exc) from exc
+            if sent.status_code == 401:
+                cache.invalidate()  # a revoked or rotated-out token must not be sent again
+            return sent, cache
+
         require_secure_destination(target)
-        cache = self._cache(self.audience(url))
-        try:
-            response = self._client().request(
-                verb, url, json=json, content=content, params=params,
-                headers=headers, auth=BearerAuth(cache))
-        except httpx.HTTPError as exc:
-            raise unreachable(verb, str(target), exc) from exc
+        response, _ = send()
+        if response.status_code == 401 and self._forget_discovery(str(target)):
+            response, _ = send()  # the cached audience was stale: learn it again, once
         if response.status_code in _REDIRECTS and "location" in response.headers:
             location = str(response.url.join(response.headers["location"]))
             raise ApiRedirectedError(
@@ -191,14 +200,22 @@ class TenantOpsClient:
                 f"{location}, call it directly (or fix --api-url / api.url)",
                 url=str(target), status=response.status_code, location=location)
         if response.status_code in (401, 403):
-            if response.status_code == 401:
-                cache.invalidate()  # a revoked or rotated-out token must not be sent again
-                discovered = self._discovered
-                if self._discovery_cache is not None and discovered is not None \
-                        and discovered.origin in ("cache", "metadata", "www-authenticate"):
-                    self._discovery_cache.forget(api_root_of(str(target)))
             raise ApiCallRejectedError(Rejection.from_response(response), self._clock())
         return response
+
+    def _forget_discovery(self, url: str) -> bool:
+        """After a 401: drop what the discovery cache holds for the API, and say whether the
+        refused audience came from it (then it is worth learning again)."""
+        with self._lock:
+            discovered = self._discovered
+            if self._discovery_cache is None or discovered is None \
+                    or discovered.origin == "configuration":
+                return False
+            self._discovery_cache.forget(api_root_of(url))
+            if discovered.origin != "cache":
+                return False
+            self._discovered = None
+            return True
 
     def get(self, url: str, **kwargs: Any) -> httpx.Response:
         return self.request("GET", url, **kwargs)
