@@ -104,7 +104,7 @@ def test_call_explains_a_403_and_exits_non_zero(act_as: ActAs, fake_api: FakeApi
     act_as("uami-no-role", "app-service")
     fake_api.required_role = "Tenants.Write"
     result = runner.invoke(app, ["call", "POST", api_url, "--data", '{"slug": "acme"}'])
-    assert result.exit_code == 1
+    assert result.exit_code == 3  # not allowed, as every command reports a 401/403
     assert error_of(result.stderr).startswith(f"error: POST {api_url} was refused with HTTP 403 "
                                     "(insufficient_scope): this call needs the app role "
                                     "Tenants.Write")
@@ -114,7 +114,7 @@ def test_call_explains_a_403_and_exits_non_zero(act_as: ActAs, fake_api: FakeApi
 def test_call_rejects_a_body_that_is_not_json(act_as: ActAs, api_url: str) -> None:
     act_as("aa-onboarding", "app-service")
     result = runner.invoke(app, ["call", "POST", api_url, "--data", "{slug"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # invalid input
     assert error_of(result.stderr).startswith("error: --data is not valid JSON")
 
 

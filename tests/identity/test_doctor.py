@@ -238,3 +238,86 @@ def test_the_doctor_works_in_every_runtime(runtime: str, act_as: ActAs,
     refused = diagnose(fake_api)
     assert "AADSTS501051" in refused.steps[3].finding
 
+
+
+def _advertising(resource_id: str, *, meta: bool = False) -> httpx.MockTransport:
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/meta"):
+            return (httpx.Response(200, json={"service": "tenantops", "audience": resource_id})
+                    if meta else httpx.Response(404))
+        if "authorization" in request.headers:
+            return httpx.Response(200, json={"harvested": True})
+        challenge = 'Bearer realm="x"' if meta else f'Bearer realm="x", resource_id="{resource_id}"'
+        return httpx.Response(401, headers={"WWW-Authenticate": challenge})
+    return httpx.MockTransport(handle)
+
+
+@pytest.mark.parametrize("meta", [False, True], ids=["in-its-challenge", "in-its-metadata"])
+def test_an_api_advertising_the_arm_audience_is_a_failure_not_ok(act_as: ActAs,
+                                                                 meta: bool) -> None:
+    act_as("aa-onboarding", "automation")
+    doctor = Doctor(api_transport=_advertising("https://management.azure.com/", meta=meta),
+                    imds_probe=no_imds)
+    report = doctor.run("https://api.test/api/tenants")
+    assert statuses(report) == ["probe:ok", "audience:fail", "identity:ok", "token:skip",
+                                "claims:skip", "call:skip"]
+    assert report.exit_code == 1
+    assert report.verdict.ok is False
+    audience = report.steps[1]
+    assert "asks for a token for 'https://management.azure.com/', which is Azure Resource " \
+        "Manager" in audience.finding
+    assert audience.next.startswith("do not send this API a token for what it asks")
+    text = report.render()
+    assert "Verdict: FAIL. step 2 (decide the audience to request)" in text
+    assert "Verdict: OK" not in text
+
+
+def test_the_doctor_reads_the_metadata_route_when_the_challenge_names_no_audience(
+    act_as: ActAs,
+) -> None:
+    act_as("aa-onboarding", "automation")
+    report = Doctor(api_transport=_advertising(API_CLIENT_ID, meta=True),
+                    imds_probe=no_imds).run("https://api.test/api/tenants")
+    assert report.steps[0].finding == (
+        "GET https://api.test/api/tenants answered 401 without naming an audience; the API's "
+        f"metadata route (https://api.test/api/meta) names {API_CLIENT_ID}")
+    assert report.steps[1].finding.startswith(
+        f"requesting {API_CLIENT_ID}, published by the API's metadata route "
+        "(https://api.test/api/meta)")
+
+
+def test_the_doctor_sends_no_token_over_plain_http_to_another_host(act_as: ActAs) -> None:
+    act_as("aa-onboarding", "automation")
+    seen: list[httpx.Request] = []
+    inner = _advertising(API_CLIENT_ID)
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return inner.handle_request(request)
+
+    report = Doctor(api_transport=httpx.MockTransport(handle), imds_probe=no_imds).run(
+        "http://api.example.com/api/tenants")
+    assert report.steps[-1].status == "fail"
+    assert report.steps[-1].finding == (
+        "tenantops will not send a bearer token to http://api.example.com/api/tenants: it is "
+        "plain http, not https, to another machine, so anyone on the way could read the token "
+        "and replay it.")
+    assert not any("authorization" in r.headers for r in seen)
+
+
+def test_the_doctor_follows_no_redirect_with_the_token(act_as: ActAs) -> None:
+    act_as("aa-onboarding", "automation")
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.host != "api.test":
+            raise AssertionError("the doctor followed the redirect")
+        if "authorization" in request.headers:
+            return httpx.Response(302, headers={"Location": "https://elsewhere.test/x"})
+        return httpx.Response(401, headers={
+            "WWW-Authenticate": f'Bearer realm="x", resource_id="{API_CLIENT_ID}"'})
+
+    report = Doctor(api_transport=httpx.MockTransport(handle), imds_probe=no_imds).run(URL)
+    call = report.steps[-1]
+    assert call.status == "fail"
+    assert call.finding == (f"GET {URL} answered 302 and redirects to https://elsewhere.test/x; "
+                            "the token was not sent there")

@@ -9,12 +9,7 @@ requested, which `RecordingProvider` proves by counting.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import httpx
 import pytest
@@ -36,6 +31,7 @@ from tenantops.identity import (
     pin_advertised,
 )
 from tests.identity.conftest import ActAs
+from tests.support.http_servers import reply, serve
 
 ARM_GUID = "797f4846-ba00-4fd7-ba43-dac1f8f63013"
 GRAPH_GUID = "00000003-0000-0000-c000-000000000000"
@@ -281,48 +277,10 @@ def test_bearer_auth_on_a_client_that_follows_redirects_never_carries_the_token_
     assert "authorization" not in followed.headers
 
 
-@contextmanager
-def serve(handler: Callable[[BaseHTTPRequestHandler], None]) -> Iterator[tuple[str, list[str]]]:
-    """A loopback HTTP server answering every request with ``handler``; yields its URL and the
-    paths it was asked for."""
-    paths: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def _any(self) -> None:
-            paths.append(f"{self.command} {self.path} auth={'authorization' in self.headers}")
-            handler(self)
-
-        do_GET = do_POST = _any
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", paths
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def _reply(status: int, headers: dict[str, str], body: bytes = b"") -> Callable[
-        [BaseHTTPRequestHandler], None]:
-    def answer(request: BaseHTTPRequestHandler) -> None:
-        request.send_response(status)
-        for name, value in headers.items():
-            request.send_header(name, value)
-        request.send_header("Content-Length", str(len(body)))
-        request.end_headers()
-        request.wfile.write(body)
-    return answer
-
-
 def test_tenantops_call_that_is_redirected_exits_non_zero_and_says_where(act_as: ActAs) -> None:
     act_as("aa-onboarding", "automation")
-    with serve(_reply(200, {}, b'{"stolen": true}')) as (elsewhere, stolen), \
-            serve(_reply(307, {"Location": f"{elsewhere}/collect"})) as (api, asked):
+    with serve(reply(200, {}, b'{"stolen": true}')) as (elsewhere, stolen), \
+            serve(reply(307, {"Location": f"{elsewhere}/collect"})) as (api, asked):
         result = CliRunner().invoke(app, ["call", "GET", f"{api}/api/whoami",
                                           "--audience", API_CLIENT_ID])
     assert result.exit_code == 1

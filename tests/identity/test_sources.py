@@ -3,10 +3,14 @@ one message that lists every source when none can be used. Never a silent fallba
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import httpx
 import pytest
+from typer.testing import CliRunner
 
+from tenantops.cli.main import app as cli
 from tenantops.config import IdentitySettings
 from tenantops.emulator.directory import API_CLIENT_ID
 from tenantops.emulator.server import EmulatorInfo
@@ -17,6 +21,7 @@ from tenantops.identity import (
     detect_runtime,
     parse_audience,
     parse_identity,
+    probe_imds,
 )
 from tests.identity.conftest import ActAs, Stats, no_imds
 
@@ -257,3 +262,61 @@ def test_a_certificate_that_cannot_be_read_could_not_even_try(
                               "(AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_CERTIFICATE_PATH "
                               "set); the credential could not be created: ")
     assert message.endswith("Next: fix the setting it names.")
+
+
+IMDS_ANSWERS = {
+    "azure-imds-without-metadata-header": (400, "application/json", json.dumps(
+        {"error": "bad_request_102", "error_description":
+         "Required metadata header not specified"}), True),
+    "proxy-refusal": (403, "text/plain", "resolve_deny: denied destination", False),
+    "docker-desktop": (403, "text/plain", "connecting to 169.254.169.254:80: unreachable",
+                       False),
+    "other-cloud-metadata-service": (404, "text/html", "<html>404 - Not Found</html>", False),
+    "json-without-error": (200, "application/json", "{\"ok\": true}", False),
+}
+
+
+@pytest.mark.parametrize("answer", IMDS_ANSWERS.values(), ids=IMDS_ANSWERS.keys())
+def test_only_an_answer_shaped_like_azure_imds_counts_as_imds(
+    answer: tuple[int, str, str, bool],
+) -> None:
+    status, kind, body, is_imds = answer
+    asked: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        asked.append(request)
+        return httpx.Response(status, headers={"Content-Type": kind}, text=body)
+
+    reason = probe_imds(transport=httpx.MockTransport(handle))
+    assert [str(r.url) for r in asked] == [
+        "http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01"]
+    if is_imds:
+        assert reason is None
+    else:
+        assert reason == (f"something answered at http://169.254.169.254, but not as Azure IMDS "
+                          f"does (HTTP {status} {' '.join(body.split())[:80]!r}): this is not "
+                          "an Azure VM")
+
+
+def test_imds_that_does_not_answer_is_absent() -> None:
+    def hang(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectTimeout("timed out", request=request)
+
+    assert probe_imds(transport=httpx.MockTransport(hang)) == (
+        "nothing answered at http://169.254.169.254 within 0.5 s (ConnectTimeout)")
+
+
+def test_without_any_identity_the_cli_says_none_was_found_and_how_to_provide_one() -> None:
+    """No runtime variables, no az: whatever answers at the link-local address on this machine
+    (nothing, or a proxy), it is not Azure IMDS, and the message says so instead of blaming
+    IMDS."""
+    result = CliRunner().invoke(cli, ["auth", "token", "--resource", AUDIENCE.resource])
+    assert result.exit_code == 1
+    error = result.stderr
+    assert error.startswith("error: no identity was found here, so there is no token to call the "
+                            "API with.")
+    assert "managed-identity: no Azure runtime variables set" in error
+    for way in ("tenantops emulator env --identity", "AZURE_CLIENT_ID", "--identity <client-id>",
+                "--source managed-identity", "az login"):
+        assert way in error
+    assert "refused" not in error

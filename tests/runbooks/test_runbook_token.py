@@ -11,7 +11,9 @@ import pytest
 
 from tenantops.emulator.directory import API_CLIENT_ID
 from tenantops.emulator.server import EmulatorServer
+from tenantops.first_party import first_party_resource
 from tests.emulator.helpers import act_as, claims_of
+from tests.support.http_servers import reply, serve
 
 RUNBOOK = Path(__file__).parents[2] / "runbooks" / "onboard_tenant.py"
 
@@ -63,3 +65,63 @@ def test_runbook_accepts_app_id_uri_as_client_id() -> None:
                                  "--slug", "acme", "--domain", "acme.example.com",
                                  "--admin-email", "a@b.c"])
     assert args.client_id == f"api://{API_CLIENT_ID}"
+
+
+ARGS = ["--slug", "acme", "--domain", "acme.example.com", "--admin-email", "a@b.c"]
+
+
+@pytest.mark.parametrize(("client_id", "service"), [
+    ("https://management.azure.com/", "Azure Resource Manager"),
+    ("https://management.core.windows.net/", "Azure Resource Manager"),
+    ("https://management.azure.com/.default", "Azure Resource Manager"),
+    ("797f4846-ba00-4fd7-ba43-dac1f8f63013", "Azure Resource Manager"),
+    ("https://graph.microsoft.com", "Microsoft Graph"),
+    ("https://vault.azure.net", "Azure Key Vault"),
+    ("api://AzureADTokenExchange", "Entra workload identity federation (token exchange)"),
+], ids=["arm", "arm-classic", "arm-default-scope", "arm-app-id", "graph", "key-vault",
+        "token-exchange"])
+def test_runbook_says_what_a_microsoft_service_given_as_client_id_is(
+    capsys: pytest.CaptureFixture[str], client_id: str, service: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        load_runbook().parse(["--api-url", "https://x", "--client-id", client_id, *ARGS])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert f"--client-id {client_id!r} is {service}, not the tenantops API" in error
+    assert "You do not have permission to view this directory or page." in error
+    assert "scope" not in error
+
+
+def test_runbook_services_agree_with_the_first_party_list() -> None:
+    for name, service in load_runbook().MICROSOFT_SERVICES.items():
+        found = first_party_resource(name)
+        assert found is not None, name
+        assert found.name == service, name
+
+
+@pytest.mark.parametrize("url", ["https://func.example.net", "https://func.example.net/",
+                                 "https://func.example.net/api", "https://func.example.net/api/",
+                                 "https://func.example.net/api/tenants"])
+def test_runbook_takes_the_api_url_with_or_without_api(url: str) -> None:
+    assert load_runbook().api_root(url) == "https://func.example.net/api"
+
+
+@pytest.mark.parametrize("url", ["http://func.example.net", "http://10.1.2.3:8000/api"])
+def test_runbook_refuses_plain_http_to_another_host(capsys: pytest.CaptureFixture[str],
+                                                    url: str) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        load_runbook().parse(["--api-url", url, "--client-id", API_CLIENT_ID, *ARGS])
+    assert exit_info.value.code == 2
+    assert "is plain http to another machine" in capsys.readouterr().err
+
+
+def test_runbook_follows_no_redirect_with_its_token() -> None:
+    runbook = load_runbook()
+    with serve(reply(200, {}, b"{}")) as (elsewhere, stolen), \
+            serve(reply(307, {"Location": f"{elsewhere}/collect"})) as (api, asked), \
+            pytest.raises(runbook.RunbookError) as error:
+        runbook._api("GET", f"{api}/api/runs/r1", "token-value")
+    assert error.value.exit_code == 4
+    assert f"answered HTTP 307, redirecting to {elsewhere}/collect" in str(error.value)
+    assert asked == ["GET /api/runs/r1 auth=True"]
+    assert stolen == []
