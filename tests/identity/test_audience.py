@@ -135,3 +135,17 @@ def test_client_id_and_api_uri_forms_match_each_other(guid: str) -> None:
 def test_audience_equality_ignores_how_it_was_written() -> None:
     assert parse_audience(API.upper()) == Audience(API)
     assert str(parse_audience(f"api://{API}/.default")) == f"api://{API}"
+
+
+def test_a_scope_of_a_microsoft_service_names_the_service() -> None:
+    with pytest.raises(AudienceError) as caught:
+        parse_audience("https://management.azure.com/user_impersonation")
+    assert "('user_impersonation' of the API 'https://management.azure.com', which is Azure " \
+        "Resource Manager)" in str(caught.value)
+
+
+def test_an_audience_knows_when_it_names_a_microsoft_service() -> None:
+    arm = parse_audience("https://management.core.windows.net/")
+    assert arm.first_party is not None
+    assert arm.first_party.name == "Azure Resource Manager"
+    assert parse_audience("5f9d1b7c-2a4e-4c1d-9b3a-7e6f0a1c2d3e").first_party is None

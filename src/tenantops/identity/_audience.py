@@ -94,9 +94,11 @@ class Audience:
 
 
 def _scope_refusal(value: str, base: str, name: str) -> AudienceError:
+    service = first_party_resource(base)
+    which = f" {base!r}, which is {service.name}" if service else f" {base!r}"
     return AudienceError(
-        f"audience {value!r} looks like a delegated permission scope ({name!r} of the API "
-        f"{base!r}), not a resource. A managed-identity endpoint passes it to Entra unchanged and "
+        f"audience {value!r} looks like a delegated permission scope ({name!r} of the API"
+        f"{which}), not a resource. A managed-identity endpoint passes it to Entra unchanged and "
         f"Entra answers AADSTS500011 (\"The resource principal named {value} was not found\"); "
         "the client-credentials flow answers AADSTS1002012 (scope must end in /.default). "
         f"Use the App ID URI {base!r}, the scope '{base}{DEFAULT_SCOPE_SUFFIX}', or the API's "
