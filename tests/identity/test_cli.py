@@ -52,6 +52,7 @@ def test_auth_token_decode_prints_claims_not_the_token(act_as: ActAs) -> None:
     assert data["claims"]["aud"] == f"api://{API_CLIENT_ID}"
     assert data["claims"]["roles"] == ["Tenants.Read"]
     assert data["expiry"].startswith("expires in 24 h")
+    assert data["source"].startswith("managed-identity: ")  # which identity was used
     assert not JWT.search(result.output)
 
 

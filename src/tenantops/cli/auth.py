@@ -81,14 +81,16 @@ def token(
         "--decode", help="Print the token's header, claims and expiry instead of the token.")
     ] = False,
 ) -> None:
-    """Print an access token for RESOURCE to stdout (and nothing else), e.g. to capture it."""
+    """Print an access token for RESOURCE to stdout (and nothing else), e.g. to capture it.
+    With --decode, the claims and the identity source that issued it instead."""
     quiet_azure_logging()
     try:
         audience = parse_audience(resource)
         with IdentityCredential(identity_settings(ctx, source, identity)) as credential:
             issued = credential.get_token(audience)
         if decode:
-            typer.echo(json.dumps(_decoded_json(issued.decode(), time.time()), indent=2))
+            shown = {**_decoded_json(issued.decode(), time.time()), "source": issued.source}
+            typer.echo(json.dumps(shown, indent=2))
             return
     except TenantOpsError as exc:
         fail(exc)
