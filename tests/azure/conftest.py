@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import pytest
-from azure.core.credentials import AccessToken
 
 from tenantops.config import (
     AppServiceWebHostSettings,
@@ -28,7 +27,7 @@ from tenantops.provisioning.providers.dns import RecordType
 from tenantops.provisioning.providers.dns.azure_dns import AzureDns
 from tenantops.provisioning.providers.secrets.azure_key_vault import KeyVaultSecrets
 from tenantops.provisioning.providers.webhost.azure_app_service import AzureAppService
-from tests.azure_fake import SUBSCRIPTION, FakeAzure, FakeSite
+from tests.azure_fake import SUBSCRIPTION, EntraCredential, FakeAzure, FakeSite
 
 RESOURCE_GROUP = "rg-tenantops"
 APP = "tenantops-func"
@@ -37,23 +36,14 @@ SQL_SERVER = "tenantops-sql"
 PG_SERVER = "tenantops-pg"
 
 
-class StaticCredential:
-    """A token credential that hands out a fixed token and counts requests by scope."""
-
-    def __init__(self) -> None:
-        self.scopes: list[str] = []
-
-    def get_token(self, *scopes: str, claims: str | None = None, tenant_id: str | None = None,
-                  enable_cae: bool = False, **kwargs: Any) -> AccessToken:
-        self.scopes.extend(scopes)
-        return AccessToken("fake-arm-token", 4102444800)
+RG_SCOPE = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}"
 
 
 @dataclass
 class AzureWorld:
     fake: FakeAzure
     connection: AzureConnection
-    credential: StaticCredential
+    credential: EntraCredential
     webhost: AzureAppService
     dns: AzureDns
     sql: AzureSqlDatabases
@@ -70,12 +60,18 @@ def name_server_lookup(fake: FakeAzure) -> Callable[[str, RecordType, Sequence[s
 
 
 def build_world(fake: FakeAzure, *,
-                certificate_source: Literal["managed", "key-vault"] = "managed") -> AzureWorld:
+                certificate_source: Literal["managed", "key-vault"] = "managed",
+                grant: bool = True) -> AzureWorld:
+    """The resources, and (with ``grant``) the roles the deployment assigns the identity:
+    Contributor on the resource group and Key Vault Secrets Officer on the vault."""
     site = fake.app_service.add_site(FakeSite(APP, RESOURCE_GROUP, SUBSCRIPTION))
     fake.dns.add_zone(ZONE, RESOURCE_GROUP)
     fake.sql.add_server(SQL_SERVER, RESOURCE_GROUP)
     fake.postgres.add_server(PG_SERVER, RESOURCE_GROUP)
-    credential = StaticCredential()
+    if grant:
+        fake.authorization.grant(RG_SCOPE, "Contributor")
+        fake.authorization.grant(fake.key_vault.resource_id, "Key Vault Secrets Officer")
+    credential = fake.credential()
     connection = AzureConnection(credential, SUBSCRIPTION, RESOURCE_GROUP, transport=fake)
     key_vault_id = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/"
                     "Microsoft.KeyVault/vaults/tenantops-kv")

@@ -3,10 +3,7 @@ reported with the fix that names the role, the identity and the scope."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from azure.core.credentials import AccessToken
 from typer.testing import CliRunner
 
 from tenantops.cli.azure import make_app
@@ -14,19 +11,11 @@ from tenantops.cli.context import CliContext
 from tenantops.config import Settings
 from tenantops.provisioning.providers.azure import AzureConnection
 from tenantops.provisioning.providers.azure.preflight import run_preflight
-from tests.auth.support import unsigned_token
 from tests.azure.conftest import APP, PG_SERVER, RESOURCE_GROUP, SQL_SERVER, ZONE, build_world
 from tests.azure_fake import SUBSCRIPTION, FakeAzure
 
 PRINCIPAL = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
 RG_SCOPE = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}"
-
-
-class JwtCredential:
-    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        claims = {"oid": PRINCIPAL, "appid": "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0",
-                  "aud": "https://management.azure.com/"}
-        return AccessToken(unsigned_token({"alg": "RS256", "typ": "JWT"}, claims), 4102444800)
 
 
 def settings_for(database: str = "azure-sql") -> Settings:
@@ -45,12 +34,12 @@ def settings_for(database: str = "azure-sql") -> Settings:
 @pytest.fixture
 def azure() -> FakeAzure:
     fake = FakeAzure()
-    build_world(fake)
+    build_world(fake, grant=False)
     return fake
 
 
 def connection(fake: FakeAzure) -> AzureConnection:
-    return AzureConnection(JwtCredential(), SUBSCRIPTION, RESOURCE_GROUP, transport=fake)
+    return AzureConnection(fake.credential(principal=PRINCIPAL), SUBSCRIPTION, RESOURCE_GROUP, transport=fake)
 
 
 def test_everything_passes_with_the_roles_granted_and_only_gets_are_sent(

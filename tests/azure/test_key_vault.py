@@ -8,11 +8,11 @@ import pytest
 from tenantops.config import KeyVaultSecretsSettings
 from tenantops.errors import PermanentProviderError
 from tenantops.provisioning.providers.azure import AzureConnection
-from tenantops.provisioning.providers.base import Ready
+from tenantops.provisioning.providers.base import Pending, Ready
 from tenantops.provisioning.providers.secrets import Secret
 from tenantops.provisioning.providers.secrets.azure_key_vault import KeyVaultSecrets
-from tests.azure.conftest import AzureWorld
-from tests.azure_fake import SUBSCRIPTION, FakeKeyVault
+from tests.azure.conftest import AzureWorld, build_world, settle
+from tests.azure_fake import SUBSCRIPTION, FakeAzure, FakeKeyVault
 
 SECRET = Secret("acme-database-password")
 
@@ -44,29 +44,70 @@ def test_removed_secret_is_soft_deleted_and_recovered_by_the_next_ensure(
 
     removed = world.secrets.remove(SECRET)
     again = world.secrets.remove(SECRET)
-    recovered = world.secrets.ensure(SECRET)
+    world.fake.clock.advance(world.fake.key_vault.delete_seconds)
+    recovered, calls = settle(world.secrets, "ensure", SECRET, world.fake)
 
     assert isinstance(removed, Ready)
     assert removed.changed
     assert isinstance(again, Ready)
     assert not again.changed
-    assert isinstance(recovered, Ready)
+    assert recovered.outputs["recovered"] is True
+    assert calls >= 2, "the recovery completes asynchronously, so the step waits for it"
+    assert world.secrets.read(SECRET.name) == value
+    assert len(world.fake.calls("POST", "/recover")) == 1
+
+
+def test_onboarding_again_while_the_deletion_runs_waits_and_says_why(
+    world: AzureWorld,
+) -> None:
+    world.secrets.ensure(SECRET)
+    value = world.secrets.read(SECRET.name)
+    world.secrets.remove(SECRET)
+
+    waiting = world.secrets.ensure(SECRET)
+
+    assert isinstance(waiting, Pending)
+    assert "Key Vault is still deleting secret acme-database-password" in waiting.reason
+    assert "waiting until the name can be recovered or reused" in waiting.reason
+    recovered, _ = settle(world.secrets, "ensure", SECRET, world.fake)
     assert recovered.outputs["recovered"] is True
     assert world.secrets.read(SECRET.name) == value
 
 
-def test_purge_on_delete_leaves_nothing_to_recover(world: AzureWorld) -> None:
+def test_purge_on_delete_waits_for_the_deletion_then_purges(world: AzureWorld) -> None:
     secrets = KeyVaultSecrets(world.connection, KeyVaultSecretsSettings(
         vault_url=world.fake.key_vault.url, purge_on_delete=True))
     secrets.ensure(SECRET)
     old = secrets.read(SECRET.name)
 
-    secrets.remove(SECRET)
-    created = secrets.ensure(SECRET)
+    first = secrets.remove(SECRET)
+    removed, _ = settle(secrets, "remove", SECRET, world.fake)
+    created, _ = settle(secrets, "ensure", SECRET, world.fake)
 
-    assert isinstance(created, Ready)
+    assert isinstance(first, Pending)
+    assert "completing the deletion" in first.reason
+    assert removed.outputs["purged"] is True
     assert "recovered" not in created.outputs
     assert secrets.read(SECRET.name) != old
+    assert len(world.fake.calls("DELETE", "/deletedsecrets/")) == 1
+
+
+def test_purge_protection_refuses_the_purge_and_offboarding_still_succeeds() -> None:
+    world = build_world(FakeAzure(purge_protection=True))
+    secrets = KeyVaultSecrets(world.connection, KeyVaultSecretsSettings(
+        vault_url=world.fake.key_vault.url, purge_on_delete=True))
+    secrets.ensure(SECRET)
+    value = secrets.read(SECRET.name)
+
+    removed, _ = settle(secrets, "remove", SECRET, world.fake)
+    recovered, _ = settle(secrets, "ensure", SECRET, world.fake)
+
+    assert "the vault has purge protection, so Key Vault keeps secret acme-database-password " \
+           "soft-deleted until" in removed.outputs["purge_refused"]
+    assert "onboarding this tenant again before that recovers it" in \
+           removed.outputs["purge_refused"]
+    assert recovered.outputs["recovered"] is True
+    assert secrets.read(SECRET.name) == value
 
 
 def test_reading_a_missing_secret_names_it_and_the_vault(world: AzureWorld) -> None:

@@ -35,7 +35,7 @@ from tests.azure.conftest import (
     RESOURCE_GROUP,
     SQL_SERVER,
     ZONE,
-    StaticCredential,
+    RG_SCOPE,
     name_server_lookup,
 )
 from tests.azure_fake import SUBSCRIPTION, FakeAzure, FakeSite, Fault
@@ -68,7 +68,7 @@ def azure_settings(data_dir: Path, fake: FakeAzure, database: DatabaseKind) -> S
 def azure_providers(settings: Settings, catalog: Catalog, fake: FakeAzure) -> Providers:
     """What the provider registry builds for these settings, with the fake as transport."""
     config = settings.providers
-    connection = AzureConnection(StaticCredential(), SUBSCRIPTION, RESOURCE_GROUP,
+    connection = AzureConnection(fake.credential(), SUBSCRIPTION, RESOURCE_GROUP,
                                  transport=fake)
     database = (AzureSqlDatabases(connection, config.database.azure_sql)
                 if config.database.name == "azure-sql"
@@ -104,6 +104,8 @@ def start_stack(tmp_path: Path, database: DatabaseKind) -> Iterator[Stack]:
     fake.dns.add_zone(ZONE, RESOURCE_GROUP)
     fake.sql.add_server(SQL_SERVER, RESOURCE_GROUP)
     fake.postgres.add_server(PG_SERVER, RESOURCE_GROUP)
+    fake.authorization.grant(RG_SCOPE, "Contributor")
+    fake.authorization.grant(fake.key_vault.resource_id, "Key Vault Secrets Officer")
     settings = azure_settings(tmp_path, fake, database)
     catalog = Catalog.from_settings(settings)
     engine = Engine(settings, catalog=catalog,
@@ -155,7 +157,7 @@ def test_onboarding_and_offboarding_through_every_azure_provider(
         assert stack.fake.app_service.certificates == {}
         assert stack.fake.dns.answers(host, "CNAME") == []
         assert stack.fake.dns.answers(f"asuid.{host}", "TXT") == []
-        assert stack.fake.key_vault.secrets["acme-database-password"].deleted
+        assert stack.fake.key_vault.secrets["acme-database-password"].deleted_at is not None
         assert stack.fake.sql.servers[SQL_SERVER].databases == {}
         assert stack.fake.postgres.servers[PG_SERVER].databases == {}
 

@@ -10,7 +10,12 @@ shared reference (provisioning-apis.md) for every behaviour in its docstring:
 - `FakeAzureSql` (sql.py) and `FakePostgresFlexible` (postgres.py): databases as
   long-running operations.
 - `FakeKeyVault` (key_vault.py): secrets, with challenge authentication and soft delete.
-- `FakeAuthorization` (authorization.py): the caller's permissions at a scope.
+- `FakeAuthorization` (authorization.py): role assignments, enforced on every operation
+  (403 ``AuthorizationFailed`` / ``ForbiddenByRbac``), and the caller's permissions at a scope.
+- `FakeEntra` (tokens.py): signs the tests' bearer tokens; every fake checks audience, tenant
+  and expiry as ARM or Key Vault does.
+- `contract` (contract.py): each operation's contract from the REST API specifications,
+  checked on every request and answer.
 
 `FakeAzure` builds them on one virtual clock, lets App Service see what the DNS fake serves,
 and routes a request to the fake that owns it (`FakeAzure.transport`), so a provider or a
@@ -35,15 +40,25 @@ from tests.azure_fake._transport import (
     parse_request,
 )
 from tests.azure_fake.app_service import FakeAppService, FakeSite
-from tests.azure_fake.authorization import ROLE_ACTIONS, FakeAuthorization
+from tests.azure_fake.authorization import ROLE_ACTIONS, ROLES, FakeAuthorization
+from tests.azure_fake.contract import CONTRACTS, Contract, ContractError
 from tests.azure_fake.dns import FakeAzureDns
 from tests.azure_fake.key_vault import FakeKeyVault
 from tests.azure_fake.postgres import FakePostgresFlexible
 from tests.azure_fake.sql import FakeAzureSql
+from tests.azure_fake.tokens import PRINCIPAL, TENANT, EntraCredential, FakeEntra
 
 __all__ = [
+    "CONTRACTS",
+    "PRINCIPAL",
+    "ROLES",
     "ROLE_ACTIONS",
     "SUBSCRIPTION",
+    "TENANT",
+    "Contract",
+    "ContractError",
+    "EntraCredential",
+    "FakeEntra",
     "ArmError",
     "FakeAppService",
     "FakeAuthorization",
@@ -69,7 +84,7 @@ class FakeAzure(FakeTransport):
     the host and path (faults injected here apply before any fake sees the request)."""
 
     def __init__(self, *, issuance_seconds: float = 300.0, dns_lag_reads: int = 0,
-                 speedup: float | None = None) -> None:
+                 speedup: float | None = None, purge_protection: bool = False) -> None:
         super().__init__(api_version=None, clock=FakeClock(speedup))
         clock = self.clock
         self.dns = FakeAzureDns(clock=clock, lag_reads=dns_lag_reads)
@@ -77,10 +92,27 @@ class FakeAzure(FakeTransport):
                                           issuance_seconds=issuance_seconds)
         self.sql = FakeAzureSql(clock=clock, subscription=SUBSCRIPTION)
         self.postgres = FakePostgresFlexible(clock=clock, subscription=SUBSCRIPTION)
-        self.key_vault = FakeKeyVault(clock=clock)
+        self.key_vault = FakeKeyVault(clock=clock, subscription=SUBSCRIPTION,
+                                      purge_protection=purge_protection)
         self.authorization = FakeAuthorization(clock=clock)
         self.fakes: list[FakeTransport] = [self.app_service, self.dns, self.sql, self.postgres,
                                            self.key_vault, self.authorization]
+        for fake in self.fakes:
+            fake.entra = self.entra
+            fake.permissions = self.authorization.check
+
+    @property
+    def violations(self) -> list[str]:  # type: ignore[override]
+        """Requests the specification would refuse, from every fake."""
+        return [v for fake in self.fakes for v in fake.violations]
+
+    @violations.setter
+    def violations(self, _value: list[str]) -> None:
+        return None
+
+    def credential(self, **kwargs: object) -> EntraCredential:
+        """A token credential for the tests' identity (see `FakeEntra.credential`)."""
+        return self.entra.credential(**kwargs)  # type: ignore[arg-type]
 
     def send(self, request: Any, **kwargs: Any) -> HttpResponseImpl:
         incoming = parse_request(request)

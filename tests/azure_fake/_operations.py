@@ -1,10 +1,15 @@
 """Asynchronous ARM operations: ``202 Accepted`` with ``Azure-AsyncOperation`` and ``Location``
 headers, and the status resource a poller reads until the operation is done.
 
-This is the ARM long-running-operation pattern (ARM RPC "Asynchronous operations") that
-azure-mgmt-core's ``ARMPolling`` follows: the status URL answers ``{"status": "InProgress"}``
-until the work is done, then ``{"status": "Succeeded"}``; the ``Location`` URL answers 202
-until done, then 200 (or 204 after a delete). Completion is measured on the fake clock.
+This is the ARM long-running-operation pattern (Azure/azure-resource-manager-rpc,
+``v1.0/async-api-reference.proposed.md``) that azure-mgmt-core's ``ARMPolling`` follows and
+the network recordings in ``Azure/azure-sdk-assets`` show: the ``Azure-AsyncOperation`` URL
+answers 200 ``{"status": "InProgress"}`` until the work ends, then one of the terminal
+states ``Succeeded``, ``Failed`` (with ``error: {code, message}``) or ``Canceled``; the
+``Location`` URL answers 202 until done, then 200 (or 204 after a delete), and for a failed
+operation the error (the fake answers 400 with it; the exact status is unconfirmed).
+Completion is measured on the fake clock; tests make an operation fail or be canceled with
+`fail` and `cancel`.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import itertools
 import re
 from dataclasses import dataclass
 
-from tests.azure_fake._transport import FakeClock, FakeResponse, Incoming
+from tests.azure_fake._transport import FakeClock, FakeResponse, Incoming, arm_error
 
 __all__ = ["AsyncOperations"]
 
@@ -22,6 +27,8 @@ __all__ = ["AsyncOperations"]
 class _Operation:
     id: str
     done_at: float
+    outcome: str = "Succeeded"
+    error: tuple[str, str] | None = None
 
 
 class AsyncOperations:
@@ -44,9 +51,27 @@ class AsyncOperations:
         self._operations[op] = _Operation(op, self.clock.now() + seconds)
         return op
 
+    def fail(self, op: str, code: str, message: str) -> None:
+        """The operation ends ``Failed`` with this error when its time comes."""
+        self._operations[op].outcome = "Failed"
+        self._operations[op].error = (code, message)
+
+    def cancel(self, op: str) -> None:
+        """The operation ends ``Canceled`` now (as when someone cancels it in the portal)."""
+        operation = self._operations[op]
+        operation.outcome = "Canceled"
+        operation.done_at = min(operation.done_at, self.clock.now())
+
     def done(self, op: str) -> bool:
         operation = self._operations.get(op)
         return operation is None or self.clock.now() >= operation.done_at
+
+    def outcome(self, op: str) -> str:
+        """InProgress, Succeeded, Failed or Canceled."""
+        operation = self._operations.get(op)
+        if operation is None:
+            return "Succeeded"
+        return operation.outcome if self.done(op) else "InProgress"
 
     def accepted(self, op: str, retry_after: int = 10) -> FakeResponse:
         base = f"https://{self.host}{self.status_path}"
@@ -58,9 +83,17 @@ class AsyncOperations:
 
     def handle(self, _request: Incoming, match: re.Match[str]) -> FakeResponse:
         op = match["op"]
-        finished = self.done(op)
+        state = self.outcome(op)
+        operation = self._operations.get(op)
         if match["kind"] == "status":
-            return FakeResponse(200, {"name": op, "status": "Succeeded" if finished
-                                      else "InProgress"})
-        return FakeResponse(204 if finished else 202, None,
-                            {} if finished else {"Retry-After": "10"})
+            body: dict[str, object] = {"name": op, "status": state}
+            if state == "Failed" and operation is not None and operation.error is not None:
+                body["error"] = {"code": operation.error[0], "message": operation.error[1]}
+            return FakeResponse(200, body)
+        if state == "InProgress":
+            return FakeResponse(202, None, {"Retry-After": "10"})
+        if state == "Failed" and operation is not None and operation.error is not None:
+            return arm_error(400, *operation.error)
+        if state == "Canceled":
+            return arm_error(400, "OperationCanceled", f"The operation {op} was canceled.")
+        return FakeResponse(204)

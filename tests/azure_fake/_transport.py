@@ -7,8 +7,15 @@ deserialisation, and only the network is replaced. Nothing is patched.
 
 What every fake checks or offers, whatever the resource type:
 
-- ``Authorization: Bearer ...`` on every request (ARM answers 401 ``AuthenticationFailed``
-  without one). The token is never stored, only whether one was sent.
+- ``Authorization: Bearer ...`` on every request, checked as ARM checks it: signature,
+  audience, tenant and expiry (`tokens.check_arm_token`; Key Vault overrides with its own
+  check). The token is never stored, only the caller's object ID taken from it.
+- Each request is an operation of the table both the providers' preflight and the fake read
+  (``tenantops.provisioning.providers.azure.permissions``): the caller must hold its RBAC
+  action, else ARM's 403 ``AuthorizationFailed`` (`authorization.FakeAuthorization`).
+- Each request is checked against its operation's contract from the specification
+  (`contract`): api-version, query, required and read-only body fields. A violation answers
+  400 and is kept in ``violations``; every answer is checked too (`contract.ContractError`).
 - The ``api-version`` query parameter is the one the fake was written against (the SDK's
   default, shared reference provisioning-apis.md §2-§4); any other answers 400
   ``InvalidApiVersionParameter``, as ARM does, so an SDK upgrade that changes it is noticed.
@@ -23,6 +30,7 @@ What every fake checks or offers, whatever the resource type:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import threading
@@ -36,6 +44,10 @@ from azure.core.pipeline.transport import HttpTransport
 from azure.core.rest import HttpRequest
 from azure.core.rest._http_response_impl import HttpResponseImpl
 from azure.core.utils import case_insensitive_dict
+
+from tenantops.provisioning.providers.azure.permissions import AzureOperation, operation_for
+from tests.azure_fake.contract import CONTRACTS
+from tests.azure_fake.tokens import FakeEntra, TokenProblem, check_arm_token
 
 __all__ = [
     "ArmError",
@@ -160,6 +172,11 @@ class Fault:
 
 
 Handler = Callable[["Incoming", "re.Match[str]"], FakeResponse]
+PermissionCheck = Callable[["FakeTransport", "Incoming", AzureOperation, Mapping[str, Any]],
+                           "FakeResponse | None"]
+"""(fake, request, operation, token claims) -> the 403 to answer, or None when allowed."""
+
+_EPOCH = 1_796_515_200.0  # 2026-12-06T00:00:00Z: fake time 0
 
 
 @dataclass(frozen=True)
@@ -172,6 +189,8 @@ class Incoming:
     headers: Mapping[str, str]
     body: Any
     url: str
+    principal: str | None = None
+    """The caller's object ID (``oid``) from a token that passed the check."""
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -189,6 +208,9 @@ class FakeTransport(HttpTransport):  # type: ignore[type-arg]
     def __init__(self, *, api_version: str | None, clock: FakeClock | None = None) -> None:
         self.api_version = api_version
         self.clock = clock or FakeClock()
+        self.entra = FakeEntra(self.epoch_now)
+        self.permissions: PermissionCheck | None = None
+        self.violations: list[str] = []
         self.requests: list[RecordedRequest] = []
         self.faults: list[Fault] = []
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
@@ -246,11 +268,17 @@ class FakeTransport(HttpTransport):  # type: ignore[type-arg]
                 return fault.response()
         return self.dispatch(incoming, recorded)
 
+    def epoch_now(self) -> float:
+        """Seconds since 1970 on the fake clock (tokens' ``exp`` is checked against it)."""
+        return _EPOCH + self.clock.now()
+
     def dispatch(self, incoming: Incoming, recorded: RecordedRequest) -> FakeResponse:
-        """Check authentication and api-version, then call the route's handler."""
-        challenge = self.authenticate(incoming, recorded)
-        if challenge is not None:
-            return challenge
+        """Check the token, the contract, api-version and the caller's permission, then call
+        the route's handler and check its answer against the contract."""
+        claims, problem = self.check_token(incoming.header("authorization"))
+        if problem is not None:
+            return self.token_refused(problem)
+        incoming = dataclasses.replace(incoming, principal=str((claims or {}).get("oid") or ""))
         for method, pattern, handler in self._routes:
             match = pattern.match(incoming.path)
             if match is None or method != incoming.method:
@@ -260,17 +288,39 @@ class FakeTransport(HttpTransport):  # type: ignore[type-arg]
                     400, "InvalidApiVersionParameter",
                     f"The api-version '{recorded.api_version}' is invalid. The supported "
                     f"versions (in this fake) are '{self.api_version}'.")
+            operation = operation_for(incoming.method, incoming.path)
+            contract = CONTRACTS.get(operation.name) if operation is not None else None
+            if contract is not None:
+                problems = contract.check_request(incoming.query, incoming.body)
+                if problems:
+                    said = f"{contract.operation}: {'; '.join(problems)}"
+                    self.violations.append(said)
+                    # ARM's code for a body its schema refuses; the fake's message.
+                    return arm_error(400, "InvalidRequestContent",
+                                     f"The request does not match the specification: {said}")
+            if operation is not None and self.permissions is not None:
+                denied = self.permissions(self, incoming, operation, claims or {})
+                if denied is not None:
+                    return denied
             try:
-                return handler(incoming, match)
+                answer = handler(incoming, match)
             except ArmError as exc:
-                return exc.response()
+                answer = exc.response()
+            if contract is not None:
+                contract.check_response(answer.status, answer.body)
+            return answer
         return self.unrouted(incoming)
 
-    def authenticate(self, incoming: Incoming, recorded: RecordedRequest) -> FakeResponse | None:
-        if recorded.authenticated:
-            return None
-        return arm_error(401, "AuthenticationFailed",
-                         "Authentication failed. The 'Authorization' header is missing.")
+    def check_token(self, authorization: str | None
+                    ) -> tuple[dict[str, Any] | None, TokenProblem | None]:
+        return check_arm_token(self.entra, authorization)
+
+    def token_refused(self, problem: TokenProblem) -> FakeResponse:
+        return arm_error(problem.status, problem.code, problem.message, problem.headers)
+
+    def resource_scope(self, path: str) -> str:
+        """The ARM scope a request acts on (the path; Key Vault maps to its vault's ID)."""
+        return path
 
     def unrouted(self, incoming: Incoming) -> FakeResponse:
         return arm_error(

@@ -8,9 +8,11 @@ Semantics kept (shared reference provisioning-apis.md, §4 "PostgreSQL Flexible 
   ``Location``. The database exists (``GET`` 200) only once the operation is done, after
   ``creation_seconds`` of fake time; before that ``GET`` is 404 and a repeated PUT joins the
   running operation (202 again) instead of starting another.
-- A PUT for an existing database with the same ``charset``/``collation`` is 200; with others
-  it is 400, since PostgreSQL cannot change a database's encoding (the code
-  ``InvalidParameterValue`` is the fake's).
+- A PUT for an existing database answers **202** like any other: the specification (as
+  generated into azure-mgmt-postgresqlflexibleservers 3.0.0, which accepts only 202 from
+  ``Databases_Create``) lists no 200. The operation then completes at once. With another
+  ``charset``/``collation`` the operation ends ``Failed`` (PostgreSQL cannot change a
+  database's encoding; the error code ``InvalidParameterValue`` is the fake's, unconfirmed).
 - ``DELETE`` is 202 until done, 204 when absent.
 - Roles and grants are not ARM resources (§4); the fake has none.
 """
@@ -119,12 +121,13 @@ class FakePostgresFlexible(FakeTransport):
             return self.operations.accepted(server.creating[name][0])
         existing = server.databases.get(name)
         if existing is not None and name not in server.deleting:
+            op = self.operations.start(0.0)
             if existing != wanted:
-                raise ArmError(400, "InvalidParameterValue",
-                               f"Database '{match['db']}' exists with charset "
-                               f"{existing['charset']} and collation {existing['collation']}; "
-                               "they cannot be changed.")
-            return FakeResponse(200, self._body(match, match["db"], existing))
+                self.operations.fail(op, "InvalidParameterValue",
+                                     f"Database '{match['db']}' exists with charset "
+                                     f"{existing['charset']} and collation "
+                                     f"{existing['collation']}; they cannot be changed.")
+            return self.operations.accepted(op)
         op = self.operations.start(self.creation_seconds)
         server.creating[name] = (op, wanted)
         return self.operations.accepted(op)

@@ -7,7 +7,8 @@ For each Azure provider named in the configuration it checks, with GET requests 
    the SQL server and its elastic pool, the flexible server; a page of the vault's secrets);
 3. the identity holds the actions the provider will perform there, as ARM computes them from
    its role assignments (``Microsoft.Authorization/permissions``, which includes roles
-   inherited from the resource group and subscription).
+   inherited from the resource group and subscription). The actions come from `permissions`,
+   the table the tests' ARM fake enforces too.
 
 Every failed check is a `Finding` with what failed and the fix: usually an
 ``az role assignment create`` naming the built-in role, the identity and the scope.
@@ -30,6 +31,7 @@ from tenantops.errors import TenantOpsError
 from tenantops.identity import decode_token
 from tenantops.provisioning.providers.azure.connection import AzureConnection
 from tenantops.provisioning.providers.azure.errors import translate_azure_error
+from tenantops.provisioning.providers.azure.permissions import actions_for
 from tenantops.provisioning.providers.azure.resource_ids import resource_id
 
 __all__ = ["ARM_SCOPE", "Finding", "run_preflight"]
@@ -184,37 +186,32 @@ def _targets(settings: Settings, connection: AzureConnection) -> list[_Target]:
         site = resource_id(sub, rg, "Microsoft.Web", "sites", str(web.app_name))
         targets.append(_Target(
             f"web app {web.app_name}", site, site, "2025-05-01",
-            ("Microsoft.Web/sites/read", "Microsoft.Web/sites/hostNameBindings/write",
-             "Microsoft.Web/sites/hostNameBindings/delete"), "Website Contributor"))
+            actions_for("azure-app-service"), "Website Contributor"))
         rg_scope = f"/subscriptions/{sub}/resourceGroups/{rg}"
         targets.append(_Target(
             f"certificates in resource group {rg}", rg_scope, site, "2025-05-01",
-            ("Microsoft.Web/certificates/write", "Microsoft.Web/certificates/delete",
-             "Microsoft.Web/serverFarms/join/action"), "Website Contributor"))
+            actions_for("azure-app-service", "resource-group"), "Website Contributor"))
     if providers.dns.name == "azure-dns":
         rg = group(providers.dns.azure.resource_group)
         for zone in providers.dns.zones:
             zone_id = resource_id(sub, rg, "Microsoft.Network", "dnsZones", zone.rstrip("."))
             targets.append(_Target(
                 f"DNS zone {zone}", zone_id, zone_id, "2018-05-01",
-                tuple(f"Microsoft.Network/dnsZones/{t}/{v}" for t in ("CNAME", "TXT", "A")
-                      for v in ("write", "delete")), "DNS Zone Contributor"))
+                actions_for("azure-dns", writes_only=True), "DNS Zone Contributor"))
     if providers.database.name == "azure-sql":
         sql = providers.database.azure_sql
         server = resource_id(sub, group(sql.resource_group), "Microsoft.Sql", "servers",
                              str(sql.server))
         targets.append(_Target(
             f"SQL server {sql.server}", server, f"{server}/elasticPools/{sql.elastic_pool}",
-            "2025-01-01", ("Microsoft.Sql/servers/databases/write",
-                           "Microsoft.Sql/servers/databases/delete"), "SQL DB Contributor"))
+            "2025-01-01", actions_for("azure-sql"), "SQL DB Contributor"))
     if providers.database.name == "azure-postgres":
         pg = providers.database.azure_postgres
         server = resource_id(sub, group(pg.resource_group), "Microsoft.DBforPostgreSQL",
                              "flexibleServers", str(pg.server))
         targets.append(_Target(
             f"flexible server {pg.server}", server, server, "2026-10-01",
-            ("Microsoft.DBforPostgreSQL/flexibleServers/databases/write",
-             "Microsoft.DBforPostgreSQL/flexibleServers/databases/delete"), "Contributor"))
+            actions_for("azure-postgres"), "Contributor"))
     return targets
 
 
