@@ -14,6 +14,12 @@ Semantics kept (shared reference provisioning-apis.md, §4 "PostgreSQL Flexible 
   ``charset``/``collation`` the operation ends ``Failed`` (PostgreSQL cannot change a
   database's encoding; the error code ``InvalidParameterValue`` is the fake's, unconfirmed).
 - ``DELETE`` is 202 until done, 204 when absent.
+- While an operation runs on the server, another PUT or DELETE of a database answers
+  ``ServerIsBusy`` "Cannot complete operation while server '<name>' is busy processing another
+  operation. Try again later." (Azure/azure-postgresql#134); the HTTP status is unconfirmed,
+  the fake answers 409.
+- An operation can end ``Failed`` (`fail_next`) or be canceled (`cancel`); a failed or
+  canceled creation leaves no database.
 - Roles and grants are not ARM resources (§4); the fake has none.
 """
 
@@ -55,6 +61,7 @@ class FakePostgresFlexible(FakeTransport):
         super().__init__(api_version=API_VERSION, clock=clock)
         self.creation_seconds = creation_seconds
         self.servers: dict[str, _Server] = {}
+        self.failures: list[tuple[str, str]] = []
         self.operations = AsyncOperations(
             self.clock, self.host,
             f"/subscriptions/{subscription}/providers/Microsoft.DBforPostgreSQL/locations/any/"
@@ -69,6 +76,23 @@ class FakePostgresFlexible(FakeTransport):
     def add_server(self, name: str, resource_group: str, location: str = "westeurope") -> None:
         self.servers[name.lower()] = _Server(name, resource_group, location)
 
+    def fail_next(self, code: str, message: str) -> None:
+        """The next create operation ends ``Failed`` with this error."""
+        self.failures.append((code, message))
+
+    def cancel(self, server: str, database: str) -> None:
+        found = self.servers[server.lower()]
+        op = found.creating.get(database.lower(), ("", {}))[0] or \
+            found.deleting[database.lower()]
+        self.operations.cancel(op)
+
+    def _busy(self, server: _Server) -> ArmError | None:
+        if server.creating or server.deleting:
+            return ArmError(409, "ServerIsBusy",
+                            f"Cannot complete operation while server '{server.name}' is busy "
+                            "processing another operation. Try again later.")
+        return None
+
     def _server(self, match: re.Match[str]) -> _Server:
         server = self.servers.get(match["server"].lower())
         if server is None or server.resource_group.lower() != match["rg"].lower():
@@ -82,11 +106,13 @@ class FakePostgresFlexible(FakeTransport):
     def _settle(self, server: _Server) -> None:
         for name, (op, props) in list(server.creating.items()):
             if self.operations.done(op):
-                server.databases[name] = props
+                if self.operations.outcome(op) == "Succeeded":
+                    server.databases[name] = props
                 del server.creating[name]
         for name, op in list(server.deleting.items()):
             if self.operations.done(op):
-                server.databases.pop(name, None)
+                if self.operations.outcome(op) == "Succeeded":
+                    server.databases.pop(name, None)
                 del server.deleting[name]
 
     def _get_server(self, _request: Incoming, match: re.Match[str]) -> FakeResponse:
@@ -117,8 +143,9 @@ class FakePostgresFlexible(FakeTransport):
         props = dict((request.body or {}).get("properties") or {})
         wanted = {"charset": props.get("charset") or "UTF8",
                   "collation": props.get("collation") or "en_US.utf8"}
-        if name in server.creating:
-            return self.operations.accepted(server.creating[name][0])
+        busy = self._busy(server)
+        if busy is not None:
+            raise busy
         existing = server.databases.get(name)
         if existing is not None and name not in server.deleting:
             op = self.operations.start(0.0)
@@ -129,13 +156,18 @@ class FakePostgresFlexible(FakeTransport):
                                      f"{existing['collation']}; they cannot be changed.")
             return self.operations.accepted(op)
         op = self.operations.start(self.creation_seconds)
+        if self.failures:
+            self.operations.fail(op, *self.failures.pop(0))
         server.creating[name] = (op, wanted)
         return self.operations.accepted(op)
 
     def _delete(self, _request: Incoming, match: re.Match[str]) -> FakeResponse:
         server, name = self._server(match), match["db"].lower()
-        if name in server.deleting:
-            return self.operations.accepted(server.deleting[name])
+        if name not in server.databases and name not in server.creating:
+            return FakeResponse(204)
+        busy = self._busy(server)
+        if busy is not None:
+            raise busy
         if name not in server.databases:
             return FakeResponse(204)
         op = self.operations.start(self.creation_seconds / 2)

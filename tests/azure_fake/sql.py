@@ -7,8 +7,13 @@ Semantics kept (shared reference provisioning-apis.md, §4 "Azure SQL"):
   ``Azure-AsyncOperation`` and ``Location`` (ARM async pattern, see `_operations`). The
   database is readable at once with ``status: Creating`` and becomes ``Online`` after
   ``creation_seconds`` of fake time. PUT converges: the same body again changes nothing (200
-  once online, 202 joining the running operation before); another ``elasticPoolId`` moves it
-  (``status: Scaling`` until done).
+  once online); another ``elasticPoolId`` moves it (``status: Scaling`` until done).
+- A PUT or DELETE while another operation on the database runs answers 409
+  ``ConflictingDatabaseOperation`` (the code: azure-service-operator#1274; the message is
+  unconfirmed).
+- An operation can end ``Failed`` (`fail_next`) or be canceled (`cancel`); a failed or
+  canceled creation leaves no database, a failed move leaves it where it was (unconfirmed:
+  no recording shows what a failed create leaves behind).
 - ``location`` must be the server's region, and ``elasticPoolId`` must name a pool of the
   same server; otherwise 400 (the codes ``InvalidLocation``/``ElasticPoolNotFound`` are the
   fake's; ARM's exact codes are not in the reference).
@@ -63,6 +68,7 @@ class FakeAzureSql(FakeTransport):
         super().__init__(api_version=API_VERSION, clock=clock)
         self.creation_seconds = creation_seconds
         self.servers: dict[str, _Server] = {}
+        self.failures: list[tuple[str, str]] = []
         self.operations = AsyncOperations(
             self.clock, self.host,
             f"/subscriptions/{subscription}/providers/Microsoft.Sql/locations/any/operations",
@@ -78,6 +84,15 @@ class FakeAzureSql(FakeTransport):
     def add_server(self, name: str, resource_group: str, location: str = "westeurope",
                    pools: tuple[str, ...] = ("tenants",)) -> None:
         self.servers[name.lower()] = _Server(name, resource_group, location, set(pools))
+
+    def fail_next(self, code: str, message: str) -> None:
+        """The next create or update operation ends ``Failed`` with this error."""
+        self.failures.append((code, message))
+
+    def cancel(self, server: str, database: str) -> None:
+        """Cancel the operation running on ``database`` (as from the portal)."""
+        db = self.servers[server.lower()].databases[database.lower()]
+        self.operations.cancel(db.deleting or db.operation)
 
     def _server(self, match: re.Match[str]) -> _Server:
         server = self.servers.get(match["server"].lower())
@@ -109,8 +124,18 @@ class FakeAzureSql(FakeTransport):
 
     def _settle(self, server: _Server, db: _Database) -> _Database | None:
         if db.deleting is not None and self.operations.done(db.deleting):
-            del server.databases[db.name.lower()]
-            return None
+            if self.operations.outcome(db.deleting) == "Succeeded":
+                del server.databases[db.name.lower()]
+                return None
+            db.deleting = None
+        outcome = self.operations.outcome(db.operation)
+        if outcome in ("Failed", "Canceled"):
+            if db.properties.get("status") == "Creating":
+                del server.databases[db.name.lower()]
+                return None
+            db.pending = None
+            db.properties["status"] = "Online"
+            return db
         if self.operations.done(db.operation):
             if db.pending is not None:
                 db.properties.update(db.pending)
@@ -159,15 +184,15 @@ class FakeAzureSql(FakeTransport):
         if db is not None:
             db = self._settle(server, db)
         if db is None:
-            op = self.operations.start(self.creation_seconds)
+            op = self._start()
             server.databases[key] = _Database(match["db"], server.location,
                                               {**wanted, "status": "Creating"}, op)
             return self.operations.accepted(op)
-        if not self.operations.done(db.operation):
-            return self.operations.accepted(db.operation)
+        if not self.operations.done(db.operation) or db.deleting is not None:
+            raise self._conflicting(server, db)
         if all(db.properties.get(k) == v for k, v in wanted.items()):
             return FakeResponse(200, self._body(match, server, db))
-        db.operation = self.operations.start(self.creation_seconds)
+        db.operation = self._start()
         db.pending = wanted
         db.properties["status"] = "Scaling"
         return self.operations.accepted(db.operation)
@@ -179,6 +204,19 @@ class FakeAzureSql(FakeTransport):
             db = self._settle(server, db)
         if db is None:
             return FakeResponse(204)
-        if db.deleting is None:
-            db.deleting = self.operations.start(self.creation_seconds / 2)
+        if db.deleting is not None or not self.operations.done(db.operation):
+            raise self._conflicting(server, db)
+        db.deleting = self.operations.start(self.creation_seconds / 2)
         return self.operations.accepted(db.deleting)
+
+    def _start(self) -> str:
+        op = self.operations.start(self.creation_seconds)
+        if self.failures:
+            self.operations.fail(op, *self.failures.pop(0))
+        return op
+
+    @staticmethod
+    def _conflicting(server: _Server, db: _Database) -> ArmError:
+        return ArmError(409, "ConflictingDatabaseOperation",
+                        f"An operation on database '{db.name}' of server '{server.name}' is in "
+                        "progress; wait until it completes (message unconfirmed).")

@@ -7,8 +7,10 @@ The rule (issue #7, ARCHITECTURE.md "Provider contract"):
   ``Retry-After`` is kept on the error as ``retry_after`` (seconds) so the engine can wait at
   least that long.
 - A 409 whose ARM error says another operation is in progress on the resource (App Service
-  answers so when bindings of one site change at once, pulumi-azure#751) is transient too: it
-  clears by itself once the other operation ends. Every other 4xx is permanent.
+  answers so when bindings of one site change at once, pulumi-azure#751; Azure SQL's
+  ``ConflictingDatabaseOperation``; PostgreSQL flexible server's ``ServerIsBusy``) is
+  transient too: it clears by itself once the other operation ends. Every other 4xx is
+  permanent.
 - Every other 4xx is `PermanentProviderError` whose message carries ARM's error code and
   message, the HTTP status, and what to do next.
 - tenantops' identity errors (no usable identity source, token refused) are permanent.
@@ -42,8 +44,14 @@ __all__ = ["arm_error_parts", "is_not_found", "retry_after_seconds", "translate_
 
 _IN_PROGRESS_CODES = frozenset({
     "anotheroperationinprogress", "operationinprogress", "conflictingoperationinprogress",
+    # Azure SQL while another operation on the database runs (azure-service-operator#1274)
+    "conflictingdatabaseoperation",
+    # PostgreSQL flexible server while it processes another operation
+    # (Azure/azure-postgresql#134, Azure/bicep-registry-modules#4451)
+    "serverisbusy", "serverbusy",
 })
-_IN_PROGRESS_TEXT = ("another operation is in progress", "another operation in progress")
+_IN_PROGRESS_TEXT = ("another operation is in progress", "another operation in progress",
+                     "busy processing another operation", "busy with another operation")
 
 _ADVICE = {
     400: "the request was refused as invalid; check the values named above",
@@ -136,10 +144,10 @@ def _from_status(exc: HttpResponseError, status: int, doing: str) -> ProviderErr
             f"could not {doing}: Azure answered {status} ({said}); {hint}", status_code=status)
         error.retry_after = wait
         return error
-    if status == 409 and (code.lower() in _IN_PROGRESS_CODES or
+    if status in (409, 400) and (code.lower() in _IN_PROGRESS_CODES or
                           any(t in message.lower() for t in _IN_PROGRESS_TEXT)):
         return TransientProviderError(
-            f"could not {doing}: Azure answered 409 ({said}); another operation on the "
+            f"could not {doing}: Azure answered {status} ({said}); another operation on the "
             "resource is still running, will retry", status_code=status)
     advice = _ADVICE.get(status, "see Azure's message")
     return PermanentProviderError(

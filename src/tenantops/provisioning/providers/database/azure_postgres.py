@@ -2,10 +2,14 @@
 server, through azure-mgmt-postgresqlflexibleservers (api-version 2026-10-01).
 
 ``databases.begin_create`` (there is no ``create_or_update``; shared reference
-provisioning-apis.md §4) is a long-running operation: tenantops sends the PUT and is `Pending`
-until ``GET`` finds the database; a PUT repeated while the creation runs joins it. A
-database that exists with another charset or collation is refused (PostgreSQL cannot change
-them). Removal sends ``begin_delete`` and is `Pending` until ``GET`` answers 404.
+provisioning-apis.md §4) is a long-running operation that answers 202 even for a database that
+exists (the specification lists no 200): tenantops sends the PUT and is `Pending` until the
+operation's ``Azure-AsyncOperation`` status ends and ``GET`` finds the database. An operation
+that ends ``Failed`` or ``Canceled`` fails the step with Azure's code and message
+(`TrackedOperations`). While the server is busy with another operation it answers
+``ServerIsBusy``, which is transient. A database that exists with another charset or
+collation is refused (PostgreSQL cannot change them). Removal sends ``begin_delete`` and is
+`Pending` until ``GET`` answers 404.
 
 Roles and grants are not ARM resources (§4): the tenant's login is created over SQL, as the
 ``postgres`` provider does on a self-hosted server (see docs/azure.md).
@@ -21,8 +25,9 @@ from azure.mgmt.postgresqlflexibleservers.models import DatabaseProperties
 
 from tenantops.config import AzurePostgresDatabaseSettings, Settings
 from tenantops.errors import ConfigError, PermanentProviderError
-from tenantops.provisioning.providers.azure.calls import azure_call, azure_get
+from tenantops.provisioning.providers.azure.calls import azure_call, azure_get, start_operation
 from tenantops.provisioning.providers.azure.connection import AzureConnection
+from tenantops.provisioning.providers.azure.operations import TrackedOperations
 from tenantops.provisioning.providers.base import Outcome, Pending, Ready, Resource
 from tenantops.provisioning.providers.database import Database, DatabaseProvider
 
@@ -48,6 +53,7 @@ class AzurePostgresDatabases(DatabaseProvider):
             settings.resource_group, "providers.database.azure_postgres.resource_group")
         self._client: PostgreSQLManagementClient | None = None
         self._fqdn: str | None = None
+        self._operations = TrackedOperations()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AzurePostgresDatabases:
@@ -78,6 +84,10 @@ class AzurePostgresDatabases(DatabaseProvider):
     def _ensure(self, resource: Resource) -> Outcome:
         assert isinstance(resource, Database)
         fqdn = self._server_fqdn()
+        what = f"create database {resource.name} on flexible server {self.server}"
+        if self._operations.running(f"ensure:{resource.name}", self.client, what):
+            return Pending(f"Azure is creating database {resource.name} on {self.server}",
+                           self.settings.poll_seconds)
         current = self._get(resource.name)
         if current is not None:
             props = current.properties
@@ -96,19 +106,25 @@ class AzurePostgresDatabases(DatabaseProvider):
                                       f"{resource.name}"}, changed=False)
         wanted = ArmDatabase(properties=DatabaseProperties(charset=self.settings.charset,
                                                            collation=self.settings.collation))
-        azure_call(f"create database {resource.name} on flexible server {self.server}",
-                   lambda: self.client.databases.begin_create(
-                       self.resource_group, self.server, resource.name, wanted, polling=False))
+        url = start_operation(what, lambda hook: self.client.databases.begin_create(
+            self.resource_group, self.server, resource.name, wanted, polling=False,
+            raw_response_hook=hook))
+        self._operations.started(f"ensure:{resource.name}", url)
         return Pending(f"Azure is creating database {resource.name} on {self.server}",
                        self.settings.poll_seconds)
 
     def _remove(self, resource: Resource) -> Outcome:
         assert isinstance(resource, Database)
+        what = f"delete database {resource.name} on flexible server {self.server}"
+        if self._operations.running(f"remove:{resource.name}", self.client, what):
+            return Pending(f"Azure is deleting database {resource.name} on {self.server}",
+                           self.settings.poll_seconds)
         if self._get(resource.name) is None:
             return Ready({"database": resource.name, "login": resource.login}, changed=False)
-        azure_call(f"delete database {resource.name} on flexible server {self.server}",
-                   lambda: self.client.databases.begin_delete(
-                       self.resource_group, self.server, resource.name, polling=False))
+        url = start_operation(what, lambda hook: self.client.databases.begin_delete(
+            self.resource_group, self.server, resource.name, polling=False,
+            raw_response_hook=hook))
+        self._operations.started(f"remove:{resource.name}", url)
         return Pending(f"Azure is deleting database {resource.name} on {self.server}",
                        self.settings.poll_seconds)
 

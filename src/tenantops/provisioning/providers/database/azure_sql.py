@@ -9,6 +9,11 @@ database; a database in another pool is moved into the configured one.
 
 Removal sends the DELETE (also long-running) and is `Pending` until ``GET`` answers 404.
 
+Each operation's ``Azure-AsyncOperation`` status is read on the next call (`TrackedOperations`):
+one that ends ``Failed`` or ``Canceled`` fails the step with Azure's code and message instead
+of waiting for a database that will never come. A PUT while another operation on the
+database runs answers 409 ``ConflictingDatabaseOperation``, which is transient.
+
 Logins: Azure SQL users are not ARM resources. The database's login named in the plan is
 created inside the database by T-SQL (``CREATE USER ... WITH PASSWORD``, or an Entra ID
 identity ``FROM EXTERNAL PROVIDER``), typically by the tenant app's migrations with the
@@ -27,8 +32,9 @@ from azure.mgmt.sql.models import DatabaseProperties
 
 from tenantops.config import AzureSqlDatabaseSettings, Settings
 from tenantops.errors import ConfigError
-from tenantops.provisioning.providers.azure.calls import azure_call, azure_get
+from tenantops.provisioning.providers.azure.calls import azure_call, azure_get, start_operation
 from tenantops.provisioning.providers.azure.connection import AzureConnection
+from tenantops.provisioning.providers.azure.operations import TrackedOperations
 from tenantops.provisioning.providers.azure.resource_ids import resource_id
 from tenantops.provisioning.providers.base import Outcome, Pending, Ready, Resource
 from tenantops.provisioning.providers.database import Database, DatabaseProvider
@@ -59,6 +65,7 @@ class AzureSqlDatabases(DatabaseProvider):
                                    settings.elastic_pool)
         self._client: SqlManagementClient | None = None
         self._server_info: tuple[str, str] | None = None
+        self._operations = TrackedOperations()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AzureSqlDatabases:
@@ -97,6 +104,10 @@ class AzureSqlDatabases(DatabaseProvider):
     def _ensure(self, resource: Resource) -> Outcome:
         assert isinstance(resource, Database)
         location, _ = self._server()
+        what = f"create or update database {resource.name} on SQL server {self.server}"
+        if self._operations.running(f"ensure:{resource.name}", self.client, what):
+            return Pending(f"Azure SQL is still working on database {resource.name}",
+                           self.settings.poll_seconds)
         current = self._get(resource.name)
         in_pool = current is not None and \
             str(current.elastic_pool_id or "").lower() == self.pool_id.lower()
@@ -112,19 +123,27 @@ class AzureSqlDatabases(DatabaseProvider):
             properties.max_size_bytes = self.settings.max_size_gb * 1024 ** 3
         wanted = ArmDatabase(location=location, properties=properties)
         verb = "create" if current is None else "move into pool " + str(self.settings.elastic_pool)
-        azure_call(f"{verb} database {resource.name} on SQL server {self.server}",
-                   lambda: self.client.databases.begin_create_or_update(
-                       self.resource_group, self.server, resource.name, wanted, polling=False))
+        url = start_operation(
+            f"{verb} database {resource.name} on SQL server {self.server}",
+            lambda hook: self.client.databases.begin_create_or_update(
+                self.resource_group, self.server, resource.name, wanted, polling=False,
+                raw_response_hook=hook))
+        self._operations.started(f"ensure:{resource.name}", url)
         return Pending(f"Azure SQL accepted the request to {verb} database {resource.name}",
                        self.settings.poll_seconds)
 
     def _remove(self, resource: Resource) -> Outcome:
         assert isinstance(resource, Database)
+        what = f"delete database {resource.name} on SQL server {self.server}"
+        if self._operations.running(f"remove:{resource.name}", self.client, what):
+            return Pending(f"Azure SQL is still deleting database {resource.name}",
+                           self.settings.poll_seconds)
         if self._get(resource.name) is None:
             return Ready({"database": resource.name, "login": resource.login}, changed=False)
-        azure_call(f"delete database {resource.name} on SQL server {self.server}",
-                   lambda: self.client.databases.begin_delete(
-                       self.resource_group, self.server, resource.name, polling=False))
+        url = start_operation(what, lambda hook: self.client.databases.begin_delete(
+            self.resource_group, self.server, resource.name, polling=False,
+            raw_response_hook=hook))
+        self._operations.started(f"remove:{resource.name}", url)
         return Pending(f"Azure SQL is deleting database {resource.name}",
                        self.settings.poll_seconds)
 
