@@ -140,7 +140,7 @@ class EntraCredential:
         self.scopes.extend(scopes)
         scope = scopes[0]
         audience = self.audience or scope.removesuffix("/.default")
-        if audience == "https://vault.azure.net/":
+        if self.audience is None and audience == "https://vault.azure.net/":
             audience = "https://vault.azure.net"  # Key Vault's identifier URI has no slash
         token = self.entra.issue(audience, principal=self.principal, tenant=self.tenant,
                                  lifetime=self.lifetime)
