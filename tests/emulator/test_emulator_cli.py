@@ -71,7 +71,8 @@ def test_env_for_automation_lets_a_plain_http_client_get_the_api_token(
     [
         ("app-service", {"IDENTITY_ENDPOINT", "IDENTITY_HEADER"}),
         ("imds", {"AZURE_POD_IDENTITY_AUTHORITY_HOST"}),
-        ("msi", {"MSI_ENDPOINT", "MSI_SECRET"}),
+        ("msi", {"IDENTITY_ENDPOINT", "IDENTITY_HEADER", "MSI_ENDPOINT", "MSI_SECRET"}),
+        ("msi-legacy", {"MSI_ENDPOINT", "MSI_SECRET"}),
         ("arc", {"IDENTITY_ENDPOINT", "IMDS_ENDPOINT"}),
     ],
 )
@@ -83,6 +84,8 @@ def test_env_prints_each_runtimes_variables(
     assert result.exit_code == 0, result.output
     env = dict(line.split("=", 1) for line in result.output.splitlines())
     assert keys <= set(env)
+    unexpected = {"IDENTITY_ENDPOINT", "MSI_ENDPOINT"} - keys
+    assert not unexpected & set(env), "only the runtime's own endpoint variables"
     assert "AZURE_CLIENT_ID" in env  # a user-assigned identity must be named
 
 

@@ -220,7 +220,27 @@ def test_arc_challenges_with_key_file_then_accepts_its_contents(
     wrong = httpx.get(url, params=params,
                       headers={"Metadata": "true", "Authorization": "Basic not-the-key"})
     assert wrong.status_code == 401
+    key = key_file.read_text()
     ok = httpx.get(url, params=params, headers={
-        "Metadata": "true", "Authorization": f"Basic {key_file.read_text()}"})
+        "Metadata": "true", "Authorization": f"Basic {key}"})
     assert ok.status_code == 200
     assert claims_of(ok.json()["access_token"])["aud"] == ARM
+
+
+def test_arc_key_file_is_removed_after_use_and_the_key_is_good_once(
+    emulator_server: EmulatorServer,
+) -> None:
+    secret = emulator_server.state.host_secret("aa-onboarding")
+    url = f"{emulator_server.info.mi_url}/arc/{secret}/metadata/identity/oauth2/token"
+    params = {"api-version": "2020-06-01", "resource": ARM}
+    challenge = httpx.get(url, params=params, headers={"Metadata": "true"})
+    key_file = Path(challenge.headers["www-authenticate"].partition(" realm=")[2])
+    headers = {"Metadata": "true", "Authorization": f"Basic {key_file.read_text()}"}
+
+    first = httpx.get(url, params=params, headers=headers)
+    replayed = httpx.get(url, params=params, headers=headers)
+
+    assert first.status_code == 200
+    assert not key_file.exists()
+    assert replayed.status_code == 401
+    assert "each key is good for one request" in replayed.headers[DIAGNOSTIC_HEADER]

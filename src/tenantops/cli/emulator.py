@@ -21,7 +21,7 @@ __all__ = ["app"]
 app = typer.Typer(help="Run and inspect the local Entra ID + managed-identity emulator.",
                   invoke_without_command=True)
 
-Runtime = Literal["app-service", "automation", "imds", "msi", "azure-ml", "arc"]
+Runtime = Literal["app-service", "automation", "imds", "msi", "msi-legacy", "azure-ml", "arc"]
 
 
 def _directory(settings: Settings, path: Path | None) -> Directory:

@@ -230,7 +230,9 @@ def managed_identity_routes(state: EmulatorState) -> list[Route]:
                                 "this IMDS address belongs to no emulated host")
         return _imds_token(host, dict(request.query_params), "IMDS/150.870.65.1854")
 
-    arc_keys: set[str] = set()
+    arc_keys: dict[str, Path] = {}
+    """Each key the agent issued and its file; both go once the key is used (Arc's himds
+    writes a new key file per challenge and deletes it after use)."""
 
     def _arc_key_dir() -> Path:
         try:
@@ -261,16 +263,18 @@ def managed_identity_routes(state: EmulatorState) -> list[Route]:
             path = folder / f"{uuid.uuid4()}.key"
             path.write_text(key)
             path.chmod(0o600)
-            arc_keys.add(key)
+            arc_keys[key] = path
             return Response(status_code=401, headers={
                 "WWW-Authenticate": f"Basic realm={path}", "Server": server,
                 DIAGNOSTIC_HEADER: "challenge: read the key file named in WWW-Authenticate and "
                 "retry with 'Authorization: Basic <its contents>'"})
         presented = authorization[len("basic "):].strip()
-        if not any(hmac.compare_digest(presented, k) for k in list(arc_keys)):
+        used = next((k for k in list(arc_keys) if hmac.compare_digest(presented, k)), None)
+        if used is None:
             return _oauth_error(401, "unauthorized_client", "Invalid secret key",
-                                "the Basic credential is not a key this agent issued",
-                                server=server)
+                                "the Basic credential is not a key this agent issued (each key "
+                                "is good for one request)", server=server)
+        arc_keys.pop(used).unlink(missing_ok=True)
         return _imds_token(host, dict(request.query_params), server)
 
     return [

@@ -15,7 +15,11 @@ from tenantops.errors import EmulatorError
 
 __all__ = ["RUNTIMES", "runtime_env"]
 
-RUNTIMES = ("app-service", "automation", "imds", "msi", "azure-ml", "arc")
+RUNTIMES = ("app-service", "automation", "imds", "msi", "msi-legacy", "azure-ml", "arc")
+"""``msi`` is what App Service really sets: both ``IDENTITY_ENDPOINT``/``IDENTITY_HEADER`` and,
+for older clients, ``MSI_ENDPOINT``/``MSI_SECRET`` ("How to use managed identities for App
+Service and Azure Functions", REST endpoint reference; shared reference §1). ``msi-legacy``
+sets only the ``MSI_*`` pair, for testing a client on the 2017-09-01 protocol alone."""
 
 
 def runtime_env(
@@ -30,12 +34,16 @@ def runtime_env(
         raise EmulatorError(f"runtime {runtime!r} is not one of {', '.join(RUNTIMES)}")
     secret = EmulatorState(directory, state_dir).host_secret(mi.name)
     env: dict[str, str] = {}
-    if runtime in {"app-service", "automation"}:
-        prefix = "" if runtime == "app-service" else "/automation"
+    if runtime in {"app-service", "automation", "msi"}:
+        prefix = "/automation" if runtime == "automation" else ""
         env["IDENTITY_ENDPOINT"] = f"{info.mi_url}{prefix}/msi/token"
         env["IDENTITY_HEADER"] = secret
-    elif runtime in {"msi", "azure-ml"}:
-        env["MSI_ENDPOINT"] = f"{info.mi_url}/{runtime}/2017-09-01/token"
+        if runtime == "msi":
+            env["MSI_ENDPOINT"] = f"{info.mi_url}/msi/2017-09-01/token"
+            env["MSI_SECRET"] = secret
+    elif runtime in {"msi-legacy", "azure-ml"}:
+        flavor = "msi" if runtime == "msi-legacy" else runtime
+        env["MSI_ENDPOINT"] = f"{info.mi_url}/{flavor}/2017-09-01/token"
         env["MSI_SECRET"] = secret
     elif runtime == "imds":
         env["AZURE_POD_IDENTITY_AUTHORITY_HOST"] = f"{info.mi_url}/imds/{secret}"
