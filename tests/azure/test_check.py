@@ -39,7 +39,8 @@ def azure() -> FakeAzure:
 
 
 def connection(fake: FakeAzure) -> AzureConnection:
-    return AzureConnection(fake.credential(principal=PRINCIPAL), SUBSCRIPTION, RESOURCE_GROUP, transport=fake)
+    return AzureConnection(fake.credential(principal=PRINCIPAL), SUBSCRIPTION, RESOURCE_GROUP,
+                           transport=fake)
 
 
 def test_everything_passes_with_the_roles_granted_and_only_gets_are_sent(

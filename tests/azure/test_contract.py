@@ -136,7 +136,7 @@ def test_a_request_the_specification_forbids_is_refused_with_400(
     target.violations.clear()
 
 
-SDK = Path(__import__("azure.mgmt.web", fromlist=["x"]).__file__).parent.parent
+SDK = Path(str(__import__("azure.mgmt.web", fromlist=["x"]).__file__)).parent.parent
 
 
 def _statuses(module: str, cls: str, method: str) -> tuple[int, ...]:

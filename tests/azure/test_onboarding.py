@@ -33,9 +33,9 @@ from tests.azure.conftest import (
     APP,
     PG_SERVER,
     RESOURCE_GROUP,
+    RG_SCOPE,
     SQL_SERVER,
     ZONE,
-    RG_SCOPE,
     name_server_lookup,
 )
 from tests.azure_fake import SUBSCRIPTION, FakeAzure, FakeSite, Fault

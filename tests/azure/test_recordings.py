@@ -134,9 +134,11 @@ def test_the_recorded_answers_drive_the_provider_through_ensure_observe_and_remo
     replay.serve(get_404, deleted_200, purge)  # 204: the specification (no recording purges)
     removed = secrets.remove(secret)
 
-    assert isinstance(created, Ready) and created.changed
+    assert isinstance(created, Ready)
+    assert created.changed
     assert observed == {"name": name}
     assert isinstance(deleting, Pending)
     assert "completing the deletion" in deleting.reason
-    assert isinstance(removed, Ready) and removed.outputs["purged"] is True
+    assert isinstance(removed, Ready)
+    assert removed.outputs["purged"] is True
     assert all(not queue for queue in replay.script.values()), replay.script

@@ -55,17 +55,17 @@ __all__ = [
     "ROLE_ACTIONS",
     "SUBSCRIPTION",
     "TENANT",
+    "ArmError",
     "Contract",
     "ContractError",
     "EntraCredential",
-    "FakeEntra",
-    "ArmError",
     "FakeAppService",
     "FakeAuthorization",
     "FakeAzure",
     "FakeAzureDns",
     "FakeAzureSql",
     "FakeClock",
+    "FakeEntra",
     "FakeKeyVault",
     "FakePostgresFlexible",
     "FakeResponse",
@@ -102,7 +102,7 @@ class FakeAzure(FakeTransport):
             fake.permissions = self.authorization.check
 
     @property
-    def violations(self) -> list[str]:  # type: ignore[override]
+    def violations(self) -> list[str]:
         """Requests the specification would refuse, from every fake."""
         return [v for fake in self.fakes for v in fake.violations]
 

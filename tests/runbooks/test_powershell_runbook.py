@@ -122,7 +122,8 @@ def test_the_api_is_called_with_the_token_as_a_bearer_token(tree: Tree) -> None:
              if text(c).startswith("Invoke-Api")]
 
     assert headers["Authorization"] == '"Bearer $Token"'
-    assert calls and all(re.search(r"-Token \$token\b", c) for c in calls)
+    assert calls
+    assert all(re.search(r"-Token \$token\b", c) for c in calls)
     assert any("-Uri \"$base/tenants\"" in c for c in calls)
 
 

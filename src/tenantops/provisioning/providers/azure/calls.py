@@ -81,6 +81,6 @@ def operation_status(doing: str, client: Any, url: str) -> OperationStatus:
     if not isinstance(body, dict) or "status" not in body:
         # A Location URL answers the resource itself (200/204) once done.
         return OperationStatus("Succeeded")
-    error = body.get("error") if isinstance(body.get("error"), dict) else {}
+    error: dict[str, Any] = body["error"] if isinstance(body.get("error"), dict) else {}
     return OperationStatus(str(body["status"]), str(error.get("code") or ""),
                            " ".join(str(error.get("message") or "").split()))

@@ -141,7 +141,7 @@ class KeyVaultSecrets(SecretsProvider):
         try:
             self.client.purge_deleted_secret(name)
         except HttpResponseError as exc:
-            code, message = arm_error_parts(exc)
+            _code, message = arm_error_parts(exc)
             if exc.status_code == 403 and "purge protection" in message.lower():
                 when = deleted.scheduled_purge_date.isoformat() \
                     if deleted.scheduled_purge_date else "the end of its retention period"
