@@ -27,8 +27,11 @@ IDENTITY_VARIABLES = (
     "SSL_CERT_FILE", "AZUREPS_HOST_ENVIRONMENT", "TENANTOPS_IDENTITY__SOURCE",
     "TENANTOPS_IDENTITY__IDENTITY", "TENANTOPS_IDENTITY__AUDIENCE", "TENANTOPS_CONFIG",
 )
-RUNTIMES = ("app-service", "automation", "imds", "msi", "azure-ml", "arc")
-MI_COUNTER = {runtime: f"mi:{runtime}" for runtime in RUNTIMES}
+RUNTIMES = ("app-service", "automation", "imds", "msi-legacy", "azure-ml", "arc")
+"""``msi-legacy`` is the 2017-09-01 protocol alone (``emulator env --runtime msi`` now sets
+both pairs, as App Service does, and clients then take the IDENTITY_* one)."""
+MI_COUNTER = {runtime: "mi:msi" if runtime == "msi-legacy" else f"mi:{runtime}"
+              for runtime in RUNTIMES}
 
 
 def no_imds() -> str:

@@ -17,8 +17,8 @@ from tenantops.identity import Audience, IdentityCredential, parse_audience
 from tests.identity.conftest import MI_COUNTER, RUNTIMES, ActAs, Stats, no_imds
 
 AUDIENCE = parse_audience(f"api://{API_CLIENT_ID}/.default")
-SELECTING_RUNTIMES = tuple(r for r in RUNTIMES if r not in {"msi", "azure-ml"})
-VAGUE_500_RUNTIMES = {"app-service", "automation", "msi", "azure-ml"}
+SELECTING_RUNTIMES = tuple(r for r in RUNTIMES if r not in {"msi-legacy", "azure-ml"})
+VAGUE_500_RUNTIMES = {"app-service", "automation", "msi-legacy", "azure-ml"}
 
 
 def _credential(settings: IdentitySettings | None = None) -> IdentityCredential:
@@ -81,7 +81,7 @@ def test_user_assigned_identity_is_named_by_object_or_resource_id(
 def test_legacy_msi_names_a_user_assigned_identity_only_by_client_id(
     act_as: ActAs, directory: Directory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    act_as("uami-reader", "msi")
+    act_as("uami-reader", "msi-legacy")
     monkeypatch.delenv("AZURE_CLIENT_ID")
     identity = directory.identity_by_name("uami-reader")
     assert identity is not None
@@ -159,7 +159,7 @@ def test_azure_identity_1_27_cannot_parse_legacy_msi_dates(
     go.
     """
     caplog.set_level(logging.CRITICAL, logger="azure")
-    act_as("aa-onboarding", "msi")
+    act_as("aa-onboarding", "msi-legacy")
     with ManagedIdentityCredential() as credential, \
             pytest.raises(ValueError, match="invalid literal for int"):
         credential.get_token(API_CLIENT_ID)

@@ -28,7 +28,7 @@ def load_runbook() -> ModuleType:
     return module
 
 
-@pytest.mark.parametrize("runtime", ["automation", "app-service", "msi", "imds"])
+@pytest.mark.parametrize("runtime", ["automation", "app-service", "msi", "msi-legacy", "imds"])
 def test_runbook_gets_api_audience_token_in_each_runtime(
     monkeypatch: pytest.MonkeyPatch, emulator_server: EmulatorServer, runtime: str
 ) -> None:
