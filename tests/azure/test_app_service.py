@@ -18,7 +18,7 @@ from tests.azure.conftest import (
     build_world,
     settle,
 )
-from tests.azure_fake import SUBSCRIPTION, FakeAzure, FakeSite
+from tests.azure_fake import SUBSCRIPTION, FakeAzure, FakeSite, Fault
 
 HOST = f"acme.{ZONE}"
 
@@ -190,3 +190,56 @@ def test_key_vault_certificate_is_imported_without_polling() -> None:
                       "providers/Microsoft.KeyVault/vaults/tenantops-kv",
         "keyVaultSecretName": HOST.replace(".", "-"),
         "serverFarmId": world.site.server_farm_id}
+
+
+def test_a_hostname_not_resolving_to_the_app_gets_no_managed_certificate(
+    world: AzureWorld,
+) -> None:
+    point_dns(world)
+    settle(world.webhost, "ensure", HostnameBinding(HOST, "acme"), world.fake)
+    world.fake.dns.set_record(ZONE, "acme", "CNAME",
+                              {"CNAMERecord": {"cname": "edge.example-cdn.net"}})
+
+    with pytest.raises(PermanentProviderError) as caught:
+        world.webhost.ensure(Certificate(HOST))
+
+    assert f"does not resolve to {APP}.azurewebsites.net" in str(caught.value)
+    assert f"a CNAME record pointing directly at {APP}.azurewebsites.net (no proxy or " \
+           "Traffic Manager in between)" in str(caught.value)
+    assert world.fake.app_service.certificates == {}
+
+
+def test_a_caa_record_that_forbids_digicert_gets_no_managed_certificate(
+    world: AzureWorld,
+) -> None:
+    point_dns(world)
+    settle(world.webhost, "ensure", HostnameBinding(HOST, "acme"), world.fake)
+    world.fake.dns.set_record(ZONE, "@", "CAA", {"caaRecords": [
+        {"flags": 0, "tag": "issue", "value": "letsencrypt.org"}]})
+
+    with pytest.raises(PermanentProviderError) as caught:
+        world.webhost.ensure(Certificate(HOST))
+
+    assert f"The CAA record at {ZONE} does not allow DigiCert" in str(caught.value)
+    assert 'add a CAA record 0 issue "digicert.com"' in str(caught.value)
+
+
+def test_a_caa_record_that_allows_digicert_lets_the_order_through(world: AzureWorld) -> None:
+    world.fake.dns.set_record(ZONE, "@", "CAA", {"caaRecords": [
+        {"flags": 0, "tag": "issue", "value": "letsencrypt.org"},
+        {"flags": 0, "tag": "issue", "value": "digicert.com"}]})
+
+    assert bind_and_issue(world)
+
+
+def test_too_many_certificate_orders_is_transient_with_retry_after(world: AzureWorld) -> None:
+    point_dns(world)
+    settle(world.webhost, "ensure", HostnameBinding(HOST, "acme"), world.fake)
+    world.fake.inject(Fault(429, count=1, retry_after=120, method="PUT",
+                            path_contains="/certificates/"))
+
+    with pytest.raises(TransientProviderError) as caught:
+        world.webhost.ensure(Certificate(HOST))
+
+    assert caught.value.retry_after == 120
+    assert "retry after 120 s" in str(caught.value)

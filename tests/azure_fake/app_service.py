@@ -20,6 +20,14 @@ Semantics kept, with where they come from (shared reference provisioning-apis.md
   readable with ``GET`` but has no ``thumbprint`` until ``issuance_seconds`` of fake time have
   passed; only then does it carry a thumbprint and expiry. A PUT during issuance answers 202
   again and does not restart it. The hostname must be bound first (§2 "Required order").
+- A managed certificate is refused when the hostname does not resolve to the app (its CNAME
+  must point straight at ``<app>.azurewebsites.net``) or when a CAA record at the name or a
+  parent allows issuers but not DigiCert, the managed certificates' issuer. Both are the
+  documented requirements (App Service "Add and manage TLS/SSL certificates", "Create a free
+  managed certificate"); the service's status (400) and wording are **unconfirmed**. Too many
+  orders is 429 with ``Retry-After`` (inject a `Fault`), as ARM throttling.
+- What ``GET certificates/{name}`` answers while issuance is pending (the resource without a
+  thumbprint) is **unconfirmed**: no recording of ``Microsoft.Web/certificates`` exists.
 - ``PUT certificates/{name}`` from Key Vault (``keyVaultId``, ``keyVaultSecretName``) imports
   synchronously (200) with a thumbprint (§2 "Bring your own certificate").
 - ``DELETE certificates/{name}`` while a binding uses its thumbprint is 409 Conflict
@@ -289,6 +297,7 @@ class FakeAppService(FakeTransport):
                 f"Properties.CanonicalName is invalid. Canonical name {host} is not a hostname "
                 "bound to any site in the server farm.")
         if existing is None:
+            self._check_eligible(host)
             existing = _Certificate(match["cert"], match["rg"], body, self.clock.now())
             self.certificates[name] = existing
         self._refresh(existing)
@@ -298,6 +307,28 @@ class FakeAppService(FakeTransport):
                     f"{hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()[:12]}"
                     f"?api-version={API_VERSION}")
         return FakeResponse(202, None, {"Location": location, "Retry-After": "10"})
+
+    def _check_eligible(self, host: str) -> None:
+        site = next(s for s in self.sites.values() if host in s.bindings)
+        cnames = [c.lower().rstrip(".") for c in self.resolver(host, "CNAME")]
+        if site.default_hostname not in cnames:
+            raise _app_service_error(
+                400, "BadRequest",
+                f"Hostname {host} does not resolve to {site.default_hostname}: a managed "
+                "certificate needs a CNAME record pointing directly to the app (message "
+                "unconfirmed).")
+        labels = host.split(".")
+        for i in range(len(labels) - 1):
+            name = ".".join(labels[i:])
+            issuers = [v.split(" ", 2)[2].strip('"').lower()
+                       for v in self.resolver(name, "CAA") if " issue " in f" {v} "]
+            if issuers:
+                if "digicert.com" not in issuers:
+                    raise _app_service_error(
+                        400, "BadRequest",
+                        f"The CAA record at {name} does not allow DigiCert (digicert.com) to "
+                        f"issue certificates for {host} (message unconfirmed).")
+                return
 
     def _operation_result(self, _request: Incoming, match: re.Match[str]) -> FakeResponse:
         cert = self.certificates.get(match["cert"].lower())

@@ -216,4 +216,7 @@ def _values(record_type: str, props: dict[str, Any]) -> list[str]:
         return ["".join(r.get("value") or []) for r in props.get("TXTRecords") or []]
     if record_type == "A":
         return [r["ipv4Address"] for r in props.get("ARecords") or []]
+    if record_type == "CAA":
+        return [f'{r.get("flags", 0)} {r.get("tag")} {r.get("value")}'
+                for r in props.get("caaRecords") or []]
     return []

@@ -37,10 +37,10 @@ from azure.mgmt.web.models import CertificateProperties, HostNameBindingProperti
 from azure.mgmt.web.models import HostNameBinding as ArmHostNameBinding
 
 from tenantops.config import AppServiceWebHostSettings, Settings
-from tenantops.errors import ConfigError, PermanentProviderError
+from tenantops.errors import ConfigError, PermanentProviderError, ProviderError
 from tenantops.provisioning.providers.azure.calls import azure_call, azure_get
 from tenantops.provisioning.providers.azure.connection import AzureConnection
-from tenantops.provisioning.providers.azure.errors import translate_azure_error
+from tenantops.provisioning.providers.azure.errors import arm_error_parts, translate_azure_error
 from tenantops.provisioning.providers.base import Outcome, Pending, Ready, Resource
 from tenantops.provisioning.providers.webhost import (
     Certificate,
@@ -197,12 +197,32 @@ class AzureAppService(WebHostProvider):
                 # The service accepted the order; the SDK expects 200 and raises on 202
                 # (azure-sdk-for-python#34395). The thumbprint appears later on GET.
                 return self._issuing(hostname, accepted=True)
-            raise translate_azure_error(exc, doing=f"create certificate {name}") from exc
+            raise self._refused(exc, name, hostname, site.default_hostname) from exc
         except Exception as exc:
             raise translate_azure_error(exc, doing=f"create certificate {name}") from exc
         if created.thumbprint:
             return Ready(self._certificate_outputs(hostname, created), changed=True)
         return self._issuing(hostname, accepted=True)
+
+    def _refused(self, exc: HttpResponseError, name: str, hostname: str,
+                 default_hostname: str) -> ProviderError:
+        """The order's refusal as a step error; the managed certificate's documented
+        requirements (a CNAME straight to the app, CAA allowing DigiCert) get their fix."""
+        error = translate_azure_error(exc, doing=f"create certificate {name}")
+        if exc.status_code != 400 or self.settings.certificate_source != "managed":
+            return error
+        _, said = arm_error_parts(exc)
+        if "caa" in said.lower():
+            return PermanentProviderError(
+                f"{error}. App Service managed certificates are issued by DigiCert: add a CAA "
+                f'record 0 issue "digicert.com" beside the existing ones for {hostname} (or '
+                "remove the CAA records that exclude it), then retry the run")
+        if "resolve" in said.lower() or "cname" in said.lower():
+            return PermanentProviderError(
+                f"{error}. A managed certificate needs {hostname} to resolve to the app: a "
+                f"CNAME record pointing directly at {default_hostname} (no proxy or Traffic "
+                "Manager in between); fix the record, wait for DNS, then retry the run")
+        return error
 
     def _issuing(self, hostname: str, *, accepted: bool = False) -> Pending:
         what = "accepted the order for" if accepted else "is still issuing"
