@@ -26,6 +26,7 @@ __all__ = [
     "ApiSettings",
     "AppServiceWebHostSettings",
     "AuthSettings",
+    "AuthoritativeDnsSettings",
     "AzureDnsSettings",
     "AzurePostgresDatabaseSettings",
     "AzureSettings",
@@ -34,6 +35,7 @@ __all__ = [
     "DashboardSettings",
     "DatabaseProviderSettings",
     "DnsProviderSettings",
+    "DomainSettings",
     "EmulatorSettings",
     "EngineSettings",
     "IdentitySettings",
@@ -354,6 +356,20 @@ class Rfc2136DnsSettings(_Section):
     timeout_seconds: float = Field(default=10.0, gt=0, le=300)
 
 
+class AuthoritativeDnsSettings(_Section):
+    """``[providers.dns.authoritative]``: how tenantops reads a zone it does not hold (the zone
+    of a customer-managed domain): it finds the zone and its name servers through
+    ``resolvers``, then asks each name server directly, without recursion."""
+
+    resolvers: list[str] = Field(
+        default_factory=list,
+        description="recursive resolvers (host or host:port) used to find a zone and its name "
+        "servers; empty: those of /etc/resolv.conf")
+    port: int = Field(default=53, ge=1, le=65535,
+                      description="port of the authoritative name servers")
+    timeout_seconds: float = Field(default=5.0, gt=0, le=60, description="per query")
+
+
 class DnsProviderSettings(BaseModel):
     """Where the tenant's DNS records (CNAME, TXT asuid) are written."""
 
@@ -363,8 +379,11 @@ class DnsProviderSettings(BaseModel):
     directory: Path | None = Field(default=None, description="<data_dir>/dns when unset")
     zones: list[str] = Field(
         default_factory=list,
-        description="zones tenantops may write; empty: the parent of each custom domain",
+        description="the platform's zones: tenantops writes the records of custom domains "
+        "inside them; any other domain is customer-managed. Empty: no platform zone, except "
+        "for zone-file in dev mode, which makes a zone for each domain (docs/providers.md)",
     )
+    authoritative: AuthoritativeDnsSettings = Field(default_factory=AuthoritativeDnsSettings)
     ttl: int = Field(default=300, ge=1, le=86400)
     serve: bool = Field(default=True, description="run the embedded authoritative responder")
     host: str = Field(default="127.0.0.1", description="where the responder listens")
@@ -428,6 +447,23 @@ class WebHostProviderSettings(BaseModel):
     )
 
 
+class DomainSettings(_Section):
+    """``[domains]``: which custom domains tenants may claim, and how long tenantops waits for
+    the records of a customer-managed domain (docs/providers.md, "Custom domains")."""
+
+    reserved: list[str] = Field(
+        default_factory=list,
+        description="names no tenant may claim, nor a name above or below one: the platform's "
+        "own hostnames that configuration does not already name")
+    customer_wait_seconds: float = Field(
+        default=7 * 86400.0, gt=0, le=90 * 86400.0,
+        description="how long an onboarding waits for the customer to publish the CNAME and "
+        "TXT records of a customer-managed domain before the step fails (runs retry waits again)")
+    customer_poll_seconds: float = Field(
+        default=60.0, gt=0, le=3600,
+        description="how often the customer's authoritative servers are asked meanwhile")
+
+
 class ProvidersSettings(BaseModel):
     """Which provider serves each kind of resource; every default is embedded."""
 
@@ -451,6 +487,12 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path(".tenantops")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    dev_mode: bool | None = Field(
+        default=None,
+        description="a laptop or CI installation: custom domains under the special-use .test "
+        "top-level domain are accepted. Unset: on exactly when auth.authority is on a loopback "
+        "address (an emulator; Entra ID never is). Never on in production")
+    domains: DomainSettings = Field(default_factory=DomainSettings)
     emulator: EmulatorSettings = Field(default_factory=EmulatorSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)

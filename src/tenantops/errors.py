@@ -26,6 +26,7 @@ never has to catch a library's exception type.
     ├── ProvisioningError            onboarding/offboarding (tenantops.provisioning)
     │   ├── SpecError                TenantSpec fields are invalid; each names field, value, rule
     │   ├── TenantConflictError      the request contradicts the tenant already registered
+    │   │   └── DomainConflictError  the custom domain is equal to, above or below another's
     │   ├── RunConflictError         another run of the tenant is active
     │   ├── RunStateError            retry/cancel asked of a run in a state that forbids it
     │   ├── ConfirmationError        a destructive request whose confirmation does not match
@@ -80,6 +81,7 @@ __all__ = [
     "CredentialUnavailableError",
     "DirectoryError",
     "DisallowedAlgorithmError",
+    "DomainConflictError",
     "EmulatorError",
     "IdempotencyKeyReusedError",
     "IdentityError",
@@ -252,6 +254,36 @@ class SpecError(ProvisioningError):
 
 class TenantConflictError(ProvisioningError):
     """The request contradicts the tenant already in the catalog (another spec, a taken domain)."""
+
+
+class DomainConflictError(TenantConflictError):
+    """The custom domain asked for is equal to, above or below the custom domain of another live
+    tenant (or a name made from it, such as its ``asuid.`` record).
+
+    The message does not name the other tenant: a caller allowed to onboard may not be allowed
+    to read tenants. ``holder`` and ``holder_domain`` carry them; `naming_holder` gives the same
+    error with them in the message, for callers who may read tenants."""
+
+    def __init__(self, domain: str, relation: str, *, holder: str, holder_domain: str,
+                 named: bool = False) -> None:
+        where = {"equal": "is the custom domain of",
+                 "below": "is below the custom domain of",
+                 "above": "is above the custom domain of"}[relation]
+        other = (f"tenant {holder!r} ({holder_domain})" if named else "another tenant")
+        super().__init__(
+            f"custom domain {domain!r} {where} {other}: a domain must not be equal to, above or "
+            "below another tenant's, whose records it would shadow or take over. Choose another "
+            "domain, or offboard that tenant first"
+        )
+        self.domain = domain
+        self.relation = relation
+        self.holder = holder
+        self.holder_domain = holder_domain
+
+    def naming_holder(self) -> DomainConflictError:
+        """The same conflict, naming the other tenant (for callers holding Tenants.Read)."""
+        return DomainConflictError(self.domain, self.relation, holder=self.holder,
+                                   holder_domain=self.holder_domain, named=True)
 
 
 class RunConflictError(ProvisioningError):

@@ -8,8 +8,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tenantops.catalog import Run, Step, Tenant, Worker
+from tenantops.provisioning.domains import domain_kind_of, pending_domain
 
 __all__ = [
+    "DnsRecordOut",
+    "DomainOut",
     "Problem",
     "ProblemDetail",
     "RunOut",
@@ -145,7 +148,53 @@ class TenantOut(BaseModel):
         )
 
 
+class DnsRecordOut(BaseModel):
+    type: Literal["CNAME", "TXT"]
+    name: str
+    value: str
+
+
+class DomainOut(BaseModel):
+    """The tenant's custom domain: whose DNS holds its records and, while an onboarding
+    waits for them, the records its customer must publish."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "name": "portal.contoso.com", "kind": "customer", "waiting": True,
+        "pending_records": [
+            {"type": "CNAME", "name": "portal.contoso.com",
+             "value": "func-tenantops.azurewebsites.net"},
+            {"type": "TXT", "name": "asuid.portal.contoso.com", "value": "7A1E...C3"},
+            {"type": "TXT", "name": "_tenantops-challenge.portal.contoso.com",
+             "value": "4f1c2b9e0d3a4c5b8e7f6a1b2c3d4e5f"}],
+        "status": "waiting",
+        "message": "waiting for the customer to publish in the DNS of portal.contoso.com: ...",
+    }]})
+
+    name: str
+    kind: Literal["platform", "customer"] = Field(
+        description="platform: in the platform's DNS zones, written by tenantops; customer: "
+        "in the customer's DNS, published by the customer")
+    waiting: bool = Field(description="an onboarding waits for the customer's records")
+    pending_records: list[DnsRecordOut] = Field(
+        description="the records the customer must publish, while waiting")
+    status: str | None = Field(description="the waiting step's status")
+    message: str | None = Field(description="what the authoritative servers answer so far")
+
+    @classmethod
+    def of(cls, tenant: Tenant, runs: list[Run]) -> DomainOut:
+        onboardings = [r for r in runs if r.kind == "onboard"]
+        kind = domain_kind_of(onboardings[-1].options) if onboardings else "platform"
+        pending = pending_domain(tenant.custom_domain, runs)
+        if pending is None:
+            return cls(name=tenant.custom_domain, kind=kind, waiting=False, pending_records=[],
+                       status=None, message=None)
+        return cls(name=tenant.custom_domain, kind=kind, waiting=True,
+                   pending_records=[DnsRecordOut.model_validate(r) for r in pending.records],
+                   status=pending.status, message=pending.message)
+
+
 class TenantDetail(TenantOut):
+    domain: DomainOut
     runs: list[RunOut]
 
 

@@ -10,7 +10,7 @@ Alembic migrations. SQLite by default (``<data_dir>/catalog.sqlite``); PostgreSQ
 from __future__ import annotations
 
 from tenantops.catalog._database import CatalogDatabase
-from tenantops.catalog.idempotency import IdempotencyStore
+from tenantops.catalog.idempotency import IdempotencyClaim, IdempotencyStore
 from tenantops.catalog.organizations import (
     DomainTakenError,
     Invitation,
@@ -37,6 +37,7 @@ __all__ = [
     "Catalog",
     "CatalogDatabase",
     "DomainTakenError",
+    "IdempotencyClaim",
     "IdempotencyStore",
     "Invitation",
     "Member",

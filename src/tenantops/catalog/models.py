@@ -159,10 +159,12 @@ class StepRow(Base):
 
 
 class IdempotencyKeyRow(Base):
-    """An ``Idempotency-Key`` a client sent, the request it came with, and the run it made."""
+    """An ``Idempotency-Key`` a caller (``scope``: its tenant and object ID) sent, the request
+    it came with, and the run it made."""
 
     __tablename__ = "idempotency_keys"
 
+    scope: Mapped[str] = mapped_column(String(200), primary_key=True)
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     fingerprint: Mapped[str] = mapped_column(String(64))
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))

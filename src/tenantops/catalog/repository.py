@@ -17,13 +17,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from tenantops.catalog._database import CatalogDatabase
-from tenantops.catalog.idempotency import IdempotencyStore
+from tenantops.catalog.idempotency import IdempotencyClaim, IdempotencyStore
 from tenantops.catalog.runs import OpenedRun, Run, RunStatus, RunStore, StepTemplate
 from tenantops.catalog.steps import StepStore
 from tenantops.catalog.tenants import Tenant, TenantFields, TenantStatus, TenantStore
@@ -127,9 +127,11 @@ class Catalog:
     # -- runs ---------------------------------------------------------------------------
 
     def open_onboarding(
-        self, spec: TenantFields, *, requested_by: str, steps: Sequence[StepTemplate]
+        self, spec: TenantFields, *, requested_by: str, steps: Sequence[StepTemplate],
+        options: Mapping[str, Any] | None = None, idempotency: IdempotencyClaim | None = None,
     ) -> OpenedRun:
-        return self.runs.open_onboarding(spec, requested_by=requested_by, steps=steps)
+        return self.runs.open_onboarding(spec, requested_by=requested_by, steps=steps,
+                                         options=options, idempotency=idempotency)
 
     def open_offboarding(
         self, slug: str, *, requested_by: str, keep_database: bool,
@@ -195,9 +197,5 @@ class Catalog:
 
     # -- idempotency keys ---------------------------------------------------------------
 
-    def find_idempotency_key(self, key: str) -> tuple[str, str] | None:
-        return self.idempotency_keys.find(key)
-
-    def remember_idempotency_key(self, key: str, fingerprint: str, run_id: str
-                                 ) -> tuple[str, str]:
-        return self.idempotency_keys.remember(key, fingerprint, run_id)
+    def find_idempotency_key(self, scope: str, key: str) -> tuple[str, str] | None:
+        return self.idempotency_keys.find(scope, key)

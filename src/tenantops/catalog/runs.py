@@ -4,24 +4,34 @@ Opening a run registers (or re-registers) its tenant in the same transaction, so
 never exists without the run that shows what is being done to it. Unique indexes decide races
 between concurrent requests; the loser reads the winner's run. The step-by-step progress of a
 run is written by `tenantops.catalog.steps`.
+
+Opening an onboarding also claims the tenant's custom domain, and the request's
+``Idempotency-Key`` when it has one, in that same transaction. A domain equal to, above or
+below another live tenant's is refused (`DomainConflictError`); a unique index can only refuse
+equal values, so on PostgreSQL the transaction first takes an advisory lock that serialises
+onboarding claims (released at commit), and on SQLite every write transaction is already
+serialised (``BEGIN IMMEDIATE``). The check then reads only committed claims.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tenantops.catalog._database import CatalogDatabase, new_id, now
+from tenantops.catalog.idempotency import IdempotencyClaim, claimed, record_claim
 from tenantops.catalog.models import ACTIVE_RUN_STATUSES, RunRow, StepRow, TenantRow
 from tenantops.catalog.tenants import TenantFields, tenant_row, tenant_row_by_id
 from tenantops.errors import (
     CatalogError,
+    DomainConflictError,
+    IdempotencyKeyReusedError,
     RunConflictError,
     RunNotFoundError,
     RunStateError,
@@ -46,6 +56,8 @@ StepStatus = Literal[
 ]
 TERMINAL_RUN_STATUSES = ("succeeded", "failed", "cancelled")
 _OPEN_ATTEMPTS = 5
+# pg_advisory_xact_lock key serialising onboarding claims (74120004 serialises migrations).
+DOMAIN_CLAIMS_LOCK = 74120012
 
 
 @dataclass(frozen=True)
@@ -142,16 +154,22 @@ class RunStore:
     # -- opening ------------------------------------------------------------------------
 
     def open_onboarding(
-        self, spec: TenantFields, *, requested_by: str, steps: Sequence[StepTemplate]
+        self, spec: TenantFields, *, requested_by: str, steps: Sequence[StepTemplate],
+        options: Mapping[str, Any] | None = None, idempotency: IdempotencyClaim | None = None,
     ) -> OpenedRun:
         """Register the tenant (if new) and its onboarding run, or return the existing run.
 
         A repeated request with the same spec returns the run already made for it; a request
-        whose spec differs from the registered tenant raises `TenantConflictError`; an active
-        offboarding raises `RunConflictError`. Safe under concurrent requests (unique indexes
-        decide; the loser reads the winner's run).
+        whose spec differs from the registered tenant raises `TenantConflictError`; a custom
+        domain equal to, above or below another live tenant's raises `DomainConflictError`;
+        an active offboarding raises `RunConflictError`. ``options`` are the new run's (an
+        existing run keeps its own). With ``idempotency``, a key its caller already used
+        returns that run when the request is the same, and raises `IdempotencyKeyReusedError`
+        when it is not; otherwise the key is recorded with the run. Safe under concurrent
+        requests (see the module docstring).
         """
-        return self._open(lambda s: self._open_onboarding(s, spec, requested_by, steps))
+        return self._open(lambda s: self._claim_and_open(
+            s, spec, requested_by, steps, dict(options or {}), idempotency))
 
     def open_offboarding(
         self, slug: str, *, requested_by: str, keep_database: bool,
@@ -176,8 +194,27 @@ class RunStore:
             f"(concurrent requests kept conflicting: {last}); try again"
         )
 
+    def _claim_and_open(
+        self, s: Session, spec: TenantFields, requested_by: str, steps: Sequence[StepTemplate],
+        options: dict[str, Any], claim: IdempotencyClaim | None,
+    ) -> OpenedRun:
+        if self._db.dialect == "postgresql":
+            s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": DOMAIN_CLAIMS_LOCK})
+        if claim is not None:
+            earlier = claimed(s, claim)
+            if earlier is not None:
+                fingerprint, run_id = earlier
+                if fingerprint != claim.fingerprint:
+                    raise IdempotencyKeyReusedError(claim.key, run_id)
+                return OpenedRun(get_run(s, run_id), created=False)
+        opened = self._open_onboarding(s, spec, requested_by, steps, options)
+        if claim is not None:
+            record_claim(s, claim, opened.run.id)
+        return opened
+
     def _open_onboarding(
-        self, s: Session, spec: TenantFields, requested_by: str, steps: Sequence[StepTemplate]
+        self, s: Session, spec: TenantFields, requested_by: str, steps: Sequence[StepTemplate],
+        options: dict[str, Any],
     ) -> OpenedRun:
         row = s.scalar(select(TenantRow).where(TenantRow.slug == spec.slug))
         _check_domain_free(s, spec.custom_domain, spec.slug)
@@ -216,7 +253,7 @@ class RunStore:
         row.updated_at = now()
         row.registered_at = None
         s.flush()
-        run = _new_run(s, row, "onboard", requested_by, {}, steps)
+        run = _new_run(s, row, "onboard", requested_by, options, steps)
         return OpenedRun(load_run(s, run, row.slug), created=True)
 
     def _open_offboarding(
@@ -392,18 +429,32 @@ def latest_run_row(s: Session, tenant_id: str) -> RunRow | None:
 
 
 def _check_domain_free(s: Session, domain: str, slug: str) -> None:
-    holder = s.scalar(
-        select(TenantRow.slug).where(
-            TenantRow.custom_domain == domain,
+    """Refuse ``domain`` when it is equal to, above or below the custom domain of another
+    live tenant (so also the other's ``asuid.`` and ``_tenantops-challenge.`` names)."""
+    domain = domain.lower().rstrip(".")
+    ancestors = [domain.split(".", i)[-1] for i in range(1, domain.count(".") + 1)]
+    rows = s.execute(
+        select(TenantRow.slug, TenantRow.custom_domain).where(
             TenantRow.slug != slug,
             TenantRow.status != "offboarded",
-        )
-    )
-    if holder is not None:
-        raise TenantConflictError(
-            f"custom domain {domain!r} already belongs to tenant {holder!r}; "
-            "choose another domain or offboard that tenant first"
-        )
+            or_(TenantRow.custom_domain == domain,
+                TenantRow.custom_domain.in_(ancestors),
+                # Custom domains are LDH hostnames: no LIKE wildcard can occur in them.
+                TenantRow.custom_domain.like(f"%.{domain}")),
+        ).order_by(TenantRow.slug)
+    ).all()
+    order = {"equal": 0, "below": 1, "above": 2}
+    found = sorted(((_relation(domain, held), holder, held) for holder, held in rows),
+                   key=lambda item: (order[item[0]], item[1]))
+    if found:
+        how, holder, held = found[0]
+        raise DomainConflictError(domain, how, holder=holder, holder_domain=held)
+
+
+def _relation(domain: str, other: str) -> str:
+    if domain == other:
+        return "equal"
+    return "below" if domain.endswith(f".{other}") else "above"
 
 
 def _new_run(

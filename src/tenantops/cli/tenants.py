@@ -172,7 +172,15 @@ def show_tenant(
         print_json(tenant)
         return
     typer.echo(f"{tenant['slug']} ({tenant['display_name']}): {tenant['status']}")
-    typer.echo(f"  domain       {tenant['custom_domain']}")
+    domain = tenant.get("domain") or {}
+    kind = {"customer": " (customer-managed)", "platform": ""}.get(domain.get("kind", ""), "")
+    typer.echo(f"  domain       {tenant['custom_domain']}{kind}")
+    if domain.get("waiting"):
+        typer.echo("  waiting for the customer to publish these records in the domain's DNS:")
+        for record in domain.get("pending_records", []):
+            typer.echo(f"    {record['name']}  {record['type']}  {record['value']}")
+        if domain.get("message"):
+            typer.echo(f"  last check   {domain['message']}")
     typer.echo(f"  plan         {tenant['plan']}, admin {tenant['admin_email']}")
     resources = tenant["resources"]
     database = resources.get("database") or {}

@@ -20,6 +20,7 @@ from tenantops.dashboard._deps import ViewerDep
 from tenantops.dashboard._present import (
     STATUS_LABELS,
     format_time,
+    pending_domain_view,
     relative_days,
     run_view,
     split_dns_records,
@@ -70,13 +71,15 @@ def routes(dashboard: Dashboard) -> APIRouter:
     def tenant(request: Request, slug: str, viewer: ViewerDep) -> HTMLResponse:
         dashboard.require(viewer, READ, "Viewing a tenant")
         record = catalog.get_tenant(slug)
-        runs = [run_view(r) for r in reversed(catalog.list_runs(slug))]
+        history = catalog.list_runs(slug)
+        runs = [run_view(r) for r in reversed(history)]
         now = dt.datetime.now(dt.timezone.utc)
         expiry = record.certificate_expires_at
         return dashboard.render(
             request, "tenant.html", viewer=viewer, tenant=record, runs=runs,
             active_run=next((r for r in runs if r.active), None),
             dns_records=split_dns_records(record), labels=STATUS_LABELS,
+            pending_domain=pending_domain_view(record, history),
             format_time=format_time,
             certificate_due=relative_days(expiry, now) if expiry else "",
             certificate_soon=bool(expiry and expiry - now < dt.timedelta(days=14)))

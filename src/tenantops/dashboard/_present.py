@@ -10,15 +10,18 @@ from dataclasses import dataclass
 
 from tenantops.catalog import Run, Step, Tenant
 from tenantops.errors import ProvisioningError
+from tenantops.provisioning.domains import pending_domain
 from tenantops.provisioning.plan import plan_for
 
 __all__ = [
     "STATUS_LABELS",
     "DnsRecordView",
+    "PendingDomainView",
     "RunView",
     "StepView",
     "format_duration",
     "format_time",
+    "pending_domain_view",
     "relative_days",
     "run_view",
     "split_dns_records",
@@ -77,6 +80,27 @@ def split_dns_records(tenant: Tenant) -> list[DnsRecordView]:
         kind, _, name = key.partition(" ")
         records.append(DnsRecordView(kind, name or kind, value))
     return sorted(records, key=lambda r: (r.name, r.type))
+
+
+@dataclass(frozen=True)
+class PendingDomainView:
+    """The records the customer of a customer-managed domain must still publish."""
+
+    records: tuple[DnsRecordView, ...]
+    status: str
+    label: str
+    message: str | None
+
+
+def pending_domain_view(tenant: Tenant, runs: list[Run]) -> PendingDomainView | None:
+    """Set while the tenant's onboarding waits for its customer's DNS records (``runs``
+    oldest first)."""
+    pending = pending_domain(tenant.custom_domain, runs)
+    if pending is None:
+        return None
+    return PendingDomainView(
+        tuple(DnsRecordView(r["type"], r["name"], r["value"]) for r in pending.records),
+        pending.status, STATUS_LABELS.get(pending.status, pending.status), pending.message)
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ import sqlalchemy as sa
 from dbos import DBOS, DBOSClient, DBOSConfig, SetWorkflowID
 from sqlalchemy.engine import make_url
 
-from tenantops.catalog import Catalog, Run
+from tenantops.catalog import Catalog, IdempotencyClaim, Run
 from tenantops.config import Settings
 from tenantops.errors import (
     CatalogError,
@@ -66,7 +66,7 @@ from tenantops.provisioning.plan import (
     Preview,
     StepInputs,
     offboarding_plan,
-    onboarding_plan,
+    onboarding_options,
     plan_for,
     preview,
 )
@@ -382,13 +382,16 @@ class Engine:
 
     # -- requests (any process) -----------------------------------------------------------
 
-    def onboard(self, spec: TenantSpec | Mapping[str, object], *, requested_by: str) -> Run:
+    def onboard(self, spec: TenantSpec | Mapping[str, object], *, requested_by: str,
+                idempotency: IdempotencyClaim | None = None) -> Run:
         """Onboard a tenant, or return the run already onboarding (or onboarded) it."""
         if not isinstance(spec, TenantSpec):
             spec = TenantSpec.parse(spec)
-        plan = onboarding_plan()
+        options = onboarding_options(spec, self.settings, self.providers)
+        plan = plan_for("onboard", options)
         opened = self.catalog.open_onboarding(
-            spec, requested_by=requested_by, steps=plan.templates(self.providers))
+            spec, requested_by=requested_by, steps=plan.templates(self.providers),
+            options=options, idempotency=idempotency)
         if not opened.run.finished:
             self._enqueue(opened.run)
         if opened.created:
@@ -412,7 +415,9 @@ class Engine:
         """What onboarding ``spec`` would create or change, provider by provider."""
         if not isinstance(spec, TenantSpec):
             spec = TenantSpec.parse(spec)
-        return preview(onboarding_plan(), StepInputs(spec, self.providers, self.settings))
+        options = onboarding_options(spec, self.settings, self.providers, previewing=True)
+        return preview(plan_for("onboard", options),
+                       StepInputs(spec, self.providers, self.settings))
 
     def preview_offboarding(self, slug: str, *, keep_database: bool = False) -> Preview:
         """What offboarding ``slug`` would delete, provider by provider."""

@@ -4,22 +4,35 @@ A plan is data: each `PlanStep` names the provider kind, the verb (``ensure`` or
 how to build its resource from the spec and earlier steps' outputs, and which tenant
 outputs the catalog records when it succeeds. The engine runs one durable step per plan
 step; `preview` asks each provider what it would create, change or delete.
+
+A run's plan follows from its kind and options alone (`plan_for`), so a replayed run gets the
+same plan. `onboarding_options` fixes, when the run is opened, which kind of custom domain the
+tenant has (`tenantops.provisioning.domains`): a domain in the platform's zones gets its DNS
+records written; a customer-managed domain gets a step that waits until the customer has
+published the records the options list.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tenantops.catalog import RunKind, StepTemplate
 from tenantops.config import Settings
 from tenantops.errors import ProvisioningError
+from tenantops.provisioning.domains import (
+    WAIT_STEP,
+    DomainRules,
+    customer_records,
+    domain_kind_of,
+    new_verification_token,
+)
 from tenantops.provisioning.providers.base import ProviderKind, Resource, Verb
 from tenantops.provisioning.providers.catalog import TenantActivation, TenantRegistration
 from tenantops.provisioning.providers.database import Database
-from tenantops.provisioning.providers.dns import DnsPropagation, DnsRecord
+from tenantops.provisioning.providers.dns import CustomerDomainRecords, DnsPropagation, DnsRecord
 from tenantops.provisioning.providers.organization import (
     OrganizationInvitation,
     TenantOrganization,
@@ -36,7 +49,9 @@ __all__ = [
     "PlanStep",
     "Preview",
     "StepInputs",
+    "customer_onboarding_plan",
     "offboarding_plan",
+    "onboarding_options",
     "onboarding_plan",
     "plan_for",
     "preview",
@@ -211,9 +226,57 @@ _ONBOARDING = Plan("onboard", (
 
 
 def onboarding_plan() -> Plan:
-    """Register, secret, database, DNS (CNAME + asuid TXT), wait for DNS, bind hostname,
-    issue certificate, bind it (SNI), organization, admin invitation, activate."""
+    """For a domain in a platform zone: register, secret, database, DNS (CNAME + asuid TXT),
+    wait for DNS, bind hostname, issue certificate, bind it (SNI), organization, admin
+    invitation, activate."""
     return _ONBOARDING
+
+
+def customer_onboarding_plan(records: Sequence[Mapping[str, str]]) -> Plan:
+    """For a customer-managed domain: as `onboarding_plan`, but instead of writing DNS records
+    the run waits until the customer's authoritative servers answer ``records`` (from the
+    run's options), and only then binds the hostname and issues its certificate."""
+    wanted = tuple((str(r["type"]), str(r["name"]), str(r["value"])) for r in records)
+    domain = wanted[0][1] if wanted else ""
+
+    def build(i: StepInputs) -> Resource:
+        ttl = i.settings.providers.dns.ttl
+        found = tuple(DnsRecord(name, record_type, value, ttl)  # type: ignore[arg-type]
+                      for record_type, name, value in wanted)
+        return CustomerDomainRecords(
+            i.spec.custom_domain, found, i.settings.domains.customer_poll_seconds,
+            i.settings.domains.customer_wait_seconds)
+
+    if domain and any(name != domain and not name.endswith(f".{domain}")
+                      for _, name, _ in wanted):
+        raise ProvisioningError(
+            f"the run's customer_records name records outside {domain}; the run's options "
+            "were changed by hand or are damaged")
+    wait = PlanStep(
+        WAIT_STEP, "dns", "ensure", build,
+        "wait until the customer's authoritative servers answer the CNAME and TXT records "
+        "the customer publishes (customer-managed domain)")
+    steps = [wait if s is _CNAME else s for s in _ONBOARDING.steps
+             if s not in (_TXT, _WAIT_DNS)]
+    return Plan("onboard", tuple(steps))
+
+
+def onboarding_options(spec: TenantSpec, settings: Settings, providers: Providers, *,
+                       previewing: bool = False) -> dict[str, Any]:
+    """The options an onboarding run is opened with: the kind of its custom domain and, for a
+    customer-managed one, the records its customer publishes (with a verification token made
+    for this registration). Checks the domain rules first (`SpecError` on a broken one).
+    Reads the web host's identity (default hostname, verification ID) for a customer domain."""
+    rules = DomainRules.from_settings(settings)
+    rules.check(spec.custom_domain)
+    kind = rules.kind_of(spec.custom_domain)
+    if kind == "platform":
+        return {"domain_kind": "platform"}
+    site = providers.webhost.site()
+    token = "<made when the run is opened>" if previewing else new_verification_token()
+    return {"domain_kind": "customer", "customer_records": customer_records(
+        spec.custom_domain, default_hostname=site.default_hostname,
+        verification_id=site.verification_id, token=token)}
 
 
 def offboarding_plan(*, keep_database: bool = False) -> Plan:
@@ -255,6 +318,8 @@ def offboarding_plan(*, keep_database: bool = False) -> Plan:
 def plan_for(kind: RunKind, options: Mapping[str, Any]) -> Plan:
     """The plan a run of ``kind`` with ``options`` follows (deterministic: replays agree)."""
     if kind == "onboard":
+        if domain_kind_of(options) == "customer":
+            return customer_onboarding_plan(options.get("customer_records", []))
         return onboarding_plan()
     return offboarding_plan(keep_database=bool(options.get("keep_database", False)))
 
@@ -325,7 +390,7 @@ def preview(plan: Plan, inputs: StepInputs) -> Preview:
         desired = resource.desired()
         current = provider.observe(resource)
         action: ChangeAction
-        if isinstance(resource, DnsPropagation):
+        if isinstance(resource, (DnsPropagation, CustomerDomainRecords)):
             action = "check"
         elif step.verb == "remove":
             action = "delete" if current is not None else "absent"

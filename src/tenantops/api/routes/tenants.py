@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Header, Query, Response
 
 from tenantops.api.deps import EngineDep, require_role
 from tenantops.api.schemas import (
+    DomainOut,
     Problem,
     RunOut,
     TenantAccepted,
@@ -18,8 +19,8 @@ from tenantops.api.schemas import (
     TenantRequest,
 )
 from tenantops.auth import Principal
-from tenantops.catalog import Run
-from tenantops.errors import ConfirmationError, IdempotencyKeyReusedError
+from tenantops.catalog import IdempotencyClaim, Run
+from tenantops.errors import ConfirmationError, DomainConflictError
 from tenantops.provisioning.engine import Engine
 from tenantops.provisioning.spec import TenantSpec
 
@@ -42,31 +43,39 @@ def requester(principal: Principal) -> str:
     return principal.upn or principal.name or f"app {principal.appid} (oid {principal.oid})"
 
 
+def caller_scope(principal: Principal) -> str:
+    """Whose ``Idempotency-Key`` it is: the caller's tenant and object ID (stable for a
+    person, an application's service principal, a managed identity)."""
+    return f"{principal.tid}/{principal.oid}"
+
+
 @router.post(
     "/tenants", status_code=202, response_model=TenantAccepted,
-    responses={**_REFUSALS, 409: {"model": Problem, "description": "slug taken by another spec"},
+    responses={**_REFUSALS,
+               409: {"model": Problem, "description": "slug taken by another spec, custom "
+                     "domain equal to, above or below another tenant's, or Idempotency-Key "
+                     "sent before with another request"},
                422: {"model": Problem, "description": "invalid spec: field, value, rule"}},
 )
 def onboard(
     body: TenantRequest, principal: Writer, engine: EngineDep, response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> TenantAccepted:
-    """Onboard a tenant. The same spec again (or the same ``Idempotency-Key``) returns the
-    same run; a different spec for an existing slug is a 409 that says what differs."""
+    """Onboard a tenant. The same spec again (or the same ``Idempotency-Key`` from the same
+    caller) returns the same run; a different spec for an existing slug is a 409 that says
+    what differs. A custom domain equal to, above or below another tenant's is a 409 that
+    names that tenant only to callers holding Tenants.Read."""
     spec = TenantSpec.parse(body.model_dump())
-    fingerprint = hashlib.sha256(spec.model_dump_json().encode()).hexdigest()
+    claim = None
     if idempotency_key:
-        seen = engine.catalog.find_idempotency_key(idempotency_key)
-        if seen is not None:
-            if seen[0] != fingerprint:
-                raise IdempotencyKeyReusedError(idempotency_key, seen[1])
-            return _accepted(engine, engine.get_run(seen[1]), response)
-    run = engine.onboard(spec, requested_by=requester(principal))
-    if idempotency_key:
-        first, run_id = engine.catalog.remember_idempotency_key(
-            idempotency_key, fingerprint, run.id)
-        if first != fingerprint:
-            raise IdempotencyKeyReusedError(idempotency_key, run_id)
+        fingerprint = hashlib.sha256(spec.model_dump_json().encode()).hexdigest()
+        claim = IdempotencyClaim(caller_scope(principal), idempotency_key, fingerprint)
+    try:
+        run = engine.onboard(spec, requested_by=requester(principal), idempotency=claim)
+    except DomainConflictError as exc:
+        if principal.has_role("Tenants.Read"):
+            raise exc.naming_holder() from None
+        raise
     return _accepted(engine, run, response)
 
 
@@ -101,6 +110,7 @@ def show_tenant(slug: str, principal: Reader, engine: EngineDep) -> TenantDetail
     tenant = engine.catalog.get_tenant(slug)
     runs = engine.catalog.list_runs(slug)
     return TenantDetail(**TenantOut.of(tenant).model_dump(),
+                        domain=DomainOut.of(tenant, runs),
                         runs=[RunOut.of(r) for r in reversed(runs)])
 
 

@@ -86,10 +86,15 @@ class Ready:
 
 @dataclass(frozen=True)
 class Pending:
-    """Not done yet (issuing, propagating): call ``ensure`` again after ``retry_after`` s."""
+    """Not done yet (issuing, propagating): call ``ensure`` again after ``retry_after`` s.
+
+    ``timeout_seconds`` is the longest the resource may stay pending, counted from the step's
+    first `Pending`; it overrides ``engine.pending_timeout_seconds``. Past it the step fails
+    with ``reason``, and retrying the run starts a new window."""
 
     reason: str
     retry_after: float
+    timeout_seconds: float | None = None
 
 
 Outcome = Ready | Pending

@@ -127,7 +127,7 @@ def build_providers(settings: Settings, catalog: Catalog, *, serve: bool = True)
     def lookup(name: str, record_type: str) -> list[str]:
         assert record_type in ("CNAME", "TXT", "A")
         kind: RecordType = record_type  # type: ignore[assignment]
-        return dns.lookup(name, kind)
+        return dns.answers(name, kind)
 
     def tenant_view(hostname: str) -> TenantView | None:
         tenant = catalog.tenant_for_hostname(hostname)

@@ -53,7 +53,7 @@ from tenantops.provisioning.providers.dns import (
     DnsRecord,
     RecordType,
 )
-from tenantops.provisioning.providers.dns.zones import rdata_text
+from tenantops.provisioning.providers.dns.zones import containing_zone, rdata_text
 from tenantops.provisioning.spec import normalize_hostname
 
 __all__ = ["Rfc2136Dns"]
@@ -69,8 +69,10 @@ _TRANSIENT_RCODES = frozenset({dns.rcode.SERVFAIL})
 class Rfc2136Dns(DnsProvider):
     """Record sets on the primary ``settings.rfc2136.server``, updated with a TSIG key.
 
-    Zones are ``settings.zones`` (the longest that contains the name) or, when none are
-    configured, the parent of the name, as for the ``zone-file`` provider.
+    A name goes into the longest of ``settings.zones`` that contains it, as with the
+    ``zone-file`` provider. With no zone configured, no name does: RFC 2136 cannot create a
+    zone, and guessing one (the name's parent, say) could write into a zone the server holds
+    for someone else, so every custom domain is then customer-managed.
     """
 
     name = "rfc2136"
@@ -79,9 +81,7 @@ class Rfc2136Dns(DnsProvider):
         super().__init__()
         self.settings = settings
         self.options: Rfc2136DnsSettings = settings.rfc2136
-        self._configured = sorted(
-            (z.lower().rstrip(".") for z in settings.zones), key=len, reverse=True
-        )
+        self._configured = tuple(z.lower().rstrip(".") for z in settings.zones)
         self._key: dns.tsig.Key | None = None
 
     @property
@@ -90,18 +90,19 @@ class Rfc2136Dns(DnsProvider):
 
     def zone_for(self, name: str) -> str:
         """The zone that holds ``name``; `PermanentProviderError` when none may."""
-        name = name.lower().rstrip(".")
-        for zone in self._configured:
-            if name == zone or name.endswith(f".{zone}"):
-                return zone
+        zone = containing_zone(name, self._configured)
+        if zone is not None:
+            return zone
         if self._configured:
             raise PermanentProviderError(
                 f"no zone in providers.dns.zones ({', '.join(self._configured)}) contains "
-                f"{name}; add its zone there or use a domain inside one of them"
+                f"{name.lower().rstrip('.')}; add its zone there or use a domain inside one of them"
             )
-        if "." not in name:
-            raise PermanentProviderError(f"{name} has no parent zone to hold its records")
-        return name.split(".", 1)[1]
+        raise PermanentProviderError(
+            f"providers.dns.zones is empty, so the rfc2136 provider writes no record "
+            f"({name.lower().rstrip('.')}): list the zones tenantops may update there; a domain "
+            "outside them is customer-managed"
+        )
 
     def _tsig_key(self) -> dns.tsig.Key:
         """The key, read on first use (a file may only be readable by the worker)."""

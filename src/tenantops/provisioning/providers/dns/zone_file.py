@@ -3,8 +3,10 @@
 Each change rewrites one zone file atomically under a per-zone lock and bumps the SOA
 serial, so the files can also be loaded by BIND, Knot or NSD unchanged. A zone is either one
 of ``providers.dns.zones`` (the longest that contains the name) or, when none are configured,
-the parent of the name (``acme.test`` for ``portal.acme.test``), created on first use and
-deleted again when its last tenant record goes.
+the longest stored zone that contains the name, else its parent (``acme.test`` for
+``portal.acme.test``), created on first use and deleted again when its last tenant record goes.
+A zone is never made below a stored one (it would shadow that zone's records); the embedded
+responder serves by the same rule (`ZoneFiles.holding_zone`).
 """
 
 from __future__ import annotations
@@ -54,10 +56,7 @@ class ZoneFileDns(DnsProvider):
     def __init__(self, settings: DnsProviderSettings, directory: Path) -> None:
         super().__init__()
         self.settings = settings
-        self.files = ZoneFiles(directory)
-        self._configured = sorted(
-            (z.lower().rstrip(".") for z in settings.zones), key=len, reverse=True
-        )
+        self.files = ZoneFiles(directory, settings.zones)
         self.responder = (
             DnsResponder(self.files, settings.host, settings.port) if settings.serve else None
         )
@@ -66,25 +65,16 @@ class ZoneFileDns(DnsProvider):
         return [self.responder] if self.responder is not None else []
 
     def zone_for(self, name: str, hint: str | None = None) -> str:
-        """The zone that holds ``name``: the longest configured zone containing it, else
-        ``hint``, else its parent. `PermanentProviderError` when no zone may hold it."""
-        name = name.lower().rstrip(".")
-        for zone in self._configured:
-            if name == zone or name.endswith(f".{zone}"):
-                return zone
-        if self._configured:
-            raise PermanentProviderError(
-                f"no zone in providers.dns.zones ({', '.join(self._configured)}) contains "
-                f"{name}; add its zone there or use a domain inside one of them"
-            )
-        if hint:
-            hint = hint.lower().rstrip(".")
-            if not name.endswith(f".{hint}"):
-                raise PermanentProviderError(f"{name} is not inside zone {hint}")
-            return hint
-        if "." not in name:
-            raise PermanentProviderError(f"{name} has no parent zone to hold its records")
-        return name.split(".", 1)[1]
+        """The zone that holds ``name`` (see the module docstring; ``hint`` names the zone to
+        make when none holds it yet). `PermanentProviderError` when no zone may hold it."""
+        try:
+            return self.files.zone_for_writing(name, hint)
+        except ValueError as exc:
+            raise PermanentProviderError(str(exc)) from None
+
+    def holds(self, name: str) -> bool:
+        """A configured zone contains ``name``, or, with none configured, a stored zone does."""
+        return self.files.holding_zone(name) is not None
 
     def _new_zone(self, zone: str) -> dns.zone.Zone:
         origin = dns.name.from_text(zone)
@@ -179,7 +169,7 @@ class ZoneFileDns(DnsProvider):
             content.delete_rdataset(owner, rdtype)
             assert content.origin is not None
             only_apex = all(name == content.origin for name in content.nodes)
-            if only_apex and zone not in self._configured:
+            if only_apex and zone not in self.files.configured:
                 self.files.delete(zone)
             else:
                 self._bump_serial(content)

@@ -85,6 +85,16 @@ class LocalEdge(WebHostProvider):
         return self._bind_certificate(resource)
 
     def _bind_hostname(self, resource: HostnameBinding) -> Outcome:
+        own = self.settings.default_hostname.lower().rstrip(".")
+        hostname = resource.hostname.lower().rstrip(".")
+        if hostname == own or hostname.endswith(f".{own}") or own.endswith(f".{hostname}"):
+            # App Service refuses its own *.azurewebsites.net names as custom domains too:
+            # served for a tenant, the site's default hostname (every tenant's CNAME target)
+            # would become a CNAME loop and that tenant's certificate the platform's.
+            raise PermanentProviderError(
+                f"hostname {resource.hostname} is the web host's default hostname {own} or "
+                "above or below it; it belongs to the platform and cannot be bound for a tenant"
+            )
         if self.settings.verify_domain:
             self._verify_domain(resource.hostname)
         existing = self.state.binding(resource.hostname)
