@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -38,12 +39,14 @@ def test_every_command_has_help() -> None:
         assert command.help or command.short_help, f"tenantops {' '.join(path)} has no help text"
 
 
-def test_onboard_dry_run_prints_the_plan_and_changes_no_tenant(tmp_path: Path) -> None:
-    args = ["--data-dir", str(tmp_path), "onboard", "acme", "--domain", "portal.acme.example",
+def test_onboard_dry_run_prints_the_plan_and_changes_no_tenant(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TENANTOPS_DEV_MODE", "true")  # .test domains (RFC 6761)
+    args = ["--data-dir", str(tmp_path), "onboard", "acme", "--domain", "portal.acme.test",
             "--admin-email", "a@acme.example", "--dry-run"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "+ create    dns:zone-file        dns:CNAME:portal.acme.example" in result.output
+    assert "+ create    dns:zone-file        dns:CNAME:portal.acme.test" in result.output
     assert "0 to delete" in result.output
     assert not (tmp_path / "dns").exists()
     assert not (tmp_path / "databases").exists()

@@ -7,8 +7,9 @@ processes, and the caller configured exactly as an Azure Automation job is (the 
 - resource = the API's client ID, with Tenants.Write: the stdlib runbook onboards a tenant,
   every step succeeds, and running it again returns the same run;
 - an identity without a role: 403 naming the role;
-- the CLI's onboard --wait shows each step and exits 0; a failing run exits non-zero with the
-  failed step's error.
+- the CLI's onboard --wait shows each step and exits 0; a failing run (a customer-managed
+  domain whose records never appear) exits non-zero with the failed step's error, and
+  ``tenants show`` lists the records the customer must publish.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import pytest
 
 from tenantops.emulator.directory import API_CLIENT_ID, default_directory
 from tenantops.emulator.server import EmulatorInfo
+from tests.provisioning.providers.servers import require_env
 from tests.support.processes import (
     PYTHON_TENANTOPS,
     Process,
@@ -68,10 +70,18 @@ class Stack:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     data_dir = tmp_path_factory.mktemp("e2e") / "data"
     data_dir.mkdir()
+    # Domains outside example.test are customer-managed: their zones are looked for on the
+    # test BIND server (which holds none of them), for at most 4 s.
+    bind_port = require_env("TENANTOPS_TEST_BIND_PORT")
     env = clean_environment({"TENANTOPS_PROVIDERS__DNS__PORT": "0",
                              "TENANTOPS_PROVIDERS__WEBHOST__PORT": "0",
                              "TENANTOPS_PROVIDERS__WEBHOST__APP_PORT": "0",
-                             "TENANTOPS_PROVIDERS__DNS__ZONES": '["example.test"]'})
+                             "TENANTOPS_PROVIDERS__DNS__ZONES": '["example.test"]',
+                             "TENANTOPS_PROVIDERS__DNS__AUTHORITATIVE__RESOLVERS":
+                                 f'["127.0.0.1:{bind_port}"]',
+                             "TENANTOPS_DOMAINS__CUSTOMER_POLL_SECONDS": "0.5",
+                             "TENANTOPS_DOMAINS__CUSTOMER_WAIT_SECONDS": "4",
+                             "TENANTOPS_ENGINE__PENDING_TIMEOUT_SECONDS": "4"})
     processes: list[Process] = []
     try:
         emulator, info = start_emulator(data_dir, env)
@@ -151,10 +161,28 @@ def test_cli_onboard_of_a_failing_run_exits_non_zero_with_the_steps_error(stack:
                              "--admin-email", "it@outside-zone.test",
                              "--api-url", stack.api_url, env=stack.automation())
     assert result.returncode == 1
-    assert "✘ create_cname_record" in result.stdout
-    assert "no zone in providers.dns.zones (example.test) contains" in result.stdout
-    assert "at step create_cname_record" in result.stderr
+    assert "✘ wait_for_customer_dns" in result.stdout
+    assert ("waiting for the customer to publish in the DNS of www.outside-zone.test: "
+            "CNAME www.outside-zone.test -> ") in result.stdout
+    assert "at step wait_for_customer_dns" in result.stderr
     assert "tenantops runs retry" in result.stderr
+
+
+def test_cli_shows_the_records_a_customer_must_publish(stack: Stack) -> None:
+    onboarded = stack.tenantops("onboard", "shown", "--domain", "shop.outside-zone.test",
+                                "--admin-email", "it@outside-zone.test", "--no-wait",
+                                "--api-url", stack.api_url, env=stack.automation())
+    assert onboarded.returncode == 0, onboarded.stderr
+    shown = stack.tenantops("tenants", "show", "shown", "--api-url", stack.api_url,
+                            env=stack.automation())
+    assert shown.returncode == 0, shown.stderr
+    assert "domain       shop.outside-zone.test (customer-managed)" in shown.stdout
+    assert "publish these records in the domain's DNS" in shown.stdout
+    lines = shown.stdout.splitlines()
+    for name, kind in (("shop.outside-zone.test", "CNAME"),
+                       ("asuid.shop.outside-zone.test", "TXT"),
+                       ("_tenantops-challenge.shop.outside-zone.test", "TXT")):
+        assert any(line.split()[:2] == [name, kind] for line in lines), (name, shown.stdout)
 
 
 def test_cli_reads_tenants_as_json_with_reader_identity(stack: Stack) -> None:

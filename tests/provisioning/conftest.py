@@ -17,9 +17,11 @@ EngineFactory = Callable[..., Engine]
 
 
 def fast_settings(data_dir: Path, **overrides: object) -> Settings:
-    """Settings for tests: embedded everything, free ports, short polls and backoffs."""
+    """Settings for tests: embedded everything, free ports, short polls and backoffs; dev
+    mode, so custom domains may be under .test (RFC 6761)."""
     values: dict[str, object] = {
         "data_dir": data_dir,
+        "dev_mode": True,
         "engine": {"queue_polling_seconds": 0.05, "retry_initial_seconds": 0.01,
                    "retry_max_seconds": 0.05, "worker_concurrency": 8},
         "providers": {"dns": {"port": 0, "propagation_poll_seconds": 0.05},

@@ -32,6 +32,7 @@ KILLS = 6
 CONFIG = """\
 data_dir = "{data}"
 log_level = "WARNING"
+dev_mode = true
 
 [engine]
 queue_polling_seconds = 0.05

@@ -176,7 +176,11 @@ def show_tenant(
     kind = {"customer": " (customer-managed)", "platform": ""}.get(domain.get("kind", ""), "")
     typer.echo(f"  domain       {tenant['custom_domain']}{kind}")
     if domain.get("waiting"):
-        typer.echo("  waiting for the customer to publish these records in the domain's DNS:")
+        runs = tenant.get("runs") or [{}]
+        then = ("the wait ended: once they are published, tenantops runs retry "
+                f"{runs[0].get('id', '<run id>')}") if domain.get("status") in (
+                    "failed", "cancelled") else "the onboarding waits for them"
+        typer.echo(f"  the customer must publish these records in the domain's DNS ({then}):")
         for record in domain.get("pending_records", []):
             typer.echo(f"    {record['name']}  {record['type']}  {record['value']}")
         if domain.get("message"):

@@ -227,10 +227,10 @@ class DomainRules:
         for zone in self.zones:
             how = relation(domain, zone)
             if how in ("equal", "above"):
-                at = "is the apex" if how == "equal" else "is above"
+                at = "is the apex of" if how == "equal" else "is above"
                 found.append(SpecProblem(
                     "custom_domain", domain,
-                    f"{at} of the platform zone {zone} (providers.dns.zones); use a subdomain "
+                    f"{at} the platform zone {zone} (providers.dns.zones); use a subdomain "
                     f"such as portal.{zone}"))
         return found
 

@@ -57,6 +57,7 @@ def selfhosted_settings(
     keycloak = keycloak_settings()
     return Settings.model_validate({
         "data_dir": data_dir,
+        "dev_mode": True,  # the test servers' zone is example.test (RFC 6761 .test)
         "catalog": {"url": _with_dbname(catalog_db)},
         "engine": {
             "system_database_url": _with_dbname(engine_db),
