@@ -90,7 +90,7 @@ def spec(slug: str, domain: str, **changes: Any) -> dict[str, Any]:
     ("asuid.portal.{v}.tenants.test", "is below the custom domain of"),
     ("{v}.tenants.test", "is above the custom domain of"),
 ], ids=["equal", "child", "asuid-name", "parent"])
-def test_another_tenants_domain_is_refused_with_409_naming_it_only_to_readers(
+def test_claim_of_another_tenants_domain_is_refused_with_409_naming_it_only_to_readers(
         api: Api, claimed: str, relation: str) -> None:
     victim_slug = f"victim-{uuid.uuid4().hex[:8]}"
     label = victim_slug.replace("-", "")
@@ -126,7 +126,7 @@ def test_another_tenants_domain_is_refused_with_409_naming_it_only_to_readers(
     ("portal.acme.local", "is under .local, a special-use domain"),
 ], ids=["default-hostname", "below-default-hostname", "zone-apex", "localhost", "example",
         "invalid", "local"])
-def test_platform_and_special_use_names_are_refused_with_422(
+def test_claim_of_platform_or_special_use_name_is_refused_with_422(
         api: Api, domain: str, rule: str) -> None:
     response = api.caller("Tenants.Write").onboard(spec("claimant", domain))
     assert response.status_code == 422, response.text

@@ -42,7 +42,7 @@ def open_tenant(catalog: Catalog, slug: str, domain: str, **kwargs: object) -> O
     ("_tenantops-challenge.portal.shared.test", "below"),
     ("deep.x.portal.shared.test", "below"),
 ])
-def test_domain_equal_to_or_below_another_tenants_is_refused_naming_nobody(
+def test_claim_equal_to_or_below_another_tenants_domain_is_refused_naming_nobody(
         catalog: Catalog, claimed: str, relation: str) -> None:
     open_tenant(catalog, "incumbent", "portal.shared.test")
     with pytest.raises(DomainConflictError) as caught:
@@ -58,7 +58,7 @@ def test_domain_equal_to_or_below_another_tenants_is_refused_naming_nobody(
     assert len(catalog.list_runs()) == 1
 
 
-def test_domain_above_another_tenants_is_refused(catalog: Catalog) -> None:
+def test_claim_above_another_tenants_domain_is_refused(catalog: Catalog) -> None:
     open_tenant(catalog, "incumbent", "x.portal.shared.test")
     with pytest.raises(DomainConflictError) as caught:
         open_tenant(catalog, "second", "portal.shared.test")
@@ -94,7 +94,7 @@ def test_domain_of_an_offboarded_tenant_is_free_again(catalog: Catalog) -> None:
     ["race.test.shop", "a.race.test.shop", "b.a.race.test.shop", "asuid.race.test.shop",
      "c.race.test.shop", "x.b.a.race.test.shop", "asuid.a.race.test.shop", "z.c.race.test.shop"],
 ], ids=["equal", "nested"])
-def test_concurrent_overlapping_claims_leave_no_two_live_tenants_overlapping(
+def test_concurrent_overlapping_claims_are_refused_but_one(
         catalog: Catalog, domains: list[str]) -> None:
     outcomes = _race(len(domains), lambda i: open_tenant(catalog, f"racer{i}", domains[i]))
     errors = [o for o in outcomes if isinstance(o, BaseException)]
@@ -126,7 +126,7 @@ def test_same_key_and_request_returns_the_first_run(catalog: Catalog) -> None:
     assert catalog.find_idempotency_key("tid/alice", "k-1") == ("f1", first.run.id)
 
 
-def test_same_key_with_another_request_is_refused_and_opens_nothing(catalog: Catalog) -> None:
+def test_key_reused_with_another_request_is_refused_and_opens_nothing(catalog: Catalog) -> None:
     first = open_tenant(catalog, "keyed", "keyed.test.shop",
                         idempotency=claim("tid/alice", "k-1", "f1"))
     with pytest.raises(IdempotencyKeyReusedError) as caught:
@@ -136,7 +136,7 @@ def test_same_key_with_another_request_is_refused_and_opens_nothing(catalog: Cat
     assert catalog.find_tenant("other") is None
 
 
-def test_same_key_from_another_caller_is_another_key(catalog: Catalog) -> None:
+def test_key_of_another_caller_is_another_key(catalog: Catalog) -> None:
     alice = open_tenant(catalog, "alpha", "alpha.test.shop",
                         idempotency=claim("tid/alice", "shared-key", "f1"))
     bob = open_tenant(catalog, "bravo", "bravo.test.shop",

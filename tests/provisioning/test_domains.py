@@ -203,7 +203,7 @@ def zone_file_dns(tmp_path: Path, **dns: Any) -> ZoneFileDns:
     return provider
 
 
-def test_child_zone_that_would_shadow_another_tenants_records_is_never_created(
+def test_shadowing_child_zone_is_refused_and_the_record_joins_the_enclosing_zone(
         tmp_path: Path) -> None:
     provider = zone_file_dns(tmp_path)
     assert provider.responder is not None
@@ -220,7 +220,7 @@ def test_child_zone_that_would_shadow_another_tenants_records_is_never_created(
         assert provider.lookup(f"asuid.x.{first}", "TXT") == ["second-id"]
 
 
-def test_responder_serves_only_configured_zones_as_the_provider_writes_them(
+def test_stray_zone_file_shadowing_a_configured_zone_is_not_served(
         tmp_path: Path) -> None:
     provider = zone_file_dns(tmp_path, zones=["tenants.test"])
     assert provider.responder is not None
@@ -236,7 +236,7 @@ def test_responder_serves_only_configured_zones_as_the_provider_writes_them(
         assert provider.lookup("portal.acme.tenants.test", "CNAME") == ["edge.saas.test"]
 
 
-def test_rfc2136_without_zones_writes_nothing_anywhere() -> None:
+def test_rfc2136_write_to_a_guessed_zone_is_refused_when_no_zone_is_configured() -> None:
     provider = Rfc2136Dns(Settings().providers.dns.model_copy(update={"name": "rfc2136"}))
     with pytest.raises(PermanentProviderError,
                        match=r"providers\.dns\.zones is empty, so the rfc2136 provider writes "

@@ -157,7 +157,7 @@ def test_wait_past_its_deadline_fails_listing_the_missing_records_then_retry_suc
     assert engine.catalog.get_tenant(wanted.slug).hostname == wanted.custom_domain
 
 
-def test_dangling_records_of_an_offboarded_tenant_do_not_verify_a_new_claim(
+def test_takeover_through_dangling_records_of_an_offboarded_tenant_is_refused(
         make_engine: EngineFactory, customer: Customer) -> None:
     engine = make_engine(**platform_settings(customer))
     first = spec(customer)
