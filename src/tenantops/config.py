@@ -265,8 +265,8 @@ class AppServiceWebHostSettings(_Section):
 
 
 class AzureDnsSettings(_Section):
-    """``[providers.dns.azure]``: record sets in Azure DNS zones (zones from providers.dns.zones,
-    else the parent of each name)."""
+    """``[providers.dns.azure]``: record sets in the Azure DNS zones of providers.dns.zones (with
+    none, every custom domain is customer-managed and no record is written)."""
 
     resource_group: str | None = Field(default=None, description="azure.resource_group if unset")
     check_name_servers: bool = Field(
