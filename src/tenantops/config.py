@@ -77,6 +77,19 @@ class EmulatorSettings(_Section):
     key_grace_hours: float = Field(
         default=24.0, ge=0, description="how long a rotated-out key stays in the JWKS"
     )
+    mi_token_cache_hours: float = Field(
+        default=24.0, ge=0, le=168,
+        description="how long a managed-identity endpoint that caches serves an identity the "
+        "same token for a resource (Azure: 'around 24 hours', docs/emulator.md); 0: no cache")
+    mi_token_cache_runtimes: list[Literal["app-service", "automation", "imds", "arc",
+                                          "azure-ml"]] = Field(
+        default_factory=lambda: ["app-service"],  # type: ignore[arg-type]
+        description="managed-identity endpoints that cache tokens; app-service covers Functions, "
+        "Container Apps and App Service's 2017 MSI endpoint (docs/decisions.md)")
+    assertion_replay: Literal["allow", "refuse"] = Field(
+        default="allow",
+        description="a certificate client assertion presented again within its lifetime: "
+        "allow (as Entra does; MSAL reuses its assertion) or refuse (each jti once)")
 
 
 class AuthSettings(_Section):

@@ -2,9 +2,11 @@
 
 It mirrors the parts of Microsoft Entra ID that decide what a token looks like and whether one
 is issued at all: an app's identifier URIs and ``accessTokenAcceptedVersion`` (v1 or v2 token),
-its app roles and "assignment required" switch, client secrets and redirect URIs; managed
-identities (client ID, principal/object ID, ARM resource ID, system- or user-assigned); users
-for the sign-in page; and app role assignments.
+its app roles and "assignment required" switch, client secrets, certificates and federated
+identity credentials, and redirect URIs; managed identities (client ID, principal/object ID, ARM
+resource ID, system- or user-assigned, federated credentials for user-assigned ones); users for
+the sign-in page; app role assignments; and the outside token issuers (an AKS cluster, GitHub
+Actions) that federated credentials trust, which the emulator can play itself.
 
 A directory is read from TOML (`load_directory`) or built in (`default_directory`). The
 first-party resources every Entra tenant has (Azure Resource Manager, Key Vault, Microsoft
@@ -13,12 +15,23 @@ Graph, Storage) are always present, so a request for them behaves as in Azure.
 
 from __future__ import annotations
 
+import re
 import sys
 import uuid
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tenantops.errors import DirectoryError
 
@@ -28,9 +41,13 @@ else:  # pragma: no cover
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 __all__ = [
+    "FEDERATION_AUDIENCE",
     "AppRegistration",
     "AppRole",
     "Directory",
+    "FederatedCredential",
+    "Issuer",
+    "KeyCredential",
     "ManagedIdentity",
     "Principal",
     "RoleAssignment",
@@ -60,6 +77,146 @@ class AppRole(_Model):
     )
 
 
+FEDERATION_AUDIENCE = "api://AzureADTokenExchange"
+"""The audience Entra expects in federated assertions unless a credential names another
+(Microsoft Graph federatedIdentityCredential, ``audiences``: "the recommended value is
+api://AzureADTokenExchange")."""
+
+_HEX = re.compile(r"[0-9a-f]+")
+
+
+def _hex_thumbprint(value: str, length: int, field: str) -> str:
+    cleaned = value.replace(":", "").replace(" ", "").lower()
+    if len(cleaned) != length or not _HEX.fullmatch(cleaned):
+        raise ValueError(f"{field} = {value!r}: expected {length} hexadecimal digits")
+    return cleaned
+
+
+class KeyCredential(_Model):
+    """A certificate registered on an app (Microsoft Graph ``keyCredentials``).
+
+    Either the public certificate (``certificate`` as PEM, or ``certificate_file``), from which
+    both thumbprints follow; or only ``thumbprint`` (SHA-1, Graph's ``customKeyIdentifier``)
+    and/or ``thumbprint_sha256``, for an app that trusts a certificate it has never seen: the
+    client assertion must then carry the certificate in its ``x5c`` header, as with Entra's
+    subject-name-and-issuer (SNI) registrations.
+    """
+
+    display_name: str = ""
+    certificate: str = ""
+    certificate_file: Path | None = None
+    thumbprint: str = ""
+    thumbprint_sha256: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_certificate(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        path = data.get("certificate_file")
+        if path and data.get("certificate"):
+            raise ValueError("give certificate or certificate_file, not both")
+        if path:
+            try:
+                data["certificate"] = Path(path).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ValueError(f"certificate_file = {str(path)!r} cannot be read: "
+                                 f"{exc.strerror or exc}") from exc
+        pem = data.get("certificate")
+        if pem:
+            try:
+                cert = x509.load_pem_x509_certificate(str(pem).encode("ascii"))
+            except (ValueError, UnicodeEncodeError) as exc:
+                raise ValueError("certificate is not a PEM X.509 certificate (-----BEGIN "
+                                 "CERTIFICATE-----); give the public certificate, never the "
+                                 "private key") from exc
+            # SHA-1 names the certificate (Graph customKeyIdentifier, x5t); it protects nothing.
+            for field, algorithm in (("thumbprint", hashes.SHA1()),  # noqa: S303
+                                     ("thumbprint_sha256", hashes.SHA256())):
+                actual = cert.fingerprint(algorithm).hex()
+                given = data.get(field)
+                if given and _hex_thumbprint(str(given), len(actual), field) != actual:
+                    raise ValueError(f"{field} = {given!r} is not the certificate's "
+                                     f"({actual}); leave it out, it is computed")
+                data[field] = actual
+        elif not (data.get("thumbprint") or data.get("thumbprint_sha256")):
+            raise ValueError("a certificate credential needs certificate, certificate_file, "
+                             "thumbprint or thumbprint_sha256")
+        if data.get("thumbprint"):
+            data["thumbprint"] = _hex_thumbprint(str(data["thumbprint"]), 40, "thumbprint")
+        if data.get("thumbprint_sha256"):
+            data["thumbprint_sha256"] = _hex_thumbprint(str(data["thumbprint_sha256"]), 64,
+                                                        "thumbprint_sha256")
+        return data
+
+    def x509_certificate(self) -> x509.Certificate | None:
+        """The registered certificate, or None for a thumbprint-only (SNI) registration."""
+        if not self.certificate:
+            return None
+        return x509.load_pem_x509_certificate(self.certificate.encode("ascii"))
+
+    def matches(self, sha1: str | None, sha256: str | None) -> bool:
+        """Whether the hex thumbprints of an assertion's header name this certificate."""
+        return bool((sha256 and sha256 == self.thumbprint_sha256)
+                    or (sha1 and sha1 == self.thumbprint))
+
+
+class FederatedCredential(_Model):
+    """A federated identity credential (Microsoft Graph ``federatedIdentityCredential``).
+
+    A token from ``issuer`` whose ``sub`` is ``subject`` and whose ``aud`` is one of
+    ``audiences`` stands in for a secret. ``issuer`` is a URL, or the name of one of the
+    directory's issuers (whose URL depends on where the emulator listens). Entra compares all
+    three case-sensitively (Entra breaking changes, August 2024).
+    """
+
+    name: str
+    issuer: str
+    subject: str
+    audiences: list[str] = Field(default_factory=lambda: [FEDERATION_AUDIENCE])
+    description: str = ""
+
+    @field_validator("audiences")
+    @classmethod
+    def _one_audience(cls, value: list[str]) -> list[str]:
+        # Graph: "audiences ... can only have a single value".
+        if len(value) != 1:
+            raise ValueError(f"exactly one audience, as Microsoft Graph allows; got {value}")
+        return value
+
+
+_ISSUER_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+
+
+class Issuer(_Model):
+    """An OIDC token issuer outside Entra that federated credentials trust.
+
+    Without ``url`` the emulator plays it: discovery at ``<authority>/issuers/<name>/.well-known
+    /openid-configuration``, its own signing keys, and tokens minted for any subject (an AKS
+    cluster's service accounts, a GitHub Actions workflow). With ``url`` it is an issuer the
+    emulator cannot reach (it works offline): its keys come from ``jwks_file`` (for example
+    ``kubectl get --raw /openid/v1/jwks``), and without one every assertion from it is refused
+    as Entra refuses an issuer whose metadata it cannot fetch (AADSTS90061).
+    """
+
+    name: str
+    url: str = ""
+    jwks_file: Path | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _path_safe(cls, value: str) -> str:
+        if not _ISSUER_NAME.fullmatch(value):
+            raise ValueError(f"{value!r}: lowercase letters, digits and '-' (it is a URL path "
+                             "segment)")
+        return value
+
+    @property
+    def hosted(self) -> bool:
+        return not self.url
+
+
 class AppRegistration(_Model):
     """An app registration together with its service principal in this tenant."""
 
@@ -71,6 +228,10 @@ class AppRegistration(_Model):
     access_token_accepted_version: Literal[1, 2] = 1
     assignment_required: bool = False
     client_secrets: list[SecretStr] = Field(default_factory=list)
+    certificates: list[KeyCredential] = Field(default_factory=list)
+    federated_credentials: list[FederatedCredential] = Field(default_factory=list)
+    optional_claims: list[Literal["idtyp"]] = Field(default_factory=list)
+    """Access-token optional claims the app asks for (app manifest ``optionalClaims``)."""
     redirect_uris: list[str] = Field(default_factory=list)
     public_client: bool = False
     first_party: bool = False
@@ -95,6 +256,17 @@ class ManagedIdentity(_Model):
     client_id: str = ""
     principal_id: str = ""
     resource_id: str = ""
+    federated_credentials: list[FederatedCredential] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _federation_needs_user_assigned(self) -> ManagedIdentity:
+        # "Federated identity credentials are supported on user-assigned managed identities"
+        # (Entra docs, workload-identity-federation-create-trust-user-assigned-managed-identity).
+        if self.federated_credentials and self.kind != "user":
+            raise ValueError(f"identity {self.name!r}: federated_credentials need kind = "
+                             "\"user\" (Entra trusts outside issuers for user-assigned managed "
+                             "identities only)")
+        return self
 
 
 class User(_Model):
@@ -121,6 +293,7 @@ class Directory(_Model):
     identities: list[ManagedIdentity] = Field(default_factory=list)
     users: list[User] = Field(default_factory=list)
     assignments: list[RoleAssignment] = Field(default_factory=list)
+    issuers: list[Issuer] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -162,6 +335,11 @@ class Directory(_Model):
 
     @model_validator(mode="after")
     def _check_references(self) -> Directory:
+        self.check_references()
+        return self
+
+    def check_references(self) -> None:
+        """Raise ValueError naming the entry when a name refers to nothing."""
         names = [a.name for a in self.apps] + [i.name for i in self.identities]
         names += [u.username for u in self.users]
         duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -183,7 +361,18 @@ class Directory(_Model):
                     f"{where}.role = {assignment.role!r}: app {app.name!r} defines "
                     f"{[r.value for r in app.app_roles]}"
                 )
-        return self
+        issuer_names = [i.name for i in self.issuers]
+        if len(set(issuer_names)) != len(issuer_names):
+            raise ValueError(f"issuer names must be unique: {sorted(issuer_names)}")
+        owners: list[tuple[str, AppRegistration | ManagedIdentity]] = [
+            *((f"apps[{n}]", a) for n, a in enumerate(self.apps)),
+            *((f"identities[{n}]", i) for n, i in enumerate(self.identities))]
+        for where, owner in owners:
+            for n, credential in enumerate(owner.federated_credentials):
+                if "://" not in credential.issuer and credential.issuer not in issuer_names:
+                    raise ValueError(
+                        f"{where}.federated_credentials[{n}].issuer = {credential.issuer!r}: "
+                        f"neither a URL nor one of the directory's issuers {issuer_names}")
 
     def app_by_name(self, name: str) -> AppRegistration | None:
         return next((a for a in self.apps if a.name == name), None)
@@ -191,6 +380,13 @@ class Directory(_Model):
     def app_by_client_id(self, client_id: str) -> AppRegistration | None:
         wanted = client_id.lower()
         return next((a for a in self.apps if a.client_id.lower() == wanted), None)
+
+    def issuer_by_name(self, name: str) -> Issuer | None:
+        return next((i for i in self.issuers if i.name == name), None)
+
+    def identity_by_client_id(self, client_id: str) -> ManagedIdentity | None:
+        wanted = client_id.lower()
+        return next((i for i in self.identities if i.client_id.lower() == wanted), None)
 
     def app_for_resource(self, resource: str) -> AppRegistration | None:
         return next((a for a in self.apps if a.matches_resource(resource)), None)
@@ -323,9 +519,54 @@ def _build(data: dict[str, object], source: str) -> Directory:
         raise DirectoryError(f"invalid emulator directory {source}: {problems}") from exc
 
 
+def _with_federation(data: dict[str, object]) -> dict[str, object]:
+    """The built-in workload-identity examples: an AKS cluster and GitHub Actions, played by
+    the emulator, and the identities that trust them."""
+    apps = list(data.get("apps", []) or [])  # type: ignore[call-overload]
+    identities = list(data.get("identities", []) or [])  # type: ignore[call-overload]
+    assignments = list(data.get("assignments", []) or [])  # type: ignore[call-overload]
+    identities.append({
+        "name": "uami-aks-onboarding", "kind": "user",
+        "federated_credentials": [{
+            "name": "aks-tenantops-onboarding", "issuer": "aks",
+            "subject": "system:serviceaccount:tenantops:onboarding"}],
+    })
+    apps.append({
+        "name": "github-deploy",
+        "client_id": "6e5d4c3b-2a19-4f08-8e7d-6c5b4a392817",
+        "federated_credentials": [{
+            "name": "contoso-tenantops-main", "issuer": "github-actions",
+            "subject": "repo:contoso/tenantops:ref:refs/heads/main"}],
+    })
+    assignments += [
+        {"principal": "uami-aks-onboarding", "resource": "tenantops-api", "role": "Tenants.Read"},
+        {"principal": "uami-aks-onboarding", "resource": "tenantops-api",
+         "role": "Tenants.Write"},
+        {"principal": "github-deploy", "resource": "tenantops-api", "role": "Tenants.Read"},
+    ]
+    issuers = [*(data.get("issuers", []) or []),  # type: ignore[misc]
+               {"name": "aks"}, {"name": "github-actions"}]
+    return {**data, "apps": apps, "identities": identities, "assignments": assignments,
+            "issuers": issuers}
+
+
 def default_directory() -> Directory:
     """The built-in directory used by the demo and the tests (see docs/emulator.md)."""
-    return _build(_default_data(), "(built-in default)")
+    return _build(_with_federation(_default_data()), "(built-in default)")
+
+
+def _relative_to(data: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """File paths in a TOML directory (certificate_file, jwks_file) are relative to its folder."""
+    def resolve(entry: object, key: str) -> None:
+        if isinstance(entry, dict) and isinstance(entry.get(key), str):
+            entry[key] = str(folder / entry[key])
+
+    for app in data.get("apps", []) or []:
+        for credential in (app.get("certificates", []) if isinstance(app, dict) else []) or []:
+            resolve(credential, "certificate_file")
+    for issuer in data.get("issuers", []) or []:
+        resolve(issuer, "jwks_file")
+    return data
 
 
 def load_directory(path: Path) -> Directory:
@@ -336,7 +577,7 @@ def load_directory(path: Path) -> Directory:
         raise DirectoryError(f"emulator directory file {path} does not exist") from exc
     except tomllib.TOMLDecodeError as exc:
         raise DirectoryError(f"emulator directory file {path} is not valid TOML: {exc}") from exc
-    return _build(data, str(path))
+    return _build(_relative_to(data, path.parent), str(path))
 
 
 def describe(directory: Directory, authority: str) -> dict[str, object]:
@@ -366,6 +607,12 @@ def describe(directory: Directory, authority: str) -> dict[str, object]:
                 "redirect_uris": app.redirect_uris,
                 "public_client": app.public_client,
                 "has_client_secret": bool(app.client_secrets),
+                "certificates": [
+                    {"thumbprint": c.thumbprint, "thumbprint_sha256": c.thumbprint_sha256,
+                     "display_name": c.display_name, "has_certificate": bool(c.certificate)}
+                    for c in app.certificates],
+                "federated_credentials": [fic.model_dump() for fic in app.federated_credentials],
+                "optional_claims": app.optional_claims,
                 "first_party": app.first_party,
                 "roles": roles(app.name),
                 "role_assignments": assignments(app.name),
@@ -379,6 +626,7 @@ def describe(directory: Directory, authority: str) -> dict[str, object]:
                 "client_id": mi.client_id,
                 "principal_id": mi.principal_id,
                 "resource_id": mi.resource_id,
+                "federated_credentials": [fic.model_dump() for fic in mi.federated_credentials],
                 "roles": roles(mi.name),
                 "role_assignments": assignments(mi.name),
             }
@@ -388,5 +636,10 @@ def describe(directory: Directory, authority: str) -> dict[str, object]:
             {"username": u.username, "display_name": u.display_name, "object_id": u.object_id,
              "roles": roles(u.username), "role_assignments": assignments(u.username)}
             for u in directory.users
+        ],
+        "issuers": [
+            {"name": i.name, "url": i.url or f"{authority}/issuers/{i.name}",
+             "hosted": i.hosted}
+            for i in directory.issuers
         ],
     }

@@ -1,9 +1,11 @@
 """Entra ID's endpoints on the same paths as login.microsoftonline.com.
 
-OIDC discovery (v1 and v2), JWKS, the v2 token endpoint (client_credentials with a secret,
+OIDC discovery (v1 and v2), JWKS, the v2 token endpoint (client_credentials,
 authorization_code with PKCE, refresh_token), the v1 token endpoint (``resource``) and the
-authorize endpoint with a sign-in page. A client switches to the emulator by changing the
-authority host only. Errors carry Entra's AADSTS codes and wording.
+authorize endpoint with a sign-in page. A confidential client proves itself with a secret (form
+or Basic) or a client assertion: a JWT signed with its certificate, or a federated token from an
+outside issuer (`tenantops.emulator.assertions`). A client switches to the emulator by
+changing the authority host only. Errors carry Entra's AADSTS codes and wording.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import hashlib
 import hmac
 import json
 import time
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -20,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from tenantops.emulator.directory import AppRegistration
+from tenantops.emulator.directory import AppRegistration, ManagedIdentity
 from tenantops.emulator.signin import render_error, render_form_post, render_signin
 from tenantops.emulator.state import (
     CODE_LIFETIME,
@@ -29,7 +32,7 @@ from tenantops.emulator.state import (
     EmulatorState,
     RefreshGrant,
 )
-from tenantops.emulator.tokens import AadstsError, TokenFactory
+from tenantops.emulator.tokens import AadstsError, ClientCredentialKind, TokenFactory
 
 __all__ = ["entra_routes", "redirect_uri_allowed"]
 
@@ -59,65 +62,115 @@ def _error(exc: AadstsError, state: EmulatorState) -> JSONResponse:
                         headers={"x-ms-request-id": correlation})
 
 
-def _client_credentials(request: Request, form: dict[str, str]) -> tuple[str, str | None]:
-    """client_id and secret from the form (client_secret_post) or Basic auth."""
+@dataclass(frozen=True)
+class _ClientProof:
+    """What a token request carries to identify its client: never logged (secrets)."""
+
+    client_id: str
+    secret: str | None = field(default=None, repr=False)
+    assertion: str | None = field(default=None, repr=False)
+    assertion_type: str | None = None
+
+
+def _client_proof(request: Request, form: dict[str, str]) -> _ClientProof:
+    """client_id and a secret from the form (client_secret_post) or Basic auth, or a client
+    assertion (private_key_jwt, federated)."""
     header = request.headers.get("authorization", "")
     if header.lower().startswith("basic "):
         try:
             decoded = base64.b64decode(header[6:]).decode()
             client_id, _, secret = decoded.partition(":")
-            return client_id, secret
+            return _ClientProof(client_id, secret)
         except (ValueError, UnicodeDecodeError):
             pass
-    return form.get("client_id", ""), form.get("client_secret")
+    return _ClientProof(form.get("client_id", ""), form.get("client_secret"),
+                        form.get("client_assertion"), form.get("client_assertion_type"))
 
 
 def entra_routes(state: EmulatorState) -> list[Route]:
-    directory = state.directory
     tokens = state.tokens
 
     def check_tenant(tenant: str) -> None:
-        if tenant.lower() not in {directory.tenant_id.lower(), "common", "organizations"}:
+        if tenant.lower() not in {state.directory.tenant_id.lower(), "common", "organizations"}:
             raise AadstsError(
                 "invalid_tenant", 90002,
                 f"Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID "
                 "and are signing into the correct cloud.",
             )
 
+    def find_client_error(client_id: str) -> AadstsError:
+        return AadstsError(
+            "unauthorized_client", 700016,
+            f"Application with identifier '{client_id}' was not found in the directory "
+            f"'{state.directory.tenant_id}'. This can happen if the application has not been "
+            "installed by the administrator of the tenant or consented to by any user in the "
+            "tenant. You may have sent your authentication request to the wrong tenant.",
+        )
+
     def find_client(client_id: str) -> AppRegistration:
-        app = directory.app_by_client_id(client_id) if client_id else None
+        app = state.directory.app_by_client_id(client_id) if client_id else None
         if app is None or app.first_party:
-            raise AadstsError(
-                "unauthorized_client", 700016,
-                f"Application with identifier '{client_id}' was not found in the directory "
-                f"'{directory.tenant_id}'. This can happen if the application has not been "
-                "installed by the administrator of the tenant or consented to by any user in the "
-                "tenant. You may have sent your authentication request to the wrong tenant.",
-            )
+            raise find_client_error(client_id)
         return app
 
-    def authenticate_client(app: AppRegistration, secret: str | None, required: bool) -> None:
-        if secret is None:
-            if required:
+    def public_with_credential(app: AppRegistration) -> AadstsError:
+        # Entra docs, error codes: AADSTS700025 InvalidClientPublicClientWithCredential.
+        return AadstsError("invalid_client", 700025, "Client is public so neither "
+                           "'client_assertion' nor 'client_secret' should be presented.",
+                           status=401)
+
+    def authenticate(proof: _ClientProof, tenant: str, *, client_credentials: bool
+                     ) -> tuple[AppRegistration | ManagedIdentity, ClientCredentialKind]:
+        """The client and how it proved itself, or Entra's refusal.
+
+        ``client_credentials``: the grant always needs a credential, and a user-assigned
+        managed identity may be the client (with a federated assertion); otherwise (a user's
+        code or refresh token) a public client needs none and the client must be an app."""
+        if proof.assertion is not None:
+            asserted = state.assertions.verify(proof.assertion_type, proof.assertion,
+                                               proof.client_id or None, tenant)
+            principal = asserted.principal
+            if isinstance(principal, AppRegistration) and principal.public_client:
+                raise public_with_credential(principal)
+            if isinstance(principal, ManagedIdentity) and not client_credentials:
+                raise AadstsError(
+                    "unauthorized_client", 700016,
+                    f"Application with identifier '{principal.client_id}' was not found in the "
+                    f"directory '{state.directory.tenant_id}'. A managed identity cannot sign "
+                    "users in.")
+            return principal, asserted.credential
+        app = find_client(proof.client_id)
+        if proof.secret is None:
+            if client_credentials or not app.public_client:
                 raise AadstsError(
                     "invalid_client", 7000218,
                     "The request body must contain the following parameter: 'client_assertion' "
                     "or 'client_secret'.", status=401)
-            return
-        if not any(hmac.compare_digest(secret.encode(), s.get_secret_value().encode())
+            return app, "public"
+        if app.public_client:
+            raise public_with_credential(app)
+        if not any(hmac.compare_digest(proof.secret.encode(), s.get_secret_value().encode())
                    for s in app.client_secrets):
             raise AadstsError(
                 "invalid_client", 7000215,
                 "Invalid client secret provided. Ensure the secret being sent in the request is "
                 f"the client secret value, not the client secret ID, for a secret added to app "
                 f"'{app.client_id}'.", status=401)
+        return app, "secret"
+
+    def user_client(proof: _ClientProof, tenant: str) -> tuple[AppRegistration,
+                                                                ClientCredentialKind]:
+        principal, credential = authenticate(proof, tenant, client_credentials=False)
+        if not isinstance(principal, AppRegistration):  # refused in authenticate already
+            raise find_client_error(principal.client_id)
+        return principal, credential
 
     def discovery_v2(request: Request) -> Response:
         try:
             check_tenant(request.path_params["tenant"])
         except AadstsError as exc:
             return _error(exc, state)
-        base = f"{state.authority_url}/{directory.tenant_id}"
+        base = f"{state.authority_url}/{state.directory.tenant_id}"
         return JSONResponse({
             "token_endpoint": f"{base}/oauth2/v2.0/token",
             "token_endpoint_auth_methods_supported": [
@@ -149,7 +202,7 @@ def entra_routes(state: EmulatorState) -> list[Route]:
             check_tenant(request.path_params["tenant"])
         except AadstsError as exc:
             return _error(exc, state)
-        base = f"{state.authority_url}/{directory.tenant_id}"
+        base = f"{state.authority_url}/{state.directory.tenant_id}"
         return JSONResponse({
             "token_endpoint": f"{base}/oauth2/token",
             "token_endpoint_auth_methods_supported": [
@@ -189,20 +242,21 @@ def entra_routes(state: EmulatorState) -> list[Route]:
         state.count("token:v2")
         form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
         try:
-            check_tenant(request.path_params["tenant"])
+            tenant = request.path_params["tenant"]
+            check_tenant(tenant)
             grant_type = form.get("grant_type", "")
-            client_id, secret = _client_credentials(request, form)
-            client = find_client(client_id)
+            proof = _client_proof(request, form)
             if grant_type == "client_credentials":
-                authenticate_client(client, secret, required=True)
+                principal, credential = authenticate(proof, tenant, client_credentials=True)
                 app, resource = tokens.resolve_scope(form.get("scope", ""))
-                issued = tokens.app_token(app, resource, client)
+                issued = tokens.app_token(app, resource, principal, credential)
                 state.count("tokens:client-credentials")
+                state.count(f"tokens:client-credentials:{credential}")
                 return _token_response({"token_type": "Bearer", "expires_in": issued.expires_in,
                                         "ext_expires_in": issued.expires_in,
                                         "access_token": issued.access_token})
             if grant_type == "authorization_code":
-                authenticate_client(client, secret, required=not client.public_client)
+                client, credential = user_client(proof, tenant)
                 code = state.redeem_code(form.get("code", ""))
                 if code is None or code.client_id != client.client_id:
                     raise AadstsError("invalid_grant", 70008,
@@ -213,26 +267,26 @@ def entra_routes(state: EmulatorState) -> list[Route]:
                                       "The reply address does not match the reply address "
                                       "provided when requesting the authorization code.")
                 _check_pkce(code, form.get("code_verifier"))
-                return _user_tokens(client, code.username, code.scope, code.nonce,
+                return _user_tokens(client, credential, code.username, code.scope, code.nonce,
                                     form.get("client_info") == "1")
             if grant_type == "refresh_token":
-                authenticate_client(client, secret, required=not client.public_client)
+                client, credential = user_client(proof, tenant)
                 grant = state.redeem_refresh_token(form.get("refresh_token", ""))
                 if grant is None or grant.client_id != client.client_id:
                     raise AadstsError("invalid_grant", 70008,
                                       "The provided authorization code or refresh token has "
                                       "expired due to inactivity or was already redeemed.")
                 scope = form.get("scope") or grant.scope
-                return _user_tokens(client, grant.username, scope, None,
+                return _user_tokens(client, credential, grant.username, scope, None,
                                     form.get("client_info") == "1")
             raise AadstsError("unsupported_grant_type", 70003,
                               f"The app requested an unsupported grant type '{grant_type}'.")
         except AadstsError as exc:
             return _error(exc, state)
 
-    def _user_tokens(client: AppRegistration, username: str, scope: str, nonce: str | None,
-                     client_info: bool) -> Response:
-        user = directory.user_by_username(username)
+    def _user_tokens(client: AppRegistration, credential: ClientCredentialKind, username: str,
+                     scope: str, nonce: str | None, client_info: bool) -> Response:
+        user = state.directory.user_by_username(username)
         if user is None:
             raise AadstsError("invalid_grant", 50034,
                               f"The user account {username} does not exist in the directory.")
@@ -240,11 +294,11 @@ def entra_routes(state: EmulatorState) -> list[Route]:
         if resource_scopes:
             app, resource = tokens.resolve_scope(" ".join(resource_scopes))
         else:
-            graph = directory.app_by_name("Microsoft Graph")
+            graph = state.directory.app_by_name("Microsoft Graph")
             assert graph is not None
             app = graph
             resource = "https://graph.microsoft.com"
-        issued = tokens.user_token(app, resource, user, client)
+        issued = tokens.user_token(app, resource, user, client, credential)
         state.count("tokens:user")
         body: dict[str, Any] = {
             "token_type": "Bearer",
@@ -260,7 +314,7 @@ def entra_routes(state: EmulatorState) -> list[Route]:
                 RefreshGrant(client.client_id, scope, user.username,
                              time.time() + REFRESH_LIFETIME))
         if client_info:
-            info = json.dumps({"uid": user.object_id, "utid": directory.tenant_id})
+            info = json.dumps({"uid": user.object_id, "utid": state.directory.tenant_id})
             body["client_info"] = base64.urlsafe_b64encode(info.encode()).rstrip(b"=").decode()
         return _token_response(body)
 
@@ -268,22 +322,23 @@ def entra_routes(state: EmulatorState) -> list[Route]:
         state.count("token:v1")
         form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
         try:
-            check_tenant(request.path_params["tenant"])
+            tenant = request.path_params["tenant"]
+            check_tenant(tenant)
             grant_type = form.get("grant_type", "")
             if grant_type != "client_credentials":
                 raise AadstsError("unsupported_grant_type", 70003,
                                   f"The app requested an unsupported grant type '{grant_type}'.")
-            client_id, secret = _client_credentials(request, form)
-            client = find_client(client_id)
-            authenticate_client(client, secret, required=True)
+            principal, credential = authenticate(_client_proof(request, form), tenant,
+                                                 client_credentials=True)
             resource = form.get("resource", "")
             if not resource:
                 raise AadstsError("invalid_request", 50001,
                                   "The request body must contain the following parameter: "
                                   "'resource'.")
             app = tokens.resolve_resource(resource)
-            issued = tokens.app_token(app, resource, client)
+            issued = tokens.app_token(app, resource, principal, credential)
             state.count("tokens:client-credentials")
+            state.count(f"tokens:client-credentials:{credential}")
             return _token_response({
                 "token_type": "Bearer", "expires_in": str(issued.expires_in),
                 "ext_expires_in": str(issued.expires_in), "expires_on": str(issued.expires_on),
@@ -343,18 +398,20 @@ def entra_routes(state: EmulatorState) -> list[Route]:
             return back(error=exc.error, error_description=str(exc))
 
         hidden = [(k, v) for k, v in params.items() if k not in {"username", "password"}]
-        users = [u.username for u in directory.users]
+        users = [u.username for u in state.directory.users]
         if request.method == "GET":
             return HTMLResponse(render_signin(
-                tenant_id=directory.tenant_id, client_name=client.name, action=request.url.path,
+                tenant_id=state.directory.tenant_id, client_name=client.name,
+                action=request.url.path,
                 hidden=hidden, users=users, username=params.get("login_hint", "")))
         username = form.get("username", "")
-        user = directory.user_by_username(username)
+        user = state.directory.user_by_username(username)
         if user is None or not hmac.compare_digest(
             form.get("password", "").encode(), user.password.get_secret_value().encode()
         ):
             return HTMLResponse(render_signin(
-                tenant_id=directory.tenant_id, client_name=client.name, action=request.url.path,
+                tenant_id=state.directory.tenant_id, client_name=client.name,
+                action=request.url.path,
                 hidden=hidden, users=users, username=username,
                 error="AADSTS50126: Error validating credentials due to invalid username or "
                 "password."), status_code=200)

@@ -12,7 +12,9 @@
 - Azure Arc: 401 + ``WWW-Authenticate: Basic realm=<key file>``, then ``Authorization: Basic``.
 
 Every refusal also carries ``x-tenantops-diagnostic`` with what Entra really said, which Azure
-does not show; ``tenantops auth doctor`` reads it.
+does not show; ``tenantops auth doctor`` reads it. Endpoints that cache tokens (App Service by
+default, `tenantops.emulator.token_cache`) serve an identity the same token for a resource for
+the cache age, and say so in the same header: when it was issued, its roles and today's.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from starlette.routing import Route
 
 from tenantops.emulator.directory import ManagedIdentity
 from tenantops.emulator.state import EmulatorState, Host
+from tenantops.emulator.token_cache import CacheFamily
 from tenantops.emulator.tokens import AadstsError, IssuedToken
 
 __all__ = ["ARC_KEY_DIR", "managed_identity_routes"]
@@ -89,9 +92,23 @@ def _selector_diagnostic(host: Host, selectors: dict[str, str]) -> str:
     return f"no managed identity on host {host.name!r} has {kind}={value}"
 
 
-def _issue(state: EmulatorState, identity: ManagedIdentity, resource: str) -> IssuedToken:
+def _issue(state: EmulatorState, family: CacheFamily, identity: ManagedIdentity,
+           resource: str) -> tuple[IssuedToken, dict[str, str]]:
+    """A token for ``identity``, from the cache when ``family`` caches; and the headers that
+    say which (``x-tenantops-diagnostic``), empty when nothing is cached."""
     app = state.tokens.resolve_resource(resource)
-    return state.tokens.app_token(app, resource, identity)
+    cache = state.mi_tokens
+    cached = cache.get(family, identity.client_id, resource)
+    if cached is not None:
+        state.count("tokens:managed-identity:cached")
+        roles_now = state.application_roles(identity.name, app)
+        return cached, {DIAGNOSTIC_HEADER: cache.served_diagnostic(family, cached, roles_now)}
+    token = state.tokens.app_token(app, resource, identity, "managed-identity")
+    state.count("tokens:managed-identity")
+    if not cache.policy.caches(family):
+        return token, {}
+    cache.put(family, identity.client_id, resource, token)
+    return token, {DIAGNOSTIC_HEADER: cache.issued_diagnostic(family, token)}
 
 
 def _selectors(params: dict[str, str], names: tuple[str, ...]) -> dict[str, str]:
@@ -137,17 +154,17 @@ def managed_identity_routes(state: EmulatorState) -> list[Route]:
                 "ClientId/ResourceId/PrincipalId." if selectors else _UNLOAD
             )
             return _kestrel(400, message, _selector_diagnostic(host, selectors))
+        family: CacheFamily = "automation" if runtime == "automation" else "app-service"
         try:
-            token = _issue(state, identity, resource)
+            token, diagnostic = _issue(state, family, identity, resource)
         except AadstsError as exc:
             return _kestrel(500, _VAGUE_500, str(exc))
-        state.count("tokens:managed-identity")
         correlation = str(uuid.uuid4())
         return JSONResponse(
             {"access_token": token.access_token, "expires_on": str(token.expires_on),
              "resource": resource, "token_type": "Bearer", "client_id": identity.client_id,
              "not_before": str(token.not_before)},
-            headers={"Server": "Kestrel", "X-CORRELATION-ID": correlation},
+            headers={"Server": "Kestrel", "X-CORRELATION-ID": correlation, **diagnostic},
         )
 
     async def legacy_msi(request: Request) -> Response:
@@ -170,18 +187,18 @@ def managed_identity_routes(state: EmulatorState) -> list[Route]:
         identity = _select(host, selectors)
         if identity is None:
             return _kestrel(400, _UNLOAD, _selector_diagnostic(host, selectors))
+        family: CacheFamily = "azure-ml" if flavor == "azure-ml" else "app-service"
         try:
-            token = _issue(state, identity, resource)
+            token, diagnostic = _issue(state, family, identity, resource)
         except AadstsError as exc:
             return _kestrel(500, _VAGUE_500, str(exc))
-        state.count("tokens:managed-identity")
         expires = dt.datetime.fromtimestamp(token.expires_on, dt.timezone.utc)
         expires_on = (str(token.expires_on) if flavor == "azure-ml"
                       else expires.strftime("%m/%d/%Y %H:%M:%S +00:00"))
         return JSONResponse(
             {"access_token": token.access_token, "expires_on": expires_on,
              "resource": resource, "token_type": "Bearer"},
-            headers={"Server": "Kestrel"},
+            headers={"Server": "Kestrel", **diagnostic},
         )
 
     def _imds_body(token: IssuedToken, identity: ManagedIdentity) -> dict[str, Any]:
@@ -194,7 +211,8 @@ def managed_identity_routes(state: EmulatorState) -> list[Route]:
             "msi_res_id": identity.resource_id,
         }
 
-    def _imds_token(host: Host, params: dict[str, str], server: str) -> Response:
+    def _imds_token(host: Host, params: dict[str, str], server: str,
+                    family: CacheFamily) -> Response:
         if not params.get("api-version"):
             return _oauth_error(400, "invalid_request",
                                 "Required query variable 'api-version' is missing", server=server)
@@ -212,11 +230,10 @@ def managed_identity_routes(state: EmulatorState) -> list[Route]:
             return _oauth_error(400, "invalid_request", "Identity not found",
                                 _selector_diagnostic(host, selectors), server=server)
         try:
-            token = _issue(state, identity, resource)
+            token, diagnostic = _issue(state, family, identity, resource)
         except AadstsError as exc:
             return _oauth_error(400, exc.error, str(exc), server=server)
-        state.count("tokens:managed-identity")
-        return JSONResponse(_imds_body(token, identity), headers={"Server": server})
+        return JSONResponse(_imds_body(token, identity), headers={"Server": server, **diagnostic})
 
     async def imds(request: Request) -> Response:
         """Azure VM Instance Metadata Service."""
@@ -228,7 +245,7 @@ def managed_identity_routes(state: EmulatorState) -> list[Route]:
         if host is None:
             return _oauth_error(400, "invalid_request", "Identity not found",
                                 "this IMDS address belongs to no emulated host")
-        return _imds_token(host, dict(request.query_params), "IMDS/150.870.65.1854")
+        return _imds_token(host, dict(request.query_params), "IMDS/150.870.65.1854", "imds")
 
     arc_keys: dict[str, Path] = {}
     """Each key the agent issued and its file; both go once the key is used (Arc's himds
@@ -275,7 +292,7 @@ def managed_identity_routes(state: EmulatorState) -> list[Route]:
                                 "the Basic credential is not a key this agent issued (each key "
                                 "is good for one request)", server=server)
         arc_keys.pop(used).unlink(missing_ok=True)
-        return _imds_token(host, dict(request.query_params), server)
+        return _imds_token(host, dict(request.query_params), server, "arc")
 
     return [
         Route("/msi/token", app_service, methods=["GET", "POST"]),

@@ -23,8 +23,10 @@ import certifi
 import uvicorn
 
 from tenantops.emulator.app import build_app
+from tenantops.emulator.assertions import ReplayPolicy
 from tenantops.emulator.directory import Directory
 from tenantops.emulator.state import EmulatorState
+from tenantops.emulator.token_cache import NO_CACHE, TokenCachePolicy
 from tenantops.errors import EmulatorError
 from tenantops.listen import listen
 from tenantops.pki import LocalCA
@@ -69,7 +71,13 @@ def _url_host(host: str) -> str:
 
 
 class EmulatorServer:
-    """The emulator's two listeners. Construction binds nothing; `start` or `serve` does."""
+    """The emulator's two listeners. Construction binds nothing; `start` or `serve` does.
+
+    ``token_cache`` decides which managed-identity endpoints serve a cached token (none unless
+    given: tests and embedded uses get a fresh token per request; ``tenantops emulator`` passes
+    the ``emulator.mi_token_cache_*`` settings, App Service for 24 h by default).
+    ``assertion_replay`` is what a repeated client-assertion ``jti`` gets (`ReplayPolicy`).
+    """
 
     def __init__(
         self,
@@ -81,6 +89,8 @@ class EmulatorServer:
         mi_port: int = 0,
         allow_remote: bool = False,
         key_grace_seconds: float = 86400.0,
+        token_cache: TokenCachePolicy = NO_CACHE,
+        assertion_replay: ReplayPolicy = "allow",
     ) -> None:
         if not is_loopback(host) and not allow_remote:
             raise EmulatorError(
@@ -92,7 +102,8 @@ class EmulatorServer:
         self.mi_port = mi_port
         self.data_dir = data_dir
         self.state = EmulatorState(directory, data_dir / "emulator",
-                                   key_grace_seconds=key_grace_seconds)
+                                   key_grace_seconds=key_grace_seconds, token_cache=token_cache,
+                                   assertion_replay=assertion_replay)
         self._servers: list[uvicorn.Server] = []
         self._thread: threading.Thread | None = None
         self._info: EmulatorInfo | None = None
@@ -121,6 +132,9 @@ class EmulatorServer:
         self.state.authority_url = f"https://{_url_host(self.host)}:{https_port}"
         self.state.mi_url = f"http://{_url_host(self.host)}:{http_port}"
         self.state.keys.active()  # create or load keys before the first request
+        for issuer in self.state.directory.issuers:
+            if issuer.hosted:  # so that 'emulator env' in another process finds them made
+                self.state.issuers.jwks(issuer)
         app = build_app(self.state)
         common = {"log_level": "warning", "access_log": False, "lifespan": "off",
                   "timeout_keep_alive": 30, "server_header": False}

@@ -1,4 +1,9 @@
-"""Everything a running emulator holds: directory, keys, token factory, runtime hosts, codes.
+"""Everything a running emulator holds: directory, keys, token factory, runtime hosts, codes,
+the outside issuers it plays, the client-assertion checks, and the managed-identity token cache.
+
+The directory can change while the emulator runs in one way only: app role assignments
+(`EmulatorState.assign`, ``tenantops emulator assign``), so the token cache's effect on a new
+role can be seen as in Azure.
 
 A *host* stands for the Azure resource a process runs on (an Automation account, a Function
 App, a VM). Each managed identity named in the directory can be "the host's identity": a
@@ -20,12 +25,21 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tenantops.emulator.directory import Directory, ManagedIdentity
+from tenantops.emulator.assertions import AssertionVerifier, ReplayPolicy
+from tenantops.emulator.directory import (
+    AppRegistration,
+    Directory,
+    ManagedIdentity,
+    RoleAssignment,
+)
+from tenantops.emulator.issuers import IssuerRegistry
 from tenantops.emulator.keys import KeyStore
+from tenantops.emulator.token_cache import NO_CACHE, ManagedIdentityTokenCache, TokenCachePolicy
 from tenantops.emulator.tokens import TokenFactory
+from tenantops.errors import DirectoryError
 from tenantops.pki import write_private
 
-__all__ = ["AuthorizationCode", "EmulatorState", "Host", "RefreshGrant"]
+__all__ = ["AssignmentChange", "AuthorizationCode", "EmulatorState", "Host", "RefreshGrant"]
 
 CODE_LIFETIME = 600.0
 REFRESH_LIFETIME = 86400.0 * 90
@@ -58,14 +72,26 @@ class RefreshGrant:
     expires_at: float
 
 
+@dataclass(frozen=True)
+class AssignmentChange:
+    """An app role assignment made or removed while the emulator runs."""
+
+    assignment: RoleAssignment
+    added: bool
+    at: float
+
+
 @dataclass
 class EmulatorState:
     directory: Directory
     data_dir: Path
     key_grace_seconds: float = 86400.0
+    token_cache: TokenCachePolicy = NO_CACHE
+    assertion_replay: ReplayPolicy = "allow"
     authority_url: str = ""
     mi_url: str = ""
     stats: Counter[str] = field(default_factory=Counter)
+    assignment_changes: list[AssignmentChange] = field(default_factory=list)
     _codes: dict[str, AuthorizationCode] = field(default_factory=dict)
     _refresh: dict[str, RefreshGrant] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -73,8 +99,47 @@ class EmulatorState:
     def __post_init__(self) -> None:
         self.keys = KeyStore(self.data_dir / "keys", grace_seconds=self.key_grace_seconds)
         self.tokens = TokenFactory(self.directory, self.keys, lambda: self.authority_url)
+        self.issuers = IssuerRegistry(lambda: self.directory, self.data_dir,
+                                      lambda: self.authority_url)
+        self.assertions = AssertionVerifier(lambda: self.directory, self.issuers,
+                                            lambda: self.authority_url,
+                                            replay=self.assertion_replay)
+        self.mi_tokens = ManagedIdentityTokenCache(self.token_cache)
         self._host_key: bytes | None = None
         self._hosts_by_secret: dict[str, Host] | None = None
+
+    def _set_assignments(self, assignments: list[RoleAssignment]) -> None:
+        directory = self.directory.model_copy(update={"assignments": assignments})
+        try:
+            directory.check_references()
+        except ValueError as exc:
+            raise DirectoryError(f"role assignment refused: {exc}") from exc
+        self.directory = directory
+        self.tokens.directory = directory
+
+    def assign(self, assignment: RoleAssignment) -> bool:
+        """Give ``assignment.principal`` the app role; False if it already holds it."""
+        with self._lock:
+            if assignment in self.directory.assignments:
+                return False
+            self._set_assignments([*self.directory.assignments, assignment])
+            self.assignment_changes.append(AssignmentChange(assignment, True, time.time()))
+            return True
+
+    def unassign(self, assignment: RoleAssignment) -> bool:
+        """Take the app role away; False if the principal did not hold it."""
+        with self._lock:
+            if assignment not in self.directory.assignments:
+                return False
+            self._set_assignments([a for a in self.directory.assignments if a != assignment])
+            self.assignment_changes.append(AssignmentChange(assignment, False, time.time()))
+            return True
+
+    def application_roles(self, principal: str, resource: AppRegistration) -> list[str]:
+        """The app roles a managed identity or app holds on ``resource`` now."""
+        return [r for r in self.directory.roles_of(principal, resource)
+                if (role := resource.role(r)) is not None
+                and "Application" in role.allowed_member_types]
 
     def _load_host_key(self) -> bytes:
         if self._host_key is None:

@@ -6,8 +6,18 @@ What decides the shape (Entra's rules, see shared reference §4):
 - v1 ``aud`` is the value that was requested (client ID or identifier URI), v2 ``aud`` is
   always the client ID GUID;
 - v1 carries ``appid``/``appidacr``, v2 ``azp``/``azpacr``; ``roles`` only when assigned;
-- app-only tokens carry ``idtyp=app``; managed-identity tokens carry ``xms_mirid`` and live
-  about 24 hours.
+  ``appidacr``/``azpacr`` say how the client proved itself: ``0`` public client, ``1``
+  secret, ``2`` certificate (Entra docs, access token claims reference), and ``2`` for a
+  managed identity (observed) and a federated assertion (unconfirmed);
+- ``idtyp`` is an optional claim (Entra docs, optional claims reference: "only in app-only
+  access tokens"): present when the resource app lists it in ``optional_claims``, and in tokens
+  for Microsoft's own resources (``app``, or ``user`` as observed in Azure CLI tokens for ARM);
+- ``xms_mirid`` (the managed identity's ARM resource ID) is "a first party only optional claim"
+  (Microsoft, MicrosoftDocs/azure-docs#96027): only in managed-identity tokens for Microsoft's
+  resources, never for an API of your own;
+- managed-identity tokens live about 24 hours, other access tokens about an hour.
+
+tests/emulator/test_token_claims.py compares every kind of token with the claims reference.
 """
 
 from __future__ import annotations
@@ -19,18 +29,22 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import jwt
 
 from tenantops.emulator.directory import AppRegistration, Directory, ManagedIdentity, User
 from tenantops.emulator.keys import KeyStore
 
-__all__ = ["AadstsError", "IssuedToken", "TokenFactory"]
+__all__ = ["AadstsError", "ClientCredentialKind", "IssuedToken", "TokenFactory"]
 
 MANAGED_IDENTITY_LIFETIME = 86700  # 24 h 5 min, as observed on real MI tokens
 APP_TOKEN_LIFETIME = 3599
 USER_TOKEN_LIFETIME = 3599
+
+ClientCredentialKind = Literal["public", "secret", "certificate", "federated", "managed-identity"]
+_ACR: dict[ClientCredentialKind, str] = {
+    "public": "0", "secret": "1", "certificate": "2", "federated": "2", "managed-identity": "2"}
 
 
 @dataclass
@@ -182,34 +196,46 @@ class TokenFactory:
         resource: AppRegistration,
         requested: str,
         caller: ManagedIdentity | AppRegistration,
+        credential: ClientCredentialKind | None = None,
     ) -> IssuedToken:
-        """An app-only token for a managed identity or a confidential client."""
-        is_mi = isinstance(caller, ManagedIdentity)
+        """An app-only token for a managed identity (``credential="managed-identity"``, from a
+        managed-identity endpoint) or a confidential client (an app, or a user-assigned identity
+        proving itself with a federated assertion) at the token endpoint. Without
+        ``credential``: a managed identity's endpoint, or an app's secret."""
+        if credential is None:
+            credential = "managed-identity" if isinstance(caller, ManagedIdentity) else "secret"
         client_id = caller.client_id
         object_id = caller.principal_id if isinstance(caller, ManagedIdentity) else (
             caller.service_principal_id)
         roles = self.roles_for(caller.name, client_id, resource, "Application")
-        lifetime = MANAGED_IDENTITY_LIFETIME if is_mi else APP_TOKEN_LIFETIME
+        lifetime = (MANAGED_IDENTITY_LIFETIME if credential == "managed-identity"
+                    else APP_TOKEN_LIFETIME)
         claims, now, version = self._base_claims(resource, requested, lifetime)
-        acr = "2" if is_mi else "1"
+        acr = _ACR[credential]
         if version == 1:
             claims.update(appid=client_id, appidacr=acr, idp=self.issuer(1))
         else:
             claims.update(azp=client_id, azpacr=acr)
-        claims.update(idtyp="app", oid=object_id, sub=object_id)
+        claims.update(oid=object_id, sub=object_id)
+        if resource.first_party or "idtyp" in resource.optional_claims:
+            claims["idtyp"] = "app"
         if roles:
             claims["roles"] = roles
-        if isinstance(caller, ManagedIdentity):
+        if isinstance(caller, ManagedIdentity) and resource.first_party:
             claims["xms_mirid"] = caller.resource_id
         return self._finish(claims, version, now, lifetime, requested)
 
     def user_token(
-        self, resource: AppRegistration, requested: str, user: User, client: AppRegistration
+        self, resource: AppRegistration, requested: str, user: User, client: AppRegistration,
+        credential: ClientCredentialKind | None = None,
     ) -> IssuedToken:
-        """A delegated token for ``user`` signed in through ``client``."""
+        """A delegated token for ``user`` signed in through ``client``, which proved itself
+        with ``credential`` (default: none for a public client, else a secret)."""
+        if credential is None:
+            credential = "public" if client.public_client else "secret"
         roles = self.roles_for(user.username, client.client_id, resource, "User")
         claims, now, version = self._base_claims(resource, requested, USER_TOKEN_LIFETIME)
-        acr = "0" if client.public_client else "1"
+        acr = _ACR[credential]
         pairwise = hashlib.sha256(f"{user.object_id}:{client.client_id}".encode()).digest()
         if version == 1:
             claims.update(appid=client.client_id, appidacr=acr, upn=user.username,
@@ -219,6 +245,8 @@ class TokenFactory:
         claims.update(name=user.display_name or user.username, oid=user.object_id,
                       sub=base64.urlsafe_b64encode(pairwise).rstrip(b"=").decode()[:43],
                       scp="user_impersonation")
+        if resource.first_party:
+            claims["idtyp"] = "user"
         if roles:
             claims["roles"] = roles
         return self._finish(claims, version, now, USER_TOKEN_LIFETIME, requested)
