@@ -36,7 +36,6 @@ from tenantops.emulator.directory import (
     AppRegistration,
     Directory,
     FederatedCredential,
-    KeyCredential,
     ManagedIdentity,
 )
 from tenantops.emulator.issuers import IssuerRegistry
@@ -256,8 +255,7 @@ class AssertionVerifier:
             raise _invalid_client(50027, "Invalid JWT token. No certificate thumbprint "
                                   "specified in token header.")
         shown = (sha1 or sha256 or "").upper()
-        registered = next((c for c in app.certificates if c.matches(sha1, sha256)), None)
-        certificate = self._certificate_of(registered, header, sha1, sha256)
+        certificate = self._registered_certificate(app, header, sha1, sha256)
         if certificate is None:
             # Azure/azure-sdk-for-net#29007: AADSTS700027 "[Reason - The key was not found.
             # ...]. Alternatively, SNI may be configured on the app. Please ensure that client
@@ -266,11 +264,9 @@ class AssertionVerifier:
                 700027, "Client assertion contains an invalid signature. [Reason - The key was "
                 f"not found., Thumbprint of key used by client: '{shown}', Please visit the Azure "
                 "Portal, Graph Explorer or directly use MS Graph to see configured keys for app "
-                f"Id '{app.client_id}'.]" + (
-                    " Alternatively, SNI may be configured on the app. Please ensure that client "
-                    "assertion is being sent with the x5c claim in the JWT header so that Azure "
-                    "Active Directory can validate the certificate being used."
-                    if registered is not None else ""))
+                f"Id '{app.client_id}'.] Alternatively, SNI may be configured on the app. Please "
+                "ensure that client assertion is being sent with the x5c claim in the JWT header "
+                "so that Azure Active Directory can validate the certificate being used.")
         now = self._clock()
         start = certificate.not_valid_before_utc
         end = certificate.not_valid_after_utc
@@ -328,15 +324,15 @@ class AssertionVerifier:
         return AssertedClient(app, "certificate")
 
     @staticmethod
-    def _certificate_of(registered: KeyCredential | None, header: Mapping[str, Any],
-                        sha1: str | None, sha256: str | None) -> x509.Certificate | None:
-        """The registered certificate; for a thumbprint-only registration, the ``x5c`` leaf
-        whose thumbprint it is."""
-        if registered is None:
-            return None
-        certificate = registered.x509_certificate()
-        if certificate is not None:
-            return certificate
+    def _registered_certificate(app: AppRegistration, header: Mapping[str, Any],
+                                sha1: str | None, sha256: str | None) -> x509.Certificate | None:
+        """The certificate the header names, if the app registers it: its own copy, or, for a
+        thumbprint-only (SNI) registration, the ``x5c`` leaf whose thumbprint it registers and
+        which the header's thumbprint names."""
+        for registered in app.certificates:
+            certificate = registered.x509_certificate()
+            if certificate is not None and registered.matches(sha1, sha256):
+                return certificate
         chain = header.get("x5c")
         if not isinstance(chain, list) or not chain or not isinstance(chain[0], str):
             return None
@@ -345,12 +341,13 @@ class AssertionVerifier:
         except ValueError:
             return None
         # SHA-1 names a certificate here (x5t), it protects nothing.
-        if not registered.matches(leaf.fingerprint(hashes.SHA1()).hex(),  # noqa: S303
-                                  leaf.fingerprint(hashes.SHA256()).hex()):
-            return None
-        if not registered.matches(sha1, sha256):
-            return None
-        return leaf
+        leaf_sha1 = leaf.fingerprint(hashes.SHA1()).hex()  # noqa: S303
+        leaf_sha256 = leaf.fingerprint(hashes.SHA256()).hex()
+        if sha1 not in (None, leaf_sha1) or sha256 not in (None, leaf_sha256):
+            return None  # the header names another certificate than the chain carries
+        registered_leaf = any(not r.certificate and r.matches(leaf_sha1, leaf_sha256)
+                              for r in app.certificates)
+        return leaf if registered_leaf else None
 
     def _federated(self, directory: Directory, header: Mapping[str, Any],
                    claims: Mapping[str, Any], client_id: str, assertion: str) -> AssertedClient:

@@ -13,7 +13,9 @@ The steps are the path a runbook takes, each ending with what to do next:
    body and ``x-tenantops-diagnostic`` header are shown (azure-identity reduces them to one
    line, and App Service hides Entra's answer behind a vague 500);
 5. claims: the token's aud, iss, tid, roles and expiry beside what the API expects;
-6. call: the URL with the token, only over https or to this machine, following no redirect.
+6. call: the URL with the token, only over https or to this machine, following no redirect;
+   a 403 to a managed identity also says whether its endpoint served a cached token issued
+   before a role was assigned (Azure caches managed-identity tokens for around 24 hours).
 
 The verdict is the first failing step's finding and fix; the report is OK (exit code 0) only
 when the call succeeds. No token or secret is ever part of the report.
@@ -21,8 +23,10 @@ when the call succeeds. No token or secret is ever part of the report.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,8 +49,8 @@ from tenantops.identity._client import require_secure_destination
 from tenantops.identity._credential import BearerToken, IdentityCredential
 from tenantops.identity._discovery import metadata_url, pin_advertised
 from tenantops.identity._refusals import VAGUE_500, explain_refusal
-from tenantops.identity._rejection import Rejection
-from tenantops.identity._runtimes import EndpointAnswer, request_token
+from tenantops.identity._rejection import Rejection, _single_role
+from tenantops.identity._runtimes import DIAGNOSTIC_HEADER, EndpointAnswer, request_token
 from tenantops.identity._sources import ImdsProbe, SourceCheck, check_sources, probe_imds
 from tenantops.identity._token import DecodedToken, is_arm_audience
 from tenantops.log import redact
@@ -61,6 +65,13 @@ _VARIABLES = (
     "AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH",
     "AZURE_AUTHORITY_HOST",
 )
+_CACHE_AGE_SECONDS = 24 * 3600
+"""Microsoft: "The back-end services for managed identities maintain a cache per resource URI
+for around 24 hours ... There's currently no way to force a token refresh." (App Service docs,
+overview-managed-identity; managed identities FAQ)."""
+_CACHED = re.compile(r"^cached token served: issued at (?P<issued>\S+) .*?roles assigned now: "
+                     r"(?P<now>[^;]*?)(?: \(different[^)]*\))?; a new token is issued after "
+                     r"(?P<renew>\S+)$")
 _CONFIGURE = ("pass --audience with the API app registration's client ID (Entra portal: App "
               "registrations, the API, 'Application (client) ID'), or set "
               "TENANTOPS_IDENTITY__AUDIENCE / [identity] audience")
@@ -531,7 +542,12 @@ class Doctor:
             message = rejection.message(now)
             finding = "\n".join(line for line in message.splitlines()
                                 if not line.startswith("Next:"))
-            return Step("call", title, "fail", finding, rejection.next_step(now),
+            next_step = rejection.next_step(now)
+            cached = self._cached_token(state, rejection, now) if status == 403 else None
+            if cached is not None:
+                finding = f"{finding}\n{cached[0]}"
+                next_step = cached[1]
+            return Step("call", title, "fail", finding, next_step,
                         {"status": status, "error": rejection.error,
                          "error_description": rejection.description,
                          "expected": rejection.body.expected if rejection.body else None,
@@ -540,6 +556,63 @@ class Doctor:
                     f"GET {url} answered {status} with the token: the token was accepted (not "
                     "401/403) but the call failed",
                     "check the URL, and the API's logs for this request", {"status": status})
+
+
+    def _cached_token(self, state: _State, rejection: Rejection,
+                      now: float) -> tuple[str, str] | None:
+        """For a managed identity's 403: whether the token predates a role assignment because
+        its endpoint serves cached tokens, as (finding, next step); None when it does not apply.
+
+        The emulator says so in ``x-tenantops-diagnostic`` (asked once more, directly); against
+        Azure, which says nothing, a token issued minutes ago is the clue."""
+        check, decoded = state.check, state.decoded
+        if check is None or check.source != "managed-identity" or decoded is None:
+            return None
+        iat = decoded.claims.get("iat")
+        if not isinstance(iat, int | float):
+            return None
+        issued = dt.datetime.fromtimestamp(iat, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        role = _single_role(rejection.body.expected if rejection.body else None)
+        diagnostic = self._endpoint_diagnostic(state)
+        match = _CACHED.match(diagnostic or "")
+        if match is not None:
+            held_now = [r.strip() for r in match["now"].split(",")]
+            finding = ("the managed-identity endpoint served a cached token "
+                       f"(x-tenantops-diagnostic): {diagnostic}")
+            if role is not None and role in held_now:
+                return finding, (
+                    f"the identity holds {role} now, but the token was issued at "
+                    f"{match['issued']}, before the role was assigned, and the endpoint keeps "
+                    f"serving it until {match['renew']}. Wait until then (Azure offers no way "
+                    "to force a refresh); locally, restart the emulator or start it with "
+                    "--mi-token-cache-hours 0")
+            return finding, (f"{rejection.next_step(now)}; the endpoint then keeps serving the "
+                             f"token issued at {match['issued']} until {match['renew']}")
+        age = now - iat
+        if age < 300:
+            return None
+        renew = dt.datetime.fromtimestamp(iat + _CACHE_AGE_SECONDS, dt.timezone.utc).strftime(
+            "%Y-%m-%dT%H:%M:%SZ")
+        return (f"the token was issued at {issued} ({int(age // 60)} min ago): managed-identity "
+                "endpoints cache tokens per resource for around 24 hours, so a role assigned "
+                f"after {issued} is not in it yet",
+                f"{rejection.next_step(now)}. If the role was assigned after {issued}, wait until "
+                f"about {renew}, when the endpoint issues a new token (Azure offers no way to "
+                "force a refresh)")
+
+    def _endpoint_diagnostic(self, state: _State) -> str | None:
+        """The identity endpoint's ``x-tenantops-diagnostic`` for this audience, asked once."""
+        check, audience = state.check, state.audience
+        runtime = check.runtime if check is not None else None
+        if check is None or audience is None or runtime is None or not runtime.asked_directly:
+            return None
+        try:
+            with httpx.Client(transport=self._identity_transport, timeout=self._timeout) as http:
+                response = request_token(runtime, dict(os.environ), audience.resource,
+                                         check.selector, http)
+        except (httpx.HTTPError, ValueError, OSError):
+            return None
+        return response.headers.get(DIAGNOSTIC_HEADER) if response.status_code == 200 else None
 
 
 def run_doctor(url: str, settings: IdentitySettings | None = None, *,
