@@ -575,19 +575,15 @@ class Doctor:
         role = _single_role(rejection.body.expected if rejection.body else None)
         diagnostic = self._endpoint_diagnostic(state)
         match = _CACHED.match(diagnostic or "")
-        if match is not None:
-            held_now = [r.strip() for r in match["now"].split(",")]
-            finding = ("the managed-identity endpoint served a cached token "
-                       f"(x-tenantops-diagnostic): {diagnostic}")
-            if role is not None and role in held_now:
-                return finding, (
-                    f"the identity holds {role} now, but the token was issued at "
-                    f"{match['issued']}, before the role was assigned, and the endpoint keeps "
-                    f"serving it until {match['renew']}. Wait until then (Azure offers no way "
-                    "to force a refresh); locally, restart the emulator or start it with "
-                    "--mi-token-cache-hours 0")
-            return finding, (f"{rejection.next_step(now)}; the endpoint then keeps serving the "
-                             f"token issued at {match['issued']} until {match['renew']}")
+        if match is not None and role is not None \
+                and role in [r.strip() for r in match["now"].split(",")]:
+            return (f"the managed-identity endpoint served a cached token "
+                    f"(x-tenantops-diagnostic): {diagnostic}"), (
+                f"the identity holds {role} now, but the token was issued at "
+                f"{match['issued']}, before the role was assigned, and the endpoint keeps "
+                f"serving it until {match['renew']}. Wait until then (Azure offers no way to "
+                "force a refresh); locally, restart the emulator or start it with "
+                "--mi-token-cache-hours 0")
         age = now - iat
         if age < 300:
             return None
