@@ -22,7 +22,6 @@ import secrets
 import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -295,7 +294,8 @@ def test_token_claims_are_the_documented_ones_for_its_kind_and_version(
     low, high = kind.lifetime
     assert low <= claims["exp"] - claims["iat"] <= high
     assert GUID.fullmatch(claims["oid"])
-    assert isinstance(claims["uti"], str) and claims["uti"]
+    assert isinstance(claims["uti"], str)
+    assert claims["uti"]
     client = claims["appid"] if version == 1 else claims["azp"]
     assert client == world.client_id(kind.caller)
     if kind.user:
