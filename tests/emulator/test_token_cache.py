@@ -4,6 +4,7 @@ the doctor turns that into the explanation of "I assigned the role and still get
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import subprocess
 import sys
@@ -149,6 +150,31 @@ def test_a_new_role_shows_late_on_app_service_and_at_once_on_imds(
     finally:
         admin(cached, "DELETE", principal="uami-no-role", resource="tenantops-api",
               role="Tenants.Read")
+
+
+def test_a_cached_token_served_by_imds_says_how_long_it_has_left(tmp_path: Path) -> None:
+    """IMDS answers expires_in; for a token issued an hour ago it is an hour less."""
+    server = EmulatorServer(default_directory(), tmp_path,
+                            token_cache=TokenCachePolicy(24, frozenset({"imds"})))
+    server.start()
+    try:
+        state = server.state
+        mi = state.directory.identity_by_name("aa-onboarding")
+        api = state.directory.app_by_client_id(API_CLIENT_ID)
+        assert mi is not None
+        assert api is not None
+        fresh = state.tokens.app_token(api, API_CLIENT_ID, mi)
+        hour_old = dataclasses.replace(fresh, not_before=fresh.not_before - 3600,
+                                       expires_on=fresh.expires_on - 3600)
+        state.mi_tokens.put("imds", mi.client_id, API_CLIENT_ID, hour_old)
+        body = ask(server, "imds", identity="aa-onboarding").json()
+    finally:
+        gc.collect()
+        server.stop()
+    assert body["access_token"] == hour_old.access_token
+    assert body["expires_on"] == str(hour_old.expires_on)
+    assert abs(int(body["expires_in"]) - (hour_old.expires_on - time.time())) <= 2
+    assert int(body["expires_in"]) < fresh.expires_in - 3500
 
 
 def test_cache_age_and_remaining_lifetime_decide_when_a_token_is_issued_again() -> None:
@@ -306,8 +332,8 @@ def test_tenantops_emulator_cache_options_choose_the_endpoints_and_the_age(
         secret = EmulatorState(directory, tmp_path / "emulator").host_secret("aa-onboarding")
         imds = [httpx.get(f"{info.mi_url}/imds/{secret}/metadata/identity/oauth2/token",
                           params={"api-version": "2018-02-01", "resource": API_CLIENT_ID},
-                          headers={"Metadata": "true"}).json()["access_token"] for _ in range(2)]
-        assert imds[0] == imds[1]
+                          headers={"Metadata": "true"}).json() for _ in range(2)]
+        assert imds[0]["access_token"] == imds[1]["access_token"]
         app_service = [httpx.get(f"{info.mi_url}/msi/token",
                                  params={"api-version": "2019-08-01", "resource": API_CLIENT_ID},
                                  headers={"X-IDENTITY-HEADER": secret}).json()["access_token"]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import secrets
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -202,10 +203,12 @@ def managed_identity_routes(state: EmulatorState) -> list[Route]:
         )
 
     def _imds_body(token: IssuedToken, identity: ManagedIdentity) -> dict[str, Any]:
+        # expires_in counts from now: a cached token has less left than its lifetime.
+        left = str(max(token.expires_on - int(time.time()), 0))
         return {
             "access_token": token.access_token, "refresh_token": "",
-            "expires_in": str(token.expires_in), "expires_on": str(token.expires_on),
-            "ext_expires_in": str(token.expires_in), "not_before": str(token.not_before),
+            "expires_in": left, "expires_on": str(token.expires_on),
+            "ext_expires_in": left, "not_before": str(token.not_before),
             "resource": token.resource, "token_type": "Bearer",
             "client_id": identity.client_id, "object_id": identity.principal_id,
             "msi_res_id": identity.resource_id,
