@@ -209,7 +209,7 @@ class CatalogSettings(BaseModel):
     )
 
 
-class EngineSettings(BaseModel):
+class EngineSettings(_Section):
     """The provisioning engine (``tenantops.provisioning``): DBOS workflows and retries."""
 
     system_database_url: str | None = Field(
@@ -218,12 +218,27 @@ class EngineSettings(BaseModel):
         "PostgreSQL when several workers share the load",
     )
     executor_id: str = Field(
-        default="local", description="this worker's DBOS executor ID; unique per worker"
+        default="local",
+        description="this worker's DBOS executor ID. Left unset: 'local' on the embedded "
+        "SQLite system database (one worker per data folder, guarded by a lock), "
+        "'<host>-<pid>' on PostgreSQL; set it only to give a worker a stable name of its own",
     )
     worker_timeout_seconds: float = Field(
         default=120.0, ge=1, le=86400,
-        description="a worker unheard of this long is taken for dead, and a live worker takes "
-        "over its runs; workers say they are alive every quarter of it (at least every 30 s)",
+        description="a worker unheard of this long (by the database's clock) is taken for "
+        "dead, and a live worker takes over its runs; workers say they are alive every "
+        "quarter of it (at least every 30 s)",
+    )
+    clock_skew_tolerance_seconds: float = Field(
+        default=5.0, gt=0, le=3600,
+        description="a worker whose clock differs from the database's by more than this logs "
+        "a warning and is flagged in /api/workers",
+    )
+    check_runs_seconds: float = Field(
+        default=30.0, gt=0, le=3600,
+        description="how often a worker makes sure every active run has a live workflow: "
+        "it resumes workflows that died (a full disk, a lost connection) and shows the cause "
+        "on the run's step",
     )
     worker_concurrency: int = Field(default=8, ge=1, le=256, description="runs at once")
     queue_polling_seconds: float = Field(default=0.2, gt=0, le=60)
@@ -233,8 +248,24 @@ class EngineSettings(BaseModel):
     retry_initial_seconds: float = Field(default=1.0, ge=0, description="first backoff")
     retry_max_seconds: float = Field(default=60.0, ge=0, description="longest backoff")
     retry_backoff_rate: float = Field(default=2.0, ge=1)
+    retry_after_max_seconds: float = Field(
+        default=900.0, ge=0, le=86400,
+        description="the longest a provider's Retry-After (429/503) makes a step wait; a "
+        "longer one is capped to this",
+    )
     pending_timeout_seconds: float = Field(
-        default=3600.0, gt=0, description="how long a step may stay pending before it fails"
+        default=3600.0, gt=0, description="how long a step may stay pending before it fails, "
+        "unless the provider's Pending says otherwise (timeout_seconds)"
+    )
+    long_wait_seconds: float = Field(
+        default=10.0, ge=0, le=3600,
+        description="a wait longer than this (a Pending, a backoff, a Retry-After) frees the "
+        "worker slot: the run's workflow ends and a delayed one continues it; shorter waits "
+        "sleep durably inside the workflow",
+    )
+    readiness_timeout_seconds: float = Field(
+        default=2.0, gt=0, le=60,
+        description="how long /api/health/ready waits for each database",
     )
     serve_embedded: bool = Field(
         default=True,

@@ -345,9 +345,23 @@ class ProviderError(ProvisioningError):
 
 class TransientProviderError(ProviderError):
     """Worth retrying: throttled (429), a server error (5xx), a timeout or a reset connection.
-    ``retry_after`` is the wait the service asked for (429 ``Retry-After``), in seconds."""
+    ``retry_after`` is the wait the service asked for (a 429's or 503's ``Retry-After``), in
+    seconds: the engine makes the next attempt no sooner, up to
+    ``engine.retry_after_max_seconds``."""
 
-    retry_after: float | None = None
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        action: str = "",
+        resource: str = "",
+        status_code: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, provider=provider, action=action, resource=resource,
+                         status_code=status_code)
+        self.retry_after = retry_after
 
 
 class PermanentProviderError(ProviderError):

@@ -11,6 +11,7 @@ import pytest
 
 from tenantops.config import Settings
 from tenantops.provisioning import Engine, TenantSpec
+from tenantops.provisioning.engine import DurableWaits
 from tenantops.provisioning.providers.base import Middleware
 
 EngineFactory = Callable[..., Engine]
@@ -54,11 +55,14 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def make_engine(tmp_path: Path) -> Iterator[EngineFactory]:
-    """Start an engine with optional middleware and setting overrides; stopped after."""
+    """Start an engine with optional middleware, wait seam and setting overrides; stopped
+    after."""
     started: list[Engine] = []
 
-    def make(*middleware: Middleware, **overrides: object) -> Engine:
-        engine = Engine(fast_settings(tmp_path / "data", **overrides), middleware=middleware)
+    def make(*middleware: Middleware, waits: DurableWaits | None = None,
+             **overrides: object) -> Engine:
+        engine = Engine(fast_settings(tmp_path / "data", **overrides), middleware=middleware,
+                        waits=waits)
         engine.start()
         started.append(engine)
         return engine

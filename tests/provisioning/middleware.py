@@ -149,3 +149,51 @@ class Intervals:
             step = current_step()
             with self._lock:
                 self.calls.append((step.tenant if step else "", started, time.monotonic()))
+
+
+class PendingFor:
+    """Answers `Pending` for the first ``times`` calls of one plan step (every call while
+    ``times`` is None), as a provider waiting on something outside it would (a customer's
+    DNS records, a certificate), with ``retry_after`` and ``timeout_seconds``."""
+
+    def __init__(self, step: str, *, retry_after: float, times: int | None = None,
+                 timeout_seconds: float | None = None,
+                 reason: str = "waiting for TXT asuid.app.example.test") -> None:
+        self.step = step
+        self.retry_after = retry_after
+        self.times = times
+        self.timeout_seconds = timeout_seconds
+        self.reason = reason
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, call: ProviderCall, proceed: Callable[[], Outcome]) -> Outcome:
+        current = current_step()
+        if current is None or current.step != self.step:
+            return proceed()
+        with self._lock:
+            self.calls += 1
+            waiting = self.times is None or self.calls <= self.times
+        if waiting:
+            return Pending(self.reason, self.retry_after, timeout_seconds=self.timeout_seconds)
+        return proceed()
+
+
+class Throttled:
+    """Raises a 429 with ``Retry-After: retry_after`` for the first ``times`` calls of one
+    plan step, as a throttled cloud API does."""
+
+    def __init__(self, step: str, *, retry_after: float, times: int) -> None:
+        self.step = step
+        self.retry_after = retry_after
+        self.times = times
+        self.calls = 0
+
+    def __call__(self, call: ProviderCall, proceed: Callable[[], Outcome]) -> Outcome:
+        current = current_step()
+        if current is not None and current.step == self.step and self.calls < self.times:
+            self.calls += 1
+            raise TransientProviderError(
+                f"{call.provider.label} answered 429 Too Many Requests", status_code=429,
+                retry_after=self.retry_after)
+        return proceed()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tenantops.errors import RunStateError
+from tenantops.errors import RunStateError, TransientProviderError
+from tenantops.provisioning.providers.base import Outcome, ProviderCall
 
 from .conftest import EngineFactory, spec_for
 from .middleware import CallLog, Gate, Outage, TransientFaults
@@ -35,9 +37,32 @@ def test_transient_failures_give_up_after_max_attempts_with_the_last_error(
     assert run.status == "failed"
     assert run.failed_step == "register_tenant"
     assert run.error is not None
-    assert "register_tenant failed 3 times in a row; last error:" in run.error
-    assert "HTTP 503 Service Unavailable" in run.error
+    assert run.error.startswith(
+        "register_tenant failed 3 times in a row, the most engine.max_attempts allows; "
+        "last error: catalog:sqlite answered HTTP 503 Service Unavailable (injected)")
     assert run.step("register_tenant").attempts == 3
+
+
+def test_the_final_error_after_the_last_attempt_promises_no_further_retry(
+    make_engine: EngineFactory,
+) -> None:
+    """Providers end transient messages with "will retry"; once the engine gives up, the
+    run's error (and the step's) must say what to do instead."""
+
+    def refuse(call: ProviderCall, proceed: Callable[[], Outcome]) -> Outcome:
+        raise TransientProviderError(
+            f"could not reach {call.provider.label} (connection reset); will retry")
+
+    engine = make_engine(refuse, engine={"max_attempts": 2})
+    run = engine.wait(engine.onboard(spec_for("givenup"), requested_by="ops").id)
+
+    assert run.status == "failed"
+    assert run.error == (
+        "register_tenant failed 2 times in a row, the most engine.max_attempts allows; last "
+        "error: could not reach catalog:sqlite (connection reset); once the cause is fixed, "
+        "retry the run")
+    assert run.step("register_tenant").error == run.error
+    assert "will retry" not in run.error
 
 
 def test_permanent_failure_then_retry_continues_from_the_failed_step(

@@ -28,6 +28,7 @@ from tenantops.catalog.runs import (
     Step,
     StepStatus,
     StepTemplate,
+    segment_workflow_id,
 )
 from tenantops.catalog.steps import StepStore
 from tenantops.catalog.tenants import Tenant, TenantFields, TenantStatus, TenantStore
@@ -59,4 +60,5 @@ __all__ = [
     "Worker",
     "WorkerStore",
     "catalog_url",
+    "segment_workflow_id",
 ]

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from tenantops.errors import CatalogError
 
-__all__ = ["CatalogDatabase", "new_id", "now"]
+__all__ = ["CatalogDatabase", "database_now", "new_id", "now"]
 
 
 def now() -> dt.datetime:
@@ -36,6 +36,18 @@ def now() -> dt.datetime:
 
 def new_id() -> str:
     return uuid.uuid4().hex
+
+
+def database_now(connection: Connection) -> dt.datetime:
+    """The database's clock, timezone-aware UTC: PostgreSQL's ``now()`` (the start of the
+    current transaction), the same source for every worker; on SQLite this process's clock,
+    which is the only one (one worker per data folder)."""
+    if connection.dialect.name != "postgresql":
+        return now()
+    value = connection.execute(text("SELECT now()")).scalar_one()
+    if not isinstance(value, dt.datetime) or value.tzinfo is None:
+        raise CatalogError(f"the catalog's database answered {value!r} for now()")
+    return value.astimezone(dt.timezone.utc)
 
 
 class CatalogDatabase:
@@ -115,6 +127,17 @@ class CatalogDatabase:
         try:
             with self.engine.begin() as connection:
                 yield connection
+        except SQLAlchemyError as exc:
+            raise CatalogError(
+                f"the catalog at {self.url} failed: {exc.__class__.__name__}: "
+                f"{str(exc).splitlines()[0]}; check that the database is reachable"
+            ) from exc
+
+    def ping(self) -> None:
+        """Open a connection and run ``SELECT 1``; `CatalogError` when that fails."""
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
         except SQLAlchemyError as exc:
             raise CatalogError(
                 f"the catalog at {self.url} failed: {exc.__class__.__name__}: "

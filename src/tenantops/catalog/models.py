@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -127,6 +128,9 @@ class RunRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     failed_step: Mapped[str | None] = mapped_column(String(64))
     retries: Mapped[int] = mapped_column(Integer, default=0)
+    # Which workflow carries the run now: 0 is ``workflow_id`` itself, n is
+    # ``<workflow_id>/<n>`` (a continuation after a long wait, a retry, a resumed stall).
+    segment: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
     __table_args__ = (
         # At most one pending or running run per tenant, whatever the number of API instances.
@@ -154,6 +158,8 @@ class StepRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     message: Mapped[str | None] = mapped_column(Text)
     outputs: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The database's time of the first Pending in this attempt chain (None: not pending).
+    pending_since: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
 
     __table_args__ = (UniqueConstraint("run_id", "name"),)
 
@@ -181,6 +187,8 @@ class WorkerRow(Base):
     pid: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     last_seen: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    # The worker's clock minus the database's at its last beat (None: not measured).
+    clock_offset_seconds: Mapped[float | None] = mapped_column(Float)
 
 
 class OrganizationRow(Base):

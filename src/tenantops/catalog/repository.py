@@ -90,6 +90,10 @@ class Catalog:
         """Create or upgrade the schema to the latest migration; safe to call concurrently."""
         self.database.migrate()
 
+    def ping(self) -> None:
+        """Reach the database (``SELECT 1``); `CatalogError` when it cannot."""
+        self.database.ping()
+
     @contextmanager
     def _session(self, *, write: bool) -> Iterator[Session]:
         with self.database.session(write=write) as session:
@@ -162,6 +166,9 @@ class Catalog:
     def reopen_run(self, run_id: str) -> Run:
         return self.runs.reopen(run_id)
 
+    def advance_run(self, run_id: str, *, to_segment: int) -> bool:
+        return self.runs.advance(run_id, to_segment=to_segment)
+
     # -- steps --------------------------------------------------------------------------
 
     def step_started(self, run_id: str, name: str) -> int | None:
@@ -171,6 +178,12 @@ class Catalog:
         self, run_id: str, name: str, *, status: Literal["waiting", "retrying"], message: str
     ) -> None:
         self.steps.waiting(run_id, name, status=status, message=message)
+
+    def step_pending(self, run_id: str, name: str, *, message: str) -> float:
+        return self.steps.pending(run_id, name, message=message)
+
+    def step_stalled(self, run_id: str, message: str) -> str | None:
+        return self.steps.stalled(run_id, message)
 
     def step_succeeded(
         self, run_id: str, name: str, outputs: Mapping[str, object],
@@ -183,8 +196,8 @@ class Catalog:
 
     # -- workers ------------------------------------------------------------------------
 
-    def worker_seen(self, executor_id: str, *, host: str, pid: int) -> None:
-        self.worker_registry.seen(executor_id, host=host, pid=pid)
+    def worker_seen(self, executor_id: str, *, host: str, pid: int) -> float:
+        return self.worker_registry.seen(executor_id, host=host, pid=pid)
 
     def worker_left(self, executor_id: str, *, pid: int) -> None:
         self.worker_registry.left(executor_id, pid=pid)

@@ -47,6 +47,7 @@ __all__ = [
     "Step",
     "StepStatus",
     "StepTemplate",
+    "segment_workflow_id",
 ]
 
 RunKind = Literal["onboard", "offboard"]
@@ -105,10 +106,16 @@ class Run:
     failed_step: str | None
     retries: int
     steps: tuple[Step, ...] = field(default=())
+    segment: int = 0
 
     @property
     def finished(self) -> bool:
         return self.status in TERMINAL_RUN_STATUSES
+
+    @property
+    def current_workflow_id(self) -> str:
+        """The workflow that carries the run now (see `segment_workflow_id`)."""
+        return segment_workflow_id(self.workflow_id, self.segment)
 
     def step(self, name: str) -> Step:
         for step in self.steps:
@@ -123,6 +130,12 @@ class OpenedRun:
 
     run: Run
     created: bool
+
+
+def segment_workflow_id(workflow_id: str, segment: int) -> str:
+    """The workflow ID of a run's ``segment``: the run's own ``workflow_id`` for 0, then
+    ``<workflow_id>/<segment>`` for each continuation (after a long wait, a retry, a stall)."""
+    return workflow_id if segment == 0 else f"{workflow_id}/{segment}"
 
 
 def step_record(row: StepRow) -> Step:
@@ -142,6 +155,7 @@ def run_record(row: RunRow, slug: str, steps: Sequence[StepRow]) -> Run:
         finished_at=row.finished_at, error=row.error, failed_step=row.failed_step,
         retries=row.retries,
         steps=tuple(step_record(s) for s in sorted(steps, key=lambda s: s.position)),
+        segment=row.segment or 0,
     )
 
 
@@ -306,6 +320,19 @@ class RunStore:
         """Runs pending or running: what a worker must make sure has a workflow."""
         return [r for r in self.all() if r.status in ACTIVE_RUN_STATUSES]
 
+    def advance(self, run_id: str, *, to_segment: int) -> bool:
+        """Hand an active run over to workflow segment ``to_segment`` (from the one before
+        it); True if the run is now there, also when it already was (a replayed hand-over).
+        False when the run is no longer active or a later segment (a retry) has taken it."""
+        with self._db.session(write=True) as s:
+            result = s.execute(
+                update(RunRow)
+                .where(RunRow.id == run_id, RunRow.status.in_(ACTIVE_RUN_STATUSES),
+                       RunRow.segment.in_((to_segment - 1, to_segment)))
+                .values(segment=to_segment)
+            )
+            return bool(getattr(result, "rowcount", 0))
+
     # -- closing and reopening ----------------------------------------------------------
 
     def finish(
@@ -390,10 +417,12 @@ class RunStore:
                 row.error = None
                 row.failed_step = None
                 row.retries += 1
+                # A new workflow segment carries the retry: the failed one keeps its history.
+                row.segment = (row.segment or 0) + 1
                 s.execute(
                     update(StepRow)
                     .where(StepRow.run_id == run_id, StepRow.status != "succeeded")
-                    .values(status="pending", finished_at=None)
+                    .values(status="pending", finished_at=None, pending_since=None)
                 )
                 tenant.status = "provisioning" if row.kind == "onboard" else "offboarding"
                 tenant.updated_at = now()

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, bindparam, func, select, update
 
-from tenantops.catalog._database import CatalogDatabase, now
+from tenantops.catalog._database import CatalogDatabase, database_now, now
 from tenantops.catalog.models import ACTIVE_RUN_STATUSES, RunRow, StepRow, TenantRow, UtcDateTime
 from tenantops.catalog.tenants import TENANT_UPDATE, output_values
 from tenantops.errors import CatalogError, RunNotFoundError
@@ -52,6 +52,33 @@ class StepStore:
             values["error"] = message
         with self._db.write() as c:
             _update_step(c, run_id, name, values)
+
+    def pending(self, run_id: str, name: str, *, message: str) -> float:
+        """The provider said the step's resource is not ready yet (``message`` says what is
+        missing): mark it ``waiting`` and return the seconds since its first `Pending` in
+        this attempt chain, by the database's clock (0 for the first)."""
+        with self._db.write() as c:
+            stamp = database_now(c)
+            since = c.execute(_PENDING_SINCE, {"p_run": run_id, "p_name": name}).one_or_none()
+            if since is None:
+                raise _no_step(run_id, name)
+            first = since[0] or stamp
+            _update_step(c, run_id, name, {"status": "waiting", "message": message,
+                                           "pending_since": first})
+            return max(0.0, (stamp - first).total_seconds())
+
+    def stalled(self, run_id: str, message: str) -> str | None:
+        """Show on the run's current step (the first that has not succeeded) why its
+        workflow stopped and that it is being resumed; the step becomes ``retrying``.
+        Returns the step's name (None: the run has no unfinished step)."""
+        with self._db.write() as c:
+            current = c.execute(_CURRENT_STEP, {"p_run": run_id}).first()
+            if current is None:
+                return None
+            name = str(current[0])
+            _update_step(c, run_id, name, {"status": "retrying", "message": message,
+                                           "error": message})
+            return name
 
     def succeeded(
         self, run_id: str, name: str, outputs: Mapping[str, Any],
@@ -98,6 +125,13 @@ _STEP_RUNNING = (
                                      bindparam("p_now", type_=UtcDateTime())),
             finished_at=None, message=None)
     .returning(StepRow.attempts)
+)
+_PENDING_SINCE = select(StepRow.pending_since).where(
+    StepRow.run_id == bindparam("p_run"), StepRow.name == bindparam("p_name"))
+_CURRENT_STEP = (
+    select(StepRow.name)
+    .where(StepRow.run_id == bindparam("p_run"), StepRow.status != "succeeded")
+    .order_by(StepRow.position).limit(1)
 )
 # Without .values(): the SET clause is the columns named in the parameters.
 _STEP_UPDATE = update(StepRow).where(

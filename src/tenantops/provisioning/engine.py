@@ -1,5 +1,5 @@
-"""The provisioning engine: one durable DBOS workflow per run, one durable step per
-provider action, with every step's status recorded in the catalog as it changes.
+"""The provisioning engine: durable DBOS workflows, one durable step per provider action,
+with every step's status recorded in the catalog as it changes.
 
 How the guarantees are kept:
 
@@ -9,22 +9,36 @@ How the guarantees are kept:
   so a repeated request returns the same run and starts nothing new.
 - **One active run per tenant.** A partial unique index on runs allows one pending or
   running run per tenant, across any number of API instances.
+- **Segments.** A run is carried by one workflow at a time, its *segment*: 0 is the run's
+  workflow ID, n is ``<workflow ID>/<n>`` (`segment_workflow_id`); the catalog's
+  ``runs.segment`` says which one is current. A new segment takes over after a long wait, a
+  retry, or a workflow that died; each starts at the first step the catalog does not show
+  as succeeded, and a segment that is not the current one stops at its first step.
 - **Crash safety.** DBOS checkpoints each step's result; a restarted worker recovers its
   pending workflows and continues at the first step without a checkpoint. Providers are
   idempotent, so the one step that was running when the process died may run again safely;
   a step that succeeded never runs again.
-- **Transient faults** (`TransientProviderError`) are retried with exponential backoff and
-  jitter, sleeping durably (``DBOS.sleep``) between attempts, up to
-  ``engine.max_attempts``. **Pending** operations (certificate issuance, DNS propagation)
-  are polled after durable sleeps, up to ``engine.pending_timeout_seconds``.
+- **Waiting holds no thread.** Transient faults (`TransientProviderError`) are retried with
+  exponential backoff and jitter, no sooner than the provider's ``Retry-After`` (capped by
+  ``engine.retry_after_max_seconds``), up to ``engine.max_attempts``; `Pending` operations
+  are looked at again after the provider's ``retry_after``, until the pending window
+  (``Pending.timeout_seconds`` or ``engine.pending_timeout_seconds``, counted by the
+  database's clock from the step's first Pending) has passed. A wait up to
+  ``engine.long_wait_seconds`` is a durable sleep inside the workflow; a longer one ends
+  the segment and enqueues the next with a DBOS delay, so the run holds no thread nor queue
+  slot while it waits, and the wait survives restarts.
 - **A worker that never comes back.** Every started engine says it is alive in the catalog
-  (``workers``) every quarter of ``engine.worker_timeout_seconds``; a live worker resumes the
-  unfinished workflows of workers unheard of for that long, or signed off, on the shared
-  queue (`Engine.take_over_orphaned_runs`).
+  (``workers``, stamped with the database's clock) every quarter of
+  ``engine.worker_timeout_seconds``; a live worker resumes the unfinished workflows of
+  workers unheard of for that long, or signed off, on the shared queue
+  (`Engine.take_over_orphaned_runs`).
+- **No run stuck forever.** Every ``engine.check_runs_seconds`` a worker compares each
+  active run with its workflow: a workflow of its own left pending with no thread (its
+  database write failed: a full disk) is resumed, one that ended in error is continued in a
+  new segment, a run with no workflow gets one; the cause is shown on the run's step.
 - **Permanent faults** end the run as ``failed`` with the provider's message.
-  `Engine.retry` rewinds the same workflow to the failed step's first attempt (earlier
-  steps keep their checkpoints and are not run again). `Engine.cancel` stops a run at its
-  next step.
+  `Engine.retry` continues it in a new segment from the failed step (steps that succeeded
+  are not run again). `Engine.cancel` stops a run at its next step.
 
 DBOS is a process-wide singleton: one `Engine` may be started per process. An engine that
 is not started still accepts requests (through a DBOS client on the system database), which
@@ -35,9 +49,11 @@ from __future__ import annotations
 
 import contextvars
 import datetime as dt
+import errno
 import logging
 import os
 import random
+import re
 import socket
 import sqlite3
 import threading
@@ -45,13 +61,13 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
-from dbos import DBOS, DBOSClient, DBOSConfig, SetWorkflowID
+from dbos import DBOS, DBOSClient, DBOSConfig, SetEnqueueOptions, SetWorkflowID
 from sqlalchemy.engine import make_url
 
-from tenantops.catalog import Catalog, IdempotencyClaim, Run
+from tenantops.catalog import Catalog, IdempotencyClaim, Run, segment_workflow_id
 from tenantops.config import Settings
 from tenantops.errors import (
     CatalogError,
@@ -61,6 +77,8 @@ from tenantops.errors import (
     TenantOpsError,
     TransientProviderError,
 )
+from tenantops.log import redact
+from tenantops.provisioning.folder_lock import FolderLock
 from tenantops.provisioning.plan import (
     Plan,
     Preview,
@@ -77,8 +95,10 @@ from tenantops.provisioning.spec import TenantSpec
 __all__ = [
     "QUEUE_NAME",
     "WORKFLOW_NAME",
+    "DurableWaits",
     "Engine",
     "StepRef",
+    "WaitCause",
     "current_step",
     "run_workflow",
     "system_database_url",
@@ -90,11 +110,26 @@ QUEUE_NAME = "tenantops-runs"
 WORKFLOW_NAME = "tenantops.run"
 _EXECUTE_STEP = "tenantops.execute_step"
 _APP_NAME = "tenantops"
-_RECONCILE_SECONDS = 30.0
 _RETRY_SETTLE_SECONDS = 10.0
+_ACTIVE_WORKFLOW = ("PENDING", "ENQUEUED", "DELAYED")
+_LONGEST_STALL_BACKOFF = 600.0
 
 _engine: Engine | None = None
 _engine_lock = threading.Lock()
+
+WaitCause = Literal["pending", "backoff", "retry-after"]
+
+
+class DurableWaits:
+    """How long a durable wait the engine decided on really lasts: ``seconds`` itself.
+
+    The seam for tests (`Engine(waits=...)`): a subclass records each wait the engine asks
+    for (run, step, why, how long) and may shorten it, without patching a clock. It is called
+    in the workflow, so a workflow replayed after a crash asks again for the waits it had
+    already decided on."""
+
+    def actual(self, seconds: float, *, run_id: str, step: str, cause: WaitCause) -> float:
+        return seconds
 
 
 @dataclass(frozen=True)
@@ -151,17 +186,25 @@ def _is_catalog_error(error: BaseException) -> bool:
 # -- the durable workflow and its steps (module level: DBOS registers them at import) ----
 
 @DBOS.workflow(name=WORKFLOW_NAME)
-def run_workflow(run_id: str) -> str:
-    """Carry out one run; returns its final status (``succeeded``, ``failed``)."""
-    return _active()._run(run_id)
+def run_workflow(run_id: str, segment: int = 0, resume: dict[str, Any] | None = None) -> str:
+    """Carry segment ``segment`` of one run; returns how it ended: ``succeeded``, ``failed``,
+    ``cancelled``, ``waiting`` (a later segment continues after a long wait) or
+    ``superseded`` (another segment carries the run). ``resume`` holds what a continuation
+    needs of the wait that ended its predecessor (the step, its transient failures)."""
+    return _active()._run(run_id, segment, resume or {})
 
 
 @DBOS.step(name="tenantops.load_run", retries_allowed=True, max_attempts=5,
            interval_seconds=0.5, should_retry=_is_catalog_error)
-def _load_run_step(run_id: str) -> dict[str, Any]:
+def _load_run_step(run_id: str, segment: int = 0) -> dict[str, Any]:
     catalog = _active().catalog
     run = catalog.get_run(run_id)
+    if run.finished:
+        return {"state": "cancelled" if run.status == "cancelled" else "superseded"}
+    if run.segment != segment:
+        return {"state": "superseded"}
     return {
+        "state": "current", "workflow_id": run.workflow_id,
         "kind": run.kind, "options": dict(run.options),
         "spec": catalog.get_tenant(run.tenant_slug).spec_fields(),
         "outputs": {s.name: s.outputs for s in run.steps if s.status == "succeeded"},
@@ -173,6 +216,12 @@ def _load_run_step(run_id: str) -> dict[str, Any]:
 def _execute_step(run_id: str, step: str, context: _RunContext) -> dict[str, Any]:
     # DBOS checkpoints a step's result, not its arguments: the context may hold objects.
     return _active()._execute(run_id, step, context)
+
+
+@DBOS.step(name="tenantops.hand_over", retries_allowed=True, max_attempts=5,
+           interval_seconds=0.5, should_retry=_is_catalog_error)
+def _hand_over_step(run_id: str, to_segment: int) -> bool:
+    return _active().catalog.advance_run(run_id, to_segment=to_segment)
 
 
 @DBOS.step(name="tenantops.finish_run", retries_allowed=True, max_attempts=5,
@@ -194,6 +243,7 @@ class Engine:
         catalog: Catalog | None = None,
         providers: Providers | None = None,
         middleware: Sequence[Middleware] = (),
+        waits: DurableWaits | None = None,
     ) -> None:
         self.settings = settings
         self.catalog = catalog or Catalog.from_settings(settings)
@@ -202,7 +252,10 @@ class Engine:
         )
         if middleware:
             self.providers.use(middleware)
+        self.waits = waits or DurableWaits()
         self.system_database_url = system_database_url(settings)
+        self.executor_id = _executor_id(settings, self.system_database_url)
+        self.clock_offset_seconds: float | None = None
         self._client: DBOSClient | None = None
         self._client_lock = threading.Lock()
         self._launched = False
@@ -211,6 +264,14 @@ class Engine:
         self._reconciler: threading.Thread | None = None
         self._system_engine: sa.Engine | None = None
         self._registered = False
+        self._folder_lock = _folder_lock(self.system_database_url)
+        # Workflows whose body runs on a thread of this process, and why others died.
+        self._state_lock = threading.Lock()
+        self._executing: set[str] = set()
+        self._stall_causes: dict[str, str] = {}
+        self._suspects: set[str] = set()
+        self._restarts: dict[str, tuple[int, float]] = {}
+        self.problems: dict[str, str] = {}
 
     # -- lifecycle (the worker role) ------------------------------------------------------
 
@@ -220,7 +281,10 @@ class Engine:
 
     def start(self, *, serve_embedded: bool | None = None) -> None:
         """Migrate the catalog, start embedded servers, launch DBOS (recovering this
-        executor's unfinished workflows) and make sure every active run has a workflow."""
+        executor's unfinished workflows) and make sure every active run has a workflow.
+
+        On the embedded SQLite system database, refuses (`ProvisioningError`) to start
+        beside another worker on the same data folder."""
         global _engine
         with _engine_lock:
             if _engine is not None:
@@ -230,6 +294,8 @@ class Engine:
                 )
             _engine = self
         try:
+            if self._folder_lock is not None:
+                self._folder_lock.acquire()
             self.catalog.migrate()
             self._worker_seen()  # before DBOS starts: no other worker may take this one for dead
             _prepare_sqlite(self.system_database_url)
@@ -250,7 +316,8 @@ class Engine:
                 on_conflict="always_update",
             )
             self._stop.clear()
-            self.reconcile()
+            self.take_over_orphaned_runs()
+            self.check_runs()
             self._reconciler = threading.Thread(
                 target=self._keep_up, name="tenantops-reconciler", daemon=True)
             self._reconciler.start()
@@ -263,8 +330,8 @@ class Engine:
                 f"the engine could not start on {_safe_url(self.system_database_url)}: "
                 f"{type(exc).__name__}: {exc}; check engine.system_database_url"
             ) from exc
-        log.info("engine started: catalog %s, workflows %s, %d runs at once",
-                 self.catalog.url, _safe_url(self.system_database_url),
+        log.info("engine started as executor %s: catalog %s, workflows %s, %d runs at once",
+                 self.executor_id, self.catalog.url, _safe_url(self.system_database_url),
                  self.settings.engine.worker_concurrency)
 
     def stop(self) -> None:
@@ -281,7 +348,7 @@ class Engine:
             # Gone, not dead: other workers take over its unfinished runs at their next beat.
             self._registered = False
             try:
-                self.catalog.worker_left(self.settings.engine.executor_id, pid=os.getpid())
+                self.catalog.worker_left(self.executor_id, pid=os.getpid())
             except TenantOpsError as exc:
                 log.warning("could not sign this worker off in the catalog: %s", exc)
         if self._system_engine is not None:
@@ -297,6 +364,8 @@ class Engine:
             if self._client is not None:
                 self._client.destroy()
                 self._client = None
+        if self._folder_lock is not None:
+            self._folder_lock.release()
         with _engine_lock:
             if _engine is self:
                 _engine = None
@@ -313,7 +382,7 @@ class Engine:
         config: DBOSConfig = {
             "name": _APP_NAME,
             "system_database_url": self.system_database_url,
-            "executor_id": self.settings.engine.executor_id,
+            "executor_id": self.executor_id,
             "log_level": "WARNING",
             "run_migrations": True,
             "notification_listener_polling_interval_sec": 0.1,
@@ -328,57 +397,167 @@ class Engine:
     def _keep_up(self) -> None:
         """The worker's background duties: say it is alive every quarter of
         ``engine.worker_timeout_seconds`` (at least every 30 s), take over the runs of
-        workers that stopped saying so, and every 30 s make sure every active run has a
-        workflow."""
-        beat = min(self.settings.engine.worker_timeout_seconds / 4, _RECONCILE_SECONDS)
-        next_reconcile = time.monotonic() + _RECONCILE_SECONDS
+        workers that stopped saying so, and every ``engine.check_runs_seconds`` make sure
+        every active run has a live workflow (`check_runs`)."""
+        config = self.settings.engine
+        beat = min(config.worker_timeout_seconds / 4, 30.0, config.check_runs_seconds)
+        next_check = time.monotonic() + config.check_runs_seconds
         while not self._stop.wait(beat):
-            try:
-                self._worker_seen()
-                self.take_over_orphaned_runs()
-                if time.monotonic() >= next_reconcile:
-                    next_reconcile = time.monotonic() + _RECONCILE_SECONDS
-                    self.reconcile()
-            except TenantOpsError as exc:
-                log.warning("worker upkeep failed (will try again in %.0f s): %s", beat, exc)
-            except Exception as exc:  # the system database unreachable, for one
-                log.warning("worker upkeep failed (will try again in %.0f s): %s: %s", beat,
-                            type(exc).__name__, exc)
+            for duty in (self._worker_seen, self.take_over_orphaned_runs):
+                self._do(duty, beat)
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + config.check_runs_seconds
+                self._do(self.check_runs, beat)
+
+    def _do(self, duty: Any, beat: float) -> None:
+        name = duty.__name__.strip("_").replace("_", " ")
+        try:
+            duty()
+        except Exception as exc:  # the catalog or the system database unreachable, say
+            cause = _stall_cause(exc)
+            self.problems[name] = cause
+            log.warning("worker upkeep (%s) failed, will try again in %.0f s: %s", name, beat,
+                        cause)
+        else:
+            self.problems.pop(name, None)
 
     def _worker_seen(self) -> None:
-        self.catalog.worker_seen(self.settings.engine.executor_id, host=socket.gethostname(),
-                                 pid=os.getpid())
+        offset = self.catalog.worker_seen(self.executor_id, host=socket.gethostname(),
+                                          pid=os.getpid())
         self._registered = True
+        tolerance = self.settings.engine.clock_skew_tolerance_seconds
+        skewed_before = self.clock_offset_seconds is not None and (
+            abs(self.clock_offset_seconds) > tolerance)
+        self.clock_offset_seconds = offset
+        if abs(offset) > tolerance:
+            self.problems["clock"] = (
+                f"this worker's clock is {abs(offset):.1f} s "
+                f"{'ahead of' if offset > 0 else 'behind'} the database's")
+            if not skewed_before:
+                log.warning(
+                    "this worker's clock is %.1f s %s the database's (tolerance %g s, "
+                    "engine.clock_skew_tolerance_seconds): liveness and takeover use the "
+                    "database's clock, but durable sleeps and delayed continuations are timed "
+                    "by this one; fix the host's time (NTP)", abs(offset),
+                    "ahead of" if offset > 0 else "behind", tolerance)
+        elif skewed_before:
+            self.problems.pop("clock", None)
+            log.info("this worker's clock agrees with the database's again (%.2f s)", offset)
 
     def take_over_orphaned_runs(self) -> list[str]:
         """Resume, on the queue, the workflows held by workers that are gone: not seen for
-        ``engine.worker_timeout_seconds``, or stopped. Any worker (this one included) then
-        continues them from their first unfinished step. Returns their workflow IDs.
+        ``engine.worker_timeout_seconds`` by the database's clock, stopped, or (on this
+        host) whose process no longer exists; with the embedded folder lock held, every
+        other executor's. Any worker (this one included) then continues them from their
+        first unfinished step. Returns their workflow IDs.
 
         DBOS recovers a worker's workflows only when a worker with the same executor ID
         starts again, which a scaled-in instance never does. Resuming clears the workflow's
         owner, so a worker wrongly taken for dead stops at its next step instead of running
         beside the new owner (providers are idempotent for the step it was in)."""
         timeout = self.settings.engine.worker_timeout_seconds
-        alive = self.catalog.live_workers(dt.timedelta(seconds=timeout))
-        alive.add(self.settings.engine.executor_id)
+        host = socket.gethostname()
+        alive = {w.executor_id for w in self.catalog.workers()
+                 if w.alive(dt.timedelta(seconds=timeout))
+                 and not (w.host == host and _process_gone(w.pid))}
+        alive.add(self.executor_id)
         client = self._dbos()
         held = client.list_workflows(status="PENDING", queue_name=QUEUE_NAME,
                                      load_input=False, load_output=False)
-        orphans = [w for w in held if w.executor_id and w.executor_id not in alive]
+        sole = self._folder_lock is not None and self._folder_lock.held
+        orphans = [w for w in held if w.executor_id and w.executor_id != self.executor_id
+                   and (sole or w.executor_id not in alive)]
         for workflow in orphans:
             client.resume_workflow(workflow.workflow_id, queue_name=QUEUE_NAME)
-            log.warning("taking over %s from worker %s, unheard of for %.0f s or stopped",
-                        workflow.workflow_id, workflow.executor_id, timeout)
+            log.warning("taking over %s from worker %s, unheard of for %.0f s, stopped or "
+                        "gone", workflow.workflow_id, workflow.executor_id, timeout)
         return [w.workflow_id for w in orphans]
+
+    def check_runs(self) -> int:
+        """Make sure every pending or running run progresses or shows why not; returns the
+        number of active runs looked at.
+
+        - A run with no workflow (a requester died between registering and enqueueing it)
+          gets one.
+        - A workflow of this worker left pending with no thread executing it (its thread
+          died: the database write failed) is resumed once seen so twice in a row.
+        - A run whose workflow ended (in error, say) while the catalog still shows it
+          active is continued in a new segment, with growing pauses if it keeps dying.
+
+        The cause goes on the run's step, so the run shows why it stopped until it moves."""
+        self._resume_dead_workflows()
+        runs = self.catalog.active_runs()
+        if not runs:
+            return 0
+        wanted: list[str] = []
+        for run in runs:
+            wanted.append(run.current_workflow_id)
+            if run.segment > 0:
+                wanted.append(segment_workflow_id(run.workflow_id, run.segment - 1))
+        statuses = {w.workflow_id: w for w in self._dbos().list_workflows(
+            workflow_ids=wanted, load_input=False, load_output=False)}
+        for run in runs:
+            current = statuses.get(run.current_workflow_id)
+            if current is None:
+                before = statuses.get(segment_workflow_id(run.workflow_id, run.segment - 1))
+                if run.segment > 0 and before is not None and before.status in _ACTIVE_WORKFLOW:
+                    continue  # the previous segment is handing the run over
+                self._enqueue(run)
+            elif current.status not in _ACTIVE_WORKFLOW:
+                self._continue_stalled(run, current.status, current.error)
+        return len(runs)
 
     def reconcile(self) -> int:
         """Enqueue the workflow of every pending or running run (a no-op for those that
-        have one): covers a requester that died between registering a run and enqueueing."""
-        runs = self.catalog.active_runs()
-        for run in runs:
-            self._enqueue(run)
-        return len(runs)
+        have one), and resume those that stalled: `check_runs`."""
+        return self.check_runs()
+
+    def _resume_dead_workflows(self) -> None:
+        if not self._launched:
+            return
+        client = self._dbos()
+        mine = client.list_workflows(status="PENDING", queue_name=QUEUE_NAME,
+                                     executor_id=self.executor_id, load_input=False,
+                                     load_output=False)
+        with self._state_lock:
+            dead = {w.workflow_id for w in mine} - self._executing
+            confirmed, self._suspects = dead & self._suspects, dead - self._suspects
+        for workflow_id in sorted(confirmed):
+            with self._state_lock:
+                cause = self._stall_causes.pop(workflow_id, None) or (
+                    "its thread stopped before the workflow ended")
+            client.resume_workflow(workflow_id, queue_name=QUEUE_NAME)
+            log.warning("workflow %s stopped on this worker (%s); resumed it", workflow_id,
+                        cause)
+            self._show_stall(_run_id_of(workflow_id), f"the run's workflow stopped ({cause}); "
+                             "it was resumed and continues from this step")
+
+    def _continue_stalled(self, run: Run, status: str, error: object) -> None:
+        cause = (_stall_cause(error) if isinstance(error, BaseException)
+                 else f"its workflow ended as {status}")
+        count, not_before = self._restarts.get(run.id, (0, 0.0))
+        if time.monotonic() < not_before:
+            return
+        to_segment = run.segment + 1
+        if not self.catalog.advance_run(run.id, to_segment=to_segment):
+            return  # finished, cancelled or retried meanwhile
+        pause = min(_LONGEST_STALL_BACKOFF, self.settings.engine.check_runs_seconds * 2 ** count)
+        self._restarts[run.id] = (count + 1, time.monotonic() + pause)
+        log.warning("run %s: workflow %s ended as %s while the run is %s (%s); continuing it "
+                    "as segment %d", run.id, run.current_workflow_id, status, run.status,
+                    cause, to_segment)
+        self._show_stall(run.id, f"the run's workflow stopped ({cause}); it continues from "
+                         "this step")
+        self._enqueue(run, segment=to_segment)
+
+    def _show_stall(self, run_id: str | None, message: str) -> None:
+        if run_id is None:
+            return
+        try:
+            self.catalog.step_stalled(run_id, message)
+        except TenantOpsError as exc:
+            log.warning("could not show on run %s why it stopped (%s): %s", run_id, message,
+                        exc)
 
     # -- requests (any process) -----------------------------------------------------------
 
@@ -454,7 +633,9 @@ class Engine:
         left ``failed`` until the run is retried or the tenant offboarded."""
         run = self.catalog.cancel_run(run_id)
         try:
-            self._dbos().cancel_workflow(run.workflow_id)
+            client = self._dbos()
+            for workflow_id in self._live_workflows(run):
+                client.cancel_workflow(workflow_id)
         except Exception as exc:
             log.warning("run %s is cancelled in the catalog, but its workflow could not be "
                         "cancelled yet (%s); it will stop at its next step", run_id, exc)
@@ -462,58 +643,37 @@ class Engine:
 
     def retry(self, run_id: str) -> Run:
         """Continue a failed run from its failed step (or a cancelled one from where it
-        stopped), once the cause is fixed. Steps that succeeded are not run again."""
+        stopped), once the cause is fixed, in a new segment. Steps that succeeded are not
+        run again; the failed step gets a fresh attempt budget and pending window."""
         run = self.catalog.get_run(run_id)
         if run.status not in ("failed", "cancelled"):
             raise RunStateError(
                 f"run {run_id} is {run.status}; only a failed or cancelled run can be retried"
             )
-        client = self._dbos()
         # The catalog records the failure just before the workflow returns; a retry asked in
         # that instant waits (briefly) for the workflow to finish instead of refusing.
         deadline = time.monotonic() + _RETRY_SETTLE_SECONDS
         while True:
-            statuses = client.list_workflows(workflow_ids=[run.workflow_id], load_input=False,
-                                             load_output=False)
-            status = statuses[0].status if statuses else None
-            if status not in ("PENDING", "ENQUEUED", "DELAYED") or time.monotonic() > deadline:
+            live = self._live_workflows(run)
+            if not live or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
-        if status in ("PENDING", "ENQUEUED", "DELAYED"):
+        if live:
             raise RunStateError(
-                f"run {run_id} is {run.status} but its workflow is still {status}; try again "
-                "in a moment"
+                f"run {run_id} is {run.status} but its workflow {live[0]} is still running; "
+                "try again in a moment"
             )
-        start_step = (self._rewind_point(run.workflow_id, run.failed_step)
-                      if status is not None else None)
         reopened = self.catalog.reopen_run(run_id)
-        if status is None:
-            self._enqueue(reopened)
-        elif status == "CANCELLED":
-            client.resume_workflow(run.workflow_id, queue_name=QUEUE_NAME)
-        else:
-            client.rewind_workflow(run.workflow_id, start_step=start_step, queue_name=QUEUE_NAME)
-        log.info("run %s retried from step %s", run_id, run.failed_step or "(where it stopped)")
+        self._enqueue(reopened)
+        log.info("run %s retried from step %s (segment %d)", run_id,
+                 run.failed_step or "(where it stopped)", reopened.segment)
         return reopened
 
-    def _rewind_point(self, workflow_id: str, failed_step: str | None) -> int | None:
-        """The checkpoint to rewind to: the first attempt of the step that failed (not an
-        earlier step that was pending and then succeeded), else the first step that raised."""
-        steps = self._dbos().list_workflow_steps(workflow_id)
-        attempts = [s for s in steps if s["function_name"] == _EXECUTE_STEP]
-        succeeded = {
-            s["output"]["step"] for s in attempts
-            if isinstance(s["output"], dict) and s["output"].get("state") == "succeeded"
-        }
-        for step in attempts:
-            output = step["output"]
-            name = output.get("step") if isinstance(output, dict) else None
-            if name is None or (name not in succeeded and failed_step in (None, name)):
-                return int(step["function_id"])
-        for step in steps:
-            if step["error"] is not None:
-                return int(step["function_id"])
-        return None
+    def _live_workflows(self, run: Run) -> list[str]:
+        """The run's workflows (of any segment) that are queued, delayed or executing."""
+        return [w.workflow_id for w in self._dbos().list_workflows(
+            workflow_id_prefix=run.workflow_id, status=list(_ACTIVE_WORKFLOW),
+            load_input=False, load_output=False)]
 
     def _dbos(self) -> DBOSClient:
         with self._client_lock:
@@ -523,35 +683,54 @@ class Engine:
                     system_database_url=self.system_database_url, application_name=_APP_NAME)
             return self._client
 
-    def _enqueue(self, run: Run) -> None:
+    def _enqueue(self, run: Run, *, segment: int | None = None) -> None:
+        segment = run.segment if segment is None else segment
+        workflow_id = segment_workflow_id(run.workflow_id, segment)
         try:
             if self._launched:
-                with SetWorkflowID(run.workflow_id):
-                    DBOS.enqueue_workflow(QUEUE_NAME, run_workflow, run.id)
+                with SetWorkflowID(workflow_id):
+                    DBOS.enqueue_workflow(QUEUE_NAME, run_workflow, run.id, segment)
             else:
                 self._dbos().enqueue(
                     {"queue_name": QUEUE_NAME, "workflow_name": WORKFLOW_NAME,
-                     "workflow_id": run.workflow_id},
-                    run.id,
+                     "workflow_id": workflow_id},
+                    run.id, segment,
                 )
         except Exception as exc:
-            # The run is registered; a worker's reconciliation enqueues it when it starts.
+            # The run is registered; a worker's check of active runs enqueues it.
             log.warning("run %s is registered but could not be enqueued yet (%s: %s); a "
                         "worker will pick it up when it starts", run.id, type(exc).__name__, exc)
 
     # -- execution (inside the worker) ------------------------------------------------------
 
-    def _run(self, run_id: str) -> str:
+    def _run(self, run_id: str, segment: int, resume: Mapping[str, Any]) -> str:
+        workflow_id = DBOS.workflow_id or segment_workflow_id(run_id, segment)
+        with self._state_lock:
+            self._executing.add(workflow_id)
+        try:
+            return self._run_segment(run_id, segment, resume)
+        except Exception as exc:
+            with self._state_lock:
+                self._stall_causes[workflow_id] = _stall_cause(exc)
+            raise
+        finally:
+            with self._state_lock:
+                self._executing.discard(workflow_id)
+
+    def _run_segment(self, run_id: str, segment: int, resume: Mapping[str, Any]) -> str:
         """The workflow body: deterministic given the checkpointed step results."""
         # The run's spec and its steps' outputs travel in the workflow, from checkpointed
         # results, so a step does not read them back from the catalog.
-        loaded = _load_run_step(run_id)
+        loaded = _load_run_step(run_id, segment)
+        if loaded["state"] != "current":
+            return str(loaded["state"])
         plan = plan_for(loaded["kind"], loaded["options"])
         context = _RunContext(TenantSpec(**loaded["spec"]), plan, loaded["outputs"])
         config = self.settings.engine
         for step in plan.steps:
-            failures = 0
-            waited = 0.0
+            if step.name in context.outputs:
+                continue  # succeeded in an earlier segment
+            failures = int(resume.get("failures", 0)) if resume.get("step") == step.name else 0
             while True:
                 result = _execute_step(run_id, step.name, context)
                 state = result["state"]
@@ -560,34 +739,51 @@ class Engine:
                     break
                 if state == "cancelled":
                     return "cancelled"
+                if state == "failed":
+                    _finish_run_step(run_id, step.name, f"{step.name} failed: {result['error']}")
+                    return "failed"
+                cause: WaitCause
                 if state == "pending":
-                    delay = max(0.0, float(result["retry_after"]))
-                    if waited + delay > config.pending_timeout_seconds:
-                        _finish_run_step(run_id, step.name, (
-                            f"{step.name} was still pending after {waited:.0f} s "
-                            f"({result['message']}); check the provider, then retry the run"))
-                        return "failed"
-                    waited += delay
-                    DBOS.sleep(delay)
-                    continue
-                if state == "transient":
+                    delay, cause = max(0.0, float(result["retry_after"])), "pending"
+                else:
                     failures += 1
                     if failures >= config.max_attempts:
                         _finish_run_step(run_id, step.name, (
-                            f"{step.name} failed {failures} times in a row; last error: "
-                            f"{result['error']}"))
+                            f"{step.name} failed {failures} times in a row, the most "
+                            f"engine.max_attempts allows; last error: "
+                            f"{_without_retry_promise(result['error'])}; once the cause is "
+                            "fixed, retry the run"))
                         return "failed"
-                    DBOS.sleep(self._backoff(failures))
-                    continue
-                _finish_run_step(run_id, step.name, f"{step.name} failed: {result['error']}")
-                return "failed"
+                    delay, cause = self._transient_delay(run_id, step.name, failures,
+                                                         result.get("retry_after"))
+                wait = self.waits.actual(delay, run_id=run_id, step=step.name, cause=cause)
+                if delay > config.long_wait_seconds:
+                    # Free the thread and the queue slot: the next segment continues later.
+                    if not _hand_over_step(run_id, segment + 1):
+                        return "superseded"
+                    with SetWorkflowID(segment_workflow_id(loaded["workflow_id"], segment + 1)), \
+                            SetEnqueueOptions(delay_seconds=max(0.0, wait)):
+                        DBOS.enqueue_workflow(QUEUE_NAME, run_workflow, run_id, segment + 1,
+                                              {"step": step.name, "failures": failures})
+                    return "waiting"
+                DBOS.sleep(max(0.0, wait))
         _finish_run_step(run_id, None, None)
         return "succeeded"
 
-    def _backoff(self, failures: int) -> float:
+    def _transient_delay(self, run_id: str, step: str, failures: int,
+                         retry_after: float | None) -> tuple[float, WaitCause]:
+        """Exponential backoff with jitter (the same on a replay: seeded by run, step and
+        failure), but no sooner than the provider's Retry-After, capped by
+        ``engine.retry_after_max_seconds``."""
         config = self.settings.engine
         base = config.retry_initial_seconds * config.retry_backoff_rate ** (failures - 1)
-        return min(config.retry_max_seconds, base) * random.uniform(0.8, 1.2)  # noqa: S311
+        jitter = random.Random(f"{run_id}/{step}/{failures}").uniform(0.8, 1.2)  # noqa: S311
+        backoff = min(config.retry_max_seconds, base) * jitter
+        if retry_after is not None:
+            asked = min(float(retry_after), config.retry_after_max_seconds)
+            if asked > backoff:
+                return asked, "retry-after"
+        return backoff, "backoff"
 
     def _execute(self, run_id: str, name: str, context: _RunContext) -> dict[str, Any]:
         """One attempt of one step: record it running, call the provider, record the
@@ -611,7 +807,8 @@ class Engine:
             log.info("run %s step %s attempt %d failed transiently: %s", run_id, name, attempt,
                      message)
             self.catalog.step_waiting(run_id, name, status="retrying", message=message)
-            return {"step": name, "state": "transient", "error": message}
+            return {"step": name, "state": "transient", "error": message,
+                    "retry_after": exc.retry_after}
         except (ProviderError, ProvisioningError) as exc:
             message = _describe(exc)
             log.warning("run %s step %s failed: %s", run_id, name, message)
@@ -620,12 +817,28 @@ class Engine:
         finally:
             _current_step.reset(token)
         if isinstance(outcome, Pending):
-            self.catalog.step_waiting(run_id, name, status="waiting", message=outcome.reason)
-            return {"step": name, "state": "pending", "retry_after": outcome.retry_after,
-                    "message": outcome.reason}
+            return self._pending(run_id, name, outcome)
         outputs = dict(outcome.outputs)
         self.catalog.step_succeeded(run_id, name, outputs, step.record(inputs, outputs))
         return {"step": name, "state": "succeeded", "outputs": outputs}
+
+    def _pending(self, run_id: str, name: str, outcome: Pending) -> dict[str, Any]:
+        """Record a `Pending` and decide, by the database's clock, whether the pending
+        window is over (the step fails with what is still missing) or when to look again
+        (no later than the end of the window)."""
+        elapsed = self.catalog.step_pending(run_id, name, message=outcome.reason)
+        limit = (outcome.timeout_seconds if outcome.timeout_seconds is not None
+                 else self.settings.engine.pending_timeout_seconds)
+        if elapsed >= limit:
+            error = (f"still pending after {_duration(elapsed)}, the longest allowed "
+                     f"({_duration(limit)}): {outcome.reason}; once that is done, retry the "
+                     "run (a retry waits again)")
+            log.warning("run %s step %s: %s", run_id, name, error)
+            self.catalog.step_failed(run_id, name, error)
+            return {"step": name, "state": "failed", "error": error}
+        delay = max(0.0, min(float(outcome.retry_after), limit - elapsed))
+        return {"step": name, "state": "pending", "retry_after": delay,
+                "message": outcome.reason}
 
 
 def _describe(exc: TenantOpsError) -> str:
@@ -636,6 +849,92 @@ def _describe(exc: TenantOpsError) -> str:
 
 def _safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
+
+
+def _executor_id(settings: Settings, system_url: str) -> str:
+    """The configured executor ID if one was set on purpose; else ``local`` on the embedded
+    SQLite system database (the folder lock makes it one process's), ``<host>-<pid>`` on a
+    shared one, so two processes never pose as the same DBOS executor by accident."""
+    configured = settings.engine.executor_id
+    if "executor_id" in settings.engine.model_fields_set or _is_sqlite(system_url):
+        return configured
+    return f"{socket.gethostname()[:180]}-{os.getpid()}"
+
+
+def _is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def _folder_lock(system_url: str) -> FolderLock | None:
+    parsed = make_url(system_url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or (
+            parsed.database == ":memory:"):
+        return None
+    return FolderLock(Path(parsed.database).resolve())
+
+
+def _process_gone(pid: int) -> bool:
+    """Whether no process ``pid`` exists on this host (this process is never gone)."""
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _run_id_of(workflow_id: str) -> str | None:
+    """The run ID in ``tenantops/<slug>/<kind>/<run id>[/<segment>]``."""
+    parts = workflow_id.split("/")
+    return parts[3] if len(parts) >= 4 and parts[0] == "tenantops" else None
+
+
+_RETRY_PROMISE = re.compile(r"[;,]?\s*(?:will retry|retrying)(?: and [^;]*)?\.?\s*$", re.IGNORECASE)
+
+
+def _without_retry_promise(message: str) -> str:
+    """A provider's transient message without its closing "will retry": once the engine
+    has given up, the message must not promise another attempt."""
+    return _RETRY_PROMISE.sub("", message).rstrip()
+
+
+def _stall_cause(error: object) -> str:
+    """What stopped a workflow or a worker's upkeep, in words an operator acts on, without
+    URLs, hosts or secrets."""
+    text = str(error)
+    lowered = text.lower()
+    errnos = set()
+    current: object = error
+    while isinstance(current, BaseException):
+        if isinstance(current, OSError) and current.errno is not None:
+            errnos.add(current.errno)
+        current = current.__cause__ or current.__context__
+    if "disk is full" in lowered or "no space left" in lowered or errno.ENOSPC in errnos:
+        return "the worker could not write to its database: disk full"
+    if "disk i/o error" in lowered or "file too large" in lowered or errno.EFBIG in errnos:
+        return "the worker could not write to its database: disk I/O error"
+    if "readonly database" in lowered or "read-only" in lowered:
+        return "the worker could not write to its database: read-only"
+    if ("connection" in lowered or "could not connect" in lowered
+            or "server closed" in lowered or "terminating" in lowered):
+        return "the worker lost its connection to the database"
+    name = type(error).__name__ if isinstance(error, BaseException) else "error"
+    first = text.splitlines()[0] if text else ""
+    first = re.sub(r"\w+://\S+", "<url>", first)
+    return redact(f"{name}: {first[:200]}" if first else name)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
 
 
 def _sqlite_system_engine(url: str) -> sa.Engine | None:

@@ -23,6 +23,8 @@ The contract subclasses must keep:
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import email.utils
 import errno
 import logging
 import time
@@ -49,6 +51,7 @@ __all__ = [
     "Ready",
     "Resource",
     "Verb",
+    "retry_after_seconds",
 ]
 
 log = logging.getLogger("tenantops.provisioning.providers")
@@ -86,11 +89,15 @@ class Ready:
 
 @dataclass(frozen=True)
 class Pending:
-    """Not done yet (issuing, propagating): call ``ensure`` again after ``retry_after`` s.
+    """Not done yet (issuing, propagating, waiting for a customer's DNS records): call
+    ``ensure`` again after ``retry_after`` s.
 
+    ``reason`` says what is still missing; it becomes the step's error if the wait expires.
     ``timeout_seconds`` is the longest the resource may stay pending, counted from the step's
-    first `Pending`; it overrides ``engine.pending_timeout_seconds``. Past it the step fails
-    with ``reason``, and retrying the run starts a new window."""
+    first `Pending` in this attempt chain (``runs retry`` starts a new one); None: the
+    engine's ``engine.pending_timeout_seconds``. A wait longer than
+    ``engine.long_wait_seconds`` holds no worker thread (the run continues in a delayed
+    workflow), so ``retry_after`` and ``timeout_seconds`` may be hours and days."""
 
     reason: str
     retry_after: float
@@ -244,3 +251,23 @@ def _bind(
     middleware: Middleware, call: ProviderCall, proceed: Callable[[], Outcome]
 ) -> Callable[[], Outcome]:
     return lambda: middleware(call, proceed)
+
+
+def retry_after_seconds(value: str | None, *, now: dt.datetime | None = None) -> float | None:
+    """The wait an HTTP ``Retry-After`` header asks for, in seconds (RFC 9110 §10.2.3: a
+    number of seconds, or an HTTP date); None when absent or unreadable, never negative."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    current = now or dt.datetime.now(dt.timezone.utc)
+    return max(0.0, (when - current).total_seconds())

@@ -4,7 +4,7 @@ Keys recorded before had no caller; they are dropped (a repeated request with th
 still returns its run: the catalog matches specs by slug).
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0004 (the engine's; 0005, the step attempts, may come between when it lands)
 Create Date: 2026-12-06
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 from tenantops.catalog.models import UtcDateTime
 
 revision = "0006"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

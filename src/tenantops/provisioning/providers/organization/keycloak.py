@@ -41,7 +41,12 @@ import httpx
 
 from tenantops.config import KeycloakOrganizationSettings
 from tenantops.errors import PermanentProviderError, ProviderError, TransientProviderError
-from tenantops.provisioning.providers.base import Outcome, Ready, Resource
+from tenantops.provisioning.providers.base import (
+    Outcome,
+    Ready,
+    Resource,
+    retry_after_seconds,
+)
 from tenantops.provisioning.providers.organization import (
     OrganizationInvitation,
     OrganizationProvider,
@@ -478,8 +483,9 @@ class KeycloakOrganizations(OrganizationProvider):
             return str(body["access_token"])
         if response.status_code == 429 or response.status_code >= 500:
             raise TransientProviderError(
-                f"Keycloak's token endpoint answered {response.status_code}; will retry",
+                f"Keycloak's token endpoint answered {response.status_code}",
                 status_code=response.status_code,
+                retry_after=retry_after_seconds(response.headers.get("Retry-After")),
             )
         raise PermanentProviderError(
             f"Keycloak refused the service-account sign-in of client {self.settings.client_id!r} "
@@ -516,8 +522,9 @@ class KeycloakOrganizations(OrganizationProvider):
         ):
             raise TransientProviderError(
                 f"Keycloak answered {response.status_code} to {method} {path} in "
-                f"{self._realm_label}; will retry",
+                f"{self._realm_label}",
                 status_code=response.status_code,
+                retry_after=retry_after_seconds(response.headers.get("Retry-After")),
             )
         return response
 
