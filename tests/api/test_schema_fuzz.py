@@ -93,7 +93,7 @@ def test_missing_or_wrong_token_gets_only_401_or_403(fuzz_target: dict[str, Any]
     credentials: list[dict[str, str]] = [
         {}, {"Authorization": f"Bearer {fuzz_target['arm']}"},
         {"Authorization": "Bearer not.a.token"}]
-    public = {"/api/health", "/api/meta"}
+    public = {"/api/health", "/api/health/ready", "/api/meta"}  # liveness, readiness, meta
     protected = [op for op in operations(app) if op.path not in public]
     assert len(protected) == len(operations(app)) - len(public)  # the open routes
     for operation in protected:

@@ -231,29 +231,49 @@ class WorkerOut(BaseModel):
     host: str
     pid: int
     started_at: dt.datetime
-    last_seen: dt.datetime
+    last_seen: dt.datetime = Field(description="by the database's clock")
+    seen_seconds_ago: float = Field(description="by the database's clock")
     alive: bool = Field(description="seen within engine.worker_timeout_seconds")
+    clock_offset_seconds: float | None = Field(
+        description="the worker's clock minus the database's at its last beat (positive: "
+        "ahead); None when not measured")
+    clock_skewed: bool = Field(
+        description="the offset exceeds engine.clock_skew_tolerance_seconds: fix the host's "
+        "time (its durable waits are timed by its own clock)")
 
 
 class WorkersOut(BaseModel):
-    """The workers that execute runs. With none alive, requested runs wait in the queue."""
+    """The workers that execute runs. With none alive, requested runs wait in the queue.
+    Times are the database's, the one clock every worker shares."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [{
-        "alive": 1, "timeout_seconds": 120.0,
+        "alive": 1, "timeout_seconds": 120.0, "clock_skew_tolerance_seconds": 5.0,
+        "skewed": 0,
         "workers": [{"executor_id": "worker-1", "host": "func-tenantops-0", "pid": 412,
                      "started_at": "2026-11-30T05:00:00Z", "last_seen": "2026-11-30T05:10:30Z",
-                     "alive": True}],
+                     "seen_seconds_ago": 4.2, "alive": True, "clock_offset_seconds": 0.003,
+                     "clock_skewed": False}],
     }]})
 
     alive: int
     timeout_seconds: float
+    clock_skew_tolerance_seconds: float
+    skewed: int = Field(description="workers whose clock is off by more than the tolerance")
     workers: list[WorkerOut]
 
     @classmethod
-    def of(cls, workers: list[Worker], timeout_seconds: float) -> WorkersOut:
-        cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=timeout_seconds)
-        listed = [WorkerOut(executor_id=w.executor_id, host=w.host, pid=w.pid,
-                            started_at=w.started_at, last_seen=w.last_seen,
-                            alive=w.last_seen >= cutoff) for w in workers]
+    def of(cls, workers: list[Worker], timeout_seconds: float,
+           clock_skew_tolerance_seconds: float) -> WorkersOut:
+        within = dt.timedelta(seconds=timeout_seconds)
+        listed = [WorkerOut(
+            executor_id=w.executor_id, host=w.host, pid=w.pid, started_at=w.started_at,
+            last_seen=w.last_seen, seen_seconds_ago=round(w.seen_seconds_ago, 3),
+            alive=w.alive(within),
+            clock_offset_seconds=(None if w.clock_offset_seconds is None
+                                  else round(w.clock_offset_seconds, 3)),
+            clock_skewed=(w.clock_offset_seconds is not None
+                          and abs(w.clock_offset_seconds) > clock_skew_tolerance_seconds),
+        ) for w in workers]
         return cls(alive=sum(w.alive for w in listed), timeout_seconds=timeout_seconds,
-                   workers=listed)
+                   clock_skew_tolerance_seconds=clock_skew_tolerance_seconds,
+                   skewed=sum(w.clock_skewed for w in listed), workers=listed)

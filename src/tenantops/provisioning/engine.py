@@ -90,6 +90,7 @@ from tenantops.provisioning.plan import (
 )
 from tenantops.provisioning.providers.base import EmbeddedService, Middleware, Pending
 from tenantops.provisioning.providers.registry import Providers, build_providers
+from tenantops.provisioning.readiness import Readiness, ReadinessProbe
 from tenantops.provisioning.spec import TenantSpec
 
 __all__ = [
@@ -272,6 +273,7 @@ class Engine:
         self._suspects: set[str] = set()
         self._restarts: dict[str, tuple[int, float]] = {}
         self.problems: dict[str, str] = {}
+        self._probe: ReadinessProbe | None = None
 
     # -- lifecycle (the worker role) ------------------------------------------------------
 
@@ -366,6 +368,8 @@ class Engine:
                 self._client = None
         if self._folder_lock is not None:
             self._folder_lock.release()
+        if self._probe is not None:
+            self._probe.close()
         with _engine_lock:
             if _engine is self:
                 _engine = None
@@ -606,6 +610,15 @@ class Engine:
 
     def get_run(self, run_id: str) -> Run:
         return self.catalog.get_run(run_id)
+
+    def readiness(self) -> Readiness:
+        """Whether this process can serve: the catalog and the system database answer
+        within ``engine.readiness_timeout_seconds``, and what is degraded (`ReadinessProbe`)."""
+        with self._client_lock:
+            if self._probe is None:
+                self._probe = ReadinessProbe(self)
+            probe = self._probe
+        return probe.check()
 
     def wait(self, run_id: str, *, timeout: float = 60.0, poll: float = 0.05) -> Run:
         """Block until the run is finished; `ProvisioningError` naming the step it is at

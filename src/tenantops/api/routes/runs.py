@@ -52,4 +52,6 @@ def cancel_run(run_id: str, principal: Writer, engine: EngineDep) -> RunOut:
 def list_workers(principal: Reader, engine: EngineDep) -> WorkersOut:
     """The workers (engines) that execute runs, and whether each is alive: with none alive,
     requested runs wait until one starts."""
-    return WorkersOut.of(engine.catalog.workers(), engine.settings.engine.worker_timeout_seconds)
+    config = engine.settings.engine
+    return WorkersOut.of(engine.catalog.workers(), config.worker_timeout_seconds,
+                         config.clock_skew_tolerance_seconds)
