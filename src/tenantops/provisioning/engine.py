@@ -121,6 +121,10 @@ _engine_lock = threading.Lock()
 WaitCause = Literal["pending", "backoff", "retry-after"]
 
 
+class _TakenOver(Exception):
+    """This worker's workflow now belongs to another worker: stop it (not retried)."""
+
+
 class DurableWaits:
     """How long a durable wait the engine decided on really lasts: ``seconds`` itself.
 
@@ -266,6 +270,8 @@ class Engine:
         self._system_engine: sa.Engine | None = None
         self._registered = False
         self._folder_lock = _folder_lock(self.system_database_url)
+        # Several workers may share the system database: check ownership before each call.
+        self._shared = self._folder_lock is None
         # Workflows whose body runs on a thread of this process, and why others died.
         self._state_lock = threading.Lock()
         self._executing: set[str] = set()
@@ -528,9 +534,11 @@ class Engine:
             confirmed, self._suspects = dead & self._suspects, dead - self._suspects
         for workflow_id in sorted(confirmed):
             with self._state_lock:
-                cause = self._stall_causes.pop(workflow_id, None) or (
+                cause = self._stall_causes.get(workflow_id) or (
                     "its thread stopped before the workflow ended")
-            client.resume_workflow(workflow_id, queue_name=QUEUE_NAME)
+            client.resume_workflow(workflow_id, queue_name=QUEUE_NAME)  # raises while it cannot
+            with self._state_lock:
+                self._stall_causes.pop(workflow_id, None)
             log.warning("workflow %s stopped on this worker (%s); resumed it", workflow_id,
                         cause)
             self._show_stall(_run_id_of(workflow_id), f"the run's workflow stopped ({cause}); "
@@ -723,8 +731,10 @@ class Engine:
         try:
             return self._run_segment(run_id, segment, resume)
         except Exception as exc:
+            cause = _stall_cause(exc)
             with self._state_lock:
-                self._stall_causes[workflow_id] = _stall_cause(exc)
+                self._stall_causes[workflow_id] = cause
+            log.warning("workflow %s stopped: %s (%s)", workflow_id, cause, type(exc).__name__)
             raise
         finally:
             with self._state_lock:
@@ -807,6 +817,10 @@ class Engine:
         attempt = self.catalog.step_started(run_id, name)
         if attempt is None:  # cancelled since the previous step
             return {"step": name, "state": "cancelled"}
+        if self._shared and not self._still_holds(DBOS.workflow_id):
+            raise _TakenOver(
+                f"run {run_id}: workflow {DBOS.workflow_id} was taken over by another worker "
+                f"while this one ({self.executor_id}) was silent; stopping here")
         provider = self.providers.of_kind(step.kind)
         token = _current_step.set(StepRef(run_id, spec.slug, name, attempt))
         try:
@@ -834,6 +848,16 @@ class Engine:
         outputs = dict(outcome.outputs)
         self.catalog.step_succeeded(run_id, name, outputs, step.record(inputs, outputs))
         return {"step": name, "state": "succeeded", "outputs": outputs}
+
+    def _still_holds(self, workflow_id: str | None) -> bool:
+        """Whether this worker still executes ``workflow_id`` (a worker that was frozen or
+        cut off may have been taken for dead, its workflows resumed by another)."""
+        if workflow_id is None:
+            return True
+        found = self._dbos().list_workflows(workflow_ids=[workflow_id], load_input=False,
+                                            load_output=False)
+        return bool(found) and found[0].status == "PENDING" and (
+            found[0].executor_id == self.executor_id)
 
     def _pending(self, run_id: str, name: str, outcome: Pending) -> dict[str, Any]:
         """Record a `Pending` and decide, by the database's clock, whether the pending

@@ -59,9 +59,11 @@ log = logging.getLogger("tenantops.provisioning.providers")
 ProviderKind = Literal["catalog", "secrets", "database", "dns", "webhost", "organization"]
 Verb = Literal["ensure", "remove"]
 
+# A full disk (ENOSPC, EDQUOT) clears when space is freed: worth retrying, like a reset.
 _TRANSIENT_ERRNOS = frozenset({
     errno.ECONNRESET, errno.ECONNREFUSED, errno.ECONNABORTED, errno.ETIMEDOUT,
-    errno.EAGAIN, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EPIPE,
+    errno.EAGAIN, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EPIPE, errno.ENOSPC,
+    errno.EDQUOT,
 })
 
 
