@@ -35,7 +35,15 @@ from .middleware import CallLog
 
 REPO = Path(__file__).resolve().parents[2]
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
-FAKETIME_LIBRARY = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+
+
+def faketime_library() -> Path:
+    """Debian's libfaketime (package ``faketime``, installed by scripts/test)."""
+    found = sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))
+    if not found:
+        raise AssertionError("libfaketime is not installed: apt-get install faketime "
+                             "(scripts/test installs it)")
+    return found[0]
 
 WORKER_CONFIG = """\
 data_dir = "{data}"
@@ -162,7 +170,7 @@ class FaultWorker:
         env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
         if self.skew is not None:
             # libfaketime on this process only; the monotonic clock stays true.
-            env.update(LD_PRELOAD=str(FAKETIME_LIBRARY), FAKETIME=self.skew,
+            env.update(LD_PRELOAD=str(faketime_library()), FAKETIME=self.skew,
                        FAKETIME_DONT_FAKE_MONOTONIC="1", FAKETIME_NO_CACHE="1")
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(

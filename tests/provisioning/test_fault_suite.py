@@ -12,7 +12,6 @@ the same after 30 s as after 60, and the whole suite stays near 4 minutes on 2 c
 from __future__ import annotations
 
 import datetime as dt
-import os
 import socket
 import time
 from collections.abc import Iterator

@@ -506,6 +506,8 @@ class Engine:
                 wanted.append(segment_workflow_id(run.workflow_id, run.segment - 1))
         statuses = {w.workflow_id: w for w in self._dbos().list_workflows(
             workflow_ids=wanted, load_input=False, load_output=False)}
+        active = {run.id for run in runs}
+        self._restarts = {k: v for k, v in self._restarts.items() if k in active}
         for run in runs:
             current = statuses.get(run.current_workflow_id)
             if current is None:
@@ -514,7 +516,7 @@ class Engine:
                     continue  # the previous segment is handing the run over
                 self._enqueue(run)
             elif current.status not in _ACTIVE_WORKFLOW:
-                self._continue_stalled(run, current.status, current.error)
+                self._continue_stalled(run, current.status)
         return len(runs)
 
     def reconcile(self) -> int:
@@ -544,12 +546,18 @@ class Engine:
             self._show_stall(_run_id_of(workflow_id), f"the run's workflow stopped ({cause}); "
                              "it was resumed and continues from this step")
 
-    def _continue_stalled(self, run: Run, status: str, error: object) -> None:
-        cause = (_stall_cause(error) if isinstance(error, BaseException)
-                 else f"its workflow ended as {status}")
+    def _continue_stalled(self, run: Run, status: str) -> None:
         count, not_before = self._restarts.get(run.id, (0, 0.0))
         if time.monotonic() < not_before:
             return
+        with self._state_lock:
+            cause = self._stall_causes.pop(run.current_workflow_id, None)
+        if cause is None:
+            ended = self._dbos().list_workflows(workflow_ids=[run.current_workflow_id],
+                                                load_input=False)
+            error = ended[0].error if ended else None
+            cause = (_stall_cause(error) if isinstance(error, BaseException)
+                     else f"its workflow ended as {status}")
         to_segment = run.segment + 1
         if not self.catalog.advance_run(run.id, to_segment=to_segment):
             return  # finished, cancelled or retried meanwhile
