@@ -276,6 +276,7 @@ class Engine:
         self._state_lock = threading.Lock()
         self._executing: set[str] = set()
         self._stall_causes: dict[str, str] = {}
+        self._died_at: dict[str, float] = {}
         self._suspects: set[str] = set()
         self._restarts: dict[str, tuple[int, float]] = {}
         self.problems: dict[str, str] = {}
@@ -531,8 +532,13 @@ class Engine:
         mine = client.list_workflows(status="PENDING", queue_name=QUEUE_NAME,
                                      executor_id=self.executor_id, load_input=False,
                                      load_output=False)
+        # A workflow whose body just raised is given time to be recorded as ERROR by DBOS
+        # (then check_runs continues it); only one still PENDING after that is resumed.
+        grace = max(5.0, 2 * self.settings.engine.check_runs_seconds)
+        now = time.monotonic()
         with self._state_lock:
-            dead = {w.workflow_id for w in mine} - self._executing
+            dead = {w.workflow_id for w in mine} - self._executing - {
+                wid for wid, died in self._died_at.items() if now - died < grace}
             confirmed, self._suspects = dead & self._suspects, dead - self._suspects
         for workflow_id in sorted(confirmed):
             with self._state_lock:
@@ -541,6 +547,7 @@ class Engine:
             client.resume_workflow(workflow_id, queue_name=QUEUE_NAME)  # raises while it cannot
             with self._state_lock:
                 self._stall_causes.pop(workflow_id, None)
+                self._died_at.pop(workflow_id, None)
             log.warning("workflow %s stopped on this worker (%s); resumed it", workflow_id,
                         cause)
             self._show_stall(_run_id_of(workflow_id), f"the run's workflow stopped ({cause}); "
@@ -552,6 +559,7 @@ class Engine:
             return
         with self._state_lock:
             cause = self._stall_causes.pop(run.current_workflow_id, None)
+            self._died_at.pop(run.current_workflow_id, None)
         if cause is None:
             ended = self._dbos().list_workflows(workflow_ids=[run.current_workflow_id],
                                                 load_input=False)
@@ -742,6 +750,7 @@ class Engine:
             cause = _stall_cause(exc)
             with self._state_lock:
                 self._stall_causes[workflow_id] = cause
+                self._died_at[workflow_id] = time.monotonic()
             log.warning("workflow %s stopped: %s (%s)", workflow_id, cause, type(exc).__name__)
             raise
         finally:
