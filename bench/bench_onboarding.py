@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import tempfile
 import threading
 import time
@@ -192,6 +193,29 @@ def one_at_a_time(folder: Path, count: int, latency: float = 0.0
     return figures[0], figures[1], figures[2], figures[3], failed
 
 
+def waits_scaling(folder: Path, count: int, latency: float, concurrency: int,
+                  wait: float) -> tuple[float, int, int]:
+    """``count`` onboardings whose provider calls each take ``latency`` s and whose
+    certificate is pending for ``wait`` s (longer than ``engine.long_wait_seconds``, so the
+    run waits in a delayed workflow, holding no slot); (wall seconds, failures, peak RSS
+    in MiB of this process)."""
+    settings = settings_for(folder, concurrency).model_copy(deep=True)
+    settings.engine.long_wait_seconds = 1.0
+    settings.providers.webhost.issuance_delay_seconds = wait
+    engine = Engine(settings, middleware=[Latency(latency)])
+    engine.start()
+    try:
+        started = time.perf_counter()
+        runs = [engine.onboard(spec(i, f"w{concurrency}x"), requested_by="bench").id
+                for i in range(count)]
+        finished = [engine.wait(run_id, timeout=3600, poll=0.2) for run_id in runs]
+        wall = time.perf_counter() - started
+    finally:
+        engine.stop()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    return wall, sum(1 for run in finished if run.status != "succeeded"), peak
+
+
 def _run_seconds(runs: list[Run]) -> float:
     return sum((run.finished_at - run.started_at).total_seconds()
                for run in runs if run.finished_at and run.started_at)
@@ -207,8 +231,25 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.0, metavar="MS",
                         help="also measure one at a time with every provider call made MS "
                         "milliseconds slower, like calls to a cloud API")
+    parser.add_argument("--scaling-tenants", type=int, default=128,
+                        help="with --latency: tenants onboarded at worker_concurrency 8 and "
+                        "64, each waiting --scaling-wait s for its certificate")
+    parser.add_argument("--scaling-wait", type=float, default=5.0, metavar="SECONDS")
     args = parser.parse_args()
     steps = len(onboarding_plan().steps)
+    if args.latency:
+        with tempfile.TemporaryDirectory() as tmp:
+            scaling = {c: waits_scaling(Path(tmp) / f"c{c}", args.scaling_tenants,
+                                        args.latency / 1000, c, args.scaling_wait)
+                       for c in (8, 64)}
+        rates = {c: args.scaling_tenants / wall * 60 for c, (wall, _, _) in scaling.items()}
+        for c, (wall, failed, peak) in scaling.items():
+            print(f"waits: {args.scaling_tenants} tenants, provider calls {args.latency:g} ms, "
+                  f"certificates pending {args.scaling_wait:g} s, worker_concurrency {c}: "
+                  f"{wall:.1f} s = {rates[c]:.0f} tenants/minute ({failed} failed; peak RSS "
+                  f"{peak} MiB)")
+        print(f"  64 vs 8: {rates[64] / rates[8]:.2f} times the throughput (linear: 8; goal "
+              f">= 0.8 x linear = 6.4; {rates[64] / rates[8] / 8:.2f} x linear)")
 
     with tempfile.TemporaryDirectory() as tmp:
         wall, run_s, provider_s, failed = onboard_all(Path(tmp) / "load", args.tenants,

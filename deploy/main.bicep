@@ -264,6 +264,7 @@ resource easyAuth 'Microsoft.Web/sites/config@2024-04-01' = {
       unauthenticatedClientAction: 'Return401'
       excludedPaths: [
         '/api/health'
+        '/api/health/ready'
         '/api/meta'
       ]
     }

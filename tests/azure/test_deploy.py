@@ -43,7 +43,8 @@ def test_easy_auth_returns_401_and_accepts_both_audience_forms(main: dict[str, A
     assert props["platform"] == {"enabled": True}
     assert props["globalValidation"]["unauthenticatedClientAction"] == "Return401"
     assert props["globalValidation"]["requireAuthentication"] is True
-    assert props["globalValidation"]["excludedPaths"] == ["/api/health", "/api/meta"]
+    assert props["globalValidation"]["excludedPaths"] == [
+        "/api/health", "/api/health/ready", "/api/meta"]
     aad = props["identityProviders"]["azureActiveDirectory"]
     assert aad["registration"]["clientId"] == "apiClientId"
     assert aad["validation"]["allowedAudiences"] == ["apiClientId", "api://${apiClientId}"]

@@ -457,20 +457,16 @@ class Engine:
 
     def take_over_orphaned_runs(self) -> list[str]:
         """Resume, on the queue, the workflows held by workers that are gone: not seen for
-        ``engine.worker_timeout_seconds`` by the database's clock, stopped, or (on this
-        host) whose process no longer exists; with the embedded folder lock held, every
-        other executor's. Any worker (this one included) then continues them from their
-        first unfinished step. Returns their workflow IDs.
+        ``engine.worker_timeout_seconds`` by the database's clock, or stopped; with the
+        embedded folder lock held, every other executor's. Any worker (this one included)
+        then continues them from their first unfinished step. Returns their workflow IDs.
 
         DBOS recovers a worker's workflows only when a worker with the same executor ID
         starts again, which a scaled-in instance never does. Resuming clears the workflow's
         owner, so a worker wrongly taken for dead stops at its next step instead of running
         beside the new owner (providers are idempotent for the step it was in)."""
         timeout = self.settings.engine.worker_timeout_seconds
-        host = socket.gethostname()
-        alive = {w.executor_id for w in self.catalog.workers()
-                 if w.alive(dt.timedelta(seconds=timeout))
-                 and not (w.host == host and _process_gone(w.pid))}
+        alive = self.catalog.live_workers(dt.timedelta(seconds=timeout))
         alive.add(self.executor_id)
         client = self._dbos()
         held = client.list_workflows(status="PENDING", queue_name=QUEUE_NAME,
@@ -517,7 +513,11 @@ class Engine:
                     continue  # the previous segment is handing the run over
                 self._enqueue(run)
             elif current.status not in _ACTIVE_WORKFLOW:
-                self._continue_stalled(run, current.status)
+                # Read again: the runs were read before the workflows, and a segment that
+                # handed the run over (then ended) looks stalled in the older read.
+                fresh = self.catalog.get_run(run.id)
+                if not fresh.finished and fresh.segment == run.segment:
+                    self._continue_stalled(fresh, current.status)
         return len(runs)
 
     def reconcile(self) -> int:
@@ -925,19 +925,6 @@ def _folder_lock(system_url: str) -> FolderLock | None:
             parsed.database == ":memory:"):
         return None
     return FolderLock(Path(parsed.database).resolve())
-
-
-def _process_gone(pid: int) -> bool:
-    """Whether no process ``pid`` exists on this host (this process is never gone)."""
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 def _run_id_of(workflow_id: str) -> str | None:
