@@ -269,7 +269,9 @@ class Exploding(Provider):
 @pytest.mark.parametrize(("error", "expected"), [
     (ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"), TransientProviderError),
     (TimeoutError("read timed out"), TransientProviderError),
-    (OSError(errno.ENOSPC, "No space left on device"), PermanentProviderError),
+    # A full disk clears when space is freed (issue 20): retried, like a reset connection.
+    (OSError(errno.ENOSPC, "No space left on device"), TransientProviderError),
+    (PermissionError(errno.EACCES, "Permission denied"), PermanentProviderError),
     (ValueError("bad value"), PermanentProviderError),
 ])
 def test_escaping_exceptions_become_provider_errors(
