@@ -124,3 +124,34 @@ def test_no_client_secret_is_refused_with_the_setting_to_fill() -> None:
 
     with pytest.raises(PermanentProviderError, match="client_secret or client_secret_file"):
         provider.ensure(TENANT)
+
+
+@pytest.mark.parametrize(("status", "header", "expected"), [
+    (429, "17", 17.0),
+    (503, "2.5", 2.5),
+    (503, None, None),
+    (429, "soon", None),
+])
+def test_retry_after_of_a_throttled_or_unavailable_keycloak_reaches_the_engine(
+    status: int, header: str | None, expected: float | None,
+) -> None:
+    headers = {"Retry-After": header} if header is not None else {}
+    provider, _ = provider_with(lambda _: httpx.Response(status, json={}, headers=headers))
+
+    with pytest.raises(TransientProviderError) as caught:
+        provider.ensure(TENANT)
+
+    assert caught.value.retry_after == expected
+    assert "will retry" not in str(caught.value)
+
+
+def test_retry_after_of_the_token_endpoint_reaches_the_engine() -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(429, json={}, headers={"Retry-After": "30"})
+
+    provider = KeycloakOrganizations(SETTINGS, transport=httpx.MockTransport(handle))
+
+    with pytest.raises(TransientProviderError, match="token endpoint answered 429") as caught:
+        provider.ensure(TENANT)
+
+    assert caught.value.retry_after == 30.0
