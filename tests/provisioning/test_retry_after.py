@@ -32,4 +32,4 @@ def test_transient_error_carries_retry_after_as_a_keyword_only_argument() -> Non
     assert (error.retry_after, error.status_code) == (12.5, 429)
     assert TransientProviderError("reset").retry_after is None
     with pytest.raises(TypeError):
-        TransientProviderError("throttled", "p", "a", "r", 429, 12.5)  # type: ignore[misc]
+        TransientProviderError("throttled", 12.5)  # type: ignore[call-arg, arg-type]
