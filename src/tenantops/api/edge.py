@@ -35,7 +35,7 @@ from tenantops.errors import AuthError
 __all__ = ["PRINCIPAL_STATE_KEY", "PUBLIC_PATHS", "RequestEdge"]
 
 PRINCIPAL_STATE_KEY = "tenantops.principal"
-PUBLIC_PATHS = frozenset({"/api/health", "/api/meta"})
+PUBLIC_PATHS = frozenset({"/api/health", "/api/health/ready", "/api/meta"})
 """The only routes under ``/api`` served without a token."""
 _API_PREFIX = "/api/"
 

@@ -3,8 +3,9 @@
 Domain code raises `tenantops.errors` exceptions; `create_app` maps them here and nowhere
 else: `AuthError` to 401/403/503 with the ``WWW-Authenticate`` challenge of `tenantops.auth`,
 `SpecError` and request validation to 422 naming field, value and rule, unknown tenants and
-runs to 404, conflicts to 409. ``/api/health`` and ``/api/meta`` are the only routes served
-without a token; the OpenAPI document is served at ``/api/openapi.json`` to any valid token.
+runs to 404, conflicts to 409. ``/api/health``, ``/api/health/ready`` and ``/api/meta`` are the
+only routes served without a token; the OpenAPI document is served at ``/api/openapi.json``
+to any valid token.
 Credentials and body size are checked at the request edge (`tenantops.api.edge`), before a
 route reads the body.
 """
@@ -87,7 +88,8 @@ def create_app(
     app = FastAPI(
         title="tenantops", version=__version__, lifespan=lifespan,
         description="Tenant onboarding for multi-tenant SaaS on Azure. Every route but "
-        "/api/health needs an Entra ID access token whose audience is this API and whose "
+        "/api/health, /api/health/ready and /api/meta needs an Entra ID access token "
+        "whose audience is this API and whose "
         "roles include Tenants.Read (reads), Tenants.Write (onboard, retry, cancel) or "
         "Tenants.Delete (offboard).",
         docs_url=None, redoc_url=None, openapi_url=None,
