@@ -7,6 +7,7 @@ shortens it, so a test sees "Retry-After said 7 s, the engine waited 7 s" withou
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from typing import Any
@@ -159,3 +160,26 @@ def test_cancel_a_waiting_run_then_retry_it(make_engine: EngineFactory, tmp_path
     done = [c["step"] for c in calls.read() if c["event"] == "end" and not c["pending"]]
     assert len(done) == len(set(done)), "a step that succeeded ran again"
 
+
+
+def test_the_last_look_is_at_the_end_of_the_pending_window(make_engine: EngineFactory) -> None:
+    """A provider that asks to look again in a day, with a window of 3 s: the engine looks
+    again when the window ends (not a day later), then fails the step with the reason."""
+    waits = RecordedWaits(actual=3.0)
+    waiting = PendingFor("wait_for_dns", retry_after=86400, timeout_seconds=3.0,
+                         reason="still missing: CNAME app.late.test")
+    engine = make_engine(waiting, waits=waits, engine={"long_wait_seconds": 1})
+    run = engine.wait(engine.onboard(spec_for("late"), requested_by="ops").id, timeout=60)
+
+    assert run.status == "failed"
+    assert run.error is not None
+    # The delayed continuation starts within DBOS's one-second poll of delayed workflows.
+    assert re.match(r"wait_for_dns failed: still pending after [345] s, the longest allowed "
+                    r"\(3 s\): still missing: CNAME app\.late\.test; once that is done, retry "
+                    r"the run", run.error), run.error
+    asked = waits.of("wait_for_dns")
+    assert len(asked) == 1
+    assert asked[0][0] == "pending"
+    assert 2.5 <= asked[0][1] <= 3.0, "the wait was cut to what was left of the window"
+    assert waiting.calls == 2
+    assert run.segment == 1

@@ -426,7 +426,9 @@ class Engine:
             duty()
         except Exception as exc:  # the catalog or the system database unreachable, say
             cause = _stall_cause(exc)
-            self.problems[name] = cause
+            # Shown to anonymous callers by the readiness route: known causes only.
+            self.problems[name] = (cause if cause.startswith("the worker ")
+                                   else f"failed ({type(exc).__name__})")
             log.warning("worker upkeep (%s) failed, will try again in %.0f s: %s", name, beat,
                         cause)
         else:
