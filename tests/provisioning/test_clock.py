@@ -51,3 +51,15 @@ def test_liveness_is_judged_by_the_databases_clock(catalog: Catalog) -> None:
     seen = {w.executor_id: w.seen_seconds_ago for w in catalog.workers()}
     assert 590 < seen["silent"] < 620
 
+
+
+def test_workers_silent_for_long_are_forgotten(catalog: Catalog) -> None:
+    catalog.worker_seen("killed", host="h", pid=1)
+    catalog.worker_seen("alive", host="h", pid=2)
+    with catalog.engine.begin() as connection:
+        old = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=2)).replace(
+            tzinfo=None if catalog.dialect == "sqlite" else dt.timezone.utc)
+        connection.execute(text("UPDATE workers SET last_seen = :t WHERE executor_id = "
+                                "'killed'"), {"t": old})
+    assert catalog.forget_silent_workers(dt.timedelta(days=1)) == 1
+    assert [w.executor_id for w in catalog.workers()] == ["alive"]

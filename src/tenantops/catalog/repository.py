@@ -202,6 +202,9 @@ class Catalog:
     def worker_left(self, executor_id: str, *, pid: int) -> None:
         self.worker_registry.left(executor_id, pid=pid)
 
+    def forget_silent_workers(self, silent_for: dt.timedelta) -> int:
+        return self.worker_registry.forget_silent(silent_for)
+
     def workers(self) -> list[Worker]:
         return self.worker_registry.all()
 

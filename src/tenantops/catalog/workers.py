@@ -78,6 +78,14 @@ class WorkerStore:
             s.execute(delete(WorkerRow).where(WorkerRow.executor_id == executor_id,
                                               WorkerRow.pid == pid))
 
+    def forget_silent(self, silent_for: dt.timedelta) -> int:
+        """Forget the workers unheard of for ``silent_for`` (database time): processes killed
+        without signing off, whose runs live workers have taken over. Returns how many."""
+        with self._db.session(write=True) as s:
+            cutoff = database_now(s.connection()) - silent_for
+            result = s.execute(delete(WorkerRow).where(WorkerRow.last_seen < cutoff))
+            return int(getattr(result, "rowcount", 0) or 0)
+
     def all(self) -> list[Worker]:
         """Every worker that has not signed off, the most recently seen first."""
         with self._db.session(write=False) as s:

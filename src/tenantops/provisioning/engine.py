@@ -114,6 +114,7 @@ _APP_NAME = "tenantops"
 _RETRY_SETTLE_SECONDS = 10.0
 _ACTIVE_WORKFLOW = ("PENDING", "ENQUEUED", "DELAYED")
 _LONGEST_STALL_BACKOFF = 600.0
+_FORGET_WORKERS_AFTER = dt.timedelta(days=1)
 
 _engine: Engine | None = None
 _engine_lock = threading.Lock()
@@ -122,7 +123,8 @@ WaitCause = Literal["pending", "backoff", "retry-after"]
 
 
 class _TakenOver(Exception):
-    """This worker's workflow now belongs to another worker: stop it (not retried)."""
+    """This worker's workflow now belongs to another worker, or this worker has stopped:
+    end the workflow's thread here (not retried)."""
 
 
 class DurableWaits:
@@ -269,6 +271,7 @@ class Engine:
         self._reconciler: threading.Thread | None = None
         self._system_engine: sa.Engine | None = None
         self._registered = False
+        self._halted = False
         self._folder_lock = _folder_lock(self.system_database_url)
         # Several workers may share the system database: check ownership before each call.
         self._shared = self._folder_lock is None
@@ -325,6 +328,7 @@ class Engine:
                 on_conflict="always_update",
             )
             self._stop.clear()
+            self._halted = False
             self.take_over_orphaned_runs()
             self.check_runs()
             self._reconciler = threading.Thread(
@@ -352,6 +356,9 @@ class Engine:
             self._reconciler = None
         if _engine is self:
             DBOS.destroy()
+        # Workflow threads still running stop at their next step; DBOS, destroyed, records
+        # nothing for them, so they stay PENDING and resume wherever a worker starts next.
+        self._halted = True
         self._launched = False
         if self._registered:
             # Gone, not dead: other workers take over its unfinished runs at their next beat.
@@ -480,6 +487,9 @@ class Engine:
             client.resume_workflow(workflow.workflow_id, queue_name=QUEUE_NAME)
             log.warning("taking over %s from worker %s, unheard of for %.0f s, stopped or "
                         "gone", workflow.workflow_id, workflow.executor_id, timeout)
+        # Killed workers never sign off; their rows stay listed a day for diagnosis.
+        self.catalog.forget_silent_workers(max(_FORGET_WORKERS_AFTER,
+                                               dt.timedelta(seconds=10 * timeout)))
         return [w.workflow_id for w in orphans]
 
     def check_runs(self) -> int:
@@ -836,6 +846,9 @@ class Engine:
         attempt = self.catalog.step_started(run_id, name)
         if attempt is None:  # cancelled since the previous step
             return {"step": name, "state": "cancelled"}
+        if self._halted:
+            raise _TakenOver(f"run {run_id}: this worker has stopped; the run resumes where "
+                             "a worker starts next")
         if self._shared and not self._still_holds(DBOS.workflow_id):
             raise _TakenOver(
                 f"run {run_id}: workflow {DBOS.workflow_id} was taken over by another worker "
