@@ -257,6 +257,11 @@ class EngineSettings(_Section):
         default=3600.0, gt=0, description="how long a step may stay pending before it fails, "
         "unless the provider's Pending says otherwise (timeout_seconds)"
     )
+    pending_poll_max_seconds: float = Field(
+        default=900.0, ge=0, le=86400,
+        description="a step pending for long is looked at every tenth of the time it has "
+        "waited, but at least this often (unless the provider asks for longer)",
+    )
     long_wait_seconds: float = Field(
         default=10.0, ge=0, le=3600,
         description="a wait longer than this (a Pending, a backoff, a Retry-After) frees the "

@@ -183,3 +183,22 @@ def test_the_last_look_is_at_the_end_of_the_pending_window(make_engine: EngineFa
     assert 2.5 <= asked[0][1] <= 3.0, "the wait was cut to what was left of the window"
     assert waiting.calls == 2
     assert run.segment == 1
+
+
+def test_a_long_pending_wait_is_looked_at_less_often_as_it_grows(
+    make_engine: EngineFactory,
+) -> None:
+    """A customer's records may take days: polled every 60 s that would be ten thousand
+    segments a week. After a while the engine looks every tenth of the time waited so far
+    (up to engine.pending_poll_max_seconds), never sooner than the provider asks."""
+    waits = RecordedWaits(actual=0.05)
+    waiting = PendingFor("wait_for_dns", retry_after=0.05, times=60)
+    engine = make_engine(waiting, waits=waits,
+                         engine={"pending_poll_max_seconds": 0.3, "long_wait_seconds": 10})
+    run = engine.wait(engine.onboard(spec_for("patient"), requested_by="ops").id, timeout=90)
+
+    assert run.status == "succeeded", run.error
+    asked = [seconds for _, seconds in waits.of("wait_for_dns")]
+    assert asked[0] == 0.05, "the provider's own interval while the wait is young"
+    assert max(asked) == 0.3, "stretched, up to engine.pending_poll_max_seconds"
+    assert asked == sorted(asked), "the interval only grows"

@@ -905,7 +905,12 @@ class Engine:
             log.warning("run %s step %s: %s", run_id, name, error)
             self.catalog.step_failed(run_id, name, error)
             return {"step": name, "state": "failed", "error": error}
-        delay = max(0.0, min(float(outcome.retry_after), limit - elapsed))
+        # A wait that has lasted long is looked at less often (every tenth of the time
+        # waited so far, up to engine.pending_poll_max_seconds): a week of 60-second polls
+        # would be ten thousand workflow segments. Never sooner than the provider asks, and
+        # never past the end of the window.
+        stretched = min(elapsed / 10, self.settings.engine.pending_poll_max_seconds)
+        delay = max(0.0, min(max(float(outcome.retry_after), stretched), limit - elapsed))
         return {"step": name, "state": "pending", "retry_after": delay,
                 "message": outcome.reason}
 

@@ -4,7 +4,7 @@ Keys recorded before had no caller; they are dropped (a repeated request with th
 still returns its run: the catalog matches specs by slug).
 
 Revision ID: 0006
-Revises: 0004 (the engine's; 0005, the step attempts, may come between when it lands)
+Revises: 0004
 Create Date: 2026-12-06
 """
 
