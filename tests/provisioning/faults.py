@@ -48,6 +48,7 @@ def faketime_library() -> Path:
 WORKER_CONFIG = """\
 data_dir = "{data}"
 log_level = "INFO"
+dev_mode = true
 
 [engine]
 queue_polling_seconds = 0.05
