@@ -693,8 +693,14 @@ class Engine:
     def retry(self, run_id: str) -> Run:
         """Continue a failed run from its failed step (or a cancelled one from where it
         stopped), once the cause is fixed, in a new segment. Steps that succeeded are not
-        run again; the failed step gets a fresh attempt budget and pending window."""
+        run again; the failed step gets a fresh attempt budget and pending window.
+
+        A pending or running run is refused while one of its workflows is queued, delayed or
+        executing; one with no such workflow (it stopped, and no worker has noticed yet) is
+        continued in a new segment."""
         run = self.catalog.get_run(run_id)
+        if run.status in ("pending", "running"):
+            return self._continue_on_request(run)
         if run.status not in ("failed", "cancelled"):
             raise RunStateError(
                 f"run {run_id} is {run.status}; only a failed or cancelled run can be retried"
@@ -717,6 +723,27 @@ class Engine:
         log.info("run %s retried from step %s (segment %d)", run_id,
                  run.failed_step or "(where it stopped)", reopened.segment)
         return reopened
+
+    def _continue_on_request(self, run: Run) -> Run:
+        live = self._dbos().list_workflows(
+            workflow_id_prefix=run.workflow_id, status=list(_ACTIVE_WORKFLOW),
+            load_input=False, load_output=False)
+        if live:
+            where = f" on worker {live[0].executor_id}" if live[0].executor_id else ""
+            raise RunStateError(
+                f"run {run.id} is {run.status}; only a failed or cancelled run can be retried "
+                f"(its workflow {live[0].workflow_id} is {live[0].status}{where}): cancel it "
+                "first, or wait; a run whose workflow stops is continued by a worker within "
+                f"{self.settings.engine.check_runs_seconds:g} s"
+            )
+        to_segment = run.segment + 1
+        if self.catalog.advance_run(run.id, to_segment=to_segment):
+            self._show_stall(run.id, "the run's workflow had stopped; it continues from this "
+                             "step (runs retry)")
+            self._enqueue(run, segment=to_segment)
+            log.info("run %s had no live workflow; continued on request as segment %d",
+                     run.id, to_segment)
+        return self.catalog.get_run(run.id)
 
     def _live_workflows(self, run: Run) -> list[str]:
         """The run's workflows (of any segment) that are queued, delayed or executing."""
