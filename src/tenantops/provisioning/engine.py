@@ -725,15 +725,20 @@ class Engine:
         return reopened
 
     def _continue_on_request(self, run: Run) -> Run:
-        live = self._dbos().list_workflows(
-            workflow_id_prefix=run.workflow_id, status=list(_ACTIVE_WORKFLOW),
-            load_input=False, load_output=False)
+        refused = (f"run {run.id} is {run.status}; only a failed or cancelled run can be "
+                   "retried")
+        try:
+            live = self._dbos().list_workflows(
+                workflow_id_prefix=run.workflow_id, status=list(_ACTIVE_WORKFLOW),
+                load_input=False, load_output=False)
+        except Exception as exc:  # no system database yet, or unreachable: cannot tell
+            raise RunStateError(refused) from exc
         if live:
             where = f" on worker {live[0].executor_id}" if live[0].executor_id else ""
             raise RunStateError(
-                f"run {run.id} is {run.status}; only a failed or cancelled run can be retried "
-                f"(its workflow {live[0].workflow_id} is {live[0].status}{where}): cancel it "
-                "first, or wait; a run whose workflow stops is continued by a worker within "
+                f"{refused} (its workflow {live[0].workflow_id} is {live[0].status}{where}): "
+                "cancel it first, or wait; a run whose workflow stops is continued by a "
+                "worker within "
                 f"{self.settings.engine.check_runs_seconds:g} s"
             )
         to_segment = run.segment + 1
