@@ -8,11 +8,24 @@ With nothing configured, tenantops runs fully embedded under ``./.tenantops/``.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import ipaddress
 import os
+import re
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -38,6 +51,8 @@ __all__ = [
     "DomainSettings",
     "EmulatorSettings",
     "EngineSettings",
+    "EventGridSettings",
+    "EventsSettings",
     "IdentitySettings",
     "KeyVaultSecretsSettings",
     "KeycloakOrganizationSettings",
@@ -48,6 +63,7 @@ __all__ = [
     "SecretsProviderSettings",
     "Settings",
     "WebHostProviderSettings",
+    "WebhookSettings",
     "load_settings",
 ]
 
@@ -513,6 +529,162 @@ class DomainSettings(_Section):
         description="how often the customer's authoritative servers are asked meanwhile")
 
 
+EVENT_GRID_AUDIENCE = "https://eventgrid.azure.net"
+"""The audience of the tokens Event Grid accepts for publishing (the Azure SDKs' scope
+``https://eventgrid.azure.net/.default``, ``@useAuth`` in azure-rest-api-specs'
+eventgrid/data-plane/EventGridNamespace/main.tsp)."""
+
+_SINK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_EVENT_PATTERN = re.compile(r"^(\*|com\.tenantops\.[a-z0-9_.*-]+)$")
+
+
+def _is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _endpoint_url(value: str) -> str:
+    """An https URL, or plain http to this machine only (tests, a local relay)."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError("must be an absolute https:// URL")
+    if parts.scheme == "http" and not _is_loopback_host(parts.hostname):
+        raise ValueError("must be https: events travel over plain http only to this "
+                         "machine (localhost, 127.0.0.1, ::1)")
+    if parts.username or parts.password:
+        raise ValueError("must not carry a user or password (use the signing secret)")
+    return value
+
+
+def _event_filter(patterns: list[str]) -> list[str]:
+    for pattern in patterns:
+        if not _EVENT_PATTERN.match(pattern):
+            raise ValueError(
+                f"{pattern!r} is not an event type pattern: use a type such as "
+                "'com.tenantops.tenant.onboarded', a glob such as 'com.tenantops.tenant.*', "
+                "or '*' (docs/events.md lists the types)")
+    return patterns
+
+
+class WebhookSettings(_Section):
+    """One ``[[events.webhooks]]`` endpoint: events matching ``filter`` (and ``tenants``), as
+    CloudEvents, signed per the Standard Webhooks specification with ``secret``."""
+
+    name: str = Field(description="how deliveries and logs name this endpoint")
+    url: str = Field(description="https URL the events are POSTed to")
+    secret: SecretStr = Field(
+        description="Standard Webhooks signing secret: 'whsec_' and the base64 of 24 to 64 "
+        "random bytes; never logged")
+    filter: list[str] = Field(
+        default_factory=list, description="event types or globs to send; empty: every event")
+    tenants: list[str] = Field(
+        default_factory=list, description="only these tenants' events; empty: every tenant's "
+        "(and events of no tenant)")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _SINK_NAME.match(value):
+            raise ValueError("must be 1-63 lowercase letters, digits and hyphens, starting "
+                             "with a letter or digit")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _endpoint_url(value)
+
+    @field_validator("filter")
+    @classmethod
+    def _filter(cls, value: list[str]) -> list[str]:
+        return _event_filter(value)
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, value: SecretStr) -> SecretStr:
+        raw = value.get_secret_value()
+        encoded = raw.removeprefix("whsec_")
+        try:
+            key = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("must be 'whsec_' followed by base64 (Standard Webhooks); "
+                             "make one with: tenantops events secret") from None
+        if not raw.startswith("whsec_") or not 24 <= len(key) <= 64:
+            raise ValueError("must be 'whsec_' followed by the base64 of 24 to 64 random "
+                             "bytes (Standard Webhooks); make one with: tenantops events "
+                             "secret")
+        return value
+
+
+class EventGridSettings(_Section):
+    """``[events.event_grid]``: publish every event matching ``filter`` to an Event Grid topic
+    in the CloudEvents 1.0 schema, with a token of tenantops' managed identity (or the
+    identity source chosen here) for ``https://eventgrid.azure.net``."""
+
+    topic_endpoint: str | None = Field(
+        default=None, description="the topic's endpoint, https://<topic>.<region>-1.eventgrid."
+        "azure.net/api/events; unset: Event Grid is off")
+    filter: list[str] = Field(
+        default_factory=list, description="event types or globs to publish; empty: every event")
+    identity_source: IdentitySource | None = Field(
+        default=None, description="the identity that publishes (identity.source if unset)")
+    identity: str | None = Field(
+        default=None, description="its user-assigned identity (identity.identity if unset)")
+    api_version: str = Field(default="2018-01-01", description="Event Grid data-plane version")
+
+    @field_validator("topic_endpoint")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        return None if value is None else _endpoint_url(value)
+
+    @field_validator("filter")
+    @classmethod
+    def _filter(cls, value: list[str]) -> list[str]:
+        return _event_filter(value)
+
+
+class EventsSettings(_Section):
+    """``[events]``: lifecycle events and where the worker delivers them (docs/events.md)."""
+
+    source: str = Field(
+        default="/tenantops", min_length=1, max_length=200,
+        description="the CloudEvents 'source' of every event; the API's URL is a good value")
+    webhooks: list[WebhookSettings] = Field(default_factory=list)
+    event_grid: EventGridSettings = Field(default_factory=EventGridSettings)
+    poll_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="how often the dispatcher looks for new events")
+    lease_seconds: float = Field(
+        default=30.0, ge=1, le=3600,
+        description="a dispatcher unheard of this long is replaced by another worker's")
+    concurrency: int = Field(
+        default=8, ge=1, le=64, description="deliveries at once (one per sink and tenant)")
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120, description="per attempt")
+    retry_initial_seconds: float = Field(
+        default=5.0, gt=0, le=3600, description="wait after the first failed attempt")
+    retry_max_seconds: float = Field(
+        default=3600.0, gt=0, le=86400, description="longest wait between two attempts")
+    give_up_after_seconds: float = Field(
+        default=86400.0, gt=0, le=30 * 86400,
+        description="after this long failing, a delivery is parked (shown, redeliverable)")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EventsSettings:
+        names = [w.name for w in self.webhooks]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"webhook names must be unique; {', '.join(repeated)} repeats")
+        if self.lease_seconds <= self.timeout_seconds + self.poll_seconds:
+            raise ValueError(
+                f"lease_seconds ({self.lease_seconds:g}) must exceed timeout_seconds + "
+                f"poll_seconds ({self.timeout_seconds + self.poll_seconds:g}): a dispatcher "
+                "busy with a slow receiver would otherwise be taken for dead")
+        return self
+
+
 class ProvidersSettings(BaseModel):
     """Which provider serves each kind of resource; every default is embedded."""
 
@@ -551,6 +723,7 @@ class Settings(BaseSettings):
     engine: EngineSettings = Field(default_factory=EngineSettings)
     providers: ProvidersSettings = Field(default_factory=ProvidersSettings)
     azure: AzureSettings = Field(default_factory=AzureSettings)
+    events: EventsSettings = Field(default_factory=EventsSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -589,7 +762,23 @@ def load_settings(config_file: Path | None = None, **overrides: object) -> Setti
         where = f"{toml_file} or " if toml_file else ""
         where += "TENANTOPS_* environment"
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])} = {err.get('input')!r}: {err['msg']}"
+            f"{'.'.join(str(p) for p in err['loc'])} = {_shown_input(err)}: {err['msg']}"
             for err in exc.errors()
         )
         raise ConfigError(f"invalid configuration ({where}): {problems}") from exc
+
+
+_SECRET_SETTING = re.compile(r"secret|password|key", re.IGNORECASE)
+
+
+def _shown_input(error: object) -> str:
+    """The rejected value as a message may show it: never the value of a secret setting
+    (a webhook secret that fails its check is still somebody's secret)."""
+    details = error if isinstance(error, dict) else {}
+    location = [str(part) for part in details.get("loc", ())]
+    if any(_SECRET_SETTING.search(part) for part in location):
+        return "'<hidden>'"
+    value = details.get("input")
+    if isinstance(value, dict) and any(_SECRET_SETTING.search(str(k)) for k in value):
+        return "{...}"
+    return repr(value)

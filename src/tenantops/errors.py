@@ -22,7 +22,10 @@ never has to catch a library's exception type.
     ├── ApiRedirectedError           the API answered a redirect; no token follows it
     ├── CatalogError                 the tenant catalog (tenantops.catalog) could not be used
     │   ├── TenantNotFoundError      no tenant has that slug
-    │   └── RunNotFoundError         no run has that ID
+    │   ├── RunNotFoundError         no run has that ID
+    │   └── EventDeliveryNotFoundError   no event delivery has that ID
+    ├── EventDeliveryError           a sink (webhook, Event Grid) did not accept an event;
+    │                                says whether trying again may help (tenantops.events)
     ├── ProvisioningError            onboarding/offboarding (tenantops.provisioning)
     │   ├── SpecError                TenantSpec fields are invalid; each names field, value, rule
     │   ├── TenantConflictError      the request contradicts the tenant already registered
@@ -83,6 +86,8 @@ __all__ = [
     "DisallowedAlgorithmError",
     "DomainConflictError",
     "EmulatorError",
+    "EventDeliveryError",
+    "EventDeliveryNotFoundError",
     "IdempotencyKeyReusedError",
     "IdentityError",
     "IdentityNotAllowedError",
@@ -226,6 +231,30 @@ class RunNotFoundError(CatalogError):
     def __init__(self, run_id: str) -> None:
         super().__init__(f"no run with ID {run_id!r} in the catalog; list the tenant's runs")
         self.run_id = run_id
+
+
+class EventDeliveryNotFoundError(CatalogError):
+    """No event delivery has the ID asked for; ``delivery_id`` names it."""
+
+    def __init__(self, delivery_id: int) -> None:
+        super().__init__(
+            f"no event delivery with ID {delivery_id} in the catalog; list them with "
+            "tenantops events deliveries")
+        self.delivery_id = delivery_id
+
+
+class EventDeliveryError(TenantOpsError):
+    """A sink did not accept an event: ``sink`` names it, ``status`` is its HTTP answer (None:
+    no answer), ``permanent`` says that trying again cannot help (the delivery is parked at
+    once), ``retry_after`` is the wait the sink asked for, in seconds."""
+
+    def __init__(self, message: str, *, sink: str, status: int | None = None,
+                 permanent: bool = False, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.sink = sink
+        self.status = status
+        self.permanent = permanent
+        self.retry_after = retry_after
 
 
 class ProvisioningError(TenantOpsError):

@@ -1,8 +1,8 @@
-"""The tenant catalog: tenants, their runs and steps, workers, idempotency keys, and local
-organizations.
+"""The tenant catalog: tenants, their runs and steps, workers, idempotency keys, local
+organizations, and lifecycle events (the outbox and each tenant's history).
 
 SQLAlchemy 2 models, one module and store per aggregate (`tenants`, `runs`, `steps`,
-`workers`, `idempotency`, `organizations`), the `Catalog` facade that callers use, and
+`workers`, `idempotency`, `organizations`, `events`), the `Catalog` facade that callers use, and
 Alembic migrations. SQLite by default (``<data_dir>/catalog.sqlite``); PostgreSQL when
 ``catalog.url`` says so.
 """
@@ -10,6 +10,7 @@ Alembic migrations. SQLite by default (``<data_dir>/catalog.sqlite``); PostgreSQ
 from __future__ import annotations
 
 from tenantops.catalog._database import CatalogDatabase
+from tenantops.catalog.events import Delivery, DeliveryStatus, Event, EventStore, HistoryEntry
 from tenantops.catalog.idempotency import IdempotencyClaim, IdempotencyStore
 from tenantops.catalog.organizations import (
     DomainTakenError,
@@ -37,7 +38,12 @@ from tenantops.catalog.workers import Worker, WorkerStore
 __all__ = [
     "Catalog",
     "CatalogDatabase",
+    "Delivery",
+    "DeliveryStatus",
     "DomainTakenError",
+    "Event",
+    "EventStore",
+    "HistoryEntry",
     "IdempotencyClaim",
     "IdempotencyStore",
     "Invitation",

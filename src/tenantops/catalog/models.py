@@ -26,6 +26,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 __all__ = [
     "ACTIVE_RUN_STATUSES",
     "Base",
+    "EventDeliveryRow",
+    "EventDispatcherRow",
+    "EventRow",
     "IdempotencyKeyRow",
     "OrganizationDomainRow",
     "OrganizationInvitationRow",
@@ -41,6 +44,7 @@ __all__ = [
 ACTIVE_RUN_STATUSES = ("pending", "running")
 _ACTIVE_RUN = text("status IN ('pending', 'running')")
 _LIVE_TENANT = text("status <> 'offboarded'")
+_UNROUTED = text("routed_at IS NULL")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -234,3 +238,71 @@ class OrganizationInvitationRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
     __table_args__ = (UniqueConstraint("organization_id", "email"),)
+
+
+class EventRow(Base):
+    """A lifecycle event (CloudEvents 1.0), written in the transaction of the change it
+    reports: the outbox the dispatcher delivers from, and the history of its tenant.
+
+    ``seq`` orders events: per tenant, in the order their transactions committed (each event
+    is written after the tenant's row is locked). ``routed_at`` is set once the dispatcher has
+    made a delivery for every sink whose filter the event matched."""
+
+    __tablename__ = "events"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(32), unique=True)
+    type: Mapped[str] = mapped_column(String(128))
+    subject: Mapped[str] = mapped_column(String(200))
+    tenant_slug: Mapped[str | None] = mapped_column(String(32))
+    run_id: Mapped[str | None] = mapped_column(String(32))
+    actor: Mapped[str | None] = mapped_column(String(256))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    routed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        Index("ix_events_tenant_seq", "tenant_slug", "seq"),
+        Index("ix_events_run", "run_id"),
+        Index("ix_events_time", "time"),
+        Index("ix_events_unrouted", "seq", sqlite_where=_UNROUTED, postgresql_where=_UNROUTED),
+    )
+
+
+class EventDeliveryRow(Base):
+    """One event on its way to one sink (a webhook, Event Grid): ``pending`` until the sink
+    accepted it (``delivered``) or the retries ran out (``parked``). Per sink, the events of
+    one subject (a tenant) go out one at a time, in ``event_seq`` order."""
+
+    __tablename__ = "event_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_seq: Mapped[int] = mapped_column(ForeignKey("events.seq", ondelete="CASCADE"))
+    sink: Mapped[str] = mapped_column(String(100))
+    ordering_key: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    first_attempt_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    last_attempt_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        UniqueConstraint("event_seq", "sink"),
+        Index("ix_event_deliveries_queue", "status", "sink", "ordering_key", "event_seq"),
+        Index("ix_event_deliveries_due", "status", "next_attempt_at"),
+    )
+
+
+class EventDispatcherRow(Base):
+    """The lease that lets one worker at a time dispatch events (per-tenant order needs one
+    sender): ``holder`` (an executor ID) until ``expires_at``, renewed while it runs."""
+
+    __tablename__ = "event_dispatcher"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)

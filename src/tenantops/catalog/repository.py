@@ -7,8 +7,9 @@ on first use. The schema is created and upgraded by `migrate` (Alembic).
 
 Each aggregate has a module and a store of its own, reachable as an attribute:
 `tenants` (`TenantStore`), `runs` (`RunStore`), `steps` (`StepStore`),
-`worker_registry` (`WorkerStore`), `idempotency_keys` (`IdempotencyStore`) and `organizations`
-(`OrganizationStore`). The methods below are the callers' short names for the stores'
+`worker_registry` (`WorkerStore`), `idempotency_keys` (`IdempotencyStore`), `organizations`
+(`OrganizationStore`) and `events` (`EventStore`: the outbox, each tenant's history and the
+deliveries to sinks). The methods below are the callers' short names for the stores'
 operations, kept so callers do not need to know which store holds what.
 """
 
@@ -23,6 +24,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from tenantops.catalog._database import CatalogDatabase
+from tenantops.catalog.events import EventStore
 from tenantops.catalog.idempotency import IdempotencyClaim, IdempotencyStore
 from tenantops.catalog.runs import OpenedRun, Run, RunStatus, RunStore, StepTemplate
 from tenantops.catalog.steps import StepStore
@@ -54,6 +56,7 @@ class Catalog:
         self.steps = StepStore(self.database)
         self.worker_registry = WorkerStore(self.database)
         self.idempotency_keys = IdempotencyStore(self.database)
+        self.events = EventStore(self.database)
         self._organizations: OrganizationStore | None = None
 
     @classmethod
@@ -160,11 +163,11 @@ class Catalog:
     ) -> Run:
         return self.runs.finish(run_id, status, error=error, failed_step=failed_step)
 
-    def cancel_run(self, run_id: str) -> Run:
-        return self.runs.cancel(run_id)
+    def cancel_run(self, run_id: str, *, by: str | None = None) -> Run:
+        return self.runs.cancel(run_id, by=by)
 
-    def reopen_run(self, run_id: str) -> Run:
-        return self.runs.reopen(run_id)
+    def reopen_run(self, run_id: str, *, by: str | None = None) -> Run:
+        return self.runs.reopen(run_id, by=by)
 
     def advance_run(self, run_id: str, *, to_segment: int) -> bool:
         return self.runs.advance(run_id, to_segment=to_segment)

@@ -24,6 +24,7 @@ from sqlalchemy import or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from tenantops.catalog import events
 from tenantops.catalog._database import CatalogDatabase, new_id, now
 from tenantops.catalog.idempotency import IdempotencyClaim, claimed, record_claim
 from tenantops.catalog.models import ACTIVE_RUN_STATUSES, RunRow, StepRow, TenantRow
@@ -350,8 +351,9 @@ class RunStore:
                 row.finished_at = now()
                 row.error = error
                 row.failed_step = failed_step
+                marked = None
                 if failed_step is not None:
-                    s.execute(
+                    marked = s.execute(
                         update(StepRow)
                         .where(StepRow.run_id == run_id, StepRow.name == failed_step,
                                StepRow.status.not_in(("succeeded", "failed")))
@@ -363,11 +365,14 @@ class RunStore:
                 else:
                     tenant.status = "failed"
                 tenant.updated_at = now()
+                if failed_step is not None and int(getattr(marked, "rowcount", 0) or 0):
+                    events.step_failed(s, run_id, failed_step)
+                events.run_finished(s, row, tenant)
             return get_run(s, run_id)
 
-    def cancel(self, run_id: str) -> Run:
+    def cancel(self, run_id: str, *, by: str | None = None) -> Run:
         """Mark an active run cancelled (the tenant becomes ``failed``: half made or half
-        removed, until the run is retried or the tenant offboarded)."""
+        removed, until the run is retried or the tenant offboarded). ``by`` is who asked."""
         with self._db.session(write=True) as s:
             row = s.get(RunRow, run_id)
             if row is None:
@@ -390,11 +395,13 @@ class RunStore:
             tenant = tenant_row_by_id(s, row.tenant_id)
             tenant.status = "failed"
             tenant.updated_at = stamp
+            events.run_cancelled(s, row, tenant, by=by)
             return get_run(s, run_id)
 
-    def reopen(self, run_id: str) -> Run:
+    def reopen(self, run_id: str, *, by: str | None = None) -> Run:
         """Make a failed or cancelled run pending again so it can be retried; its
-        succeeded steps stay succeeded. Only the tenant's latest run can be reopened."""
+        succeeded steps stay succeeded. Only the tenant's latest run can be reopened.
+        ``by`` is who asked."""
         try:
             with self._db.session(write=True) as s:
                 row = s.get(RunRow, run_id)
@@ -412,6 +419,7 @@ class RunStore:
                         f"run {run_id} is not the latest run of tenant {tenant.slug!r} "
                         f"({latest.id} is); retry that one instead"
                     )
+                from_step = row.failed_step
                 row.status = "pending"
                 row.finished_at = None
                 row.error = None
@@ -427,6 +435,7 @@ class RunStore:
                 tenant.status = "provisioning" if row.kind == "onboard" else "offboarding"
                 tenant.updated_at = now()
                 s.flush()
+                events.run_retried(s, row, tenant, by=by, from_step=from_step)
                 return get_run(s, run_id)
         except IntegrityError as exc:
             raise RunConflictError(
@@ -505,4 +514,5 @@ def _new_run(
             attempts=0, outputs={},
         ))
     s.flush()
+    events.run_requested(s, run, tenant)
     return run

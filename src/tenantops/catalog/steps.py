@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, bindparam, func, select, update
 
+from tenantops.catalog import events
 from tenantops.catalog._database import CatalogDatabase, database_now, now
 from tenantops.catalog.models import ACTIVE_RUN_STATUSES, RunRow, StepRow, TenantRow, UtcDateTime
 from tenantops.catalog.tenants import TENANT_UPDATE, output_values
@@ -39,7 +40,9 @@ class StepStore:
             if attempts is None:
                 raise _no_step(run_id, name)
             if status == "pending":
-                c.execute(_RUN_RUNNING, {"p_run": run_id, "p_now": stamp})
+                started = c.execute(_RUN_RUNNING, {"p_run": run_id, "p_now": stamp})
+                if getattr(started, "rowcount", 0):
+                    events.run_started(c, run_id)
             return int(attempts)
 
     def waiting(
@@ -98,9 +101,12 @@ class StepStore:
                 c.execute(TENANT_UPDATE, {"p_tenant": tenant_id, **values})
 
     def failed(self, run_id: str, name: str, error: str) -> None:
+        """The step failed for good (the provider said so); a ``com.tenantops.step.failed``
+        event is written with it."""
         with self._db.write() as c:
             _update_step(c, run_id, name, {"status": "failed", "finished_at": now(),
                                            "error": error})
+            events.step_failed(c, run_id, name)
 
 
 def _update_step(connection: Connection, run_id: str, name: str, values: dict[str, Any]) -> None:

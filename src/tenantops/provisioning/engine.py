@@ -79,6 +79,8 @@ from tenantops.errors import (
 )
 from tenantops.log import redact
 from tenantops.provisioning.folder_lock import FolderLock
+from tenantops.events.dispatcher import EventDispatcher
+from tenantops.events.sinks import Sink
 from tenantops.provisioning.plan import (
     Plan,
     Preview,
@@ -251,8 +253,11 @@ class Engine:
         providers: Providers | None = None,
         middleware: Sequence[Middleware] = (),
         waits: DurableWaits | None = None,
+        event_sinks: Sequence[Sink] | None = None,
     ) -> None:
         self.settings = settings
+        self._event_sinks = event_sinks
+        self.dispatcher: EventDispatcher | None = None
         self.catalog = catalog or Catalog.from_settings(settings)
         self.providers = providers or build_providers(
             settings, self.catalog, serve=settings.engine.serve_embedded
@@ -334,6 +339,11 @@ class Engine:
             self._reconciler = threading.Thread(
                 target=self._keep_up, name="tenantops-reconciler", daemon=True)
             self._reconciler.start()
+            # Lifecycle events: the worker delivers the catalog's outbox (docs/events.md).
+            self.dispatcher = EventDispatcher(
+                self.settings, self.catalog, executor_id=self.settings.engine.executor_id,
+                sinks=self._event_sinks)
+            self.dispatcher.start()
         except TenantOpsError:
             self.stop()
             raise
@@ -354,6 +364,9 @@ class Engine:
         if self._reconciler is not None:
             self._reconciler.join(timeout=5)
             self._reconciler = None
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
+            self.dispatcher = None
         if _engine is self:
             DBOS.destroy()
         # Workflow threads still running stop at their next step; DBOS, destroyed, records
@@ -677,10 +690,10 @@ class Engine:
                 )
             time.sleep(poll)
 
-    def cancel(self, run_id: str) -> Run:
+    def cancel(self, run_id: str, *, requested_by: str | None = None) -> Run:
         """Cancel a pending or running run; it stops before its next step. The tenant is
         left ``failed`` until the run is retried or the tenant offboarded."""
-        run = self.catalog.cancel_run(run_id)
+        run = self.catalog.cancel_run(run_id, by=requested_by)
         try:
             client = self._dbos()
             for workflow_id in self._live_workflows(run):
@@ -690,7 +703,7 @@ class Engine:
                         "cancelled yet (%s); it will stop at its next step", run_id, exc)
         return run
 
-    def retry(self, run_id: str) -> Run:
+    def retry(self, run_id: str, *, requested_by: str | None = None) -> Run:
         """Continue a failed run from its failed step (or a cancelled one from where it
         stopped), once the cause is fixed, in a new segment. Steps that succeeded are not
         run again; the failed step gets a fresh attempt budget and pending window.
@@ -718,7 +731,7 @@ class Engine:
                 f"run {run_id} is {run.status} but its workflow {live[0]} is still running; "
                 "try again in a moment"
             )
-        reopened = self.catalog.reopen_run(run_id)
+        reopened = self.catalog.reopen_run(run_id, by=requested_by)
         self._enqueue(reopened)
         log.info("run %s retried from step %s (segment %d)", run_id,
                  run.failed_step or "(where it stopped)", reopened.segment)
