@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse
 from tenantops import __version__
 from tenantops.api.deps import CurrentPrincipal
 from tenantops.api.edge import RequestEdge
-from tenantops.api.routes import health, meta, runs, tenants, whoami
+from tenantops.api.routes import events, health, meta, runs, tenants, whoami
 from tenantops.auth import Authenticator, error_body, www_authenticate
 from tenantops.config import Settings
 from tenantops.dashboard import mount_dashboard
@@ -33,6 +33,7 @@ from tenantops.errors import (
     AuthError,
     CatalogError,
     ConfirmationError,
+    EventDeliveryNotFoundError,
     IdempotencyKeyReusedError,
     ProvisioningError,
     RunConflictError,
@@ -51,6 +52,7 @@ __all__ = ["create_app"]
 _STATUS: list[tuple[type[TenantOpsError], int, str]] = [
     (TenantNotFoundError, 404, "tenant_not_found"),
     (RunNotFoundError, 404, "run_not_found"),
+    (EventDeliveryNotFoundError, 404, "delivery_not_found"),
     (SpecError, 422, "invalid_spec"),
     (ConfirmationError, 422, "confirmation_mismatch"),
     (IdempotencyKeyReusedError, 409, "idempotency_key_reused"),
@@ -140,6 +142,7 @@ def create_app(
     app.include_router(whoami.router, prefix="/api")
     app.include_router(tenants.router, prefix="/api")
     app.include_router(runs.router, prefix="/api")
+    app.include_router(events.router, prefix="/api")
     mount_dashboard(app, settings, runs_engine)
 
     @app.get("/api/openapi.json", include_in_schema=False)

@@ -12,6 +12,7 @@ from tenantops.cli import auth as auth_cmd
 from tenantops.cli import call as call_cmd
 from tenantops.cli import demo as demo_cmd
 from tenantops.cli import emulator as emulator_cmd
+from tenantops.cli import events as events_cmd
 from tenantops.cli import runs as runs_cmd
 from tenantops.cli import serve as serve_cmd
 from tenantops.cli import tenants as tenants_cmd
@@ -53,6 +54,7 @@ app.command("onboard")(tenants_cmd.onboard)
 app.command("offboard")(tenants_cmd.offboard)
 app.add_typer(tenants_cmd.app, name="tenants")
 app.add_typer(runs_cmd.app, name="runs")
+app.add_typer(events_cmd.app, name="events")
 
 
 def _version(value: bool) -> None:

@@ -18,6 +18,7 @@ from tenantops.cli.client import (
     print_json,
 )
 from tenantops.cli.context import fail, settings_of
+from tenantops.cli.events import history_lines
 from tenantops.cli.progress import exit_for_run
 from tenantops.errors import TenantOpsError
 
@@ -165,9 +166,11 @@ def show_tenant(
     source: SourceOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show a tenant: spec, status, resources and runs."""
+    """Show a tenant: spec, status, resources, runs and its latest history."""
     with api_session(ctx, api_url, identity, source) as api:
         tenant = api.call("GET", f"/tenants/{slug}")
+        history = None if as_json else api.call("GET", f"/tenants/{slug}/history",
+                                                params={"limit": "10"})
     if as_json:
         print_json(tenant)
         return
@@ -199,3 +202,28 @@ def show_tenant(
     for run in tenant["runs"]:
         typer.echo(f"  run {run['id']} {run['kind']:<8} {run['status']:<10} "
                    f"{run['created_at'][:19]} by {run['requested_by']}")
+    if history is not None:
+        typer.echo("History (newest first; all of it: tenantops tenants history "
+                   f"{tenant['slug']}):")
+        for line in history_lines(history["entries"]):
+            typer.echo(f"  {line}")
+
+
+@app.command("history")
+def tenant_history(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="The tenant.")],
+    limit: Annotated[int, typer.Option(help="How many entries, newest first.")] = 100,
+    api_url: ApiUrlOption = None,
+    identity: IdentityOption = None,
+    source: SourceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Who changed what, when, by which run: the tenant's events, newest first."""
+    with api_session(ctx, api_url, identity, source) as api:
+        history = api.call("GET", f"/tenants/{slug}/history", params={"limit": str(limit)})
+    if as_json:
+        print_json(history)
+        return
+    for line in history_lines(history["entries"]):
+        typer.echo(line)
