@@ -17,6 +17,7 @@ from starlette.responses import HTMLResponse
 from tenantops.catalog import TenantStatus
 from tenantops.dashboard._app import READ, Dashboard
 from tenantops.dashboard._deps import ViewerDep
+from tenantops.dashboard._history import HISTORY_SHOWN, history_view
 from tenantops.dashboard._present import (
     STATUS_LABELS,
     format_time,
@@ -82,7 +83,8 @@ def routes(dashboard: Dashboard) -> APIRouter:
             pending_domain=pending_domain_view(record, history),
             format_time=format_time,
             certificate_due=relative_days(expiry, now) if expiry else "",
-            certificate_soon=bool(expiry and expiry - now < dt.timedelta(days=14)))
+            certificate_soon=bool(expiry and expiry - now < dt.timedelta(days=14)),
+            changes=history_view(catalog.events.history(slug, limit=HISTORY_SHOWN)))
 
     @router.get("/runs/{run_id}", name="dashboard_run")
     def run(request: Request, run_id: str, viewer: ViewerDep) -> HTMLResponse:
