@@ -156,18 +156,22 @@ def test_a_refused_request_writes_no_event(catalog: Catalog) -> None:
 def test_the_event_is_written_in_the_transaction_of_the_change(catalog: Catalog) -> None:
     """A transaction that fails after the event was written leaves neither."""
     catalog.finish_run(onboard(catalog, "golf"), "failed", error="x")
-    with pytest.raises(RuntimeError), catalog.database.session(write=True) as s:
-        tenant = tenant_row(s, "golf")
-        _new_run(s, tenant, "onboard", "ops", {}, STEPS)
-        raise RuntimeError("the change fails after its event was written")
+
+    def change_that_fails() -> None:
+        with catalog.database.session(write=True) as s:
+            _new_run(s, tenant_row(s, "golf"), "onboard", "ops", {}, STEPS)
+            raise RuntimeError("the change fails after its event was written")
+
+    with pytest.raises(RuntimeError):
+        change_that_fails()
     assert types_of(catalog, "golf") == ["run.requested", "tenant.failed"]
     with catalog.database.session(write=False) as s:
         assert s.scalar(select(func.count()).select_from(EventRow)) == 2
 
 
 def test_record_refuses_a_type_outside_tenantops_prefix(catalog: Catalog) -> None:
-    with pytest.raises(CatalogError, match="com.tenantops."), \
-            catalog.database.session(write=True) as s:
+    with catalog.database.session(write=True) as s, \
+            pytest.raises(CatalogError, match=r"com\.tenantops\."):
         record(s, type="tenant.onboarded", subject="tenants/x", data={})
 
 

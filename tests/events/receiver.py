@@ -81,7 +81,7 @@ def receiving(receiver: Receiver) -> Iterator[Receiver]:
     """Serve ``receiver`` on a free loopback port; its ``url`` is set while it runs."""
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
             status = receiver.handle({k.lower(): v for k, v in self.headers.items()}, body)
             self.send_response(status)
