@@ -417,6 +417,10 @@ _FIRST_PARTY = [
     ("Azure Key Vault", "cfa8b339-82a2-471a-a3c9-0fc0be7a4093", ["https://vault.azure.net"]),
     ("Microsoft Graph", "00000003-0000-0000-c000-000000000000", ["https://graph.microsoft.com"]),
     ("Azure Storage", "e406a681-f3d4-42a8-90b6-c2b029497af1", ["https://storage.azure.com/"]),
+    # Event Grid's application ID: "Deliver events to Microsoft Entra protected endpoints"
+    # ($eventGridAppId in Microsoft's secure webhook delivery scripts).
+    ("Azure Event Grid", "4962773b-9cdb-44cf-a8bf-237846a00ab7",
+     ["https://eventgrid.azure.net"]),
 ]
 
 API_CLIENT_ID = "5f9d1b7c-2a4e-4c1d-9b3a-7e6f0a1c2d3e"
