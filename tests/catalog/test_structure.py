@@ -11,6 +11,7 @@ import pytest
 import tenantops.catalog
 from tenantops.catalog import (
     Catalog,
+    EventStore,
     IdempotencyStore,
     OrganizationStore,
     RunStore,
@@ -34,7 +35,7 @@ def test_each_aggregate_has_its_own_store_reachable_from_the_facade(tmp_path: Pa
     stores = {
         "tenants": TenantStore, "runs": RunStore, "steps": StepStore,
         "worker_registry": WorkerStore, "idempotency_keys": IdempotencyStore,
-        "organizations": OrganizationStore,
+        "organizations": OrganizationStore, "events": EventStore,
     }
     for attribute, store in stores.items():
         assert isinstance(getattr(catalog, attribute), store), attribute

@@ -8,7 +8,7 @@ import datetime as dt
 import re
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
@@ -32,6 +32,7 @@ _REFUSALS: dict[int | str, dict[str, object]] = {
     403: {"model": Problem, "description": "valid token without the needed app role"},
     422: {"model": Problem, "description": "a filter is invalid: field, value, rule"},
 }
+MAX_ID = 2**31 - 1  # seq and delivery IDs are 32-bit integers on PostgreSQL
 TYPE_PATTERN = re.compile(r"^(\*|com\.tenantops\.[a-z0-9_.*-]+)$")
 
 
@@ -154,8 +155,8 @@ def list_events(
                      ] = None,
     until: Annotated[dt.datetime | None, Query(description="time < until (ISO 8601)")
                      ] = None,
-    after: Annotated[int | None, Query(ge=0, le=2**62, description="seq > after")] = None,
-    before: Annotated[int | None, Query(ge=0, le=2**62, description="seq < before")] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_ID, description="seq > after")] = None,
+    before: Annotated[int | None, Query(ge=0, le=MAX_ID, description="seq < before")] = None,
     order: Annotated[Literal["asc", "desc"], Query(description="asc: oldest first")
                      ] = "asc",
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -200,7 +201,8 @@ def list_deliveries(
 @router.post("/events/deliveries/{delivery_id}/redeliver", response_model=DeliveryOut,
              status_code=202, responses={**_REFUSALS, 404: {
                  "model": Problem, "description": "unknown delivery"}})
-def redeliver(delivery_id: int, principal: Writer, engine: EngineDep) -> DeliveryOut:
+def redeliver(delivery_id: Annotated[int, Path(ge=1, le=MAX_ID)], principal: Writer,
+              engine: EngineDep) -> DeliveryOut:
     """Send a parked delivery again now, with a fresh day of retries (the receiver gets the
     same ``webhook-id``)."""
     return DeliveryOut.of(engine.catalog.events.redeliver(delivery_id))
@@ -210,7 +212,7 @@ def redeliver(delivery_id: int, principal: Writer, engine: EngineDep) -> Deliver
     **_REFUSALS, 404: {"model": Problem, "description": "unknown slug"}})
 def tenant_history(
     slug: str, principal: Reader, engine: EngineDep,
-    before: Annotated[int | None, Query(ge=0, le=2**62, description="older than this seq")
+    before: Annotated[int | None, Query(ge=0, le=MAX_ID, description="older than this seq")
                       ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> HistoryOut:
