@@ -56,7 +56,7 @@ def one_run(catalog: Catalog, slug: str) -> None:
 @contextmanager
 def events_off() -> Iterator[None]:
     original = catalog_events._run_event
-    catalog_events._run_event = lambda *args, **kwargs: ""  # type: ignore[assignment]
+    catalog_events._run_event = lambda *args, **kwargs: ""
     try:
         yield
     finally:
@@ -126,7 +126,7 @@ def main() -> int:
               f"{baseline * 1000:.2f} ms without (ratio {with_events / baseline:.2f}; "
               f"3 events per run, median of {args.runs} alternating runs)")
 
-        settings = Settings(events={  # type: ignore[arg-type]
+        settings = Settings(events={
             "webhooks": [{"name": "bench", "url": url, "secret": SECRET}],
             "poll_seconds": args.poll, "concurrency": args.concurrency})
         dispatcher = EventDispatcher(settings, catalog, executor_id="bench")
