@@ -283,12 +283,17 @@ def test_the_lease_lets_one_dispatcher_send(catalog: Catalog) -> None:
     assert events.take_lease("w1:aaa", at=T0 + dt.timedelta(seconds=20), seconds=30), "renewal"
     assert not events.take_lease("w2:bbb", at=T0 + dt.timedelta(seconds=49), seconds=30)
     assert events.take_lease("w2:bbb", at=T0 + dt.timedelta(seconds=51), seconds=30), "expired"
+    asked: list[str] = []
+
+    def gone(holder: str) -> bool:
+        asked.append(holder)
+        return holder == "w2:bbb"
+
     assert events.take_lease("w2:ccc", at=T0 + dt.timedelta(seconds=52), seconds=30,
-                             successor_of="w2"), "the same worker restarted takes over at once"
+                             replaceable=gone), "a holder that is gone is replaced at once"
     assert not events.take_lease("w1:ddd", at=T0 + dt.timedelta(seconds=53), seconds=30,
-                                 successor_of="w1")
-    assert not events.take_lease("w2_:e", at=T0 + dt.timedelta(seconds=53), seconds=30,
-                                 successor_of="w2_"), "LIKE wildcards are escaped"
+                                 replaceable=gone)
+    assert asked == ["w2:bbb", "w2:ccc"]
     events.release_lease("w2:ccc")
     assert events.lease_holder(T0 + dt.timedelta(seconds=53)) is None
     assert events.take_lease("w1:ddd", at=T0 + dt.timedelta(seconds=53), seconds=30)

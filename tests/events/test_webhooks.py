@@ -9,6 +9,9 @@ import base64
 import datetime as dt
 import logging
 import os
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -265,3 +268,22 @@ def test_backoff_doubles_with_jitter_and_honours_retry_after(tmp_path: Path) -> 
     finally:
         dispatcher.stop()
     assert os.path.exists(tmp_path / "c.sqlite") is False, "constructing did no I/O"
+
+
+def test_a_restarted_worker_replaces_only_its_own_dead_process(tmp_path: Path) -> None:
+    catalog = Catalog(f"sqlite:///{tmp_path / 'c.sqlite'}")
+    dispatcher = EventDispatcher(fast_settings(tmp_path), catalog, executor_id="worker-1")
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    host = socket.gethostname()
+    dead_pid = 4_194_304 + 17  # above Linux's pid_max: no such process
+    try:
+        assert dispatcher.replaces(f"worker-1:{host}:{dead_pid}:ab12")
+        assert not dispatcher.replaces(f"worker-1:{host}:{alive.pid}:ab12"), "still running"
+        assert not dispatcher.replaces(f"worker-1:{host}:{os.getpid()}:ab12"), "this process"
+        assert not dispatcher.replaces(f"worker-1:another-host:{dead_pid}:ab12")
+        assert not dispatcher.replaces(f"worker-2:{host}:{dead_pid}:ab12")
+        assert not dispatcher.replaces("worker-1")
+    finally:
+        alive.kill()
+        alive.wait()
+        dispatcher.stop()

@@ -28,7 +28,7 @@ import datetime as dt
 import fnmatch
 import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -42,7 +42,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from tenantops.catalog._database import CatalogDatabase, now
@@ -501,35 +500,32 @@ class EventStore:
     # -- the dispatcher's lease ---------------------------------------------------------------
 
     def take_lease(self, holder: str, *, at: dt.datetime, seconds: float,
-                   successor_of: str | None = None) -> bool:
+                   replaceable: Callable[[str], bool] | None = None) -> bool:
         """Hold (or keep) the dispatcher lease until ``at + seconds``: True when ``holder``
-        has it, because it was free, had expired, was already ``holder``'s, or was held by
-        an earlier process of the same worker (a holder named ``<successor_of>:...``: a
-        worker's executor ID is its own, so that process has died)."""
+        has it, because it was free, had expired, was already ``holder``'s, or its holder is
+        one ``replaceable`` says is gone (an earlier process of the same worker)."""
         until = at + dt.timedelta(seconds=seconds)
-        takeable = [EventDispatcherRow.holder == holder, EventDispatcherRow.expires_at <= at]
-        if successor_of:
-            prefix = successor_of.replace("\\", "\\\\").replace("%", "\\%").replace(
-                "_", "\\_")
-            takeable.append(EventDispatcherRow.holder.like(f"{prefix}:%", escape="\\"))
-        with self._db.write() as c:
-            taken = c.execute(
-                update(EventDispatcherRow)
-                .where(EventDispatcherRow.name == DISPATCHER_LEASE, or_(*takeable))
-                .values(holder=holder, expires_at=until))
-            if getattr(taken, "rowcount", 0):
-                return True
-            present = c.execute(select(EventDispatcherRow.holder).where(
-                EventDispatcherRow.name == DISPATCHER_LEASE)).first()
-            if present is not None:
-                return False
         try:
             with self._db.write() as c:
-                c.execute(insert(EventDispatcherRow).values(
-                    name=DISPATCHER_LEASE, holder=holder, expires_at=until))
-        except (IntegrityError, CatalogError):
-            return False  # another dispatcher created it first
-        return True
+                current = c.execute(select(EventDispatcherRow.holder,
+                                           EventDispatcherRow.expires_at).where(
+                    EventDispatcherRow.name == DISPATCHER_LEASE)).first()
+                if current is None:
+                    c.execute(insert(EventDispatcherRow).values(
+                        name=DISPATCHER_LEASE, holder=holder, expires_at=until))
+                    return True
+                taken_from, expires_at = current
+                if not (taken_from == holder or expires_at <= at
+                        or (replaceable is not None and replaceable(taken_from))):
+                    return False
+                # Compare-and-set: another dispatcher that took it meanwhile wins.
+                taken = c.execute(update(EventDispatcherRow).where(
+                    EventDispatcherRow.name == DISPATCHER_LEASE,
+                    EventDispatcherRow.holder == taken_from,
+                ).values(holder=holder, expires_at=until))
+                return bool(getattr(taken, "rowcount", 0))
+        except CatalogError:
+            return False  # another dispatcher created the lease first
 
     def release_lease(self, holder: str) -> None:
         with self._db.write() as c:

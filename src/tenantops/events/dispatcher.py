@@ -9,7 +9,8 @@ One pass (every ``events.poll_seconds``, sooner when a retry falls due):
 
 1. hold the lease (`EventStore.take_lease`): one dispatcher at a time sends, so the events of
    one tenant reach each sink in order. A dispatcher unheard of for ``events.lease_seconds``
-   is replaced; the same worker restarted (same ``engine.executor_id``) takes over at once;
+   is replaced; the same worker restarted on the same host (same ``engine.executor_id``, its
+   former process gone) takes over at once;
 2. route: each new event gets a pending delivery for every sink whose filter it matches;
 3. deliver: for each sink and tenant, the oldest pending delivery, when due, at most
    ``events.concurrency`` at once. A 2xx marks it delivered; a failure is tried again after
@@ -29,7 +30,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import random
+import socket
 import threading
 import uuid
 from collections.abc import Callable, Sequence
@@ -86,7 +89,7 @@ class EventDispatcher:
         self.settings = settings.events
         self.catalog = catalog
         self.executor_id = executor_id
-        self.holder = f"{executor_id}:{uuid.uuid4().hex[:12]}"
+        self.holder = f"{executor_id}:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._clock = clock
         self._client = httpx.Client(timeout=self.settings.timeout_seconds,
                                     follow_redirects=False, transport=transport)
@@ -165,7 +168,7 @@ class EventDispatcher:
         store = self.catalog.events
         at = self._clock()
         self.holding = store.take_lease(self.holder, at=at, seconds=self.settings.lease_seconds,
-                                        successor_of=self.executor_id)
+                                        replaceable=self.replaces)
         if not self.holding:
             return 0
         self._route(at)
@@ -181,6 +184,25 @@ class EventDispatcher:
         by_name = {s.name: s for s in self.sinks}
         list(self._pool.map(lambda item: self._attempt(by_name[item[0].sink], *item), due))
         return len(due)
+
+    def replaces(self, holder: str) -> bool:
+        """True when ``holder`` is an earlier process of this worker that has died: same
+        executor ID, same host, and its process is gone (a worker restarted after a kill
+        takes the lease over at once instead of waiting for it to lapse)."""
+        executor, _, rest = holder.partition(":")
+        host, _, rest = rest.partition(":")
+        pid_text = rest.partition(":")[0]
+        if executor != self.executor_id or host != socket.gethostname():
+            return False
+        if not pid_text.isdigit() or int(pid_text) == os.getpid():
+            return False
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
 
     def _route(self, at: dt.datetime) -> None:
         store = self.catalog.events
