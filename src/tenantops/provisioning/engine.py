@@ -77,10 +77,10 @@ from tenantops.errors import (
     TenantOpsError,
     TransientProviderError,
 )
-from tenantops.log import redact
-from tenantops.provisioning.folder_lock import FolderLock
 from tenantops.events.dispatcher import EventDispatcher
 from tenantops.events.sinks import Sink
+from tenantops.log import redact
+from tenantops.provisioning.folder_lock import FolderLock
 from tenantops.provisioning.plan import (
     Plan,
     Preview,
