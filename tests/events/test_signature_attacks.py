@@ -19,22 +19,28 @@ from tenantops.events import WebhookSink, structured_body
 
 SECRET = "whsec_" + base64.b64encode(b"receiver-secret-of-32-bytes-long").decode()
 OTHER = "whsec_" + base64.b64encode(b"another-secret-of-32-bytes-long!").decode()
-NOW = dt.datetime.now(dt.timezone.utc)
+
+
+def now() -> dt.datetime:
+    # Read at each signing: a time taken when the module was collected would be minutes old
+    # by the time a long suite reaches these tests.
+    return dt.datetime.now(dt.timezone.utc)
 
 
 def event(event_id: str = "9f0c2d4e6a8b4c1d9e7f5a3b1c0d2e4f") -> Event:
     return Event(seq=7, id=event_id, type="com.tenantops.tenant.onboarded",
                  subject="tenants/acme", tenant_slug="acme", run_id="r1", actor="ops",
-                 request_id=None, time=NOW, data={"tenant": {"slug": "acme"}})
+                 request_id=None, time=now(), data={"tenant": {"slug": "acme"}})
 
 
-def signed(secret: str = SECRET, at: dt.datetime = NOW,
+def signed(secret: str = SECRET, at: dt.datetime | None = None,
            which: Event | None = None) -> tuple[dict[str, str], bytes]:
     client = httpx.Client()
     try:
         sink = WebhookSink(WebhookSettings(name="crm", url="https://crm.test/h",
                                            secret=secret),
-                           source="/tenantops", client=client, clock=lambda: at)
+                           source="/tenantops", client=client,
+                           clock=lambda: at or now())
         chosen = which or event()
         body = structured_body(chosen, source="/tenantops")
         return sink.headers(chosen, body), body
@@ -68,7 +74,7 @@ def test_signature_of_another_secret_is_refused_by_the_receiver() -> None:
 
 
 def test_replayed_old_delivery_is_refused_by_the_receiver() -> None:
-    headers, body = signed(at=NOW - dt.timedelta(minutes=10))
+    headers, body = signed(at=now() - dt.timedelta(minutes=10))
     with pytest.raises(WebhookVerificationError, match="too old"):
         verify(headers, body)
 
