@@ -1,52 +1,70 @@
-"""Throughput and latency of ``GET /api/tenants/{slug}`` with token validation on, beside the
-same route with validation off, 50 concurrent clients on loopback, measured in one run.
+"""Throughput and latency of ``GET /api/tenants/{slug}``, 50 concurrent clients on loopback,
+a catalog of ``--tenants`` tenants (10,000), each with an onboarding run of 12 steps; every
+request asks for a tenant chosen at random.
 
-Run: .venv/bin/python bench/bench_api.py [--seconds 8] [--clients 50]
-Goal (issue 5): validation costs under 15% of throughput (ratio on/off at least 0.85).
+The servers, each a uvicorn process of its own (one worker, the same uvicorn), all started
+before the first measurement and all reading the same SQLite catalog file:
 
-Each variant runs in its own server process (uvicorn, one worker) so the two share nothing;
-the load comes from threads of keep-alive HTTP/1.1 connections in this process. "Off" swaps
-the authenticator for one that returns a fixed principal, so everything else is the same.
+- ``on``: tenantops, every request with a bearer token checked by `Authenticator`;
+- ``off``: tenantops with an authenticator that returns a fixed principal (everything else
+  the same), so ``on / off`` is what token validation costs;
+- ``starlette``: a minimal Starlette app (one route, ``sqlite3`` with a connection per thread,
+  three queries, ``json.dumps``) answering the same JSON from the same rows: the ceiling for
+  this route on this server;
+- ``baseline`` (with ``--baseline-src``): tenantops from another checkout, with auth on, to
+  compare with the code as it was, e.g. ``git worktree add --detach /tmp/tenantops-main main``
+  then ``--baseline-src /tmp/tenantops-main/src``.
+
+The load is interleaved: ``--rounds`` rounds, each measuring every server once for
+``--seconds``, in an order that rotates from round to round, so a change of the machine's load
+(other processes on its 2 cores) touches every server alike. Ratios are computed per round
+(paired) and their median and range printed beside each server's median, minimum and maximum:
+a difference of 5 % is real when the paired ratios' range does not include it.
+
+The clients are one asyncio task each in this process, on raw keep-alive HTTP/1.1
+connections (a thread per client would spend more of the 2 cores on the GIL than the servers).
+
+Run: .venv/bin/python bench/bench_api.py [--tenants 10000] [--rounds 5] [--seconds 3]
+                                         [--clients 50] [--baseline-src PATH]
+Goals (issue 19): ``on`` at least 0.7 x ``starlette`` and at least 4 x ``baseline`` (the code
+before issue 19); ``on / off`` at least 0.85 (issue 5).
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
+import asyncio
+import datetime as dt
 import json
+import os
+import random
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-SLUG = "benchco"
+GOAL_VS_STARLETTE = 0.7
+GOAL_VS_BASELINE = 4.0
+GOAL_ON_OFF = 0.85
+STEPS = ("register_tenant", "store_database_secret", "create_database", "create_cname_record",
+         "create_verification_record", "wait_for_dns", "bind_hostname", "issue_certificate",
+         "bind_certificate", "create_organization", "invite_admin", "activate_tenant")
 
 
-def serve(data_dir: Path, authority: str, ca_bundle: str, validate: bool, port_file: Path) -> None:
-    """Server mode: the API on a free port, with or without token validation."""
+# -- the servers --------------------------------------------------------------------------
+
+def serve(kind: str, data_dir: Path, authority: str, ca_bundle: str, port_file: Path) -> None:
+    """Server mode: one of the servers of the module docstring, on a free loopback port."""
     import uvicorn
 
-    from tenantops.api import create_app
-    from tenantops.auth import Authenticator, Principal
-    from tenantops.cli.serve import emulator_auth
-    from tenantops.config import AuthSettings, Settings
-
-    auth = emulator_auth(AuthSettings(), authority, Path(ca_bundle))
-    settings = Settings(data_dir=data_dir, auth=auth, log_level="WARNING")
-
-    class Trusting(Authenticator):
-        def authenticate(self, authorization: Sequence[str],
-                         client_principal: Sequence[str] = ()) -> Principal:
-            return Principal(oid="o", appid="a", tid=auth.tenant_id or "", roles=(
-                "Tenants.Read",), token_version="1.0", source="bearer")
-
-    authenticator = Authenticator(auth) if validate else Trusting(auth)
-    app = create_app(settings, authenticator=authenticator)
+    app = starlette_app(data_dir / "catalog.sqlite") if kind == "starlette" else (
+        tenantops_app(data_dir, authority, ca_bundle, validate=kind != "off"))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port_file.write_text(str(sock.getsockname()[1]))
@@ -54,103 +72,298 @@ def serve(data_dir: Path, authority: str, ca_bundle: str, validate: bool, port_f
         sockets=[sock])
 
 
-def load(port: int, token: str, clients: int, seconds: float) -> tuple[int, list[float]]:
-    latencies: list[list[float]] = [[] for _ in range(clients)]
-    errors = [0]
-    stop = time.perf_counter() + seconds
+def tenantops_app(data_dir: Path, authority: str, ca_bundle: str, *, validate: bool) -> Any:
+    from tenantops.api import create_app
+    from tenantops.auth import Authenticator, Principal
+    from tenantops.cli.serve import emulator_auth
+    from tenantops.config import AuthSettings, Settings
 
-    def client(index: int) -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        headers = {"Authorization": f"Bearer {token}"}
-        while time.perf_counter() < stop:
-            started = time.perf_counter()
-            connection.request("GET", f"/api/tenants/{SLUG}", headers=headers)
-            response = connection.getresponse()
-            response.read()
-            if response.status != 200:
-                errors[0] += 1
-            latencies[index].append(time.perf_counter() - started)
-        connection.close()
+    auth = emulator_auth(AuthSettings(), authority, Path(ca_bundle))
+    settings = Settings(data_dir=data_dir, auth=auth, log_level="WARNING")
+    fixed = Principal(oid="o", appid="a", tid=auth.tenant_id or "", roles=("Tenants.Read",),
+                      token_version="1.0", source="bearer")
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return errors[0], [x for per in latencies for x in per]
+    class Trusting(Authenticator):
+        def authenticate(self, authorization: Sequence[str],
+                         client_principal: Sequence[str] = ()) -> Principal:
+            return fixed
+
+        def remembered(self, authorization: Sequence[str]) -> Principal | None:
+            return fixed
+
+    return create_app(settings, authenticator=Authenticator(auth) if validate else Trusting(auth))
 
 
-def measure(data_dir: Path, info: object, token: str, validate: bool, clients: int,
-            seconds: float) -> dict[str, float]:
-    from tenantops.emulator.server import EmulatorInfo
+def starlette_app(database: Path) -> Any:
+    """One route answering what ``GET /api/tenants/{slug}`` answers, from the same rows."""
+    import sqlite3
+    import threading
 
-    assert isinstance(info, EmulatorInfo)
-    port_file = data_dir / f"port-{validate}"
-    process = subprocess.Popen([sys.executable, __file__, "--serve", str(data_dir),
-                                info.authority, info.ca_bundle, str(validate), str(port_file)])
-    try:
-        while not port_file.exists():
-            time.sleep(0.05)
-        port = int(port_file.read_text())
-        time.sleep(1.0)
-        load(port, token, 5, 1.0)  # warm up: JWKS fetched, connections open
-        errors, latencies = load(port, token, clients, seconds)
-    finally:
-        process.terminate()
-        process.wait(10)
-    latencies.sort()
-    return {
-        "requests_per_second": round(len(latencies) / seconds, 1),
-        "p50_ms": round(statistics.median(latencies) * 1000, 2),
-        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
-        "errors": errors,
-    }
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    local = threading.local()
+
+    def connection() -> sqlite3.Connection:
+        if not hasattr(local, "db"):
+            local.db = sqlite3.connect(database, check_same_thread=False)
+            local.db.row_factory = sqlite3.Row
+        db: sqlite3.Connection = local.db
+        return db
+
+    def when(value: str | None) -> str | None:
+        return None if value is None else value.replace(" ", "T") + "Z"
+
+    def tenant(request: Request) -> Response:
+        db = connection()
+        row = db.execute("SELECT * FROM tenants WHERE slug = ?",
+                         (request.path_params["slug"],)).fetchone()
+        if row is None:
+            return JSONResponse({"error": "tenant_not_found"}, status_code=404)
+        runs = db.execute("SELECT * FROM runs WHERE tenant_id = ? ORDER BY created_at DESC",
+                          (row["id"],)).fetchall()
+        marks = ",".join("?" * len(runs))
+        steps: dict[str, list[dict[str, Any]]] = {r["id"]: [] for r in runs}
+        for s in db.execute(f"SELECT * FROM steps WHERE run_id IN ({marks}) ORDER BY position",
+                            [r["id"] for r in runs]):
+            steps[s["run_id"]].append({
+                "name": s["name"], "provider": s["provider"], "action": s["action"],
+                "status": s["status"], "attempts": s["attempts"],
+                "started_at": when(s["started_at"]), "finished_at": when(s["finished_at"]),
+                "duration_seconds": None, "error": s["error"], "message": s["message"],
+                "outputs": json.loads(s["outputs"])})
+        body = {
+            "slug": row["slug"], "display_name": row["display_name"],
+            "custom_domain": row["custom_domain"], "plan": row["plan"],
+            "admin_email": row["admin_email"], "tags": json.loads(row["tags"]),
+            "status": row["status"], "created_at": when(row["created_at"]),
+            "updated_at": when(row["updated_at"]),
+            "resources": {"database": {"name": row["database_name"],
+                                       "login": row["database_login"]},
+                          "dns_records": json.loads(row["dns_records"]),
+                          "hostname": row["hostname"], "certificate": None,
+                          "organization": row["organization_id"]},
+            "runs": [{"id": r["id"], "tenant": row["slug"], "kind": r["kind"],
+                      "status": r["status"], "requested_by": r["requested_by"],
+                      "created_at": when(r["created_at"]), "started_at": when(r["started_at"]),
+                      "finished_at": when(r["finished_at"]), "error": r["error"],
+                      "failed_step": r["failed_step"], "retries": r["retries"],
+                      "options": json.loads(r["options"]), "steps": steps[r["id"]]}
+                     for r in runs],
+        }
+        return Response(json.dumps(body), media_type="application/json")
+
+    return Starlette(routes=[Route("/api/tenants/{slug}", tenant)])
+
+
+# -- the catalog --------------------------------------------------------------------------
+
+def seed(data_dir: Path, count: int) -> list[str]:
+    """``count`` tenants, each onboarded by one run of 12 succeeded steps; their slugs."""
+    from sqlalchemy import insert
+
+    from tenantops.catalog import Catalog
+    from tenantops.catalog.models import RunRow, StepRow, TenantRow
+    from tenantops.config import Settings
+
+    catalog = Catalog.from_settings(Settings(data_dir=data_dir))
+    catalog.migrate()
+    start = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+    slugs = []
+    with catalog.engine.begin() as connection:
+        for first in range(0, count, 1000):
+            tenants, runs, steps = [], [], []
+            for i in range(first, min(first + 1000, count)):
+                slug = f"tenant-{i:05d}"
+                slugs.append(slug)
+                created = start + dt.timedelta(minutes=i)
+                tenant_id, run_id = uuid.uuid4().hex, uuid.uuid4().hex
+                tenants.append({
+                    "id": tenant_id, "slug": slug, "display_name": f"Tenant {i}",
+                    "custom_domain": f"app.{slug}.example.com", "plan": "standard",
+                    "admin_email": f"admin@{slug}.example.com", "tags": {"tier": "bench"},
+                    "status": "active", "created_at": created, "updated_at": created,
+                    "registered_at": created, "database_name": f"tenant_{i:05d}",
+                    "database_login": f"tenant_{i:05d}_app",
+                    "dns_records": {f"CNAME app.{slug}.example.com": "web.example.net"},
+                    "hostname": f"app.{slug}.example.com",
+                    "organization_id": uuid.uuid4().hex})
+                runs.append({
+                    "id": run_id, "tenant_id": tenant_id, "kind": "onboard",
+                    "status": "succeeded", "options": {}, "requested_by": "bench",
+                    "workflow_id": f"tenantops/{slug}/onboard/{run_id}", "created_at": created,
+                    "started_at": created, "finished_at": created + dt.timedelta(seconds=9),
+                    "retries": 0})
+                steps.extend({
+                    "run_id": run_id, "position": p, "name": name, "provider": "bench:local",
+                    "action": "ensure", "status": "succeeded", "attempts": 1,
+                    "started_at": created, "finished_at": created, "outputs": {"done": True},
+                } for p, name in enumerate(STEPS))
+            connection.execute(insert(TenantRow), tenants)
+            connection.execute(insert(RunRow), runs)
+            connection.execute(insert(StepRow), steps)
+    catalog.close()
+    return slugs
+
+
+# -- the load -----------------------------------------------------------------------------
+
+async def load(port: int, requests: Sequence[bytes], clients: int, seconds: float
+               ) -> tuple[int, int, list[float]]:
+    """Requests answered and errors (not 200) in ``seconds``, and every latency."""
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+
+    async def client(seed: int) -> None:
+        nonlocal errors
+        pick = random.Random(seed)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                writer.write(requests[pick.randrange(len(requests))])
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line[:15].lower() == b"content-length:":
+                        length = int(line[15:])
+                await reader.readexactly(length)
+                latencies.append(time.perf_counter() - started)
+                if not head.startswith(b"HTTP/1.1 200"):
+                    errors += 1
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+    await asyncio.gather(*(client(i) for i in range(clients)))
+    return len(latencies), errors, latencies
+
+
+def request_bytes(slugs: Sequence[str], token: str) -> list[bytes]:
+    return [(f"GET /api/tenants/{slug} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+             f"Authorization: Bearer {token}\r\n\r\n").encode() for slug in slugs]
+
+
+def start(kind: str, data_dir: Path, info: Any, baseline_src: str | None
+          ) -> tuple[subprocess.Popen[bytes], Path]:
+    port_file = data_dir / f"port-{kind}"
+    env = dict(os.environ)
+    if kind == "baseline" and baseline_src:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [baseline_src, env.get("PYTHONPATH")]))
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--serve", kind, str(data_dir), info.authority,
+         info.ca_bundle, str(port_file)], env=env)
+    return process, port_file
+
+
+def port_of(process: subprocess.Popen[bytes], port_file: Path, kind: str) -> int:
+    deadline = time.monotonic() + 120
+    while not port_file.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"the {kind} server did not start (exit code {process.poll()})")
+        time.sleep(0.05)
+    return int(port_file.read_text())
+
+
+def summary(values: Sequence[float]) -> str:
+    median = statistics.median(values)
+    spread = (max(values) - min(values)) / median * 100 if median else 0.0
+    return f"{median:9.1f}  {min(values):9.1f}  {max(values):9.1f}  {spread:6.1f} %"
+
+
+def ratio_line(name: str, ratios: Sequence[float], goal: float | None) -> str:
+    median = statistics.median(ratios)
+    verdict = "" if goal is None else (
+        f"  goal >= {goal:g}: {'met' if median >= goal else 'NOT met'}")
+    return (f"{name:22} {median:6.3f}  (rounds {min(ratios):.3f} .. {max(ratios):.3f})"
+            f"{verdict}")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=8.0)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tenants", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=3.0, help="per server per round")
     parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--baseline-src", help="the src folder of another tenantops checkout")
+    parser.add_argument("--only", help="comma-separated servers to run (on,off,starlette,"
+                        "baseline)")
     parser.add_argument("--serve", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        data, authority, ca, validate, port_file = args.serve
-        serve(Path(data), authority, ca, validate == "True", Path(port_file))
+        kind, data, authority, ca, port_file = args.serve
+        serve(kind, Path(data), authority, ca, Path(port_file))
         return
 
     import httpx
 
-    from tenantops.catalog import Catalog, StepTemplate
-    from tenantops.config import Settings
     from tenantops.emulator.directory import API_CLIENT_ID, default_directory
     from tenantops.emulator.server import EmulatorServer
-    from tenantops.provisioning.spec import TenantSpec
 
+    kinds = ["on", "off", "starlette"] + (["baseline"] if args.baseline_src else [])
+    if args.only:
+        kinds = [k for k in kinds if k in args.only.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
-        catalog = Catalog.from_settings(Settings(data_dir=data_dir))
-        catalog.migrate()
-        catalog.open_onboarding(
-            TenantSpec(slug=SLUG, display_name="Bench Co", custom_domain="www.bench.test",
-                       admin_email="a@bench.test"),
-            requested_by="bench", steps=[StepTemplate("register_tenant", "catalog:sqlite",
-                                                      "ensure")])
-        catalog.close()
+        started = time.perf_counter()
+        slugs = seed(data_dir, args.tenants)
+        print(f"{args.tenants} tenants seeded in {time.perf_counter() - started:.1f} s")
         emulator = EmulatorServer(default_directory(), data_dir)
         with emulator as info:
             token = httpx.get(f"{info.mi_url}/msi/token", params={
                 "resource": API_CLIENT_ID, "api-version": "2019-08-01"}, headers={
                 "X-IDENTITY-HEADER": emulator.state.host_secret("aa-onboarding")}
             ).json()["access_token"]
-            off = measure(data_dir, info, token, False, args.clients, args.seconds)
-            on = measure(data_dir, info, token, True, args.clients, args.seconds)
-    ratio = on["requests_per_second"] / off["requests_per_second"]
-    print(json.dumps({
-        "clients": args.clients, "validation_on": on, "validation_off": off,
-        "throughput_ratio_on_to_off": round(ratio, 3),
-        "validation_cost_percent": round((1 - ratio) * 100, 1),
-        "goal": "cost under 15% (ratio >= 0.85)", "goal_met": ratio >= 0.85,
-    }, indent=2))
+            requests = request_bytes(slugs, token)
+            servers = {kind: start(kind, data_dir, info, args.baseline_src) for kind in kinds}
+            try:
+                ports = {kind: port_of(*servers[kind], kind) for kind in kinds}
+                for kind in kinds:  # warm up: keys fetched, pools filled, code paths hot
+                    answered, errors, _ = asyncio.run(load(ports[kind], requests, 50, 1.5))
+                    if errors or not answered:
+                        raise SystemExit(f"the {kind} server answered {errors} of {answered} "
+                                         "warm-up requests with an error")
+                rates: dict[str, list[float]] = {kind: [] for kind in kinds}
+                latencies: dict[str, list[float]] = {kind: [] for kind in kinds}
+                failures = dict.fromkeys(kinds, 0)
+                for round_ in range(args.rounds):
+                    order = kinds[round_ % len(kinds):] + kinds[:round_ % len(kinds)]
+                    for kind in order:
+                        answered, errors, times = asyncio.run(
+                            load(ports[kind], requests, args.clients, args.seconds))
+                        rates[kind].append(answered / args.seconds)
+                        latencies[kind].extend(times)
+                        failures[kind] += errors
+            finally:
+                for process, _ in servers.values():
+                    process.terminate()
+                for process, _ in servers.values():
+                    process.wait(10)
+
+    print(f"\nGET /api/tenants/{{slug}}: {args.tenants} tenants, {args.clients} clients, "
+          f"{args.rounds} interleaved rounds of {args.seconds:g} s per server")
+    print(f"{'server':10} {'req/s med':>9}  {'min':>9}  {'max':>9}  {'spread':>8}  "
+          f"{'p50 ms':>7} {'p99 ms':>7} {'errors':>6}")
+    for kind in kinds:
+        times = sorted(latencies[kind])
+        p50 = statistics.median(times) * 1000
+        p99 = times[max(0, int(len(times) * 0.99) - 1)] * 1000
+        print(f"{kind:10} {summary(rates[kind])}  {p50:7.2f} {p99:7.2f} {failures[kind]:6}")
+    print("\npaired ratios (per round)")
+    pairs = [("on / off", "off", GOAL_ON_OFF), ("on / starlette", "starlette",
+                                               GOAL_VS_STARLETTE),
+             ("on / baseline", "baseline", GOAL_VS_BASELINE)]
+    if "on" in kinds:
+        for name, other, goal in pairs:
+            if other in kinds:
+                ratios = [a / b for a, b in zip(rates["on"], rates[other], strict=True)]
+                print(ratio_line(name, ratios, goal))
+    if "baseline" in kinds and "starlette" in kinds:
+        ratios = [a / b for a, b in zip(rates["baseline"], rates["starlette"], strict=True)]
+        print(ratio_line("baseline / starlette", ratios, None))
 
 
 if __name__ == "__main__":

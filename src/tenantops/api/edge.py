@@ -3,7 +3,8 @@
 In this order, for every HTTP request the app receives:
 
 1. under ``/api/`` (except the public routes, `PUBLIC_PATHS`): the credentials are checked
-   (`Authenticator.authenticate`, in a worker thread as it may fetch signing keys). A refusal
+   (`Authenticator.authenticate`, in a worker thread as it may fetch signing keys; a token
+   the validator remembers is answered on the event loop, `Authenticator.remembered`). A refusal
    is answered here, before a byte of the body is read: a request without a valid token never
    gets a 422 for its body, and a 100 MB body without a token costs nothing. The principal is
    passed to the route in ``scope["state"]`` so it is not checked twice. Unknown paths under
@@ -57,9 +58,14 @@ class RequestEdge:
 
     async def _check(self, scope: Scope) -> Principal | Response:
         headers = Headers(scope=scope)
+        authorization = headers.getlist("authorization")
+        # A token verified before needs no I/O: answered here, without a thread hop.
+        remembered = self.authenticator.remembered(authorization)
+        if remembered is not None:
+            return remembered
         try:
             principal = await run_in_threadpool(
-                self.authenticator.authenticate, headers.getlist("authorization"),
+                self.authenticator.authenticate, authorization,
                 headers.getlist(CLIENT_PRINCIPAL_HEADER))
         except AuthError as exc:
             return self.refusal(exc)

@@ -135,6 +135,22 @@ class Authenticator:
             raise
         return principal
 
+    def remembered(self, authorization: Sequence[str]) -> Principal | None:
+        """The caller when its one bearer token passed `authenticate` before (the validator
+        remembers it) and still passes every check that can change: the token's time window,
+        its key still published, the allow-lists. No I/O and no signature check, so the request
+        edge calls it on the event loop; None (never a refusal) means "call `authenticate`",
+        which gives the refusal with its message and log line."""
+        if len(authorization) != 1:
+            return None
+        try:
+            principal = self.validator.remembered(bearer_token(authorization[0]))
+            if principal is not None:
+                self.policy.check(principal)
+        except AuthError:
+            return None
+        return principal
+
     def require_role(self, principal: Principal, role: str, *, operation: str = "") -> None:
         try:
             self.policy.require_role(principal, role, operation=operation)

@@ -174,14 +174,28 @@ class TokenValidator:
                 "refused unread. Send the access token itself, nothing else",
                 expected={"max_bytes": MAX_TOKEN_BYTES}, received={"bytes": len(token)})
         digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
-        remembered = self._verified.get(digest)
-        if remembered is not None and self.jwks.is_published(remembered.kid):
-            self._check_time(remembered.exp, remembered.nbf)
-            return remembered.principal
+        remembered = self._remembered(digest)
+        if remembered is not None:
+            return remembered
         verified = self._verify(token)
         if self._cache_size > 0:
             self._remember(digest, verified)
         return verified.principal
+
+    def remembered(self, token: str) -> Principal | None:
+        """The principal of ``token`` when it passed `validate` before and its key is still
+        published, with its time window checked again; None when it needs a full `validate`.
+        Does no I/O and no signature check, so an event loop may call it."""
+        if len(token) > MAX_TOKEN_BYTES:
+            return None
+        return self._remembered(hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest())
+
+    def _remembered(self, digest: bytes) -> Principal | None:
+        remembered = self._verified.get(digest)
+        if remembered is None or not self.jwks.is_published(remembered.kid):
+            return None
+        self._check_time(remembered.exp, remembered.nbf)
+        return remembered.principal
 
     def _remember(self, digest: bytes, verified: _Verified) -> None:
         with self._cache_lock:

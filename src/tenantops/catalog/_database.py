@@ -122,6 +122,19 @@ class CatalogDatabase:
             ) from exc
 
     @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A Core connection in one read transaction (the hot read path: no ORM objects)."""
+        try:
+            with self.engine.execution_options(tenantops_readonly=True).begin() as connection:
+                yield connection
+        except SQLAlchemyError as exc:
+            raise CatalogError(
+                f"the catalog at {self.url} failed: {exc.__class__.__name__}: "
+                f"{str(exc).splitlines()[0]}; check that the database is reachable and "
+                "migrated (tenantops migrations run when a worker starts)"
+            ) from exc
+
+    @contextmanager
     def write(self) -> Iterator[Connection]:
         """A Core connection in one write transaction (the hot path: no ORM objects)."""
         try:

@@ -154,6 +154,9 @@ class Catalog:
                   ) -> list[Run]:
         return self.runs.all(slug, status=status)
 
+    def tenant_and_runs(self, slug: str) -> tuple[Tenant, list[Run]]:
+        return self.runs.of_tenant(slug)
+
     def active_runs(self) -> list[Run]:
         return self.runs.active()
 

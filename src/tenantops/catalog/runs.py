@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import or_, select, text, update
+from sqlalchemy import Row, bindparam, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -28,7 +28,14 @@ from tenantops.catalog import events
 from tenantops.catalog._database import CatalogDatabase, new_id, now
 from tenantops.catalog.idempotency import IdempotencyClaim, claimed, record_claim
 from tenantops.catalog.models import ACTIVE_RUN_STATUSES, RunRow, StepRow, TenantRow
-from tenantops.catalog.tenants import TenantFields, tenant_row, tenant_row_by_id
+from tenantops.catalog.tenants import (
+    TENANT_BY_SLUG,
+    Tenant,
+    TenantFields,
+    tenant_record,
+    tenant_row,
+    tenant_row_by_id,
+)
 from tenantops.errors import (
     CatalogError,
     DomainConflictError,
@@ -37,6 +44,7 @@ from tenantops.errors import (
     RunNotFoundError,
     RunStateError,
     TenantConflictError,
+    TenantNotFoundError,
 )
 
 __all__ = [
@@ -139,7 +147,16 @@ def segment_workflow_id(workflow_id: str, segment: int) -> str:
     return workflow_id if segment == 0 else f"{workflow_id}/{segment}"
 
 
-def step_record(row: StepRow) -> Step:
+_RUNS = RunRow.__table__
+_STEPS = StepRow.__table__
+# The read path (a tenant's page): Core rows, statements built once.
+_RUNS_OF_TENANT = select(_RUNS).where(_RUNS.c.tenant_id == bindparam("p_tenant")).order_by(
+    _RUNS.c.created_at, _RUNS.c.id)
+_STEPS_OF_TENANT = select(_STEPS).join(_RUNS, _RUNS.c.id == _STEPS.c.run_id).where(
+    _RUNS.c.tenant_id == bindparam("p_tenant"))
+
+
+def step_record(row: StepRow | Row[Any]) -> Step:
     return Step(
         run_id=row.run_id, position=row.position, name=row.name, provider=row.provider,
         action=row.action, status=row.status,  # type: ignore[arg-type]
@@ -148,7 +165,7 @@ def step_record(row: StepRow) -> Step:
     )
 
 
-def run_record(row: RunRow, slug: str, steps: Sequence[StepRow]) -> Run:
+def run_record(row: RunRow | Row[Any], slug: str, steps: Sequence[StepRow | Row[Any]]) -> Run:
     return Run(
         id=row.id, tenant_slug=slug, kind=row.kind, status=row.status,  # type: ignore[arg-type]
         options=dict(row.options or {}), requested_by=row.requested_by,
@@ -316,6 +333,19 @@ class RunStore:
                 for step in s.scalars(select(StepRow).where(StepRow.run_id.in_(run_ids))):
                     steps[step.run_id].append(step)
             return [run_record(r, tenant_slug, steps[r.id]) for r, tenant_slug in rows]
+
+    def of_tenant(self, slug: str) -> tuple[Tenant, list[Run]]:
+        """The tenant ``slug`` and its runs, oldest first, steps included, read in one
+        transaction (what a tenant's page shows); `TenantNotFoundError` when unknown."""
+        with self._db.read() as connection:
+            row = connection.execute(TENANT_BY_SLUG, {"p_slug": slug}).first()
+            if row is None:
+                raise TenantNotFoundError(slug)
+            runs = connection.execute(_RUNS_OF_TENANT, {"p_tenant": row.id}).all()
+            steps: dict[str, list[Row[Any]]] = {run.id: [] for run in runs}
+            for step in connection.execute(_STEPS_OF_TENANT, {"p_tenant": row.id}):
+                steps[step.run_id].append(step)
+            return tenant_record(row), [run_record(run, slug, steps[run.id]) for run in runs]
 
     def active(self) -> list[Run]:
         """Runs pending or running: what a worker must make sure has a workflow."""

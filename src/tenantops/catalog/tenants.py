@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import Row, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from tenantops.catalog._database import CatalogDatabase, now
@@ -76,7 +76,8 @@ class Tenant:
         }
 
 
-def tenant_record(row: TenantRow) -> Tenant:
+def tenant_record(row: TenantRow | Row[Any]) -> Tenant:
+    """The record of an ORM row or of a Core row of `TENANT_COLUMNS` (the read path)."""
     return Tenant(
         id=row.id, slug=row.slug, display_name=row.display_name,
         custom_domain=row.custom_domain, plan=row.plan, admin_email=row.admin_email,
@@ -136,6 +137,9 @@ def output_values(
 
 # Built once: the step hot path only binds values.
 TENANT_UPDATE = update(TenantRow).where(TenantRow.id == bindparam("p_tenant"))
+# The read path selects table rows with Core: no ORM identity map or instance state.
+TENANT_BY_SLUG = select(TenantRow.__table__).where(
+    TenantRow.__table__.c.slug == bindparam("p_slug"))
 
 
 class TenantStore:
@@ -145,8 +149,8 @@ class TenantStore:
         self._db = database
 
     def find(self, slug: str) -> Tenant | None:
-        with self._db.session(write=False) as s:
-            row = s.scalar(select(TenantRow).where(TenantRow.slug == slug))
+        with self._db.read() as connection:
+            row = connection.execute(TENANT_BY_SLUG, {"p_slug": slug}).first()
             return tenant_record(row) if row else None
 
     def get(self, slug: str) -> Tenant:
