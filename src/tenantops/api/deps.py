@@ -23,7 +23,9 @@ __all__ = [
 ]
 
 
-def get_authenticator(request: Request) -> Authenticator:
+# The getters are coroutines: FastAPI runs a plain function dependency in a worker thread,
+# a hop per dependency per request for what is an attribute read.
+async def get_authenticator(request: Request) -> Authenticator:
     authenticator = request.app.state.authenticator
     assert isinstance(authenticator, Authenticator)
     return authenticator
@@ -32,7 +34,7 @@ def get_authenticator(request: Request) -> Authenticator:
 AuthenticatorDep = Annotated[Authenticator, Depends(get_authenticator)]
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     engine = request.app.state.engine
     assert isinstance(engine, Engine)
     return engine
