@@ -38,6 +38,7 @@ import datetime as dt
 import json
 import os
 import random
+import shutil
 import socket
 import statistics
 import subprocess
@@ -46,6 +47,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -210,9 +212,52 @@ def seed(data_dir: Path, count: int) -> list[str]:
 
 # -- the load -----------------------------------------------------------------------------
 
-async def load(port: int, requests: Sequence[bytes], clients: int, seconds: float
-               ) -> tuple[int, int, list[float]]:
-    """Requests answered and errors (not 200) in ``seconds``, and every latency."""
+WRK_SCRIPT = """
+local token = os.getenv("BENCH_TOKEN")
+local slugs = {}
+for line in io.lines(os.getenv("BENCH_SLUGS")) do slugs[#slugs + 1] = line end
+math.randomseed(os.time())
+request = function()
+  return wrk.format("GET", "/api/tenants/" .. slugs[math.random(#slugs)],
+                    {["Authorization"] = "Bearer " .. token})
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("BENCH %d %d %d %d %d\\n", summary.requests,
+    e.status + e.connect + e.read + e.write + e.timeout, summary.duration,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+@dataclass(frozen=True)
+class Window:
+    """What one server answered in one measurement window."""
+
+    answered: int
+    errors: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    cpu_seconds: float
+
+
+def load_wrk(port: int, seconds: float, clients: int, script: Path, env: dict[str, str]
+             ) -> tuple[int, int, float, float, float]:
+    """``wrk``: requests answered, errors (not 2xx/3xx, or broken connections), the seconds
+    it ran (whole seconds: wrk's unit), p50 and p99 in milliseconds."""
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{clients}", f"-d{max(1, round(seconds))}s", "--timeout", "30s", "-s",
+         str(script), f"http://127.0.0.1:{port}"],
+        capture_output=True, text=True, env=env, check=True).stdout
+    line = next(x for x in out.splitlines() if x.startswith("BENCH "))
+    answered, errors, duration_us, p50_us, p99_us = (int(x) for x in line.split()[1:])
+    return answered, errors, duration_us / 1e6, p50_us / 1000, p99_us / 1000
+
+
+async def load_python(port: int, seconds: float, clients: int, requests: Sequence[bytes]
+                      ) -> tuple[int, int, float, float, float]:
+    """The same with asyncio in this process (when ``wrk`` is not installed)."""
     latencies: list[float] = []
     errors = 0
     deadline = time.perf_counter() + seconds
@@ -239,12 +284,41 @@ async def load(port: int, requests: Sequence[bytes], clients: int, seconds: floa
             await writer.wait_closed()
 
     await asyncio.gather(*(client(i) for i in range(clients)))
-    return len(latencies), errors, latencies
+    latencies.sort()
+    if not latencies:
+        return 0, errors, seconds, 0.0, 0.0
+    return (len(latencies), errors, seconds, statistics.median(latencies) * 1000,
+            latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000)
 
 
-def request_bytes(slugs: Sequence[str], token: str) -> list[bytes]:
-    return [(f"GET /api/tenants/{slug} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-             f"Authorization: Bearer {token}\r\n\r\n").encode() for slug in slugs]
+class Load:
+    """``clients`` keep-alive connections asking for random tenants for ``seconds``."""
+
+    def __init__(self, folder: Path, slugs: Sequence[str], token: str, clients: int,
+                 client: str) -> None:
+        self.clients = clients
+        self.client = client
+        self.requests = [(f"GET /api/tenants/{slug} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                          f"Authorization: Bearer {token}\r\n\r\n").encode() for slug in slugs]
+        self.script = folder / "bench.lua"
+        self.script.write_text(WRK_SCRIPT)
+        (folder / "slugs.txt").write_text("\n".join(slugs) + "\n")
+        self.env = {**os.environ, "BENCH_TOKEN": token,
+                    "BENCH_SLUGS": str(folder / "slugs.txt")}
+
+    def window(self, port: int, pid: int, seconds: float) -> Window:
+        cpu = cpu_seconds(pid)
+        if self.client == "wrk":
+            measured = load_wrk(port, seconds, self.clients, self.script, self.env)
+        else:
+            measured = asyncio.run(load_python(port, seconds, self.clients, self.requests))
+        return Window(*measured, cpu_seconds=cpu_seconds(pid) - cpu)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start(kind: str, data_dir: Path, info: Any, baseline_src: str | None
@@ -268,6 +342,8 @@ def port_of(process: subprocess.Popen[bytes], port_file: Path, kind: str) -> int
     return int(port_file.read_text())
 
 
+# -- the report ---------------------------------------------------------------------------
+
 def summary(values: Sequence[float]) -> str:
     median = statistics.median(values)
     spread = (max(values) - min(values)) / median * 100 if median else 0.0
@@ -282,15 +358,48 @@ def ratio_line(name: str, ratios: Sequence[float], goal: float | None) -> str:
             f"{verdict}")
 
 
+def report(args: argparse.Namespace, kinds: Sequence[str], windows: dict[str, list[Window]]
+           ) -> None:
+    rates = {k: [w.answered / w.seconds for w in windows[k]] for k in kinds}
+    per_cpu = {k: [w.answered / w.cpu_seconds if w.cpu_seconds else 0.0 for w in windows[k]]
+               for k in kinds}
+    print(f"\nGET /api/tenants/{{slug}}: {args.tenants} tenants, {args.clients} clients "
+          f"({args.client}), {args.rounds} interleaved rounds of {args.seconds:g} s per server")
+    print(f"{'server':10} {'req/s med':>9}  {'min':>9}  {'max':>9}  {'spread':>8}  "
+          f"{'p50 ms':>7} {'p99 ms':>7} {'errors':>6}")
+    for kind in kinds:
+        p50 = statistics.median(w.p50_ms for w in windows[kind])
+        p99 = statistics.median(w.p99_ms for w in windows[kind])
+        errors = sum(w.errors for w in windows[kind])
+        print(f"{kind:10} {summary(rates[kind])}  {p50:7.2f} {p99:7.2f} {errors:6}")
+    print(f"\n{'server':10} {'req/CPU-s':>9}  {'min':>9}  {'max':>9}  {'spread':>8}"
+          "   (requests per second of the server process's CPU time)")
+    for kind in kinds:
+        print(f"{kind:10} {summary(per_cpu[kind])}")
+    pairs = [("on / off", GOAL_ON_OFF), ("on / starlette", GOAL_VS_STARLETTE),
+             ("on / baseline", GOAL_VS_BASELINE), ("baseline / starlette", None)]
+    for measure, values in (("req/s", rates), ("req/CPU-s", per_cpu)):
+        print(f"\npaired ratios of {measure} (per round)")
+        for name, goal in pairs:
+            left, _, right = name.partition(" / ")
+            if left in kinds and right in kinds:
+                ratios = [a / b for a, b in zip(values[left], values[right], strict=True)]
+                print(ratio_line(name, ratios, goal))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tenants", type=int, default=10_000)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--seconds", type=float, default=3.0, help="per server per round")
     parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--client", choices=("wrk", "python"),
+                        default="wrk" if shutil.which("wrk") else "python",
+                        help="the load generator (default: wrk when installed)")
     parser.add_argument("--baseline-src", help="the src folder of another tenantops checkout")
     parser.add_argument("--only", help="comma-separated servers to run (on,off,starlette,"
                         "baseline)")
+    parser.add_argument("--verbose", action="store_true", help="print every round")
     parser.add_argument("--serve", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -306,6 +415,7 @@ def main() -> None:
     kinds = ["on", "off", "starlette"] + (["baseline"] if args.baseline_src else [])
     if args.only:
         kinds = [k for k in kinds if k in args.only.split(",")]
+    windows: dict[str, list[Window]] = {kind: [] for kind in kinds}
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
         started = time.perf_counter()
@@ -317,53 +427,31 @@ def main() -> None:
                 "resource": API_CLIENT_ID, "api-version": "2019-08-01"}, headers={
                 "X-IDENTITY-HEADER": emulator.state.host_secret("aa-onboarding")}
             ).json()["access_token"]
-            requests = request_bytes(slugs, token)
+            load = Load(data_dir, slugs, token, args.clients, args.client)
             servers = {kind: start(kind, data_dir, info, args.baseline_src) for kind in kinds}
             try:
                 ports = {kind: port_of(*servers[kind], kind) for kind in kinds}
                 for kind in kinds:  # warm up: keys fetched, pools filled, code paths hot
-                    answered, errors, _ = asyncio.run(load(ports[kind], requests, 50, 1.5))
-                    if errors or not answered:
-                        raise SystemExit(f"the {kind} server answered {errors} of {answered} "
-                                         "warm-up requests with an error")
-                rates: dict[str, list[float]] = {kind: [] for kind in kinds}
-                latencies: dict[str, list[float]] = {kind: [] for kind in kinds}
-                failures = dict.fromkeys(kinds, 0)
+                    warm = load.window(ports[kind], servers[kind][0].pid, 1.5)
+                    if warm.errors or not warm.answered:
+                        raise SystemExit(f"the {kind} server answered {warm.errors} of "
+                                         f"{warm.answered} warm-up requests with an error")
                 for round_ in range(args.rounds):
                     order = kinds[round_ % len(kinds):] + kinds[:round_ % len(kinds)]
                     for kind in order:
-                        answered, errors, times = asyncio.run(
-                            load(ports[kind], requests, args.clients, args.seconds))
-                        rates[kind].append(answered / args.seconds)
-                        latencies[kind].extend(times)
-                        failures[kind] += errors
+                        window = load.window(ports[kind], servers[kind][0].pid, args.seconds)
+                        windows[kind].append(window)
+                        if args.verbose:
+                            print(f"round {round_ + 1} {kind:10} "
+                                  f"{window.answered / window.seconds:8.1f} req/s "
+                                  f"{window.answered / max(window.cpu_seconds, 1e-9):8.1f} "
+                                  f"req/CPU-s", flush=True)
             finally:
                 for process, _ in servers.values():
                     process.terminate()
                 for process, _ in servers.values():
                     process.wait(10)
-
-    print(f"\nGET /api/tenants/{{slug}}: {args.tenants} tenants, {args.clients} clients, "
-          f"{args.rounds} interleaved rounds of {args.seconds:g} s per server")
-    print(f"{'server':10} {'req/s med':>9}  {'min':>9}  {'max':>9}  {'spread':>8}  "
-          f"{'p50 ms':>7} {'p99 ms':>7} {'errors':>6}")
-    for kind in kinds:
-        times = sorted(latencies[kind])
-        p50 = statistics.median(times) * 1000
-        p99 = times[max(0, int(len(times) * 0.99) - 1)] * 1000
-        print(f"{kind:10} {summary(rates[kind])}  {p50:7.2f} {p99:7.2f} {failures[kind]:6}")
-    print("\npaired ratios (per round)")
-    pairs = [("on / off", "off", GOAL_ON_OFF), ("on / starlette", "starlette",
-                                               GOAL_VS_STARLETTE),
-             ("on / baseline", "baseline", GOAL_VS_BASELINE)]
-    if "on" in kinds:
-        for name, other, goal in pairs:
-            if other in kinds:
-                ratios = [a / b for a, b in zip(rates["on"], rates[other], strict=True)]
-                print(ratio_line(name, ratios, goal))
-    if "baseline" in kinds and "starlette" in kinds:
-        ratios = [a / b for a, b in zip(rates["baseline"], rates["starlette"], strict=True)]
-        print(ratio_line("baseline / starlette", ratios, None))
+    report(args, kinds, windows)
 
 
 if __name__ == "__main__":
