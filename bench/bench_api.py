@@ -39,7 +39,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -67,8 +66,9 @@ def serve(kind: str, data_dir: Path, authority: str, ca_bundle: str, port_file: 
 
     app = starlette_app(data_dir / "catalog.sqlite") if kind == "starlette" else (
         tenantops_app(data_dir, authority, ca_bundle, validate=kind != "off"))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    from tenantops.listen import listen
+
+    sock = listen("127.0.0.1", 0, setting="bench")  # as `tenantops serve` listens
     port_file.write_text(str(sock.getsockname()[1]))
     uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(
         sockets=[sock])
