@@ -24,7 +24,7 @@ __all__ = [
 
 
 # The getters are coroutines: FastAPI runs a plain function dependency in a worker thread,
-# a hop per dependency per request for what is an attribute read.
+# a thread hop per dependency per request for what is an attribute read.
 async def get_authenticator(request: Request) -> Authenticator:
     authenticator = request.app.state.authenticator
     assert isinstance(authenticator, Authenticator)

@@ -57,6 +57,7 @@ class CatalogDatabase:
         self._url = url
         self._pool_size = pool_size
         self._engine: Engine | None = None
+        self._read_engine: Engine | None = None
 
     @property
     def url(self) -> str:
@@ -97,18 +98,25 @@ class CatalogDatabase:
             "postgresql://USER@HOST/DB in catalog.url"
         )
 
+    def _reader(self) -> Engine:
+        """The engine with read-only transactions (plain ``BEGIN`` on SQLite), made once."""
+        if self._read_engine is None:
+            self._read_engine = self.engine.execution_options(tenantops_readonly=True)
+        return self._read_engine
+
     def close(self) -> None:
         """Close every pooled connection (the database can be used again afterwards)."""
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
+            self._read_engine = None
 
     @contextmanager
     def session(self, *, write: bool) -> Iterator[Session]:
         """An ORM session in one transaction, committed when the block ends. Integrity errors
         pass through (callers decide races with them); other database errors become
         `CatalogError`."""
-        bind = self.engine if write else self.engine.execution_options(tenantops_readonly=True)
+        bind = self.engine if write else self._reader()
         try:
             with Session(bind, expire_on_commit=False) as session, session.begin():
                 yield session
@@ -125,7 +133,7 @@ class CatalogDatabase:
     def read(self) -> Iterator[Connection]:
         """A Core connection in one read transaction (the hot read path: no ORM objects)."""
         try:
-            with self.engine.execution_options(tenantops_readonly=True).begin() as connection:
+            with self._reader().begin() as connection:
                 yield connection
         except SQLAlchemyError as exc:
             raise CatalogError(
