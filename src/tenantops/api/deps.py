@@ -23,12 +23,16 @@ __all__ = [
 ]
 
 
-# The getters are coroutines: FastAPI runs a plain function dependency in a worker thread,
-# a thread hop per dependency per request for what is an attribute read.
-async def get_authenticator(request: Request) -> Authenticator:
+def _authenticator(request: Request) -> Authenticator:
     authenticator = request.app.state.authenticator
     assert isinstance(authenticator, Authenticator)
     return authenticator
+
+
+# The dependencies are coroutines: FastAPI runs a plain function dependency in a worker
+# thread, a thread hop per dependency per request for what is an attribute read.
+async def get_authenticator(request: Request) -> Authenticator:
+    return _authenticator(request)
 
 
 AuthenticatorDep = Annotated[Authenticator, Depends(get_authenticator)]
@@ -43,7 +47,7 @@ async def get_engine(request: Request) -> Engine:
 EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
-async def current_principal(request: Request, authenticator: AuthenticatorDep) -> Principal:
+async def current_principal(request: Request) -> Principal:
     """The checked caller: the one `RequestEdge` checked before the body was read, or (an app
     built without the edge) checked now in a worker thread, so a JWKS fetch on an unknown
     ``kid`` never blocks the event loop."""
@@ -51,7 +55,7 @@ async def current_principal(request: Request, authenticator: AuthenticatorDep) -
     if isinstance(checked, Principal):
         return checked
     return await run_in_threadpool(
-        authenticator.authenticate, request.headers.getlist("authorization"),
+        _authenticator(request).authenticate, request.headers.getlist("authorization"),
         request.headers.getlist(CLIENT_PRINCIPAL_HEADER))
 
 
@@ -59,12 +63,14 @@ CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
 def require_role(role: str) -> Callable[..., Awaitable[Principal]]:
-    """A dependency that admits the caller only when its token carries the app role ``role``."""
+    """A dependency that admits the caller only when its token carries the app role ``role``.
 
-    async def has_role(
-        request: Request, principal: CurrentPrincipal, authenticator: AuthenticatorDep
-    ) -> Principal:
-        authenticator.require_role(
+    One dependency without sub-dependencies: each level FastAPI solves costs more per
+    request than the attribute reads it would inject (4 % of a tenant read, bench_api)."""
+
+    async def has_role(request: Request) -> Principal:
+        principal = await current_principal(request)
+        _authenticator(request).require_role(
             principal, role, operation=f"{request.method} {request.url.path}")
         return principal
 
