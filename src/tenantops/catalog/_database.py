@@ -53,7 +53,7 @@ def database_now(connection: Connection) -> dt.datetime:
 class CatalogDatabase:
     """One SQL database (SQLite by default, or PostgreSQL) and its connection pool."""
 
-    def __init__(self, url: str, *, pool_size: int = 40) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self._url = url
         self._pool_size = pool_size
         self._engine: Engine | None = None

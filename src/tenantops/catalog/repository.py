@@ -49,7 +49,7 @@ class Catalog:
     """Tenants, runs, steps, workers and idempotency keys in one SQL database (SQLite by
     default, or PostgreSQL), one store per aggregate."""
 
-    def __init__(self, url: str, *, pool_size: int = 40) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.database = CatalogDatabase(url, pool_size=pool_size)
         self.tenants = TenantStore(self.database)
         self.runs = RunStore(self.database)
