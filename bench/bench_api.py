@@ -60,12 +60,16 @@ STEPS = ("register_tenant", "store_database_secret", "create_database", "create_
 
 # -- the servers --------------------------------------------------------------------------
 
+def build(kind: str, data_dir: Path, authority: str, ca_bundle: str) -> Any:
+    return starlette_app(data_dir / "catalog.sqlite") if kind == "starlette" else (
+        tenantops_app(data_dir, authority, ca_bundle, validate=kind != "off"))
+
+
 def serve(kind: str, data_dir: Path, authority: str, ca_bundle: str, port_file: Path) -> None:
     """Server mode: one of the servers of the module docstring, on a free loopback port."""
     import uvicorn
 
-    app = starlette_app(data_dir / "catalog.sqlite") if kind == "starlette" else (
-        tenantops_app(data_dir, authority, ca_bundle, validate=kind != "off"))
+    app = build(kind, data_dir, authority, ca_bundle)
     from tenantops.listen import listen
 
     sock = listen("127.0.0.1", 0, setting="bench")  # as `tenantops serve` listens
@@ -158,6 +162,56 @@ def starlette_app(database: Path) -> Any:
         return Response(json.dumps(body), media_type="application/json")
 
     return Starlette(routes=[Route("/api/tenants/{slug}", tenant)])
+
+
+def in_process(kind: str, data_dir: Path, authority: str, ca_bundle: str, token: str,
+               count: int) -> None:
+    """In-process mode: ``count`` requests one after the other straight into the ASGI app (no
+    server, no sockets); prints the CPU microseconds per request of this process."""
+    app = build(kind, data_dir, authority, ca_bundle)
+    pick = random.Random(1)
+    headers = [(b"host", b"127.0.0.1"), (b"authorization", f"Bearer {token}".encode())]
+
+    async def one(slug: str) -> None:
+        path = f"/api/tenants/{slug}"
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+                 "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
+                 "query_string": b"", "root_path": "", "headers": headers,
+                 "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 80)}
+        statuses = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+
+        await app(scope, receive, send)
+        if statuses != [200]:
+            raise SystemExit(f"{kind} answered {statuses} for {path}")
+
+    async def run() -> float:
+        slugs = [line for line in (data_dir / "slugs.txt").read_text().splitlines() if line]
+        for _ in range(200):  # warm: keys fetched, connections open, code paths hot
+            await one(pick.choice(slugs))
+        started = time.process_time()
+        for _ in range(count):
+            await one(pick.choice(slugs))
+        return (time.process_time() - started) / count * 1e6
+
+    print(f"CPU_US {asyncio.run(run()):.2f}")
+
+
+def cpu_per_request(kind: str, data_dir: Path, info: Any, token: str, count: int,
+                    baseline_src: str | None) -> float:
+    env = dict(os.environ)
+    if kind == "baseline" and baseline_src:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [baseline_src, env.get("PYTHONPATH")]))
+    out = subprocess.run(
+        [sys.executable, __file__, "--in-process", kind, str(data_dir), info.authority,
+         info.ca_bundle, token, str(count)], env=env, capture_output=True, text=True, check=True)
+    return float(next(x for x in out.stdout.splitlines() if x.startswith("CPU_US")).split()[1])
 
 
 # -- the catalog --------------------------------------------------------------------------
@@ -387,6 +441,22 @@ def report(args: argparse.Namespace, kinds: Sequence[str], windows: dict[str, li
                 print(ratio_line(name, ratios, goal))
 
 
+def report_in_process(args: argparse.Namespace, kinds: Sequence[str],
+                      cpu: dict[str, list[float]]) -> None:
+    print(f"\nin process (no server, no sockets): {args.in_process_requests} requests one "
+          f"after the other into the ASGI app, {args.in_process_rounds} interleaved rounds")
+    print(f"{'server':10} {'CPU us/req':>10}  {'min':>9}  {'max':>9}  {'spread':>8}")
+    for kind in kinds:
+        print(f"{kind:10} {summary(cpu[kind])}")
+    print("\npaired ratios of requests per CPU second (per round)")
+    for name, goal in (("on / off", GOAL_ON_OFF), ("on / starlette", GOAL_VS_STARLETTE),
+                       ("on / baseline", GOAL_VS_BASELINE), ("baseline / starlette", None)):
+        left, _, right = name.partition(" / ")
+        if left in kinds and right in kinds:
+            ratios = [b / a for a, b in zip(cpu[left], cpu[right], strict=True)]
+            print(ratio_line(name, ratios, goal))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tenants", type=int, default=10_000)
@@ -400,11 +470,19 @@ def main() -> None:
     parser.add_argument("--only", help="comma-separated servers to run (on,off,starlette,"
                         "baseline)")
     parser.add_argument("--verbose", action="store_true", help="print every round")
+    parser.add_argument("--in-process-rounds", type=int, default=5,
+                        help="rounds of the in-process measurement (0: none)")
+    parser.add_argument("--in-process-requests", type=int, default=2000)
     parser.add_argument("--serve", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--in-process", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         kind, data, authority, ca, port_file = args.serve
         serve(kind, Path(data), authority, ca, Path(port_file))
+        return
+    if args.in_process:
+        kind, data, authority, ca, token, count = args.in_process
+        in_process(kind, Path(data), authority, ca, token, int(count))
         return
 
     import httpx
@@ -451,7 +529,16 @@ def main() -> None:
                     process.terminate()
                 for process, _ in servers.values():
                     process.wait(10)
+            cpu: dict[str, list[float]] = {kind: [] for kind in kinds}
+            for round_ in range(args.in_process_rounds):
+                order = kinds[round_ % len(kinds):] + kinds[:round_ % len(kinds)]
+                for kind in order:
+                    cpu[kind].append(cpu_per_request(kind, data_dir, info, token,
+                                                     args.in_process_requests,
+                                                     args.baseline_src))
     report(args, kinds, windows)
+    if args.in_process_rounds:
+        report_in_process(args, kinds, cpu)
 
 
 if __name__ == "__main__":
