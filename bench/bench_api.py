@@ -230,7 +230,9 @@ def seed(data_dir: Path, count: int) -> list[str]:
     slugs = []
     with catalog.engine.begin() as connection:
         for first in range(0, count, 1000):
-            tenants, runs, steps = [], [], []
+            tenants: list[dict[str, Any]] = []
+            runs: list[dict[str, Any]] = []
+            steps: list[dict[str, Any]] = []
             for i in range(first, min(first + 1000, count)):
                 slug = f"tenant-{i:05d}"
                 slugs.append(slug)

@@ -317,6 +317,9 @@ class RunStore:
 
     def all(self, slug: str | None = None, *, status: RunStatus | None = None) -> list[Run]:
         """Runs, oldest first, optionally of one tenant or in one status (steps included)."""
+        return self._select(slug, None if status is None else (status,))
+
+    def _select(self, slug: str | None, statuses: Sequence[str] | None) -> list[Run]:
         with self._db.session(write=False) as s:
             query = (
                 select(RunRow, TenantRow.slug).join(TenantRow, TenantRow.id == RunRow.tenant_id)
@@ -324,8 +327,8 @@ class RunStore:
             )
             if slug is not None:
                 query = query.where(TenantRow.slug == slug)
-            if status is not None:
-                query = query.where(RunRow.status == status)
+            if statuses is not None:
+                query = query.where(RunRow.status.in_(statuses))
             rows = s.execute(query).all()
             run_ids = [r.id for r, _ in rows]
             steps: dict[str, list[StepRow]] = {rid: [] for rid in run_ids}
@@ -348,8 +351,10 @@ class RunStore:
             return tenant_record(row), [run_record(run, slug, steps[run.id]) for run in runs]
 
     def active(self) -> list[Run]:
-        """Runs pending or running: what a worker must make sure has a workflow."""
-        return [r for r in self.all() if r.status in ACTIVE_RUN_STATUSES]
+        """Runs pending or running: what a worker must make sure has a workflow. Selected
+        by the database: loading every run to filter them here made a worker's memory grow
+        with the fleet (60 KB per tenant)."""
+        return self._select(None, ACTIVE_RUN_STATUSES)
 
     def advance(self, run_id: str, *, to_segment: int) -> bool:
         """Hand an active run over to workflow segment ``to_segment`` (from the one before
