@@ -26,6 +26,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 __all__ = [
     "ACTIVE_RUN_STATUSES",
     "Base",
+    "DomainAncestorRow",
     "EventDeliveryRow",
     "EventDispatcherRow",
     "EventRow",
@@ -114,6 +115,22 @@ class TenantRow(Base):
         Index("ix_tenants_created", "created_at", "id"),
         Index("ix_tenants_status_created", "status", "created_at", "id"),
     )
+
+
+class DomainAncestorRow(Base):
+    """A parent domain of a tenant's custom domain: ``contoso.com`` and ``com`` for
+    ``portal.contoso.com``. The onboarding's domain claim finds the tenants below a domain by
+    looking it up here (an index), where ``custom_domain LIKE '%.<domain>'`` read every
+    tenant."""
+
+    __tablename__ = "domain_ancestors"
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    ancestor: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+    __table_args__ = (Index("ix_domain_ancestors_ancestor", "ancestor"),)
 
 
 class RunRow(Base):
