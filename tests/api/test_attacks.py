@@ -119,6 +119,17 @@ def _now() -> int:
     return int(time.time())
 
 
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def respelled_signature(token: str) -> str:
+    """The same signature bytes spelled another way: the last character's unused low bits
+    set (a 256-byte signature leaves 4 of them), which a lenient decoder ignores."""
+    head, _, signature = token.rpartition(".")
+    last = _ALPHABET[_ALPHABET.index(signature[-1]) | 1]
+    return f"{head}.{signature[:-1]}{last}"
+
+
 ATTACKS: list[Attack] = [
     Attack("no-credentials", lambda kit: [], error=None),
     Attack(
@@ -351,6 +362,20 @@ ATTACKS: list[Attack] = [
            lambda kit: bearer(f"{b64url_json({'alg': 'RS256', 'kid': kit.forge.kid})}"
                               f".!!!.{b64url(b'x')}"),
            says=lambda kit: ["cannot be decoded"]),
+    Attack("signature-spelled-another-way",
+           lambda kit: bearer(respelled_signature(kit.forge.token())),
+           says=lambda kit: ["signature is not canonical"]),
+    Attack("padded-signature",
+           lambda kit: bearer(kit.forge.token() + "=="),
+           says=lambda kit: ["signature is not canonical, unpadded base64url"]),
+    Attack("critical-header-extension",
+           lambda kit: bearer(kit.forge.sign(kit.forge.claims(), headers={
+               "crit": ["x-tenantops"], "x-tenantops": True})),
+           says=lambda kit: ["critical extensions ('crit')"]),
+    Attack("unencoded-payload-header",
+           lambda kit: bearer(unsigned_token({"alg": "RS256", "kid": kit.forge.kid,
+                                              "b64": False}, kit.forge.claims(), b"sig")),
+           says=lambda kit: ["unencoded payload ('b64')"]),
     Attack("garbage-two-authorization-headers",
            lambda kit: bearer(kit.forge.token()) + bearer(kit.forge.token()),
            says=lambda kit: ["2 Authorization headers"]),

@@ -265,3 +265,52 @@ def test_no_input_raises_anything_but_an_invalid_token_error(
     for token in (".".join(segments), junk, ".".join(segments) + junk):
         with pytest.raises(InvalidTokenError):
             fuzz_validator.validate(token)
+
+
+_URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+@settings(max_examples=2000, deadline=None)
+@given(segment=st.text(alphabet=_URL_ALPHABET + "=+/!. ", max_size=14))
+def test_segments_decode_exactly_when_they_are_canonical_unpadded_base64url(
+        segment: str) -> None:
+    import base64
+    import re
+
+    from tenantops.auth._validator import _segment_bytes
+
+    expected = None
+    if re.fullmatch(r"[A-Za-z0-9_-]*", segment) and len(segment) % 4 != 1:
+        decoded = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        if base64.urlsafe_b64encode(decoded).rstrip(b"=").decode() == segment:
+            expected = decoded
+    assert _segment_bytes(segment) == expected
+
+
+def test_a_signed_payload_that_is_not_a_json_object_is_refused_after_the_signature(
+        entra: FakeEntra, validator: TokenValidator) -> None:
+    from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
+    from cryptography.hazmat.primitives.hashes import SHA256
+
+    from tests.auth.support import b64url
+
+    signing_input = f"{b64url_json({'alg': 'RS256', 'kid': 'key-1'})}.{b64url(b'[1, 2]')}"
+    signature = entra.keys["key-1"].sign(signing_input.encode(), PKCS1v15(), SHA256())
+
+    with pytest.raises(InvalidTokenError) as caught:
+        validator.validate(f"{signing_input}.{b64url(signature)}")
+
+    assert "payload is not a JSON object" in str(caught.value)
+    with pytest.raises(InvalidTokenError) as tampered:
+        validator.validate(f"{b64url_json({'alg': 'RS256', 'kid': 'key-1'})}.{b64url(b'[1]')}"
+                           f".{b64url(signature)}")
+    assert "signature does not verify" in str(tampered.value)
+
+
+def test_jti_that_is_not_a_string_is_refused(
+        entra: FakeEntra, clock: FakeClock, validator: TokenValidator) -> None:
+    with pytest.raises(InvalidClaimError) as caught:
+        validator.validate(entra.sign(entra.claims(clock.now, jti=7), "key-1"))
+
+    assert caught.value.expected == {"jti": "a string"}
+    assert "'jti' claim is a number, not a string" in str(caught.value)
