@@ -314,3 +314,41 @@ def test_jti_that_is_not_a_string_is_refused(
 
     assert caught.value.expected == {"jti": "a string"}
     assert "'jti' claim is a number, not a string" in str(caught.value)
+
+
+def test_the_event_loop_path_answers_only_tokens_verified_before_and_still_valid(
+        entra: FakeEntra, clock: FakeClock) -> None:
+    from tenantops.auth import AccessPolicy, Authenticator
+
+    settings = entra.settings()
+    validator = _validator(entra, clock)
+    authenticator = Authenticator(settings, validator=validator,
+                                  policy=AccessPolicy.from_settings(settings), environ={})
+    token = entra.sign(entra.claims(clock.now), "key-1")
+    header = [f"Bearer {token}"]
+
+    assert authenticator.remembered(header) is None  # never verified: needs the full path
+    principal = authenticator.authenticate(header)
+    assert authenticator.remembered(header) == principal
+    assert authenticator.remembered(header * 2) is None  # two headers: the full path refuses
+
+    clock.advance(2 * 3600)  # past exp and the leeway
+    assert authenticator.remembered(header) is None
+    with pytest.raises(TokenExpiredError):
+        authenticator.authenticate(header)
+
+
+def test_the_event_loop_path_applies_the_allow_lists(entra: FakeEntra, clock: FakeClock) -> None:
+    from tenantops.auth import AccessPolicy, Authenticator
+    from tenantops.errors import ApplicationNotAllowedError
+
+    settings = entra.settings()
+    validator = _validator(entra, clock)
+    token = entra.sign(entra.claims(clock.now), "key-1")
+    Authenticator(settings, validator=validator, environ={}).authenticate([f"Bearer {token}"])
+    closed = Authenticator(settings, validator=validator, environ={}, policy=AccessPolicy(
+        client_id=API_CLIENT_ID, allowed_applications=["0a1b2c3d-0000-4000-8000-00000000ffff"]))
+
+    assert closed.remembered([f"Bearer {token}"]) is None
+    with pytest.raises(ApplicationNotAllowedError):
+        closed.authenticate([f"Bearer {token}"])
