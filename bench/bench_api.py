@@ -17,15 +17,23 @@ before the first measurement and all reading the same SQLite catalog file:
 
 The load is interleaved: ``--rounds`` rounds, each measuring every server once for
 ``--seconds``, in an order that rotates from round to round, so a change of the machine's load
-(other processes on its 2 cores) touches every server alike. Ratios are computed per round
-(paired) and their median and range printed beside each server's median, minimum and maximum:
-a difference of 5 % is real when the paired ratios' range does not include it.
+(other processes on its 2 cores) touches every server alike. For each server it prints the
+median, minimum, maximum and spread of requests per second and of requests per second of the
+server process's CPU time (on a shared machine the second moves less); ratios are computed
+per round (paired), median and range.
 
-The clients are one asyncio task each in this process, on raw keep-alive HTTP/1.1
-connections (a thread per client would spend more of the 2 cores on the GIL than the servers).
+The load comes from ``wrk`` when it is installed (``apt-get install wrk``; one thread,
+``--clients`` keep-alive connections, a Lua script picking the tenant), else from asyncio
+tasks in this process (which, on 2 cores, cap every server near 1,000 requests/s).
 
-Run: .venv/bin/python bench/bench_api.py [--tenants 10000] [--rounds 5] [--seconds 3]
-                                         [--clients 50] [--baseline-src PATH]
+Then, ``--in-process-rounds`` times, each server's app gets ``--in-process-requests`` requests
+one after the other straight through ASGI in a process of its own (no server, no sockets), and
+its CPU time per request is printed: stable to about 3 % where the HTTP figures move 20-50 %,
+so this is the figure that shows a regression of 5 %.
+
+Run: .venv/bin/python bench/bench_api.py [--tenants 10000] [--rounds 7] [--seconds 3]
+        [--clients 50] [--client wrk|python] [--baseline-src PATH] [--only on,off,starlette]
+        [--in-process-rounds 5] [--verbose]
 Goals (issue 19): ``on`` at least 0.7 x ``starlette`` and at least 4 x ``baseline`` (the code
 before issue 19); ``on / off`` at least 0.85 (issue 5).
 """
