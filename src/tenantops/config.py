@@ -13,6 +13,7 @@ import binascii
 import ipaddress
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -62,6 +63,7 @@ __all__ = [
     "Rfc2136DnsSettings",
     "SecretsProviderSettings",
     "Settings",
+    "TelemetrySettings",
     "WebHostProviderSettings",
     "WebhookSettings",
     "load_settings",
@@ -683,6 +685,50 @@ class EventsSettings(_Section):
                 f"poll_seconds ({self.timeout_seconds + self.poll_seconds:g}): a dispatcher "
                 "busy with a slow receiver would otherwise be taken for dead")
         return self
+class TelemetrySettings(_Section):
+    """``[telemetry]``: OpenTelemetry traces and metrics of the API, the engine and the
+    providers (``tenantops.telemetry``). Off unless an exporter is configured: an OTLP/HTTP
+    endpoint here, or Application Insights' connection string (the
+    ``APPLICATIONINSIGHTS_CONNECTION_STRING`` app setting a Function App already has)."""
+
+    otlp_endpoint: str | None = Field(
+        default=None, pattern=r"^https?://[^\s?#]+$",
+        description="OTLP/HTTP base URL (http://collector:4318); traces go to <url>/v1/traces "
+        "and metrics to <url>/v1/metrics")
+    otlp_headers: dict[str, SecretStr] = Field(
+        default_factory=dict, description="headers sent with every OTLP export (an API key, "
+        "say); never logged")
+    otlp_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    azure_monitor_connection_string: SecretStr | None = Field(
+        default=None, description="Application Insights connection string; "
+        "APPLICATIONINSIGHTS_CONNECTION_STRING when unset (needs the azure extra)")
+    use_app_insights_environment: bool = Field(
+        default=True, description="read APPLICATIONINSIGHTS_CONNECTION_STRING when "
+        "azure_monitor_connection_string is unset")
+    service_name: str = Field(
+        default="tenantops", min_length=1, max_length=128,
+        description="service.name of every span and metric")
+    sample_ratio: float = Field(
+        default=1.0, ge=0, le=1, description="share of new traces recorded; a trace started "
+        "by a caller follows the caller's decision")
+    metric_interval_seconds: float = Field(
+        default=60.0, ge=1, le=3600, description="how often metrics are exported")
+
+    def app_insights_connection_string(
+        self, environ: Mapping[str, str] = os.environ
+    ) -> str | None:
+        """The Application Insights connection string to export to: the setting, else
+        ``APPLICATIONINSIGHTS_CONNECTION_STRING`` (unless ``use_app_insights_environment``
+        is off); None for neither."""
+        if self.azure_monitor_connection_string is not None:
+            return self.azure_monitor_connection_string.get_secret_value() or None
+        if self.use_app_insights_environment:
+            return environ.get("APPLICATIONINSIGHTS_CONNECTION_STRING", "").strip() or None
+        return None
+
+    def enabled(self, environ: Mapping[str, str] = os.environ) -> bool:
+        """Whether any exporter is configured (telemetry is off otherwise)."""
+        return bool(self.otlp_endpoint) or self.app_insights_connection_string(environ) is not None
 
 
 class ProvidersSettings(BaseModel):
@@ -724,6 +770,7 @@ class Settings(BaseSettings):
     providers: ProvidersSettings = Field(default_factory=ProvidersSettings)
     azure: AzureSettings = Field(default_factory=AzureSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
 
     @classmethod
     def settings_customise_sources(

@@ -47,10 +47,16 @@ class RedactingFilter(logging.Filter):
 
 
 def configure_logging(level: str = "INFO") -> None:
-    """Send tenantops' (and uvicorn's) logs to stderr through the redacting filter."""
+    """Send tenantops' (and uvicorn's) logs to stderr through the redacting filter, each
+    line ending with the request, run, trace and span IDs known when it was written
+    (`tenantops.telemetry.CorrelationFilter`)."""
+    from tenantops.telemetry import CorrelationFilter
+
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(logging.Formatter(
+        "%(asctime)s %(levelname)s %(name)s: %(message)s%(correlation)s"))
     handler.addFilter(RedactingFilter())
+    handler.addFilter(CorrelationFilter())
     for name in ("tenantops", "uvicorn", "uvicorn.error", "uvicorn.access"):
         logger = logging.getLogger(name)
         logger.handlers[:] = [handler]

@@ -22,10 +22,11 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from tenantops import __version__
+from tenantops import __version__, telemetry
 from tenantops.api.deps import CurrentPrincipal
 from tenantops.api.edge import RequestEdge
-from tenantops.api.routes import events, health, meta, runs, tenants, whoami
+from tenantops.api.middleware import RequestObserver
+from tenantops.api.routes import audit, events, health, meta, runs, tenants, whoami
 from tenantops.auth import Authenticator, error_body, www_authenticate
 from tenantops.config import Settings
 from tenantops.dashboard import mount_dashboard
@@ -81,10 +82,13 @@ def create_app(
     them for a worker (``tenantops worker``)."""
     auth = authenticator if authenticator is not None else Authenticator(settings.auth)
     runs_engine = engine if engine is not None else Engine(settings)
+    telemetry.configure(settings.telemetry)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop_watching = telemetry.watch_queue(runs_engine.catalog.count_active_runs)
         yield
+        stop_watching()
         auth.validator.jwks.close()
 
     app = FastAPI(
@@ -92,8 +96,8 @@ def create_app(
         description="Tenant onboarding for multi-tenant SaaS on Azure. Every route but "
         "/api/health, /api/health/ready and /api/meta needs an Entra ID access token "
         "whose audience is this API and whose "
-        "roles include Tenants.Read (reads), Tenants.Write (onboard, retry, cancel) or "
-        "Tenants.Delete (offboard).",
+        "roles include Tenants.Read (reads), Tenants.Write (onboard, retry, cancel), "
+        "Tenants.Delete (offboard) or Audit.Read (the audit trail).",
         docs_url=None, redoc_url=None, openapi_url=None,
     )
     app.state.settings = settings
@@ -143,6 +147,7 @@ def create_app(
     app.include_router(tenants.router, prefix="/api")
     app.include_router(runs.router, prefix="/api")
     app.include_router(events.router, prefix="/api")
+    app.include_router(audit.router, prefix="/api")
     mount_dashboard(app, settings, runs_engine)
 
     @app.get("/api/openapi.json", include_in_schema=False)
@@ -151,4 +156,7 @@ def create_app(
 
     app.add_middleware(RequestEdge, authenticator=auth, refusal=refusal,
                        max_body_bytes=settings.api.max_body_bytes)
+    # Outermost: request IDs, request spans, and the audit record of every state-changing
+    # request, the edge's refusals (401, 413) included.
+    app.add_middleware(RequestObserver, catalog=runs_engine.catalog)
     return app

@@ -7,10 +7,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tenantops.catalog import Run, Step, Tenant, Worker
+from tenantops.catalog import AuditRecord, Run, Step, Tenant, Worker
 from tenantops.provisioning.domains import domain_kind_of, pending_domain
 
 __all__ = [
+    "AuditOut",
+    "AuditPage",
     "DnsRecordOut",
     "DomainOut",
     "Problem",
@@ -277,3 +279,38 @@ class WorkersOut(BaseModel):
         return cls(alive=sum(w.alive for w in listed), timeout_seconds=timeout_seconds,
                    clock_skew_tolerance_seconds=clock_skew_tolerance_seconds,
                    skewed=sum(w.clock_skewed for w in listed), workers=listed)
+
+
+class AuditOut(BaseModel):
+    """One audit record: who did what, to which tenant or run, from where, and the outcome."""
+
+    id: int = Field(description="sequence number; higher is later")
+    recorded_at: dt.datetime
+    request_id: str = Field(description="the X-Request-ID the response carried")
+    trace_id: str | None = Field(description="the request's trace, when telemetry is on")
+    channel: Literal["api", "dashboard"]
+    action: str = Field(description="tenant.onboard, tenant.offboard, run.retry, run.cancel, "
+                        "session.sign_in, session.sign_out, or METHOD /route")
+    method: str
+    route: str = Field(description="the route template, e.g. /api/tenants/{slug}")
+    tenant: str | None
+    run_id: str | None
+    principal_name: str | None = Field(description="a person's UPN or name; none for apps")
+    principal_oid: str | None = Field(description="the caller's object ID")
+    principal_appid: str | None = Field(description="the calling application's client ID")
+    client_ip: str | None = Field(description="the address the request came from")
+    forwarded_for: str | None = Field(description="addresses in X-Forwarded-For, as sent")
+    outcome: Literal["succeeded", "refused", "failed"]
+    status_code: int
+    reason: str | None = Field(description="the error code of a refusal or failure")
+
+    @classmethod
+    def of(cls, record: AuditRecord) -> AuditOut:
+        return cls(**{name: getattr(record, name) for name in cls.model_fields})
+
+
+class AuditPage(BaseModel):
+    items: list[AuditOut]
+    total: int
+    limit: int
+    offset: int

@@ -23,6 +23,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 
+from tenantops import telemetry
 from tenantops.auth._easy_auth import CLIENT_PRINCIPAL_HEADER, principal_from_easy_auth
 from tenantops.auth._policy import AccessPolicy
 from tenantops.auth._principal import Principal
@@ -132,6 +133,7 @@ class Authenticator:
         except AuthError as exc:
             log.info("request refused (%s %s): %s", exc.status_code, type(exc).__name__,
                      header_safe(str(exc)))
+            telemetry.token_refused(exc, exc.status_code)
             raise
         return principal
 
@@ -156,6 +158,7 @@ class Authenticator:
             self.policy.require_role(principal, role, operation=operation)
         except AuthError as exc:
             log.info("request refused (403 %s): %s", type(exc).__name__, header_safe(str(exc)))
+            telemetry.token_refused(exc, exc.status_code)
             raise
 
     def _principal(

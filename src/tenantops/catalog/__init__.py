@@ -1,15 +1,17 @@
 """The tenant catalog: tenants, their runs and steps, workers, idempotency keys, local
-organizations, and lifecycle events (the outbox and each tenant's history).
+organizations, lifecycle events (the outbox and each tenant's history), and the audit
+trail.
 
 SQLAlchemy 2 models, one module and store per aggregate (`tenants`, `runs`, `steps`,
-`workers`, `idempotency`, `organizations`, `events`), the `Catalog` facade that callers use, and
-Alembic migrations. SQLite by default (``<data_dir>/catalog.sqlite``); PostgreSQL when
+`workers`, `idempotency`, `organizations`, `events`, `audit`), the `Catalog` facade that
+callers use, and Alembic migrations. SQLite by default (``<data_dir>/catalog.sqlite``); PostgreSQL when
 ``catalog.url`` says so.
 """
 
 from __future__ import annotations
 
 from tenantops.catalog._database import CatalogDatabase
+from tenantops.catalog.audit import AuditEntry, AuditOutcome, AuditRecord, AuditStore, Channel
 from tenantops.catalog.events import Delivery, DeliveryStatus, Event, EventStore, HistoryEntry
 from tenantops.catalog.idempotency import IdempotencyClaim, IdempotencyStore
 from tenantops.catalog.organizations import (
@@ -36,8 +38,13 @@ from tenantops.catalog.tenants import Tenant, TenantFields, TenantStatus, Tenant
 from tenantops.catalog.workers import Worker, WorkerStore
 
 __all__ = [
+    "AuditEntry",
+    "AuditOutcome",
+    "AuditRecord",
+    "AuditStore",
     "Catalog",
     "CatalogDatabase",
+    "Channel",
     "Delivery",
     "DeliveryStatus",
     "DomainTakenError",

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Float,
     ForeignKey,
@@ -25,6 +26,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
     "ACTIVE_RUN_STATUSES",
+    "AuditRow",
     "Base",
     "DomainAncestorRow",
     "EventDeliveryRow",
@@ -152,6 +154,9 @@ class RunRow(Base):
     # Which workflow carries the run now: 0 is ``workflow_id`` itself, n is
     # ``<workflow_id>/<n>`` (a continuation after a long wait, a retry, a resumed stall).
     segment: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # W3C traceparent of the request that opened (or last retried) the run: the worker
+    # continues that trace (tenantops.telemetry). Not a secret: IDs and a flag.
+    trace_context: Mapped[str | None] = mapped_column(String(55))
 
     __table_args__ = (
         # At most one pending or running run per tenant, whatever the number of API instances.
@@ -323,3 +328,36 @@ class EventDispatcherRow(Base):
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     holder: Mapped[str] = mapped_column(String(200))
     expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class AuditRow(Base):
+    """One state-changing API call or dashboard action, refusals included. Append-only:
+    the migration adds triggers that refuse UPDATE and DELETE (tenantops.catalog.audit)."""
+
+    __tablename__ = "audit_records"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True)
+    recorded_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    request_id: Mapped[str] = mapped_column(String(32))
+    trace_id: Mapped[str | None] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(8))
+    route: Mapped[str] = mapped_column(String(200))
+    tenant: Mapped[str | None] = mapped_column(String(64))
+    run_id: Mapped[str | None] = mapped_column(String(32))
+    principal_name: Mapped[str | None] = mapped_column(String(256))
+    principal_oid: Mapped[str | None] = mapped_column(String(64))
+    principal_appid: Mapped[str | None] = mapped_column(String(64))
+    client_ip: Mapped[str | None] = mapped_column(String(64))
+    forwarded_for: Mapped[str | None] = mapped_column(String(256))
+    outcome: Mapped[str] = mapped_column(String(16))
+    status_code: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (
+        Index("ix_audit_records_recorded_at", "recorded_at"),
+        Index("ix_audit_records_tenant", "tenant", "id"),
+        Index("ix_audit_records_principal_oid", "principal_oid", "id"),
+    )

@@ -8,9 +8,10 @@ on first use. The schema is created and upgraded by `migrate` (Alembic).
 Each aggregate has a module and a store of its own, reachable as an attribute:
 `tenants` (`TenantStore`), `runs` (`RunStore`), `steps` (`StepStore`),
 `worker_registry` (`WorkerStore`), `idempotency_keys` (`IdempotencyStore`), `organizations`
-(`OrganizationStore`) and `events` (`EventStore`: the outbox, each tenant's history and the
-deliveries to sinks). The methods below are the callers' short names for the stores'
-operations, kept so callers do not need to know which store holds what.
+(`OrganizationStore`), `events` (`EventStore`: the outbox, each tenant's history and the
+deliveries to sinks) and `audit` (`AuditStore`, append-only). The methods below are the
+callers' short names for the stores' operations, kept so callers do not need to know which
+store holds what.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from tenantops.catalog._database import CatalogDatabase
+from tenantops.catalog.audit import AuditStore
 from tenantops.catalog.events import EventStore
 from tenantops.catalog.idempotency import IdempotencyClaim, IdempotencyStore
 from tenantops.catalog.runs import OpenedRun, Run, RunStatus, RunStore, StepTemplate
@@ -46,8 +48,8 @@ def catalog_url(settings: Settings) -> str:
 
 
 class Catalog:
-    """Tenants, runs, steps, workers and idempotency keys in one SQL database (SQLite by
-    default, or PostgreSQL), one store per aggregate."""
+    """Tenants, runs, steps, workers, idempotency keys and the audit trail in one SQL
+    database (SQLite by default, or PostgreSQL), one store per aggregate."""
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.database = CatalogDatabase(url, pool_size=pool_size)
@@ -57,6 +59,7 @@ class Catalog:
         self.worker_registry = WorkerStore(self.database)
         self.idempotency_keys = IdempotencyStore(self.database)
         self.events = EventStore(self.database)
+        self.audit = AuditStore(self.database)
         self._organizations: OrganizationStore | None = None
 
     @classmethod
@@ -159,6 +162,9 @@ class Catalog:
 
     def active_runs(self) -> list[Run]:
         return self.runs.active()
+
+    def count_active_runs(self) -> dict[str, int]:
+        return self.runs.count_active()
 
     def finish_run(
         self, run_id: str, status: Literal["succeeded", "failed"], *,

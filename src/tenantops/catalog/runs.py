@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import Row, bindparam, delete, insert, select, text, update
+from sqlalchemy import Row, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -52,6 +52,7 @@ from tenantops.errors import (
     TenantConflictError,
     TenantNotFoundError,
 )
+from tenantops.telemetry import traceparent
 
 __all__ = [
     "OpenedRun",
@@ -122,6 +123,8 @@ class Run:
     retries: int
     steps: tuple[Step, ...] = field(default=())
     segment: int = 0
+    trace_context: str | None = None
+    """W3C ``traceparent`` of the request that opened or last retried the run."""
 
     @property
     def finished(self) -> bool:
@@ -180,6 +183,7 @@ def run_record(row: RunRow | Row[Any], slug: str, steps: Sequence[StepRow | Row[
         retries=row.retries,
         steps=tuple(step_record(s) for s in sorted(steps, key=lambda s: s.position)),
         segment=row.segment or 0,
+        trace_context=row.trace_context,
     )
 
 
@@ -376,6 +380,15 @@ class RunStore:
             )
             return bool(getattr(result, "rowcount", 0))
 
+    def count_active(self) -> dict[str, int]:
+        """How many runs are pending (waiting for a worker) and running, by status."""
+        with self._db.session(write=False) as s:
+            counts = s.execute(
+                select(RunRow.status, func.count()).where(RunRow.status.in_(ACTIVE_RUN_STATUSES))
+                .group_by(RunRow.status))
+            found = {str(status): int(count) for status, count in counts}
+        return {status: found.get(status, 0) for status in ACTIVE_RUN_STATUSES}
+
     # -- closing and reopening ----------------------------------------------------------
 
     def finish(
@@ -469,6 +482,7 @@ class RunStore:
                 row.retries += 1
                 # A new workflow segment carries the retry: the failed one keeps its history.
                 row.segment = (row.segment or 0) + 1
+                row.trace_context = traceparent()
                 s.execute(
                     update(StepRow)
                     .where(StepRow.run_id == run_id, StepRow.status != "succeeded")
@@ -560,7 +574,7 @@ def _new_run(
     run = RunRow(
         id=run_id, tenant_id=tenant.id, kind=kind, status="pending", options=options,
         requested_by=requested_by, workflow_id=f"tenantops/{tenant.slug}/{kind}/{run_id}",
-        created_at=now(), retries=0,
+        created_at=now(), retries=0, trace_context=traceparent(),
     )
     s.add(run)
     s.flush()

@@ -444,6 +444,7 @@ def _default_data() -> dict[str, object]:
         {"value": "Tenants.Read", "display_name": "Read tenants and runs"},
         {"value": "Tenants.Write", "display_name": "Onboard tenants, retry and cancel runs"},
         {"value": "Tenants.Delete", "display_name": "Offboard tenants"},
+        {"value": "Audit.Read", "display_name": "Read the audit trail"},
     ]
     return {
         "tenant_id": DEFAULT_TENANT_ID,
@@ -504,6 +505,8 @@ def _default_data() -> dict[str, object]:
              "role": "Tenants.Write"},
             {"principal": "operator@contoso.test", "resource": "tenantops-api",
              "role": "Tenants.Delete"},
+            {"principal": "operator@contoso.test", "resource": "tenantops-api",
+             "role": "Audit.Read"},
             {"principal": "reader@contoso.test", "resource": "tenantops-api",
              "role": "Tenants.Read"},
         ],
