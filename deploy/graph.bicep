@@ -20,6 +20,7 @@ param writerPrincipalIds array = []
 var tenantsRead = '0a6f2f3e-7d0c-4a55-9d0e-3b1f5c2e9a01'
 var tenantsWrite = '1b7e3f4a-8e1d-4b66-8e1f-4c2a6d3f0b12'
 var tenantsDelete = '2c8f4a5b-9f2e-4c77-9f2a-5d3b7e4a1c23'
+var auditRead = '3d9a5b6c-0a3f-4d88-8a3b-6e4c8f5b2d34'
 
 resource api 'Microsoft.Graph/applications@v1.0' = {
   uniqueName: apiAppUniqueName
@@ -50,6 +51,14 @@ resource api 'Microsoft.Graph/applications@v1.0' = {
       value: 'Tenants.Delete'
       displayName: 'Offboard tenants'
       description: 'Offboard tenants.'
+      allowedMemberTypes: [ 'Application', 'User' ]
+      isEnabled: true
+    }
+    {
+      id: auditRead
+      value: 'Audit.Read'
+      displayName: 'Read the audit trail'
+      description: 'Read the audit trail: who changed which tenant or run, when, from where, and the outcome.'
       allowedMemberTypes: [ 'Application', 'User' ]
       isEnabled: true
     }

@@ -65,11 +65,13 @@ __all__ = [
     "Telemetry",
     "active",
     "bound_request",
+    "build_providers",
     "configure",
     "context_from",
     "current_request_id",
     "current_run_id",
     "current_trace_id",
+    "otlp_exporters",
     "request_span",
     "run_span",
     "shutdown",
@@ -217,37 +219,59 @@ def using(tracer_provider: TracerProvider, meter_provider: MeterProvider | None 
         _active = previous
 
 
-def _build(settings: TelemetrySettings, environ: Mapping[str, str]) -> tuple[Any, Any]:
-    from opentelemetry import metrics
+def build_providers(settings: TelemetrySettings, *,
+                    environ: Mapping[str, str] = os.environ) -> tuple[Any, Any]:
+    """SDK tracer and meter providers exporting by OTLP as ``settings`` say (no exporter
+    without ``otlp_endpoint``). Sets no global: `configure` does that."""
     from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
-    from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import SpanProcessor
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
     from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
     from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
-    resource = Resource.create({
+    tracer_provider = SdkTracerProvider(
+        resource=_resource(settings, environ),
+        sampler=ParentBased(TraceIdRatioBased(settings.sample_ratio)))
+    readers = []
+    if settings.otlp_endpoint:
+        span_exporter, metric_exporter = otlp_exporters(settings)
+        tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
+        readers.append(PeriodicExportingMetricReader(
+            metric_exporter, export_interval_millis=settings.metric_interval_seconds * 1000))
+    meter_provider = SdkMeterProvider(resource=_resource(settings, environ),
+                                      metric_readers=readers)
+    return tracer_provider, meter_provider
+
+
+def _resource(settings: TelemetrySettings, environ: Mapping[str, str]) -> Any:
+    from opentelemetry.sdk.resources import Resource
+
+    return Resource.create({
         "service.name": settings.service_name, "service.version": __version__,
         "service.instance.id": environ.get("WEBSITE_INSTANCE_ID") or f"{os.getpid()}",
     })
-    processors: list[SpanProcessor] = []
-    readers: list[MetricReader] = []
-    if settings.otlp_endpoint:
-        span_exporter, metric_exporter = otlp_exporters(settings)
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-        processors.append(BatchSpanProcessor(span_exporter))
-        readers.append(PeriodicExportingMetricReader(
-            metric_exporter, export_interval_millis=settings.metric_interval_seconds * 1000))
+
+def _build(settings: TelemetrySettings, environ: Mapping[str, str]) -> tuple[Any, Any]:
+    from opentelemetry import metrics
+
     connection_string = settings.app_insights_connection_string(environ)
     if connection_string:
-        _configure_azure_monitor(connection_string, settings, resource, processors, readers)
+        processors: list[Any] = []
+        readers: list[Any] = []
+        if settings.otlp_endpoint:
+            from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+            from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+            span_exporter, metric_exporter = otlp_exporters(settings)
+            processors.append(BatchSpanProcessor(span_exporter))
+            readers.append(PeriodicExportingMetricReader(
+                metric_exporter,
+                export_interval_millis=settings.metric_interval_seconds * 1000))
+        _configure_azure_monitor(connection_string, settings, _resource(settings, environ),
+                                 processors, readers)
         return trace.get_tracer_provider(), metrics.get_meter_provider()
-    tracer_provider = SdkTracerProvider(
-        resource=resource, sampler=ParentBased(TraceIdRatioBased(settings.sample_ratio)))
-    for processor in processors:
-        tracer_provider.add_span_processor(processor)
-    meter_provider = SdkMeterProvider(resource=resource, metric_readers=readers)
+    tracer_provider, meter_provider = build_providers(settings, environ=environ)
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(meter_provider)
     return tracer_provider, meter_provider

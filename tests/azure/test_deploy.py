@@ -124,7 +124,7 @@ def test_graph_template_defines_the_app_roles_and_assigns_tenants_write() -> Non
     assert "microsoftGraphV1" in str(graph["extensions"])
     api = graph["resources"]["api"]["config"]
     assert [r["value"] for r in api["appRoles"]] == ["Tenants.Read", "Tenants.Write",
-                                                     "Tenants.Delete"]
+                                                     "Tenants.Delete", "Audit.Read"]
     assert all("Application" in r["allowedMemberTypes"] for r in api["appRoles"])
     writers = graph["resources"]["writers"]
     assert writers["type"] == "Microsoft.Graph/appRoleAssignedTo"

@@ -13,7 +13,8 @@ from tenantops.errors import DirectoryError
 def test_default_directory_has_what_the_demo_and_tests_rely_on(directory: Directory) -> None:
     api = directory.app_by_name("tenantops-api")
     assert api is not None
-    assert [r.value for r in api.app_roles] == ["Tenants.Read", "Tenants.Write", "Tenants.Delete"]
+    assert [r.value for r in api.app_roles] == ["Tenants.Read", "Tenants.Write", "Tenants.Delete",
+                                               "Audit.Read"]
     assert api.identifier_uris == [f"api://{api.client_id}"]
     assert "Tenants.Write" in directory.roles_of("aa-onboarding", api)
     assert directory.roles_of("uami-no-role", api) == []
@@ -22,7 +23,8 @@ def test_default_directory_has_what_the_demo_and_tests_rely_on(directory: Direct
     assert dashboard.redirect_uris
     users = {u.username: directory.roles_of(u.username, api) for u in directory.users}
     assert users == {
-        "operator@contoso.test": ["Tenants.Read", "Tenants.Write", "Tenants.Delete"],
+        "operator@contoso.test": ["Tenants.Read", "Tenants.Write", "Tenants.Delete",
+                                  "Audit.Read"],
         "reader@contoso.test": ["Tenants.Read"],
     }
     arm = directory.app_for_resource("https://management.core.windows.net")

@@ -177,7 +177,8 @@ def test_authorization_code_with_pkce_and_refresh_token(http: httpx.Client,
     tokens = http.post("/oauth2/v2.0/token", data=form).json()
     access = claims_of(tokens["access_token"])
     assert access["upn"] == "operator@contoso.test"
-    assert access["roles"] == ["Tenants.Read", "Tenants.Write", "Tenants.Delete"]
+    assert access["roles"] == ["Tenants.Read", "Tenants.Write", "Tenants.Delete",
+                              "Audit.Read"]
     assert access["scp"] == "user_impersonation"
     assert claims_of(tokens["id_token"])["nonce"] == "n-0S6"
     # A code works once.

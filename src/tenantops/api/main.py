@@ -99,6 +99,10 @@ def create_app(
         "roles include Tenants.Read (reads), Tenants.Write (onboard, retry, cancel), "
         "Tenants.Delete (offboard) or Audit.Read (the audit trail).",
         docs_url=None, redoc_url=None, openapi_url=None,
+        # FastAPI's own OpenTelemetry (0.165+) is off: RequestObserver opens the request
+        # spans of the API and the dashboard alike, and nothing records exception text.
+        telemetry={"tracing": False, "metrics": False, "logs": False,
+                   "operation_spans": False},
     )
     app.state.settings = settings
     app.state.authenticator = auth

@@ -43,7 +43,7 @@ from tenantops.auth import Principal
 from tenantops.catalog import AuditEntry, AuditOutcome, Catalog
 from tenantops.errors import RunNotFoundError, TenantOpsError
 
-__all__ = ["ACTIONS", "REQUEST_ID_HEADER", "RequestObserver", "attribute"]
+__all__ = ["ACTIONS", "REQUEST_ID_HEADER", "RequestObserver", "attribute", "route_template"]
 
 log = logging.getLogger("tenantops.audit")
 
@@ -70,6 +70,7 @@ _SLUG = re.compile(r"[a-z0-9-]{1,32}")
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 _RUN_LOCATION = re.compile(r"/(?:api/)?runs/([0-9a-f]{32})")
 _ERROR_CODE = re.compile(r"[a-z_]{1,64}")
+_PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
 _BODY_KEPT = 64 * 1024  # enough for any onboarding request; only its slug is read
 _ERROR_BODY_KEPT = 16 * 1024
 _FORWARDED_KEPT = 5
@@ -128,8 +129,7 @@ class RequestObserver:
                     await self._record(scope, exchange, headers, peer)
                 raise
             finally:
-                route = scope.get("route")
-                template = getattr(route, "path", None)
+                template = route_template(scope)
                 if template:
                     span.update_name(f"{method} {template}")
                     span.set_attribute("http.route", template)
@@ -141,7 +141,7 @@ class RequestObserver:
     async def _record(self, scope: Scope, exchange: _Exchange, headers: dict[str, str],
                       peer: str | None) -> None:
         exchange.recorded = True
-        route = getattr(scope.get("route"), "path", None)
+        route = route_template(scope)
         if route is None or self.catalog is None:
             return  # no route matched: nothing was done, only a 404
         entry = _entry(scope, route, exchange, headers, peer)
@@ -204,6 +204,23 @@ class _Exchange:
         except ValueError:
             return None
         return _checked(parsed.get("error") if isinstance(parsed, dict) else None, _ERROR_CODE)
+
+
+def route_template(scope: Scope) -> str | None:
+    """The template of the route that matched (``/api/tenants/{slug}``), or None. FastAPI
+    may hand over the route as its router declared it, without the prefix it was included
+    under (``/tenants/{slug}``); the prefix is then what the request's path has before the
+    route's own part."""
+    route = scope.get("route")
+    own = getattr(route, "path_format", None) or getattr(route, "path", None)
+    if not isinstance(own, str):
+        return None
+    params: dict[str, Any] = scope.get("path_params") or {}
+    rendered = _PARAM.sub(lambda m: str(params.get(m.group(1), m.group(0))), own)
+    path: str = scope.get("path", "")
+    if rendered and path.endswith(rendered) and path != rendered:
+        return path[: -len(rendered)] + own
+    return own
 
 
 def _checked(value: object, pattern: re.Pattern[str]) -> str | None:

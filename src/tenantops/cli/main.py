@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from tenantops import __version__
+from tenantops.cli import audit as audit_cmd
 from tenantops.cli import auth as auth_cmd
 from tenantops.cli import call as call_cmd
 from tenantops.cli import demo as demo_cmd
@@ -55,6 +56,7 @@ app.command("offboard")(tenants_cmd.offboard)
 app.add_typer(tenants_cmd.app, name="tenants")
 app.add_typer(runs_cmd.app, name="runs")
 app.add_typer(events_cmd.app, name="events")
+app.command("audit")(audit_cmd.audit)
 
 
 def _version(value: bool) -> None:

@@ -48,11 +48,12 @@ from tenantops.errors import (
 )
 from tenantops.provisioning.engine import Engine
 
-__all__ = ["DELETE", "READ", "STATIC_PATH", "WRITE", "Dashboard"]
+__all__ = ["AUDIT", "DELETE", "READ", "STATIC_PATH", "WRITE", "Dashboard"]
 
 log = logging.getLogger("tenantops.dashboard")
 
 READ, WRITE, DELETE = "Tenants.Read", "Tenants.Write", "Tenants.Delete"
+AUDIT = "Audit.Read"
 
 _HERE = Path(__file__).parent
 STATIC_PATH = "/static"
@@ -90,7 +91,8 @@ class Dashboard:
             loader=FileSystemLoader(_HERE / "templates"), autoescape=True,
             undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
         self.templates.globals.update(static=f"{STATIC_PATH}/", version=__version__,
-                                      READ=READ, WRITE=WRITE, DELETE=DELETE)
+                                      READ=READ, WRITE=WRITE, DELETE=DELETE,
+                                      AUDIT=AUDIT)
         self.route_class = _route_class(self)
 
     # -- who is looking ----------------------------------------------------------------------
@@ -103,6 +105,7 @@ class Dashboard:
             if request.url.query:
                 next_path += "?" + request.url.query
             raise SignInRequired(next_path if request.method == "GET" else "/")
+        request.state.principal = viewer.principal  # named in the action's audit record
         return viewer
 
     def require(self, viewer: Viewer, role: str, action: str) -> None:

@@ -35,6 +35,8 @@ def routes(dashboard: Dashboard) -> APIRouter:
     @router.post("/auth/sign-out", name="dashboard_sign_out")
     def sign_out(request: Request, csrf_token: Annotated[str, Form()] = "") -> Response:
         session = sign_in.cookies.read_session(request)
+        if session is not None:
+            request.state.principal = session.principal  # named in the audit record
         # Without a session there is nothing to end; with one, only its own form may end it.
         if session is not None and not session.csrf_matches(csrf_token):
             raise CsrfTokenError(

@@ -10,7 +10,7 @@ from starlette.staticfiles import StaticFiles
 
 from tenantops.auth import Authenticator
 from tenantops.config import Settings
-from tenantops.dashboard import _actions, _auth_routes, _pages
+from tenantops.dashboard import _actions, _audit, _auth_routes, _pages
 from tenantops.dashboard._app import STATIC_PATH, Dashboard
 from tenantops.dashboard._config import resolve
 from tenantops.dashboard._session import CookieJar
@@ -51,4 +51,5 @@ def mount_dashboard(app: FastAPI, settings: Settings, engine: Engine, *,
     app.include_router(_auth_routes.routes(dashboard))
     app.include_router(_pages.routes(dashboard))
     app.include_router(_actions.routes(dashboard))
+    app.include_router(_audit.routes(dashboard))
     return dashboard

@@ -175,6 +175,7 @@ class OidcSignIn(SignIn):
                 f"the access token {self.config.authority} issued is not good for this API: "
                 f"{exc}", expected=exc.expected, received=exc.received) from exc
         expires = self._check_id_token(tokens.get("id_token"), started.nonce, principal)
+        request.state.principal = principal  # named in the sign-in's audit record
         session = Session(csrf=new_csrf_token(), principal=principal,
                           expires_at=min(expires, self._clock() + self.config.session_seconds))
         log.info("dashboard sign-in: %s (oid %s), roles %s", principal.upn or principal.name,

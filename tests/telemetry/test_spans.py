@@ -1,0 +1,125 @@
+"""Run, step and provider-call spans: one trace from the stored traceparent down to each
+provider call; their metrics; redacted errors; logs that carry the correlation IDs."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import pytest
+from opentelemetry.trace import StatusCode
+
+from tenantops import telemetry
+from tenantops.log import RedactingFilter
+from tenantops.provisioning import Engine
+from tests.provisioning.conftest import EngineFactory, spec_for
+from tests.provisioning.middleware import Outage
+
+from .conftest import Traced
+
+pytestmark = pytest.mark.integration  # the engine tests run DBOS and embedded servers
+
+STORED = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+def test_a_run_continues_the_trace_stored_with_it_down_to_its_steps(traced: Traced) -> None:
+    with telemetry.run_span("r1", tenant="acme", kind="onboard", trace_context=STORED) as run:
+        with telemetry.step_span("r1", "dns_cname", provider="dns:zone-file", attempt=1) as step:
+            step.finish("succeeded")
+        run.finish("succeeded")
+
+    [run_span] = traced.named("run onboard")
+    [step_span] = traced.named("step dns_cname")
+    assert f"{run_span.context.trace_id:032x}" == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert run_span.parent is not None and f"{run_span.parent.span_id:016x}" == (
+        "00f067aa0ba902b7")
+    assert step_span.parent is not None and step_span.parent.span_id == run_span.context.span_id
+    assert run_span.attributes is not None and step_span.attributes is not None
+    assert run_span.attributes["tenantops.run.id"] == "r1"
+    assert run_span.attributes["tenantops.run.status"] == "succeeded"
+    assert step_span.attributes["tenantops.provider"] == "dns:zone-file"
+    [(attributes, point)] = traced.points("tenantops.runs")
+    assert attributes == {"kind": "onboard", "status": "succeeded"} and point.value == 1
+    [(attributes, point)] = traced.points("tenantops.step.duration")
+    assert attributes == {"provider": "dns:zone-file", "step": "dns_cname",
+                          "outcome": "succeeded"}
+    assert point.count == 1
+
+
+def test_a_run_without_stored_context_starts_its_own_trace(traced: Traced) -> None:
+    with telemetry.run_span("r2", tenant="acme", kind="offboard", trace_context=None) as run:
+        run.finish("failed", "dns:zone-file: refused password=hunter2")
+    [span] = traced.named("run offboard")
+    assert span.parent is None
+    assert span.status.status_code is StatusCode.ERROR
+    assert "hunter2" not in (span.status.description or "")
+    assert "[redacted]" in (span.status.description or "")
+
+
+def test_provider_calls_are_client_spans_with_provider_verb_and_outcome(
+        traced: Traced, make_engine: EngineFactory) -> None:
+    engine: Engine = make_engine(telemetry.trace_provider_calls)
+    run = engine.wait(engine.onboard(spec_for("traced"), requested_by="tests").id, timeout=120)
+    assert run.status == "succeeded"
+
+    calls = [s for s in traced.finished()
+             if s.attributes and "tenantops.provider.verb" in s.attributes]
+    providers = {s.attributes["tenantops.provider"] for s in calls if s.attributes}
+    assert {"dns:zone-file", "database:sqlite", "webhost:local-edge",
+            "organization:local"} <= providers
+    assert all(s.name == f"{s.attributes['tenantops.provider']} ensure"
+               for s in calls if s.attributes)
+    assert {s.attributes["tenantops.provider.outcome"] for s in calls if s.attributes} <= {
+        "changed", "unchanged", "pending"}
+    histogram = traced.points("tenantops.provider.call.duration")
+    assert {a["provider"] for a, _ in histogram} == providers
+    assert sum(p.count for _, p in histogram) == len(calls)
+
+
+def test_a_failing_provider_call_carries_its_redacted_message_and_no_stack(
+        traced: Traced, make_engine: EngineFactory) -> None:
+    outage = Outage("dns", "the DNS server refused the update (tsig secret=s3cr3t-key)")
+    engine = make_engine(telemetry.trace_provider_calls, outage)
+    run = engine.wait(engine.onboard(spec_for("broken"), requested_by="tests").id, timeout=120)
+    assert run.status == "failed"
+
+    [failed] = [s for s in traced.finished() if s.attributes
+                and s.attributes.get("tenantops.provider.outcome") == "failed"]
+    assert failed.status.status_code is StatusCode.ERROR
+    assert "refused the update" in (failed.status.description or "")
+    exposed = str(failed.status.description) + str([dict(e.attributes or {})
+                                                    for e in failed.events])
+    assert "s3cr3t-key" not in exposed
+    assert all("exception.stacktrace" not in (e.attributes or {}) for e in failed.events)
+
+
+def test_no_spans_and_no_cost_while_telemetry_is_off() -> None:
+    assert telemetry.active().recording is False
+    with telemetry.run_span("r3", tenant="acme", kind="onboard", trace_context=STORED) as run:
+        assert telemetry.traceparent() is None
+        assert telemetry.current_run_id() == "r3"
+        run.finish("succeeded")
+    assert telemetry.current_run_id() is None
+
+
+def test_log_lines_carry_the_request_run_trace_and_span_ids(traced: Traced) -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s%(correlation)s"))
+    handler.addFilter(RedactingFilter())
+    handler.addFilter(telemetry.CorrelationFilter())
+    logger = logging.getLogger("tenantops.tests.correlation")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        logger.info("outside")
+        with telemetry.bound_request("req123"), telemetry.run_span(
+                "run456", tenant="acme", kind="onboard", trace_context=STORED):
+            logger.info("inside")
+    finally:
+        logger.removeHandler(handler)
+    outside, inside = stream.getvalue().splitlines()
+    assert outside == "outside"
+    [span] = traced.named("run onboard")
+    assert inside == (f"inside [request=req123 run=run456 trace={span.context.trace_id:032x} "
+                      f"span={span.context.span_id:016x}]")
