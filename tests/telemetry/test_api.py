@@ -55,7 +55,8 @@ def test_the_request_span_continues_the_callers_trace_and_the_run_keeps_it(
     [span] = traced.named("POST /api/tenants")
     assert span.kind is SpanKind.SERVER
     assert f"{span.context.trace_id:032x}" == CALLER_TRACE
-    assert span.parent is not None and f"{span.parent.span_id:016x}" == CALLER_SPAN
+    assert span.parent is not None
+    assert f"{span.parent.span_id:016x}" == CALLER_SPAN
     assert span.attributes is not None
     assert span.attributes["http.route"] == "/api/tenants"
     assert span.attributes["http.response.status_code"] == 202
@@ -70,9 +71,11 @@ def test_a_request_without_traceparent_starts_a_trace_and_every_response_has_an_
     first = client.get("/api/health")
     second = client.get("/api/health")
     ids = {first.headers["x-request-id"], second.headers["x-request-id"]}
-    assert len(ids) == 2 and all(len(i) == 32 for i in ids)
+    assert len(ids) == 2
+    assert all(len(i) == 32 for i in ids)
     spans = traced.named("GET /api/health")
-    assert len(spans) == 2 and all(s.parent is None for s in spans)
+    assert len(spans) == 2
+    assert all(s.parent is None for s in spans)
 
 
 def test_token_refusals_are_counted_by_reason(

@@ -31,15 +31,18 @@ def test_a_run_continues_the_trace_stored_with_it_down_to_its_steps(traced: Trac
     [run_span] = traced.named("run onboard")
     [step_span] = traced.named("step dns_cname")
     assert f"{run_span.context.trace_id:032x}" == "4bf92f3577b34da6a3ce929d0e0e4736"
-    assert run_span.parent is not None and f"{run_span.parent.span_id:016x}" == (
-        "00f067aa0ba902b7")
-    assert step_span.parent is not None and step_span.parent.span_id == run_span.context.span_id
-    assert run_span.attributes is not None and step_span.attributes is not None
+    assert run_span.parent is not None
+    assert f"{run_span.parent.span_id:016x}" == "00f067aa0ba902b7"
+    assert step_span.parent is not None
+    assert step_span.parent.span_id == run_span.context.span_id
+    assert run_span.attributes is not None
+    assert step_span.attributes is not None
     assert run_span.attributes["tenantops.run.id"] == "r1"
     assert run_span.attributes["tenantops.run.status"] == "succeeded"
     assert step_span.attributes["tenantops.provider"] == "dns:zone-file"
     [(attributes, point)] = traced.points("tenantops.runs")
-    assert attributes == {"kind": "onboard", "status": "succeeded"} and point.value == 1
+    assert attributes == {"kind": "onboard", "status": "succeeded"}
+    assert point.value == 1
     [(attributes, point)] = traced.points("tenantops.step.duration")
     assert attributes == {"provider": "dns:zone-file", "step": "dns_cname",
                           "outcome": "succeeded"}
@@ -67,7 +70,7 @@ def test_provider_calls_are_client_spans_with_provider_verb_and_outcome(
     providers = {s.attributes["tenantops.provider"] for s in calls if s.attributes}
     assert {"dns:zone-file", "database:sqlite", "webhost:local-edge",
             "organization:local"} <= providers
-    assert all(s.name == f"{s.attributes['tenantops.provider']} ensure"
+    assert all(s.name == f"{s.attributes['tenantops.provider']!s} ensure"
                for s in calls if s.attributes)
     assert {s.attributes["tenantops.provider.outcome"] for s in calls if s.attributes} <= {
         "changed", "unchanged", "pending"}
