@@ -10,6 +10,7 @@ import pytest
 
 import tenantops.catalog
 from tenantops.catalog import (
+    AuditStore,
     Catalog,
     EventStore,
     IdempotencyStore,
@@ -35,7 +36,7 @@ def test_each_aggregate_has_its_own_store_reachable_from_the_facade(tmp_path: Pa
     stores = {
         "tenants": TenantStore, "runs": RunStore, "steps": StepStore,
         "worker_registry": WorkerStore, "idempotency_keys": IdempotencyStore,
-        "organizations": OrganizationStore, "events": EventStore,
+        "organizations": OrganizationStore, "events": EventStore, "audit": AuditStore,
     }
     for attribute, store in stores.items():
         assert isinstance(getattr(catalog, attribute), store), attribute
