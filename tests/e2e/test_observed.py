@@ -1,0 +1,99 @@
+"""Telemetry and the audit trail across processes: the emulator, the API and the worker as
+separate processes exporting by OTLP/HTTP to a collector in this test; the CLI reading the
+audit trail through the API."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tenantops.catalog import Catalog
+from tests.support.processes import (
+    PYTHON_TENANTOPS,
+    Process,
+    clean_environment,
+    emulator_env,
+    start_api,
+    start_emulator,
+    start_worker,
+)
+from tests.telemetry.conftest import Collector, collector
+from tests.telemetry.test_export import spans_of
+
+__all__ = ["collector"]
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Stack:
+    data_dir: Path
+    api_url: str
+    base_env: dict[str, str]
+
+    def tenantops(self, *args: str, identity: str) -> subprocess.CompletedProcess[str]:
+        env = {**self.base_env,
+               **emulator_env(self.data_dir, identity, "automation", self.base_env)}
+        return subprocess.run([*PYTHON_TENANTOPS, "--data-dir", str(self.data_dir), *args,
+                               "--api-url", self.api_url], capture_output=True, text=True,
+                              env=env, timeout=180, check=False)
+
+
+@pytest.fixture
+def stack(tmp_path: Path, collector: Collector) -> Iterator[Stack]:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    env = clean_environment({"TENANTOPS_PROVIDERS__DNS__PORT": "0",
+                             "TENANTOPS_PROVIDERS__WEBHOST__PORT": "0",
+                             "TENANTOPS_PROVIDERS__WEBHOST__APP_PORT": "0",
+                             "TENANTOPS_PROVIDERS__DNS__ZONES": '["example.test"]',
+                             "TENANTOPS_TELEMETRY__OTLP_ENDPOINT": collector.url,
+                             "TENANTOPS_TELEMETRY__METRIC_INTERVAL_SECONDS": "1"})
+    env.pop("APPLICATIONINSIGHTS_CONNECTION_STRING", None)
+    processes: list[Process] = []
+    try:
+        emulator, info = start_emulator(data_dir, env)
+        processes.append(emulator)
+        api, url = start_api(data_dir, info, env, worker=False)
+        processes.append(api)
+        worker, _ = start_worker(data_dir, env)
+        processes.append(worker)
+        yield Stack(data_dir, url, env)
+    finally:
+        stderr = [p.stop() for p in reversed(processes)]
+        for text in stderr:
+            assert "eyJ" not in text, "a token reached a log"
+
+
+def test_one_onboarding_is_one_trace_from_the_api_request_and_audited(
+        stack: Stack, collector: Collector) -> None:
+    result = stack.tenantops("onboard", "observed", "--domain", "observed.example.test",
+                             "--admin-email", "it@observed.example.test",
+                             identity="aa-onboarding")
+    assert result.returncode == 0, result.stderr
+
+    catalog = Catalog(f"sqlite:///{stack.data_dir / 'catalog.sqlite'}")
+    try:
+        [run] = catalog.list_runs("observed")
+        records, _ = catalog.audit.page(tenant="observed")
+    finally:
+        catalog.close()
+    assert run.trace_context is not None
+    trace_id = run.trace_context.split("-")[1]
+    request_spans = [s for s in spans_of(collector.wait_for("/v1/traces"))
+                     if s[0] == "POST /api/tenants"]
+    assert len(request_spans) == 1
+    assert request_spans[0][1]["tenantops.request.id"] == records[0].request_id
+    assert records[0].trace_id == trace_id
+    assert (records[0].action, records[0].outcome, records[0].run_id) == (
+        "tenant.onboard", "succeeded", run.id)
+
+
+def test_the_cli_reads_the_audit_trail_only_with_audit_read(stack: Stack) -> None:
+    refused = stack.tenantops("audit", identity="aa-onboarding")
+    assert refused.returncode == 3
+    assert "Audit.Read" in refused.stderr
