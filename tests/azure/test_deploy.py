@@ -129,4 +129,3 @@ def test_graph_template_defines_the_app_roles_and_assigns_tenants_write() -> Non
     writers = graph["resources"]["writers"]
     assert writers["type"] == "Microsoft.Graph/appRoleAssignedTo"
     assert "tenantsWrite" in str(writers)
-
