@@ -374,18 +374,19 @@ def bound_request(request_id: str) -> Iterator[None]:
 @contextmanager
 def request_span(method: str, path: str, headers: Mapping[str, str], *,
                  request_id: str, client: str | None) -> Iterator[Span]:
-    """A server span for one HTTP request, continuing the caller's ``traceparent``; name
-    it by its route (``span.update_name``) once routing has found one."""
+    """A server span for one HTTP request, continuing the caller's ``traceparent``, named
+    by the method until the caller renames it by its route (``span.update_name``)."""
     telemetry = _active
     if not telemetry.recording:
         yield trace.INVALID_SPAN
         return
-    attributes: dict[str, Any] = {"http.request.method": method, "url.path": path,
+    attributes: dict[str, Any] = {"http.request.method": method, "url.path": redact(path),
                                   "tenantops.request.id": request_id}
     if client:
         attributes["client.address"] = client
+    # Named by the method alone until a route matches: raw paths would make a name per URL.
     with telemetry.tracer.start_as_current_span(
-            f"{method} {path}", context=context_from(headers), kind=SpanKind.SERVER,
+            method, context=context_from(headers), kind=SpanKind.SERVER,
             attributes=attributes, record_exception=False, set_status_on_exception=False,
     ) as span:
         yield span

@@ -101,3 +101,13 @@ def test_queue_depth_counts_runs_waiting_for_a_worker(
     depth = {a["status"]: p.value for a, p in traced.points("tenantops.queue.depth")}
     assert depth == {"pending": 2, "running": 0}
 
+
+
+def test_an_unrouted_path_names_no_span_and_a_token_in_it_is_redacted(
+        traced: Traced, client: TestClient, emulator_server: EmulatorServer) -> None:
+    token = mi_token(emulator_server, "aa-onboarding", API_CLIENT_ID)
+    assert client.get(f"/api/{token}").status_code == 404
+    [span] = traced.named("GET")
+    assert span.attributes is not None
+    assert token.split(".")[1] not in str(span.attributes["url.path"])
+    assert "http.route" not in span.attributes
