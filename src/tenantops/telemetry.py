@@ -12,9 +12,9 @@ What is traced, and how one onboarding reads as one trace:
   ``ensure``/``remove``, inside its step's span.
 
 Metrics: ``tenantops.runs`` (runs finished, by kind and status), ``tenantops.step.duration``
-(by provider, step and outcome), ``tenantops.provider.call.duration`` (by provider, verb and
-outcome), ``tenantops.queue.depth`` (runs pending and running, from the catalog) and
-``tenantops.auth.token_refusals`` (by reason: the refusal's class).
+(one attempt of a step, by provider, step and outcome), ``tenantops.queue.depth`` (runs
+pending and running, from the catalog) and ``tenantops.auth.token_refusals`` (by reason: the
+refusal's class). A provider call's duration is its span's: a step attempt makes one call.
 
 Telemetry is off unless an exporter is configured (``[telemetry]`` in `tenantops.config`):
 OTLP over HTTP, and Azure Monitor / Application Insights through ``azure-monitor-opentelemetry``
@@ -109,9 +109,6 @@ class Telemetry:
         self.step_duration = meter.create_histogram(
             "tenantops.step.duration", unit="s",
             description="one attempt of a step, by provider, step and outcome")
-        self.provider_call_duration = meter.create_histogram(
-            "tenantops.provider.call.duration", unit="s",
-            description="one provider call (ensure, remove), by provider, verb and outcome")
         self.token_refusals = meter.create_counter(
             "tenantops.auth.token_refusals", unit="{request}",
             description="requests refused by token validation or policy, by reason")
@@ -474,14 +471,13 @@ def step_span(run_id: str, step: str, *, provider: str, attempt: int | None = No
 
 
 def trace_provider_calls(call: ProviderCall, proceed: Callable[[], Outcome]) -> Outcome:
-    """Provider middleware: a client span per provider call, and its duration in
-    ``tenantops.provider.call.duration``. The span's error is the provider's (redacted)
-    message; no stack trace, which could hold values the message leaves out."""
+    """Provider middleware: a client span per provider call. The span's error is the
+    provider's (redacted) message; no stack trace, which could hold values the message
+    leaves out."""
     telemetry = _active
     if not telemetry.recording:
         return proceed()
     provider = call.provider.label
-    started = time.perf_counter()
     outcome_label = "error"
     with telemetry.tracer.start_as_current_span(
             f"{provider} {call.verb}", kind=SpanKind.CLIENT,
@@ -506,9 +502,6 @@ def trace_provider_calls(call: ProviderCall, proceed: Callable[[], Outcome]) -> 
             return outcome
         finally:
             span.set_attribute("tenantops.provider.outcome", outcome_label)
-            telemetry.provider_call_duration.record(
-                time.perf_counter() - started,
-                {"provider": provider, "verb": call.verb, "outcome": outcome_label})
 
 
 # -- metrics recorded elsewhere -----------------------------------------------------------------

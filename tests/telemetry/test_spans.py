@@ -74,9 +74,7 @@ def test_provider_calls_are_client_spans_with_provider_verb_and_outcome(
                for s in calls if s.attributes)
     assert {s.attributes["tenantops.provider.outcome"] for s in calls if s.attributes} <= {
         "changed", "unchanged", "pending"}
-    histogram = traced.points("tenantops.provider.call.duration")
-    assert {a["provider"] for a, _ in histogram} == providers
-    assert sum(p.count for _, p in histogram) == len(calls)
+    assert all(s.parent is None for s in calls)  # no step spans until the engine opens them
 
 
 def test_a_failing_provider_call_carries_its_redacted_message_and_no_stack(
