@@ -137,12 +137,13 @@ def test_refused_onboardings_are_recorded_too(
     record = audited.record_of(response)
     assert (record["outcome"], record["status_code"], record["reason"]) == (
         "refused", status, reason)
-    assert record["tenant"] == "nobody"
     assert record["run_id"] is None
-    if who is None:
+    if who is None:  # refused at the edge, before the body was read
         assert record["principal_oid"] is None  # an unchecked token names nobody
+        assert record["tenant"] is None
     else:
         assert record["principal_oid"] is not None
+        assert record["tenant"] == "nobody"
 
 
 def test_a_conflicting_onboarding_is_recorded_with_its_reason(audited: Audited) -> None:
@@ -256,3 +257,16 @@ def test_tokens_passwords_and_client_secrets_never_reach_the_audit_trail(
                 assert part not in exposed, "part of a token reached the audit trail"
         assert principal not in exposed
         assert JWT_SHAPE.search(exposed) is None
+
+
+def test_a_body_refused_at_the_edge_is_recorded_without_reading_it(audited: Audited) -> None:
+    limit = audited.engine.settings.api.max_body_bytes
+    response = audited.client.post(
+        "/api/tenants", content=b'{"slug": "huge", "pad": "' + b"x" * limit + b'"}',
+        headers=audited.as_(audited.writer, **{"Content-Type": "application/json"}))
+    assert response.status_code == 413
+    record = audited.record_of(response)
+    assert (record["action"], record["outcome"], record["reason"]) == (
+        "tenant.onboard", "refused", "request_too_large")
+    assert record["tenant"] is None
+    assert record["principal_oid"] is not None  # the token was checked before the size

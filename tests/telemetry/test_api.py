@@ -106,7 +106,7 @@ def test_queue_depth_counts_runs_waiting_for_a_worker(
 def test_an_unrouted_path_names_no_span_and_a_token_in_it_is_redacted(
         traced: Traced, client: TestClient, emulator_server: EmulatorServer) -> None:
     token = mi_token(emulator_server, "aa-onboarding", API_CLIENT_ID)
-    assert client.get(f"/api/{token}").status_code == 404
+    assert client.get(f"/api/{token}", headers=writer(emulator_server)).status_code == 404
     [span] = traced.named("GET")
     assert span.attributes is not None
     assert token.split(".")[1] not in str(span.attributes["url.path"])

@@ -43,7 +43,7 @@ from tenantops.auth import Principal
 from tenantops.catalog import AuditEntry, AuditOutcome, Catalog
 from tenantops.errors import RunNotFoundError, TenantOpsError
 
-__all__ = ["ACTIONS", "REQUEST_ID_HEADER", "RequestObserver", "attribute", "route_template"]
+__all__ = ["ACTIONS", "REQUEST_ID_HEADER", "RequestObserver", "route_template"]
 
 log = logging.getLogger("tenantops.audit")
 
@@ -63,6 +63,9 @@ ACTIONS: dict[tuple[str, str], str] = {
 }
 """Audit action names of the known routes; any other state-changing route is recorded as
 ``<METHOD> <route template>``."""
+
+_KNOWN = {key: re.compile(re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(key[1])))
+          for key in ACTIONS}
 
 _STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _AUDITED_READS = frozenset({"/auth/callback"})  # a GET that signs someone in
@@ -210,17 +213,27 @@ def route_template(scope: Scope) -> str | None:
     """The template of the route that matched (``/api/tenants/{slug}``), or None. FastAPI
     may hand over the route as its router declared it, without the prefix it was included
     under (``/tenants/{slug}``); the prefix is then what the request's path has before the
-    route's own part."""
+    route's own part. A request the edge refused before routing (401, 413) is matched
+    against the templates of `ACTIONS`, and its path parameters are filled in."""
     route = scope.get("route")
     own = getattr(route, "path_format", None) or getattr(route, "path", None)
     if not isinstance(own, str):
-        return None
+        return _known_template(scope)
     params: dict[str, Any] = scope.get("path_params") or {}
     rendered = _PARAM.sub(lambda m: str(params.get(m.group(1), m.group(0))), own)
     path: str = scope.get("path", "")
     if rendered and path.endswith(rendered) and path != rendered:
         return path[: -len(rendered)] + own
     return own
+
+
+def _known_template(scope: Scope) -> str | None:
+    for (method, template), pattern in _KNOWN.items():
+        match = pattern.fullmatch(scope.get("path", ""))
+        if method == scope.get("method") and match:
+            scope.setdefault("path_params", match.groupdict())
+            return template
+    return None
 
 
 def _checked(value: object, pattern: re.Pattern[str]) -> str | None:
