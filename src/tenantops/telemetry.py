@@ -88,6 +88,7 @@ log = logging.getLogger("tenantops.telemetry")
 _SCOPE = "tenantops"
 _PROPAGATOR = TraceContextTextMapPropagator()
 _MAX_MESSAGE = 500
+_FINISHED = frozenset({"succeeded", "failed", "cancelled"})
 
 QueueCounts = Callable[[], Mapping[str, int]]
 """Counts of runs by status (``pending``, ``running``), for the queue-depth gauge."""
@@ -409,7 +410,8 @@ def run_span(run_id: str, *, tenant: str, kind: str, trace_context: str | None
              ) -> Iterator[RunSpan]:
     """The span of one execution of run ``run_id``, in the trace of the request that opened
     it (``trace_context``, as the catalog stored it). Counts the run in ``tenantops.runs``
-    when it finishes. Logs inside carry the run ID."""
+    when `RunSpan.finish` says it finished (succeeded, failed, cancelled; an execution that
+    ends waiting for a later one is not counted). Logs inside carry the run ID."""
     telemetry = _active
     token = _run_id.set(run_id)
     try:
@@ -425,7 +427,7 @@ def run_span(run_id: str, *, tenant: str, kind: str, trace_context: str | None
             try:
                 yield handle
             finally:
-                if handle.status != "interrupted":
+                if handle.status in _FINISHED:  # not a segment that waits or hands over
                     telemetry.runs.add(1, {"kind": kind, "status": handle.status})
     finally:
         _run_id.reset(token)

@@ -124,3 +124,14 @@ def test_log_lines_carry_the_request_run_trace_and_span_ids(traced: Traced) -> N
     [span] = traced.named("run onboard")
     assert inside == (f"inside [request=req123 run=run456 trace={span.context.trace_id:032x} "
                       f"span={span.context.span_id:016x}]")
+
+
+def test_an_execution_that_ends_waiting_is_not_counted_as_a_finished_run(
+        traced: Traced) -> None:
+    with telemetry.run_span("r4", tenant="acme", kind="onboard", trace_context=STORED) as run:
+        run.finish("waiting")
+    with telemetry.run_span("r4", tenant="acme", kind="onboard", trace_context=STORED) as run:
+        run.finish("cancelled")
+    assert len(traced.named("run onboard")) == 2
+    assert [(a, p.value) for a, p in traced.points("tenantops.runs")] == [
+        ({"kind": "onboard", "status": "cancelled"}, 1)]
