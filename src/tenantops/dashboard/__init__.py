@@ -2,9 +2,9 @@
 
 Sign-in with OpenID Connect (authorization code + PKCE) against the configured authority, or
 App Service Authentication's principal headers; sessions in encrypted cookies that hold no
-token; CSRF tokens on every form; pages for tenants, a tenant, a run's live timeline, and the
-onboard, retry, cancel and offboard actions, each shown only to people whose app roles allow
-it. See docs/dashboard.md.
+token; CSRF tokens on every form; pages for tenants, a tenant, a run's live timeline, the
+audit trail, and the onboard, retry, cancel and offboard actions, each shown only to people
+whose app roles allow it. See docs/dashboard.md.
 """
 
 from __future__ import annotations
