@@ -84,8 +84,12 @@ def test_one_onboarding_is_one_trace_from_the_api_request_and_audited(
         catalog.close()
     assert run.trace_context is not None
     trace_id = run.trace_context.split("-")[1]
-    request_spans = [s for s in spans_of(collector.wait_for("/v1/traces"))
-                     if s[0] == "POST /api/tenants"]
+    def onboarding_requests(bodies: list[bytes]) -> list[tuple[str, dict[str, str],
+                                                             dict[str, str]]]:
+        return [s for s in spans_of(bodies) if s[0] == "POST /api/tenants"]
+
+    request_spans = onboarding_requests(collector.wait_for(
+        "/v1/traces", timeout=60, until=lambda bodies: bool(onboarding_requests(bodies))))
     assert len(request_spans) == 1
     assert request_spans[0][1]["tenantops.request.id"] == records[0].request_id
     assert records[0].trace_id == trace_id

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import http.server
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,10 +66,19 @@ class Collector:
     requests: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
     arrived: threading.Condition = field(default_factory=threading.Condition)
 
-    def wait_for(self, path: str, timeout: float = 30.0) -> list[bytes]:
-        with self.arrived:
-            self.arrived.wait_for(lambda: any(p == path for p, _, _ in self.requests), timeout)
+    def wait_for(self, path: str, timeout: float = 30.0,
+                 until: Callable[[list[bytes]], bool] | None = None) -> list[bytes]:
+        """The bodies of the export requests to ``path``, once one has arrived (or, with
+        ``until``, once ``until(bodies)`` holds; exporters send in batches, every few
+        seconds); what has arrived after ``timeout`` seconds otherwise."""
+
+        def bodies() -> list[bytes]:
             return [body for p, _, body in self.requests if p == path]
+
+        with self.arrived:
+            self.arrived.wait_for(lambda: bool(bodies()) and (until is None or until(bodies())),
+                                  timeout)
+            return bodies()
 
 
 @pytest.fixture
