@@ -4,6 +4,7 @@ audit trail through the API."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -98,6 +99,24 @@ def test_one_onboarding_is_one_trace_from_the_api_request_and_audited(
 
 
 def test_the_cli_reads_the_audit_trail_only_with_audit_read(stack: Stack) -> None:
+    onboarded = stack.tenantops("onboard", "audited", "--domain", "audited.example.test",
+                                "--admin-email", "it@audited.example.test", "--no-wait",
+                                identity="aa-onboarding")
+    assert onboarded.returncode == 0, onboarded.stderr
     refused = stack.tenantops("audit", identity="aa-onboarding")
     assert refused.returncode == 3
     assert "Audit.Read" in refused.stderr
+
+    table = stack.tenantops("audit", "--tenant", "audited", identity="aa-auditor")
+    assert table.returncode == 0, table.stderr
+    header, row, summary = table.stdout.splitlines()
+    assert header.split() == ["WHEN", "WHO", "ACTION", "TENANT", "OUTCOME", "REQUEST"]
+    assert "tenant.onboard" in row
+    assert "succeeded 202" in row
+    assert summary == "1 shown (1-1 of 1)"
+    listed = stack.tenantops("audit", "--action", "tenant.onboard", "--outcome", "succeeded",
+                             "--json", identity="aa-auditor")
+    assert listed.returncode == 0, listed.stderr
+    page = json.loads(listed.stdout)
+    assert {r["tenant"] for r in page["items"]} == {"audited"}
+    assert page["items"][0]["channel"] == "api"

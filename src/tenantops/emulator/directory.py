@@ -486,6 +486,7 @@ def _default_data() -> dict[str, object]:
             {"name": "aa-onboarding", "kind": "system"},
             {"name": "uami-no-role", "kind": "user"},
             {"name": "uami-reader", "kind": "user"},
+            {"name": "aa-auditor", "kind": "system"},  # a SIEM export job: Audit.Read only
         ],
         "users": [
             {"username": "operator@contoso.test", "display_name": "Olive Operator",
@@ -497,6 +498,7 @@ def _default_data() -> dict[str, object]:
             {"principal": "aa-onboarding", "resource": "tenantops-api", "role": "Tenants.Read"},
             {"principal": "aa-onboarding", "resource": "tenantops-api", "role": "Tenants.Write"},
             {"principal": "uami-reader", "resource": "tenantops-api", "role": "Tenants.Read"},
+            {"principal": "aa-auditor", "resource": "tenantops-api", "role": "Audit.Read"},
             {"principal": "ci-pipeline", "resource": "tenantops-api", "role": "Tenants.Read"},
             {"principal": "ci-pipeline", "resource": "tenantops-api", "role": "Tenants.Write"},
             {"principal": "operator@contoso.test", "resource": "tenantops-api",
