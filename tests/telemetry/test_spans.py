@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import io
 import logging
+from pathlib import Path
 
 import pytest
 from opentelemetry.trace import StatusCode
 
 from tenantops import telemetry
+from tenantops.catalog import Catalog
 from tenantops.log import RedactingFilter
 from tenantops.provisioning import Engine
 from tests.provisioning.conftest import EngineFactory, spec_for
@@ -135,3 +137,36 @@ def test_an_execution_that_ends_waiting_is_not_counted_as_a_finished_run(
     assert len(traced.named("run onboard")) == 2
     assert [(a, p.value) for a, p in traced.points("tenantops.runs")] == [
         ({"kind": "onboard", "status": "cancelled"}, 1)]
+
+
+def test_a_run_keeps_the_trace_of_the_request_that_opened_it_then_of_its_retry(
+        traced: Traced, tmp_path: Path) -> None:
+    catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.sqlite'}")
+    catalog.migrate()
+    try:
+        with telemetry.request_span("POST", "/api/tenants", {}, request_id="r" * 32,
+                                    client=None) as opening:
+            run = catalog.open_onboarding(spec_for("retraced"), requested_by="tests",
+                                          steps=[]).run
+        context = opening.get_span_context()
+        assert run.trace_context == (f"00-{context.trace_id:032x}-{context.span_id:016x}-"
+                                     f"{int(context.trace_flags):02x}")
+        catalog.finish_run(run.id, "failed", error="boom", failed_step="x")
+        with telemetry.request_span("POST", "/api/runs/{run_id}/retry", {},
+                                    request_id="s" * 32, client=None) as retrying:
+            reopened = catalog.reopen_run(run.id)
+        assert reopened.trace_context is not None
+        assert reopened.trace_context.split("-")[1] == (
+            f"{retrying.get_span_context().trace_id:032x}")
+    finally:
+        catalog.close()
+
+
+def test_a_run_opened_outside_any_trace_keeps_none(tmp_path: Path) -> None:
+    catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.sqlite'}")
+    catalog.migrate()
+    try:
+        run = catalog.open_onboarding(spec_for("untraced"), requested_by="tests", steps=[]).run
+        assert run.trace_context is None
+    finally:
+        catalog.close()
