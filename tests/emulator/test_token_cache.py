@@ -316,7 +316,7 @@ def test_emulator_assign_and_unassign_change_roles_of_the_running_emulator(
     assert wrong.exit_code == 1
     assert "role assignment refused: assignments[" in wrong.stderr
     assert ".role = 'Tenants.Own': app 'tenantops-api' defines ['Tenants.Read', " \
-        "'Tenants.Write', 'Tenants.Delete']" in wrong.stderr
+        "'Tenants.Write', 'Tenants.Delete', 'Audit.Read']" in wrong.stderr
 
 
 @pytest.mark.integration
