@@ -18,13 +18,19 @@ sleeps of pending steps.
 
 Run: .venv/bin/python bench/bench_onboarding.py [--tenants 500] [--concurrency 8] [--latency MS]
 Goals (issue 4): 500 tenants in under 2 minutes on 2 cores; overhead ratio at most 1.5.
+
+``--telemetry N`` measures only what tracing costs: N onboardings with telemetry on (spans
+and metrics exported by OTLP/HTTP to a collector in this process) alternating with N with it
+off, on one engine; goal (issue 16): at most 5 % slower.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.server
 import os
 import resource
+import statistics
 import tempfile
 import threading
 import time
@@ -35,14 +41,16 @@ from typing import Any
 
 from dbos import DBOS
 
+from tenantops import telemetry
 from tenantops.catalog import Run
-from tenantops.config import Settings
+from tenantops.config import Settings, TelemetrySettings
 from tenantops.provisioning import Engine, StepInputs, TenantSpec, current_step, onboarding_plan
 from tenantops.provisioning.plan import PlanStep
 from tenantops.provisioning.providers.base import Outcome, Pending, ProviderCall
 
 GOAL_SECONDS_FOR_500 = 120.0
 GOAL_OVERHEAD = 1.5
+GOAL_TELEMETRY = 1.05
 WARM_UP = 5
 
 
@@ -216,6 +224,70 @@ def waits_scaling(folder: Path, count: int, latency: float, concurrency: int,
     return wall, sum(1 for run in finished if run.status != "succeeded"), peak
 
 
+class _Sink(http.server.BaseHTTPRequestHandler):
+    """An OTLP/HTTP collector that accepts and discards every export."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def traced_one_at_a_time(folder: Path, count: int, latency: float = 0.0
+                         ) -> tuple[float, float, float, float, int]:
+    """``count`` onboardings with telemetry off and ``count`` with it on (spans and metrics
+    exported by OTLP/HTTP to a local collector), in pairs after a warm-up, which one goes
+    first alternating, so drift in the machine's speed hits both alike; (median seconds per
+    run off, on, median CPU seconds of this process per run off, on, failures). Medians, not
+    means: other work on the machine lands as spikes in single runs; CPU time, because wall
+    time on a shared machine also measures the other work."""
+    sink = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    settings = TelemetrySettings(otlp_endpoint=f"http://127.0.0.1:{sink.server_address[1]}",
+                                 metric_interval_seconds=5)
+    tracer_provider, meter_provider = telemetry.build_providers(settings)
+    # The engine traces provider calls itself (a no-op while telemetry is off).
+    engine = Engine(settings_for(folder, 1), middleware=[Latency(latency)] if latency else [])
+    engine.start()
+    seconds: dict[bool, list[float]] = {False: [], True: []}
+    cpu: dict[bool, list[float]] = {False: [], True: []}
+    failed = 0
+
+    def onboard(i: int) -> tuple[Run, float]:
+        started = time.process_time()
+        with telemetry.request_span("POST", "/api/tenants", {}, request_id=f"{i:032x}",
+                                    client=None):
+            run_id = engine.onboard(spec(i, "o"), requested_by="bench").id
+        run = engine.wait(run_id, timeout=600, poll=0.02)
+        return run, time.process_time() - started
+
+    try:
+        for i in range(-WARM_UP, count):
+            for traced in (i % 2 == 0, i % 2 != 0):  # which goes first alternates too
+                number = 2 * (i + WARM_UP) + traced
+                if traced:
+                    with telemetry.using(tracer_provider, meter_provider):
+                        run, used = onboard(number)
+                else:
+                    run, used = onboard(number)
+                if i >= 0:
+                    failed += run.status != "succeeded"
+                    seconds[traced].append(_run_seconds([run]))
+                    cpu[traced].append(used)
+    finally:
+        engine.stop()
+        tracer_provider.shutdown()
+        meter_provider.shutdown()
+        sink.shutdown()
+        sink.server_close()
+    return (statistics.median(seconds[False]), statistics.median(seconds[True]),
+            statistics.median(cpu[False]), statistics.median(cpu[True]), failed)
+
+
 def _run_seconds(runs: list[Run]) -> float:
     return sum((run.finished_at - run.started_at).total_seconds()
                for run in runs if run.finished_at and run.started_at)
@@ -235,8 +307,26 @@ def main() -> None:
                         help="with --latency: tenants onboarded at worker_concurrency 8 and "
                         "64, each waiting --scaling-wait s for its certificate")
     parser.add_argument("--scaling-wait", type=float, default=5.0, metavar="SECONDS")
+    parser.add_argument("--telemetry", type=int, default=0, metavar="N",
+                        help="only measure the cost of telemetry: N onboardings with tracing "
+                        "on (OTLP/HTTP to a local collector) alternating with N with it off")
     args = parser.parse_args()
     steps = len(onboarding_plan().steps)
+    if args.telemetry:
+        with tempfile.TemporaryDirectory() as tmp:
+            off, on, cpu_off, cpu_on, failed = traced_one_at_a_time(
+                Path(tmp) / "telemetry", args.telemetry, args.latency / 1000)
+        ratio = on / off
+        slower = f", provider calls {args.latency:g} ms slower" if args.latency else ""
+        print(f"telemetry: {args.telemetry} onboardings each way, one at a time{slower} "
+              f"({failed} failed), spans and metrics exported by OTLP/HTTP when on:")
+        print(f"  median run {off * 1000:.1f} ms off, {on * 1000:.1f} ms on: ratio "
+              f"{ratio:.3f} (goal <= {GOAL_TELEMETRY}: "
+              f"{'met' if ratio <= GOAL_TELEMETRY else 'NOT met'})")
+        print(f"  median CPU of this process per run {cpu_off * 1000:.1f} ms off, "
+              f"{cpu_on * 1000:.1f} ms on: ratio {cpu_on / cpu_off:.3f} (less sensitive to "
+              "other work on the machine)")
+        return
     if args.latency:
         with tempfile.TemporaryDirectory() as tmp:
             scaling = {c: waits_scaling(Path(tmp) / f"c{c}", args.scaling_tenants,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tenantops.catalog import Catalog
 from tests.support.processes import (
@@ -28,6 +29,27 @@ from tests.telemetry.test_export import spans_of
 __all__ = ["collector"]
 
 pytestmark = pytest.mark.integration
+
+
+@dataclass(frozen=True)
+class Span:
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    name: str
+    attributes: dict[str, str]
+
+
+def full_spans(bodies: list[bytes]) -> list[Span]:
+    """Every span of the OTLP export requests, IDs in hex."""
+    found = []
+    for body in bodies:
+        for resource_spans in ExportTraceServiceRequest.FromString(body).resource_spans:
+            for scope in resource_spans.scope_spans:
+                found += [Span(s.trace_id.hex(), s.span_id.hex(), s.parent_span_id.hex(), s.name,
+                               {a.key: a.value.string_value for a in s.attributes})
+                          for s in scope.spans]
+    return found
 
 
 @dataclass
@@ -120,3 +142,37 @@ def test_the_cli_reads_the_audit_trail_only_with_audit_read(stack: Stack) -> Non
     page = json.loads(listed.stdout)
     assert {r["tenant"] for r in page["items"]} == {"audited"}
     assert page["items"][0]["channel"] == "api"
+
+
+def test_the_worker_continues_the_requests_trace_down_to_each_provider_call(
+        stack: Stack, collector: Collector) -> None:
+    result = stack.tenantops("onboard", "traced", "--domain", "traced.example.test",
+                             "--admin-email", "it@traced.example.test", identity="aa-onboarding")
+    assert result.returncode == 0, result.stderr
+    catalog = Catalog(f"sqlite:///{stack.data_dir / 'catalog.sqlite'}")
+    try:
+        [run] = catalog.list_runs("traced")
+    finally:
+        catalog.close()
+    assert run.trace_context is not None
+    trace_id = run.trace_context.split("-")[1]
+
+    def of_the_run(bodies: list[bytes]) -> dict[str, Span]:
+        return {s.span_id: s for s in full_spans(bodies) if s.trace_id == trace_id}
+
+    def complete(bodies: list[bytes]) -> bool:  # the processes export every few seconds
+        found = of_the_run(bodies).values()
+        return (any(s.name == "POST /api/tenants" for s in found)
+                and any(s.name == "run onboard" for s in found)
+                and sum(s.name.startswith("step ") for s in found) >= len(run.steps))
+
+    spans = of_the_run(collector.wait_for("/v1/traces", timeout=60, until=complete))
+    [request] = [s for s in spans.values() if s.name == "POST /api/tenants"]
+    [run_span] = [s for s in spans.values() if s.name == "run onboard"]
+    assert run_span.parent_span_id == request.span_id
+    steps = [s for s in spans.values() if s.name.startswith("step ")]
+    assert {s.name.removeprefix("step ") for s in steps} == {s.name for s in run.steps}
+    assert all(s.parent_span_id == run_span.span_id for s in steps)
+    calls = [s for s in spans.values() if s.attributes.get("tenantops.provider.verb")]
+    assert len(calls) >= len(run.steps)
+    assert all(spans[c.parent_span_id].name.startswith("step ") for c in calls)

@@ -61,10 +61,13 @@ def test_a_run_without_stored_context_starts_its_own_trace(traced: Traced) -> No
     assert "[redacted]" in (span.status.description or "")
 
 
-def test_provider_calls_are_client_spans_with_provider_verb_and_outcome(
+def test_one_onboarding_is_one_trace_from_the_request_down_to_each_provider_call(
         traced: Traced, make_engine: EngineFactory) -> None:
-    engine: Engine = make_engine(telemetry.trace_provider_calls)
-    run = engine.wait(engine.onboard(spec_for("traced"), requested_by="tests").id, timeout=120)
+    engine: Engine = make_engine()  # the engine traces provider calls itself
+    with telemetry.request_span("POST", "/api/tenants", {}, request_id="t" * 32,
+                                client=None) as request:
+        run_id = engine.onboard(spec_for("traced"), requested_by="tests").id
+    run = engine.wait(run_id, timeout=120)
     assert run.status == "succeeded"
 
     calls = [s for s in traced.finished()
@@ -76,13 +79,28 @@ def test_provider_calls_are_client_spans_with_provider_verb_and_outcome(
                for s in calls if s.attributes)
     assert {s.attributes["tenantops.provider.outcome"] for s in calls if s.attributes} <= {
         "changed", "unchanged", "pending"}
-    assert all(s.parent is None for s in calls)  # no step spans until the engine opens them
+    by_id = {s.context.span_id: s for s in traced.finished()}
+    assert all(c.parent is not None and by_id[c.parent.span_id].name.startswith("step ")
+               for c in calls)
+    [run_span] = traced.named("run onboard")
+    assert run_span.parent is not None
+    assert run_span.parent.span_id == request.get_span_context().span_id
+    steps = [s for s in traced.finished() if s.name.startswith("step ")]
+    assert {s.name.removeprefix("step ") for s in steps} == {s.name for s in run.steps}
+    assert all(s.parent is not None and s.parent.span_id == run_span.context.span_id
+               for s in steps)
+    assert len({s.context.trace_id for s in (*calls, *steps, run_span)}) == 1
+    [(attributes, point)] = traced.points("tenantops.runs")
+    assert attributes == {"kind": "onboard", "status": "succeeded"}
+    assert point.value == 1
+    durations = traced.points("tenantops.step.duration")
+    assert {a["step"] for a, _ in durations} == {s.name for s in run.steps}
 
 
 def test_a_failing_provider_call_carries_its_redacted_message_and_no_stack(
         traced: Traced, make_engine: EngineFactory) -> None:
     outage = Outage("dns", "the DNS server refused the update (tsig secret=s3cr3t-key)")
-    engine = make_engine(telemetry.trace_provider_calls, outage)
+    engine = make_engine(outage)
     run = engine.wait(engine.onboard(spec_for("broken"), requested_by="tests").id, timeout=120)
     assert run.status == "failed"
 

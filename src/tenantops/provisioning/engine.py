@@ -67,6 +67,7 @@ import sqlalchemy as sa
 from dbos import DBOS, DBOSClient, DBOSConfig, SetEnqueueOptions, SetWorkflowID
 from sqlalchemy.engine import make_url
 
+from tenantops import telemetry
 from tenantops.catalog import Catalog, IdempotencyClaim, Run, segment_workflow_id
 from tenantops.config import Settings
 from tenantops.errors import (
@@ -213,7 +214,8 @@ def _load_run_step(run_id: str, segment: int = 0) -> dict[str, Any]:
     if run.segment != segment:
         return {"state": "superseded"}
     return {
-        "state": "current", "workflow_id": run.workflow_id,
+        "state": "current", "workflow_id": run.workflow_id, "tenant": run.tenant_slug,
+        "trace_context": run.trace_context,
         "kind": run.kind, "options": dict(run.options),
         "spec": catalog.get_tenant(run.tenant_slug).spec_fields(),
         "outputs": {s.name: s.outputs for s in run.steps if s.status == "succeeded"},
@@ -224,7 +226,12 @@ def _load_run_step(run_id: str, segment: int = 0) -> dict[str, Any]:
            should_retry=_is_catalog_error)
 def _execute_step(run_id: str, step: str, context: _RunContext) -> dict[str, Any]:
     # DBOS checkpoints a step's result, not its arguments: the context may hold objects.
-    return _active()._execute(run_id, step, context)
+    engine = _active()
+    provider = engine.providers.of_kind(context.plan.step(step).kind).label
+    with telemetry.step_span(run_id, step, provider=provider) as span:
+        result = engine._execute(run_id, step, context)
+        span.finish(str(result["state"]), result.get("error"))
+        return result
 
 
 @DBOS.step(name="tenantops.hand_over", retries_allowed=True, max_attempts=5,
@@ -262,8 +269,8 @@ class Engine:
         self.providers = providers or build_providers(
             settings, self.catalog, serve=settings.engine.serve_embedded
         )
-        if middleware:
-            self.providers.use(middleware)
+        # Provider-call spans first (a no-op while telemetry is off), then the caller's.
+        self.providers.use([telemetry.trace_provider_calls, *middleware])
         self.waits = waits or DurableWaits()
         self.system_database_url = system_database_url(settings)
         self.executor_id = _executor_id(settings, self.system_database_url)
@@ -314,6 +321,7 @@ class Engine:
             if self._folder_lock is not None:
                 self._folder_lock.acquire()
             self.catalog.migrate()
+            telemetry.configure(self.settings.telemetry)
             self._worker_seen()  # before DBOS starts: no other worker may take this one for dead
             _prepare_sqlite(self.system_database_url)
             serve = self.settings.engine.serve_embedded if serve_embedded is None else (
@@ -821,6 +829,15 @@ class Engine:
         loaded = _load_run_step(run_id, segment)
         if loaded["state"] != "current":
             return str(loaded["state"])
+        with telemetry.run_span(run_id, tenant=str(loaded.get("tenant", "")),
+                                kind=str(loaded["kind"]),
+                                trace_context=loaded.get("trace_context")) as span:
+            status = self._run_steps(run_id, segment, resume, loaded)
+            span.finish(status)
+            return status
+
+    def _run_steps(self, run_id: str, segment: int, resume: Mapping[str, Any],
+                   loaded: Mapping[str, Any]) -> str:
         plan = plan_for(loaded["kind"], loaded["options"])
         context = _RunContext(TenantSpec(**loaded["spec"]), plan, loaded["outputs"])
         config = self.settings.engine
