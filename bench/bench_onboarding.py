@@ -90,7 +90,7 @@ def settings_for(data_dir: Path, concurrency: int) -> Settings:
     runs is not part of a run's time, and a faster poll only takes CPU from the run)."""
     polling = 0.05 if concurrency > 1 else 0.2
     return Settings(
-        data_dir=data_dir, log_level="WARNING",
+        data_dir=data_dir, log_level="WARNING", dev_mode=True,  # the tenants' domains are .test
         engine={"worker_concurrency": concurrency, "queue_polling_seconds": polling},
         providers={"dns": {"port": 0, "propagation_poll_seconds": 0.05},
                    "webhost": {"port": 0, "app_port": 0}},
