@@ -4,8 +4,8 @@ trail.
 
 SQLAlchemy 2 models, one module and store per aggregate (`tenants`, `runs`, `steps`,
 `workers`, `idempotency`, `organizations`, `events`, `audit`), the `Catalog` facade that
-callers use, and Alembic migrations. SQLite by default (``<data_dir>/catalog.sqlite``); PostgreSQL when
-``catalog.url`` says so.
+callers use, and Alembic migrations. SQLite by default (``<data_dir>/catalog.sqlite``);
+PostgreSQL when ``catalog.url`` says so.
 """
 
 from __future__ import annotations

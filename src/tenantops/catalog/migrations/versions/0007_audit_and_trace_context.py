@@ -2,7 +2,7 @@
 TRUNCATE), and the trace context of the request that opened each run.
 
 Revision ID: 0007
-Revises: 0006
+Revises: 0010
 Create Date: 2026-12-06
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from tenantops.catalog.models import UtcDateTime
 
 revision = "0007"
-down_revision = "0006"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
