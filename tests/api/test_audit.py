@@ -270,3 +270,17 @@ def test_a_body_refused_at_the_edge_is_recorded_without_reading_it(audited: Audi
         "tenant.onboard", "refused", "request_too_large")
     assert record["tenant"] is None
     assert record["principal_oid"] is not None  # the token was checked before the size
+
+
+def test_the_events_of_a_request_carry_its_request_id_as_the_audit_record_does(
+        audited: Audited) -> None:
+    response = audited.client.post("/api/tenants", json=spec("evented"),
+                                   headers=audited.as_(audited.writer))
+    assert response.status_code == 202, response.text
+    request_id = response.headers["x-request-id"]
+    events = audited.engine.catalog.events.page(tenant="evented")
+    requested = [e for e in events if e.run_id == response.json()["run"]["id"]
+                 and e.request_id is not None]
+    assert requested, [e.type for e in events]
+    assert {e.request_id for e in requested} == {request_id}
+    assert audited.record_of(response)["request_id"] == request_id

@@ -54,6 +54,7 @@ from tenantops.catalog.models import (
     TenantRow,
 )
 from tenantops.errors import CatalogError, EventDeliveryNotFoundError
+from tenantops.telemetry import current_request_id
 
 __all__ = [
     "EVENT_PREFIX",
@@ -170,13 +171,15 @@ def record(
     request_id: str | None = None, stamp: dt.datetime | None = None,
 ) -> str:
     """Write one event in ``writer``'s transaction; returns its ID. For a tenant's event,
-    lock the tenant's row first (`run_requested` and the others do)."""
+    lock the tenant's row first (`run_requested` and the others do). ``request_id`` defaults
+    to the API or dashboard request being handled (its ``X-Request-ID``), if any."""
     if not type.startswith(EVENT_PREFIX):
         raise CatalogError(f"event type {type!r} does not start with {EVENT_PREFIX!r}")
     event_id = uuid.uuid4().hex
     writer.execute(insert(EventRow).values(
         id=event_id, type=type, subject=subject, tenant_slug=tenant_slug, run_id=run_id,
-        actor=actor, request_id=request_id, time=stamp or now(), data=dict(data),
+        actor=actor, request_id=request_id or current_request_id(), time=stamp or now(),
+        data=dict(data),
         routed_at=None,
     ))
     return event_id
