@@ -2,7 +2,7 @@
 TRUNCATE), and the trace context of the request that opened each run.
 
 Revision ID: 0007
-Revises: 0010
+Revises: 0008
 Create Date: 2026-12-06
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from tenantops.catalog.models import UtcDateTime
 
 revision = "0007"
-down_revision = "0010"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
