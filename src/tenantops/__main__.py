@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from tenantops.cli.main import main
+from tenantops.cli import main
 
 main()

@@ -10,22 +10,23 @@ import json
 import logging
 import sys
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import httpx
 import typer
 
 from tenantops.cli.context import fail, settings_of
-from tenantops.config import IdentitySettings, IdentitySource
 from tenantops.errors import TenantOpsError
-from tenantops.identity import (
-    DecodedToken,
-    IdentityCredential,
-    decode_token,
-    parse_audience,
-    verify_token,
-)
-from tenantops.identity.doctor import Doctor
+
+if TYPE_CHECKING:  # azure-identity, httpx and pydantic load when a command runs, not for --help
+    from tenantops.config import IdentitySettings, IdentitySource
+    from tenantops.identity import DecodedToken
+else:
+    # tenantops.config.IdentitySource, spelled out so --help needs no pydantic (a test
+    # keeps the two equal).
+    IdentitySource = Literal[
+        "environment", "workload-identity", "managed-identity", "azure-cli", "client-secret",
+        "client-certificate",
+    ]
 
 __all__ = ["app", "identity_settings", "quiet_azure_logging"]
 
@@ -83,6 +84,8 @@ def token(
 ) -> None:
     """Print an access token for RESOURCE to stdout (and nothing else), e.g. to capture it.
     With --decode, the claims and the identity source that issued it instead."""
+    from tenantops.identity import IdentityCredential, parse_audience
+
     quiet_azure_logging()
     try:
         audience = parse_audience(resource)
@@ -108,6 +111,10 @@ def decode_command(
         "--audience", help="With --verify, also require this aud.")] = None,
 ) -> None:
     """Show a token's header, claims and expiry in words; the token itself is never printed."""
+    import httpx
+
+    from tenantops.identity import decode_token, verify_token
+
     raw = sys.stdin.read() if token == "-" else token
     now = time.time()
     try:
@@ -137,6 +144,8 @@ def doctor(
                        ] = False,
 ) -> None:
     """Explain, step by step, why a call to URL fails, and what to do; exit 0 only if it works."""
+    from tenantops.identity.doctor import Doctor
+
     quiet_azure_logging()
     try:
         report = Doctor(identity_settings(ctx, source, identity), audience=audience).run(url)

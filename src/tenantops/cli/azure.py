@@ -9,18 +9,21 @@ Each problem is printed with its fix; the exit code is 1 when there is any.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import typer
 
 from tenantops.cli.context import CliContext, fail
-from tenantops.config import Settings, load_settings
-from tenantops.errors import TenantOpsError
-from tenantops.provisioning.providers.azure.connection import AzureConnection
-from tenantops.provisioning.providers.azure.preflight import Finding, run_preflight
+from tenantops.errors import ConfigError, TenantOpsError
+
+if TYPE_CHECKING:
+    from tenantops.config import Settings
+    from tenantops.provisioning.providers.azure.connection import AzureConnection
+    from tenantops.provisioning.providers.azure.preflight import Finding
 
 __all__ = ["app", "make_app", "render_findings"]
 
-Connect = Callable[[Settings], AzureConnection]
+Connect = Callable[["Settings"], "AzureConnection"]
 
 
 def render_findings(findings: Sequence[Finding]) -> str:
@@ -51,9 +54,18 @@ def make_app(connect: Connect | None = None) -> typer.Typer:
     def check(ctx: typer.Context) -> None:
         """Read-only preflight: identity, access to the web app, DNS zones, servers and vault,
         and the roles the Azure providers need, each problem with its fix."""
+        from tenantops.config import load_settings
+
+        try:
+            from tenantops.provisioning.providers.azure.connection import AzureConnection
+            from tenantops.provisioning.providers.azure.preflight import run_preflight
+        except ImportError as missing:  # the Azure SDKs are the optional `azure` extra
+            fail(ConfigError(
+                f"'tenantops azure' needs the Azure SDKs ({missing.name or 'an Azure SDK'} is "
+                "not installed); install them with: pip install 'tenantops[azure]'"))
         root = ctx.find_root().obj
         try:
-            settings = root.settings if isinstance(root, CliContext) else load_settings()
+            settings = root.load() if isinstance(root, CliContext) else load_settings()
             connection = connect(settings) if connect is not None else \
                 AzureConnection.from_settings(settings.azure)
             findings = run_preflight(settings, connection)

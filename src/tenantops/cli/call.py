@@ -18,7 +18,6 @@ from tenantops.cli.client import (
 )
 from tenantops.cli.context import fail, settings_of
 from tenantops.errors import ApiUnreachableError, ConfigError, IdentityError, TenantOpsError
-from tenantops.identity import IdentityCredential, TenantOpsClient
 from tenantops.log import redact
 
 __all__ = ["call"]
@@ -59,6 +58,8 @@ def call(
     401/403, 6 unreachable. A 401/403 is explained (the token's claims beside what the API
     expects).
     """
+    from tenantops.identity import IdentityCredential, TenantOpsClient
+
     quiet_azure_logging()
     verb = method.upper()
     if verb not in _METHODS:

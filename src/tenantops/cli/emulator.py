@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
-import httpx
 import typer
 
 from tenantops.cli.context import fail, settings_of
-from tenantops.config import Settings
-from tenantops.emulator.directory import Directory, default_directory, describe, load_directory
-from tenantops.emulator.keys import KeyStore
-from tenantops.emulator.runtime_env import RUNTIMES, runtime_env, workload_identity_env
-from tenantops.emulator.server import EmulatorServer, read_info
 from tenantops.errors import TenantOpsError
+
+if TYPE_CHECKING:  # the emulator's server and directory load when a command runs
+    from tenantops.config import Settings
+    from tenantops.emulator.directory import Directory
 
 __all__ = ["app"]
 
@@ -24,10 +22,13 @@ app = typer.Typer(help="Run and inspect the local Entra ID + managed-identity em
 
 Runtime = Literal["app-service", "automation", "imds", "msi", "msi-legacy", "azure-ml", "arc",
                   "workload-identity"]
+RUNTIMES: tuple[str, ...] = get_args(Runtime)  # runtime_env.RUNTIMES and workload-identity
 ReplayChoice = Literal["allow", "refuse"]
 
 
 def _directory(settings: Settings, path: Path | None) -> Directory:
+    from tenantops.emulator.directory import default_directory, load_directory
+
     chosen = path or settings.emulator.directory
     return load_directory(chosen) if chosen else default_directory()
 
@@ -67,6 +68,7 @@ def run(
     """Start the emulator (when no subcommand is given) and keep serving until Ctrl-C."""
     if ctx.invoked_subcommand is not None:
         return
+    from tenantops.emulator.server import EmulatorServer
     from tenantops.emulator.token_cache import CACHE_FAMILIES, TokenCachePolicy
 
     settings = settings_of(ctx)
@@ -113,6 +115,9 @@ def show(
     directory: Annotated[Path | None, typer.Option(help="Directory TOML file.")] = None,
 ) -> None:
     """Print the directory (apps, identities, users, roles) as JSON; no secrets."""
+    from tenantops.emulator.directory import describe
+    from tenantops.emulator.server import read_info
+
     settings = settings_of(ctx)
     try:
         info = read_info(settings.data_dir)
@@ -138,6 +143,9 @@ def env(
 
     For workload-identity, IDENTITY is a user-assigned identity or an app with a federated
     credential; a fresh token is written to the file AZURE_FEDERATED_TOKEN_FILE names."""
+    from tenantops.emulator.runtime_env import runtime_env, workload_identity_env
+    from tenantops.emulator.server import read_info
+
     settings = settings_of(ctx)
     try:
         info = read_info(settings.data_dir)
@@ -158,6 +166,8 @@ def env(
 @app.command("rotate-keys")
 def rotate_keys(ctx: typer.Context) -> None:
     """Make a new signing key active; the old one stays in the JWKS for the grace period."""
+    from tenantops.emulator.keys import KeyStore
+
     settings = settings_of(ctx)
     store = KeyStore(settings.data_dir / "emulator" / "keys",
                      grace_seconds=settings.emulator.key_grace_hours * 3600)
@@ -169,6 +179,10 @@ def rotate_keys(ctx: typer.Context) -> None:
 
 def _admin(ctx: typer.Context, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
     """Ask the running emulator's admin API; exits with its words when it refuses."""
+    import httpx
+
+    from tenantops.emulator.server import read_info
+
     settings = settings_of(ctx)
     info = read_info(settings.data_dir)
     if info is None:

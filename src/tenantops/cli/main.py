@@ -1,4 +1,9 @@
-"""The ``tenantops`` command: one Typer app, one module per command group."""
+"""The ``tenantops`` command: one Typer app, one module per command group.
+
+Command modules import only Typer and light tenantops modules at the top; what a command needs
+beyond that (the API, DBOS, SQLAlchemy, azure-identity, rich) it imports when it runs
+(`tests/test_cli_speed.py` keeps it so; ``bench/bench_cli.py`` measures it).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import typer
 from tenantops import __version__
 from tenantops.cli import audit as audit_cmd
 from tenantops.cli import auth as auth_cmd
+from tenantops.cli import azure as azure_cmd
 from tenantops.cli import call as call_cmd
 from tenantops.cli import demo as demo_cmd
 from tenantops.cli import emulator as emulator_cmd
@@ -18,10 +24,7 @@ from tenantops.cli import runs as runs_cmd
 from tenantops.cli import serve as serve_cmd
 from tenantops.cli import tenants as tenants_cmd
 from tenantops.cli import worker as worker_cmd
-from tenantops.cli.context import CliContext, fail
-from tenantops.config import load_settings
-from tenantops.errors import ConfigError, TenantOpsError
-from tenantops.log import configure_logging
+from tenantops.cli.context import CliContext
 
 __all__ = ["app", "main"]
 
@@ -35,19 +38,7 @@ app = typer.Typer(
 app.add_typer(emulator_cmd.app, name="emulator")
 app.command("demo")(demo_cmd.demo)
 app.add_typer(auth_cmd.app, name="auth")
-try:
-    from tenantops.cli import azure as azure_cmd
-except ImportError as missing:  # the Azure SDKs are the optional `azure` extra
-    _azure_missing = missing.name or "the Azure SDKs"
-
-    @app.command("azure", context_settings={"ignore_unknown_options": True,
-                                            "allow_extra_args": True})
-    def azure_unavailable() -> None:
-        """Azure preflight (needs the azure extra: pip install 'tenantops[azure]')."""
-        fail(ConfigError(f"'tenantops azure' needs the Azure SDKs ({_azure_missing} is not "
-                         "installed); install them with: pip install 'tenantops[azure]'"))
-else:
-    app.add_typer(azure_cmd.app, name="azure")
+app.add_typer(azure_cmd.app, name="azure")
 app.command("call")(call_cmd.call)
 app.command("serve")(serve_cmd.serve)
 app.command("worker")(worker_cmd.worker)
@@ -83,14 +74,10 @@ def root(
     ] = False,
 ) -> None:
     """Tenant onboarding for multi-tenant SaaS on Azure."""
-    try:
-        overrides: dict[str, object] = {"data_dir": data_dir} if data_dir else {}
-        settings = load_settings(config, **overrides)
-    except TenantOpsError as exc:
-        fail(exc)
-    configure_logging(settings.log_level)
-    ctx.obj = CliContext(settings=settings)
+    # Read when a command asks for it (settings_of), so '--help' reads no configuration.
+    ctx.obj = CliContext(config=config, overrides={"data_dir": data_dir} if data_dir else {})
 
 
 def main() -> None:
+    """The entry point of older installs (``tenantops.cli.main:main``)."""
     app()

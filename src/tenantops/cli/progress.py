@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
-from rich.live import Live
-from rich.table import Table
+
+if TYPE_CHECKING:  # rich loads when a run is followed
+    from rich.console import Console
+    from rich.table import Table
 
 __all__ = ["FINISHED", "exit_for_run", "follow_run", "run_table", "step_line"]
 
@@ -36,6 +37,8 @@ def step_line(step: dict[str, Any]) -> str:
 
 
 def run_table(run: dict[str, Any]) -> Table:
+    from rich.table import Table
+
     table = Table(title=f"{run['kind']} {run['tenant']} · run {run['id']} · {run['status']}",
                   title_justify="left", expand=False)
     for column in ("", "step", "provider", "status", "attempts", "time", "detail"):
@@ -52,6 +55,9 @@ def follow_run(fetch: Callable[[], dict[str, Any]], first: dict[str, Any], *,
                timeout: float, poll: float = 0.5, console: Console | None = None,
                quiet: bool = False) -> dict[str, Any]:
     """Poll ``fetch`` until the run finishes or ``timeout`` passes; return the last state."""
+    from rich.console import Console
+    from rich.live import Live
+
     console = console or Console(stderr=False, highlight=False)
     run = first
     deadline = time.monotonic() + timeout

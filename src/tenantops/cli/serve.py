@@ -8,29 +8,41 @@ Which tokens it trusts, in one of three modes:
 - ``--dev``: an emulator started in this process (data under the data folder), trusted as above.
 
 Trusting an emulator means trusting tokens anyone on this machine can mint; it prints so.
+
+``--detach`` starts the same command in the background (its output in ``<data_dir>/serve.log``),
+returns once it answers, and ``--stop`` stops it: one terminal is enough to try tenantops.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import ssl
+import subprocess
+import sys
+import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import httpx
 import typer
-import uvicorn
 
-from tenantops.api import create_app
-from tenantops.auth import expected_audiences
 from tenantops.cli.context import fail, settings_of
-from tenantops.config import AuthSettings, Settings
-from tenantops.emulator.directory import default_directory, load_directory
-from tenantops.emulator.server import EmulatorServer, read_info
 from tenantops.errors import ConfigError, EmulatorError, TenantOpsError
-from tenantops.listen import listen
-from tenantops.provisioning.engine import Engine
 
-__all__ = ["API_APP_NAME", "configured_auth", "emulator_auth", "serve"]
+if TYPE_CHECKING:  # the API, the emulator and the engine load when serve runs
+    import httpx
+
+    from tenantops.config import AuthSettings, Settings
+    from tenantops.emulator.server import EmulatorServer
+    from tenantops.provisioning.engine import Engine
+
+__all__ = ["API_APP_NAME", "BACKGROUND_FILE", "configured_auth", "emulator_auth", "serve"]
+
+BACKGROUND_FILE = "serve.json"
+"""In the data folder while a ``serve`` runs: its pid and URL (``--stop`` reads it)."""
+_LOG_FILE = "serve.log"
+_START_LIMIT_SECONDS = 300.0  # a start that has not answered by then is reported, not awaited
 
 API_APP_NAME = "tenantops-api"
 
@@ -72,6 +84,8 @@ def emulator_auth(
 ) -> AuthSettings:
     """``base`` pointed at the emulator at ``url``: its tenant, its ``tenantops-api`` client ID
     and ``ca_bundle``; reads ``<url>/_emulator/directory``."""
+    import httpx
+
     authority = url.rstrip("/")
     where = f"{authority}/_emulator/directory"
     try:
@@ -100,6 +114,9 @@ def emulator_auth(
 
 
 def _start_dev_emulator(settings: Settings) -> EmulatorServer:
+    from tenantops.emulator.directory import default_directory, load_directory
+    from tenantops.emulator.server import EmulatorServer
+
     cfg = settings.emulator
     directory = load_directory(cfg.directory) if cfg.directory else default_directory()
     server = EmulatorServer(
@@ -139,12 +156,40 @@ def serve(
                      "embedded providers' servers); --no-worker leaves them to 'tenantops "
                      "worker'."),
     ] = True,
+    detach: Annotated[
+        bool,
+        typer.Option("--detach", help="Run in the background (output in <data dir>/serve.log); "
+                     "return once it answers. 'tenantops serve --stop' stops it."),
+    ] = False,
+    stop: Annotated[
+        bool,
+        typer.Option("--stop", help="Stop the server that --detach started with this data "
+                     "folder."),
+    ] = False,
+    ready_file: Annotated[Path | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Run the API (and a worker). Trusts the configured Entra tenant, or an emulator with
     --emulator/--dev."""
+    if stop:
+        _stop_background(settings_of(ctx).data_dir)
+        return
+    if detach:
+        _start_background(settings_of(ctx).data_dir)
+        return
+    import uvicorn
+
+    from tenantops.api import create_app
+    from tenantops.auth import expected_audiences
+    from tenantops.emulator.server import read_info
+    from tenantops.listen import listen
+    from tenantops.provisioning.engine import Engine
+
     settings = settings_of(ctx)
     dev_emulator: EmulatorServer | None = None
     engine: Engine | None = None
+    # SIGTERM (kill, systemd, docker stop, --stop) stops as cleanly as Ctrl-C: uvicorn
+    # captures it while serving and raises it again once it has stopped.
+    previous_term = signal.signal(signal.SIGTERM, _interrupt)
     try:
         if dev and emulator:
             raise ConfigError("--dev starts its own emulator; do not combine it with --emulator")
@@ -178,6 +223,15 @@ def serve(
         typer.echo(f"tenant         {auth.tenant_id} at {auth.authority}")
         typer.echo("worker         " + ("in this process" if worker else
                                         "none: start 'tenantops worker' to execute runs"))
+        if settings.dashboard.enabled:
+            typer.echo(f"dashboard      http://{shown_host}:{bound_port}/"
+                       + ("  (sign in as operator@contoso.test / operator)" if dev else ""))
+        if dev:
+            _print_identities(settings.data_dir)
+        if ready_file is not None:
+            ready_file.write_text(json.dumps({
+                "pid": os.getpid(), "url": f"http://{shown_host}:{bound_port}/api"}),
+                encoding="utf-8")
         config = uvicorn.Config(app, log_config=None, access_log=True, server_header=False,
                                 lifespan="on")
         uvicorn.Server(config).run(sockets=[sock])
@@ -190,3 +244,89 @@ def serve(
             engine.stop()
         if dev_emulator is not None:
             dev_emulator.stop()
+        if ready_file is not None:
+            ready_file.unlink(missing_ok=True)
+        signal.signal(signal.SIGTERM, previous_term)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _data_dir_option(data_dir: Path) -> str:
+    """``--data-dir DIR `` when ``data_dir`` is not the default one, else empty."""
+    import shlex
+
+    if data_dir.resolve() == (Path.cwd() / ".tenantops").resolve():
+        return ""
+    return f"--data-dir {shlex.quote(str(data_dir))} "
+
+
+def _print_identities(data_dir: Path) -> None:
+    from tenantops.cli.demo import identity_lines
+
+    typer.echo("identities     the CLI acts as one of the emulator's terminal identities:")
+    for line in identity_lines(_data_dir_option(data_dir)):
+        typer.echo(f"  {line}")
+
+
+def _start_background(data_dir: Path) -> None:
+    """Start this same command without --detach in a new session, its output in the log;
+    return once it is ready (its banner printed), or fail with the end of its log."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    state, log_path = data_dir / BACKGROUND_FILE, data_dir / _LOG_FILE
+    running = _background_pid(state)
+    if running is not None:
+        fail(ConfigError(f"a tenantops serve already runs in the background for {data_dir} "
+                         f"(pid {running}); stop it first with 'tenantops "
+                         f"{_data_dir_option(data_dir)}serve --stop'"))
+    state.unlink(missing_ok=True)
+    args = [a for a in sys.argv[1:] if a != "--detach"]
+    with log_path.open("w", encoding="utf-8") as log:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "tenantops", *args, "--ready-file", str(state)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    began = time.monotonic()
+    while not state.exists():
+        if child.poll() is not None or time.monotonic() - began > _START_LIMIT_SECONDS:
+            if child.poll() is None:
+                child.terminate()
+            tail = log_path.read_text(encoding="utf-8", errors="replace")[-3000:]
+            fail(ConfigError(f"tenantops serve did not start in the background (see "
+                             f"{log_path}):\n{tail}"))
+        time.sleep(0.1)
+    banner = log_path.read_text(encoding="utf-8", errors="replace")
+    typer.echo(banner.rstrip("\n"))
+    typer.echo(f"running in the background (pid {child.pid}, output in {log_path}); stop it "
+               f"with: tenantops {_data_dir_option(data_dir)}serve --stop")
+
+
+def _background_pid(state: Path) -> int | None:
+    """The pid recorded in ``state`` when that process still runs, else None."""
+    try:
+        pid = int(json.loads(state.read_text(encoding="utf-8"))["pid"])
+        os.kill(pid, 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return pid
+
+
+def _stop_background(data_dir: Path) -> None:
+    state = data_dir / BACKGROUND_FILE
+    pid = _background_pid(state)
+    if pid is None:
+        state.unlink(missing_ok=True)
+        typer.echo(f"no tenantops serve runs in the background for {data_dir}; nothing to stop")
+        return
+    url = json.loads(state.read_text(encoding="utf-8")).get("url", "")
+    os.kill(pid, signal.SIGTERM)
+    began = time.monotonic()
+    while _background_pid(state) is not None and state.exists():
+        if time.monotonic() - began > 60:
+            os.kill(pid, signal.SIGKILL)
+            break
+        time.sleep(0.1)
+    state.unlink(missing_ok=True)
+    typer.echo(f"stopped tenantops serve (pid {pid}) at {url}, with its worker and "
+               f"emulator; the data stays in {data_dir}")

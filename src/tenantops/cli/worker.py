@@ -9,7 +9,6 @@ import typer
 
 from tenantops.cli.context import fail, settings_of
 from tenantops.errors import TenantOpsError
-from tenantops.provisioning import worker as runner
 
 __all__ = ["worker"]
 
@@ -21,6 +20,8 @@ def worker(
 ) -> None:
     """Execute onboarding and offboarding runs until Ctrl-C or SIGTERM. Killing it at any
     moment is safe: the next worker continues every run from its first unfinished step."""
+    from tenantops.provisioning import worker as runner
+
     settings = settings_of(ctx)
     typer.echo(f"tenantops worker: catalog and workflows under {settings.data_dir} "
                "(see catalog.url, engine.system_database_url)", err=True)

@@ -487,6 +487,10 @@ def _default_data() -> dict[str, object]:
             {"name": "uami-no-role", "kind": "user"},
             {"name": "uami-reader", "kind": "user"},
             {"name": "aa-auditor", "kind": "system"},  # a SIEM export job: Audit.Read only
+            # Terminal identities for people trying tenantops locally ('tenantops emulator
+            # env --identity ops-admin --runtime app-service'): every role, and read only.
+            {"name": "ops-admin", "kind": "system"},
+            {"name": "ops-reader", "kind": "system"},
         ],
         "users": [
             {"username": "operator@contoso.test", "display_name": "Olive Operator",
@@ -499,6 +503,10 @@ def _default_data() -> dict[str, object]:
             {"principal": "aa-onboarding", "resource": "tenantops-api", "role": "Tenants.Write"},
             {"principal": "uami-reader", "resource": "tenantops-api", "role": "Tenants.Read"},
             {"principal": "aa-auditor", "resource": "tenantops-api", "role": "Audit.Read"},
+            {"principal": "ops-admin", "resource": "tenantops-api", "role": "Tenants.Read"},
+            {"principal": "ops-admin", "resource": "tenantops-api", "role": "Tenants.Write"},
+            {"principal": "ops-admin", "resource": "tenantops-api", "role": "Tenants.Delete"},
+            {"principal": "ops-reader", "resource": "tenantops-api", "role": "Tenants.Read"},
             {"principal": "ci-pipeline", "resource": "tenantops-api", "role": "Tenants.Read"},
             {"principal": "ci-pipeline", "resource": "tenantops-api", "role": "Tenants.Write"},
             {"principal": "operator@contoso.test", "resource": "tenantops-api",
