@@ -126,6 +126,10 @@ class AuthSettings(_Section):
     allowed_tenants: list[str] | None = Field(
         default=None, description="tenant IDs (tid) admitted; unset: the configured tenant; an "
         "empty list admits none")
+    application_names: dict[str, str] = Field(
+        default_factory=dict,
+        description="display names of calling applications and managed identities, by client "
+        "ID, shown as who requested a run (tokens of applications carry no name)")
     trust_easy_auth_principal: bool = Field(
         default=False,
         description="trust X-MS-CLIENT-PRINCIPAL; safe only behind App Service Authentication",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 
-__all__ = ["RedactingFilter", "configure_logging", "redact"]
+__all__ = ["RedactingFilter", "configure_logging", "redact", "redact_values"]
 
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 _AUTH_HEADER = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE)
@@ -30,6 +30,27 @@ def redact(text: str) -> str:
     text = _JWT.sub(REDACTED, text)
     text = _AUTH_HEADER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
     return _PAIRS.sub(lambda m: f"{m.group('key')}{m.group('quote')}{REDACTED}", text)
+
+
+_SECRET_KEYS = re.compile(
+    r"(client_secret|password|passwd|access_token|refresh_token|id_token|code_verifier"
+    r"|identity_header|msi_secret|api[_-]?key|private_key|connection_string|secret_value)$",
+    re.IGNORECASE,
+)
+
+
+def redact_values(value: object) -> object:
+    """``value`` (JSON-like: dicts, lists, strings) with the values of secret-named keys
+    replaced and every string passed through `redact`. A key named ``secret`` holds the *name*
+    of a secret (``acme-database-password``), not its value, and is kept."""
+    if isinstance(value, dict):
+        return {k: REDACTED if isinstance(k, str) and _SECRET_KEYS.search(k)
+                else redact_values(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_values(v) for v in value]
+    if isinstance(value, str):
+        return redact(value)
+    return value
 
 
 class RedactingFilter(logging.Filter):

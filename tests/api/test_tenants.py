@@ -52,8 +52,12 @@ class Api:
 @pytest.fixture(scope="module")
 def api(emulator_server: EmulatorServer,
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    onboarding = emulator_server.state.directory.identity_by_name("aa-onboarding")
+    assert onboarding is not None
+    auth = auth_settings(emulator_server.info).model_copy(update={
+        "application_names": {onboarding.client_id: "Automation: onboarding"}})
     settings = fast_settings(tmp_path_factory.mktemp("tenants-api") / "data").model_copy(
-        update={"auth": auth_settings(emulator_server.info)})
+        update={"auth": auth})
     engine = Engine(settings)
     engine.start()
     state = emulator_server.state
@@ -97,7 +101,26 @@ def test_onboard_is_accepted_and_the_run_finishes(api: Api) -> None:
     assert tenant["resources"]["certificate"]["thumbprint"]
     assert "CNAME www.alpha.test" in tenant["resources"]["dns_records"]
     assert [r["id"] for r in tenant["runs"]] == [run_id]
-    assert run["requested_by"].startswith("app ")
+
+
+def test_a_run_shows_resolved_values_outputs_attempts_and_who_asked_in_words(api: Api) -> None:
+    run_id = api.writer.post("/api/tenants", spec("words")).json()["run"]["id"]
+    api.engine.wait(run_id, timeout=60)
+    operator_run = api.operator.post("/api/tenants", spec("people")).json()["run"]
+
+    run = api.reader.get(f"/api/runs/{run_id}").json()
+    steps = {s["name"]: s for s in run["steps"]}
+
+    assert run["requested_by"].startswith("Automation: onboarding (app ")
+    assert operator_run["requested_by"] == "Olive Operator (operator@contoso.test)"
+    cname = steps["create_cname_record"]
+    assert cname["resolved"]["name"] == "www.words.test"
+    assert cname["resolved"]["type"] == "CNAME"
+    assert steps["create_database"]["resolved"]["name"] == "tenant_words"
+    assert steps["issue_certificate"]["outputs"]
+    assert all(len(s["history"]) == s["attempts"] for s in run["steps"])
+    assert all(s["history"][-1]["outcome"] == "succeeded" for s in run["steps"])
+    assert sum(s["duration_seconds"] for s in run["steps"]) <= run["duration_seconds"]
 
 
 def test_same_spec_again_returns_the_same_run(api: Api) -> None:

@@ -110,3 +110,30 @@ def test_durations_and_days_read_naturally() -> None:
     now = dt.datetime(2026, 11, 30, tzinfo=dt.timezone.utc)
     assert relative_days(now + dt.timedelta(days=90), now) == "in 90 days"
     assert relative_days(now - dt.timedelta(days=2), now) == "2 days ago"
+
+
+def test_run_page_shows_what_each_step_asked_for_and_produced_and_its_attempts(
+    operator_site: Site,
+) -> None:
+    run = operator_site.register("acme", custom_domain="portal.acme.test")
+    catalog = operator_site.engine.catalog
+    cname = {"name": "portal.acme.test", "type": "CNAME", "value": "tenants.example.net",
+             "password": "do-not-show"}
+    catalog.step_started(run.id, "create_cname_record", resolved=cname)
+    catalog.step_waiting(run.id, "create_cname_record", status="retrying",
+                         message="dns: SERVFAIL from 10.0.0.53")
+    catalog.step_started(run.id, "create_cname_record", resolved=cname)
+    catalog.step_succeeded(run.id, "create_cname_record", {"fqdn": "portal.acme.test."}, {})
+
+    live = operator_site.client.get(f"/runs/{run.id}/live").text
+    step = live[live.index('id="step-create_cname_record"'):]
+    step = step[:step.index("</li>")]
+
+    assert "<code>portal.acme.test</code>" in step
+    assert "<code>tenants.example.net</code>" in step
+    assert "&lt;custom domain&gt;" not in step
+    assert "<code>portal.acme.test.</code>" in step  # its output
+    assert "do-not-show" not in live
+    assert "2 attempts" in step
+    assert "Transient fault, tried again" in step
+    assert "dns: SERVFAIL from 10.0.0.53" in step

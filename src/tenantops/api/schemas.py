@@ -7,10 +7,22 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tenantops.catalog import AuditRecord, Run, Step, Tenant, Worker
+from tenantops.catalog import (
+    Attempt,
+    AuditRecord,
+    Run,
+    Step,
+    Tenant,
+    Worker,
+    attempt_seconds,
+    run_seconds,
+    step_seconds,
+)
+from tenantops.log import redact, redact_values
 from tenantops.provisioning.domains import domain_kind_of, pending_domain
 
 __all__ = [
+    "AttemptOut",
     "AuditOut",
     "AuditPage",
     "DnsRecordOut",
@@ -56,6 +68,45 @@ class TenantRequest(BaseModel):
     tags: dict[str, str] = Field(default_factory=dict)
 
 
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _seconds(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def _clean(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    cleaned = redact_values(value)
+    return cleaned if isinstance(cleaned, dict) else None
+
+
+class AttemptOut(BaseModel):
+    """One attempt of a step (see `tenantops.catalog.durations` for ``duration_seconds``)."""
+
+    number: int = Field(description="counts every attempt of the step since the run began")
+    execution: int = Field(description="0: the run's first execution; n: after its n-th retry")
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    outcome: Literal["running", "waiting", "retrying", "succeeded", "failed", "interrupted"]
+    duration_seconds: float | None
+    error: str | None
+    message: str | None
+    resolved: dict[str, Any] | None = Field(
+        description="the resource this attempt asked the provider for (secrets redacted)")
+
+    @classmethod
+    def of(cls, attempt: Attempt, now: dt.datetime) -> AttemptOut:
+        return cls(number=attempt.number, execution=attempt.execution,
+                   started_at=attempt.started_at, finished_at=attempt.finished_at,
+                   outcome=attempt.outcome,
+                   duration_seconds=_seconds(attempt_seconds(attempt, now)),
+                   error=redact(attempt.error) if attempt.error else None,
+                   message=attempt.message, resolved=_clean(attempt.resolved))
+
+
 class StepOut(BaseModel):
     name: str
     provider: str
@@ -64,20 +115,25 @@ class StepOut(BaseModel):
     attempts: int
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
-    duration_seconds: float | None
+    duration_seconds: float | None = Field(
+        description="per execution, first attempt's start to last attempt's end, summed")
     error: str | None
     message: str | None
+    resolved: dict[str, Any] | None = Field(
+        description="the resource the latest attempt asked for (secrets redacted)")
     outputs: dict[str, Any]
+    history: list[AttemptOut] = Field(description="every attempt, oldest first")
 
     @classmethod
-    def of(cls, step: Step) -> StepOut:
-        duration = None
-        if step.started_at is not None and step.finished_at is not None:
-            duration = round((step.finished_at - step.started_at).total_seconds(), 3)
+    def of(cls, step: Step, now: dt.datetime | None = None) -> StepOut:
+        now = now or _now()
         return cls(name=step.name, provider=step.provider, action=step.action,
                    status=step.status, attempts=step.attempts, started_at=step.started_at,
-                   finished_at=step.finished_at, duration_seconds=duration, error=step.error,
-                   message=step.message, outputs=step.outputs)
+                   finished_at=step.finished_at,
+                   duration_seconds=_seconds(step_seconds(step, now)), error=step.error,
+                   message=step.message, resolved=_clean(step.resolved),
+                   outputs=_clean(step.outputs) or {},
+                   history=[AttemptOut.of(a, now) for a in step.history])
 
 
 class RunOut(BaseModel):
@@ -90,7 +146,13 @@ class RunOut(BaseModel):
                    "action": "ensure", "status": "succeeded", "attempts": 1,
                    "started_at": "2026-11-30T05:00:01Z", "finished_at": "2026-11-30T05:00:01Z",
                    "duration_seconds": 0.012, "error": None, "message": None,
-                   "outputs": {}}],
+                   "resolved": {"slug": "acme"}, "outputs": {},
+                   "history": [{"number": 1, "execution": 0,
+                                "started_at": "2026-11-30T05:00:01Z",
+                                "finished_at": "2026-11-30T05:00:01Z", "outcome": "succeeded",
+                                "duration_seconds": 0.012, "error": None, "message": None,
+                                "resolved": {"slug": "acme"}}]}],
+        "duration_seconds": 0.012,
     }]})
 
     id: str
@@ -106,14 +168,19 @@ class RunOut(BaseModel):
     retries: int
     options: dict[str, Any]
     steps: list[StepOut]
+    duration_seconds: float | None = Field(
+        description="per execution, first attempt's start to last attempt's end, summed; "
+        "time spent failed, waiting for a retry, is not counted")
 
     @classmethod
-    def of(cls, run: Run) -> RunOut:
+    def of(cls, run: Run, now: dt.datetime | None = None) -> RunOut:
+        now = now or _now()
         return cls(id=run.id, tenant=run.tenant_slug, kind=run.kind, status=run.status,
                    requested_by=run.requested_by, created_at=run.created_at,
                    started_at=run.started_at, finished_at=run.finished_at, error=run.error,
                    failed_step=run.failed_step, retries=run.retries, options=run.options,
-                   steps=[StepOut.of(s) for s in run.steps])
+                   steps=[StepOut.of(s, now) for s in run.steps],
+                   duration_seconds=_seconds(run_seconds(run, now)))
 
 
 class TenantOut(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -30,3 +31,17 @@ class Principal:
 
     def has_role(self, role: str) -> bool:
         return role in self.roles
+
+    def describe(self, application_names: Mapping[str, str] | None = None) -> str:
+        """The caller as people read it (runs record it as who asked): a person's name and
+        UPN; for an application or managed identity, its display name from
+        ``application_names`` (client ID to name; ``auth.application_names``), else its app
+        ID. At most 256 characters."""
+        if self.upn or self.name:
+            text = (f"{self.name} ({self.upn})" if self.name and self.upn and
+                    self.name != self.upn else self.upn or self.name or "")
+        else:
+            names = {k.lower(): v for k, v in (application_names or {}).items()}
+            named = names.get(self.appid.lower())
+            text = f"{named} (app {self.appid})" if named else f"app {self.appid}"
+        return text[:256]

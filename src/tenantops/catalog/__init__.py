@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from tenantops.catalog._database import CatalogDatabase
 from tenantops.catalog.audit import AuditEntry, AuditOutcome, AuditRecord, AuditStore, Channel
+from tenantops.catalog.durations import attempt_seconds, run_seconds, step_seconds
 from tenantops.catalog.events import Delivery, DeliveryStatus, Event, EventStore, HistoryEntry
 from tenantops.catalog.idempotency import IdempotencyClaim, IdempotencyStore
 from tenantops.catalog.organizations import (
@@ -23,6 +24,8 @@ from tenantops.catalog.organizations import (
 )
 from tenantops.catalog.repository import Catalog, catalog_url
 from tenantops.catalog.runs import (
+    Attempt,
+    AttemptOutcome,
     OpenedRun,
     Run,
     RunKind,
@@ -38,6 +41,8 @@ from tenantops.catalog.tenants import Tenant, TenantFields, TenantStatus, Tenant
 from tenantops.catalog.workers import Worker, WorkerStore
 
 __all__ = [
+    "Attempt",
+    "AttemptOutcome",
     "AuditEntry",
     "AuditOutcome",
     "AuditRecord",
@@ -72,6 +77,9 @@ __all__ = [
     "TenantStore",
     "Worker",
     "WorkerStore",
+    "attempt_seconds",
     "catalog_url",
+    "run_seconds",
     "segment_workflow_id",
+    "step_seconds",
 ]

@@ -38,6 +38,7 @@ __all__ = [
     "OrganizationMemberRow",
     "OrganizationRow",
     "RunRow",
+    "StepAttemptRow",
     "StepRow",
     "TenantRow",
     "UtcDateTime",
@@ -188,6 +189,31 @@ class StepRow(Base):
     pending_since: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
 
     __table_args__ = (UniqueConstraint("run_id", "name"),)
+
+
+class StepAttemptRow(Base):
+    """One attempt of one step: when it began and ended, how it ended, and the resource
+    it asked the provider for (resolved from the spec and earlier steps' outputs).
+
+    ``execution`` is the run's ``retries`` when the attempt began: 0 for the first
+    execution, 1 after the first retry. ``outcome`` is ``running`` until the attempt ends;
+    one still ``running`` after a newer attempt began was interrupted (its worker stopped)."""
+
+    __tablename__ = "step_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    step: Mapped[str] = mapped_column(String(64))
+    number: Mapped[int] = mapped_column(Integer)
+    execution: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    outcome: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    message: Mapped[str | None] = mapped_column(Text)
+    resolved: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    __table_args__ = (UniqueConstraint("run_id", "step", "number"),)
 
 
 class IdempotencyKeyRow(Base):

@@ -17,14 +17,14 @@ store holds what.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from tenantops.catalog._database import CatalogDatabase
+from tenantops.catalog._database import CatalogDatabase, now
 from tenantops.catalog.audit import AuditStore
 from tenantops.catalog.events import EventStore
 from tenantops.catalog.idempotency import IdempotencyClaim, IdempotencyStore
@@ -51,11 +51,12 @@ class Catalog:
     """Tenants, runs, steps, workers, idempotency keys and the audit trail in one SQL
     database (SQLite by default, or PostgreSQL), one store per aggregate."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10,
+                 clock: Callable[[], dt.datetime] = now) -> None:
         self.database = CatalogDatabase(url, pool_size=pool_size)
         self.tenants = TenantStore(self.database)
         self.runs = RunStore(self.database)
-        self.steps = StepStore(self.database)
+        self.steps = StepStore(self.database, clock=clock)
         self.worker_registry = WorkerStore(self.database)
         self.idempotency_keys = IdempotencyStore(self.database)
         self.events = EventStore(self.database)
@@ -183,8 +184,9 @@ class Catalog:
 
     # -- steps --------------------------------------------------------------------------
 
-    def step_started(self, run_id: str, name: str) -> int | None:
-        return self.steps.started(run_id, name)
+    def step_started(self, run_id: str, name: str, *,
+                     resolved: Mapping[str, Any] | None = None) -> int | None:
+        return self.steps.started(run_id, name, resolved=resolved)
 
     def step_waiting(
         self, run_id: str, name: str, *, status: Literal["waiting", "retrying"], message: str

@@ -31,6 +31,7 @@ from tenantops.catalog.models import (
     ACTIVE_RUN_STATUSES,
     DomainAncestorRow,
     RunRow,
+    StepAttemptRow,
     StepRow,
     TenantRow,
 )
@@ -55,6 +56,8 @@ from tenantops.errors import (
 from tenantops.telemetry import traceparent
 
 __all__ = [
+    "Attempt",
+    "AttemptOutcome",
     "OpenedRun",
     "Run",
     "RunKind",
@@ -70,6 +73,9 @@ RunKind = Literal["onboard", "offboard"]
 RunStatus = Literal["pending", "running", "succeeded", "failed", "cancelled"]
 StepStatus = Literal[
     "pending", "running", "waiting", "retrying", "succeeded", "failed", "cancelled"
+]
+AttemptOutcome = Literal[
+    "running", "waiting", "retrying", "succeeded", "failed", "interrupted"
 ]
 TERMINAL_RUN_STATUSES = ("succeeded", "failed", "cancelled")
 _OPEN_ATTEMPTS = 5
@@ -87,8 +93,27 @@ class StepTemplate:
 
 
 @dataclass(frozen=True)
+class Attempt:
+    """One attempt of a step. ``execution`` is 0 for the run's first execution and n after
+    its n-th retry; ``outcome`` ``waiting`` means the provider said "not yet" (polled
+    again), ``retrying`` a transient fault (tried again), ``interrupted`` that its worker
+    stopped before it ended. ``resolved`` is the resource the attempt asked for."""
+
+    step: str
+    number: int
+    execution: int
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    outcome: AttemptOutcome
+    error: str | None
+    message: str | None
+    resolved: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
 class Step:
-    """One step of a run: status as it changes (running included), attempts, timings."""
+    """One step of a run: status as it changes (running included), attempts, timings;
+    ``history`` holds every attempt, oldest first."""
 
     run_id: str
     position: int
@@ -102,6 +127,12 @@ class Step:
     error: str | None
     message: str | None
     outputs: dict[str, Any]
+    history: tuple[Attempt, ...] = ()
+
+    @property
+    def resolved(self) -> dict[str, Any] | None:
+        """The resource the latest attempt asked for (None before the first attempt)."""
+        return self.history[-1].resolved if self.history else None
 
 
 @dataclass(frozen=True)
@@ -158,30 +189,55 @@ def segment_workflow_id(workflow_id: str, segment: int) -> str:
 
 _RUNS = RunRow.__table__
 _STEPS = StepRow.__table__
+_ATTEMPTS = StepAttemptRow.__table__
 # The read path (a tenant's page): Core rows, statements built once.
 _RUNS_OF_TENANT = select(_RUNS).where(_RUNS.c.tenant_id == bindparam("p_tenant")).order_by(
     _RUNS.c.created_at, _RUNS.c.id)
 _STEPS_OF_TENANT = select(_STEPS).join(_RUNS, _RUNS.c.id == _STEPS.c.run_id).where(
     _RUNS.c.tenant_id == bindparam("p_tenant"))
+_ATTEMPTS_OF_TENANT = select(_ATTEMPTS).join(_RUNS, _RUNS.c.id == _ATTEMPTS.c.run_id).where(
+    _RUNS.c.tenant_id == bindparam("p_tenant"))
 
 
-def step_record(row: StepRow | Row[Any]) -> Step:
+def attempt_record(row: StepAttemptRow | Row[Any], latest: int, run_active: bool) -> Attempt:
+    outcome = row.outcome
+    if outcome == "running" and (row.number < latest or not run_active):
+        outcome = "interrupted"
+    return Attempt(
+        step=row.step, number=row.number, execution=row.execution, started_at=row.started_at,
+        finished_at=row.finished_at, outcome=outcome,  # type: ignore[arg-type]
+        error=row.error, message=row.message,
+        resolved=dict(row.resolved) if row.resolved is not None else None,
+    )
+
+
+def step_record(row: StepRow | Row[Any], attempts: Sequence[StepAttemptRow | Row[Any]] = (),
+                run_active: bool = True) -> Step:
+    ordered = sorted(attempts, key=lambda a: a.number)
+    latest = ordered[-1].number if ordered else 0
     return Step(
         run_id=row.run_id, position=row.position, name=row.name, provider=row.provider,
         action=row.action, status=row.status,  # type: ignore[arg-type]
         attempts=row.attempts, started_at=row.started_at, finished_at=row.finished_at,
         error=row.error, message=row.message, outputs=dict(row.outputs or {}),
+        history=tuple(attempt_record(a, latest, run_active) for a in ordered),
     )
 
 
-def run_record(row: RunRow | Row[Any], slug: str, steps: Sequence[StepRow | Row[Any]]) -> Run:
+def run_record(row: RunRow | Row[Any], slug: str, steps: Sequence[StepRow | Row[Any]],
+               attempts: Sequence[StepAttemptRow | Row[Any]] = ()) -> Run:
+    by_step: dict[str, list[StepAttemptRow | Row[Any]]] = {}
+    for attempt in attempts:
+        by_step.setdefault(attempt.step, []).append(attempt)
+    active = row.status in ACTIVE_RUN_STATUSES
     return Run(
         id=row.id, tenant_slug=slug, kind=row.kind, status=row.status,  # type: ignore[arg-type]
         options=dict(row.options or {}), requested_by=row.requested_by,
         workflow_id=row.workflow_id, created_at=row.created_at, started_at=row.started_at,
         finished_at=row.finished_at, error=row.error, failed_step=row.failed_step,
         retries=row.retries,
-        steps=tuple(step_record(s) for s in sorted(steps, key=lambda s: s.position)),
+        steps=tuple(step_record(s, by_step.get(s.name, ()), active)
+                    for s in sorted(steps, key=lambda s: s.position)),
         segment=row.segment or 0,
         trace_context=row.trace_context,
     )
@@ -343,10 +399,15 @@ class RunStore:
             rows = s.execute(query).all()
             run_ids = [r.id for r, _ in rows]
             steps: dict[str, list[StepRow]] = {rid: [] for rid in run_ids}
+            attempts: dict[str, list[StepAttemptRow]] = {rid: [] for rid in run_ids}
             if run_ids:
                 for step in s.scalars(select(StepRow).where(StepRow.run_id.in_(run_ids))):
                     steps[step.run_id].append(step)
-            return [run_record(r, tenant_slug, steps[r.id]) for r, tenant_slug in rows]
+                for attempt in s.scalars(select(StepAttemptRow).where(
+                        StepAttemptRow.run_id.in_(run_ids))):
+                    attempts[attempt.run_id].append(attempt)
+            return [run_record(r, tenant_slug, steps[r.id], attempts[r.id])
+                    for r, tenant_slug in rows]
 
     def of_tenant(self, slug: str) -> tuple[Tenant, list[Run]]:
         """The tenant ``slug`` and its runs, oldest first, steps included, read in one
@@ -359,7 +420,11 @@ class RunStore:
             steps: dict[str, list[Row[Any]]] = {run.id: [] for run in runs}
             for step in connection.execute(_STEPS_OF_TENANT, {"p_tenant": row.id}):
                 steps[step.run_id].append(step)
-            return tenant_record(row), [run_record(run, slug, steps[run.id]) for run in runs]
+            attempts: dict[str, list[Row[Any]]] = {run.id: [] for run in runs}
+            for attempt in connection.execute(_ATTEMPTS_OF_TENANT, {"p_tenant": row.id}):
+                attempts[attempt.run_id].append(attempt)
+            return tenant_record(row), [run_record(run, slug, steps[run.id], attempts[run.id])
+                                        for run in runs]
 
     def active(self) -> list[Run]:
         """Runs pending or running: what a worker must make sure has a workflow. Selected
@@ -483,10 +548,12 @@ class RunStore:
                 # A new workflow segment carries the retry: the failed one keeps its history.
                 row.segment = (row.segment or 0) + 1
                 row.trace_context = traceparent()
+                # The last error stays in the step's attempts (history), not beside "pending".
                 s.execute(
                     update(StepRow)
                     .where(StepRow.run_id == run_id, StepRow.status != "succeeded")
-                    .values(status="pending", finished_at=None, pending_since=None)
+                    .values(status="pending", finished_at=None, pending_since=None, error=None,
+                            message=None)
                 )
                 tenant.status = "provisioning" if row.kind == "onboard" else "offboarding"
                 tenant.updated_at = now()
@@ -512,7 +579,8 @@ def get_run(s: Session, run_id: str) -> Run:
 
 def load_run(s: Session, run: RunRow, slug: str) -> Run:
     steps = s.scalars(select(StepRow).where(StepRow.run_id == run.id)).all()
-    return run_record(run, slug, steps)
+    attempts = s.scalars(select(StepAttemptRow).where(StepAttemptRow.run_id == run.id)).all()
+    return run_record(run, slug, steps, attempts)
 
 
 def latest_run_row(s: Session, tenant_id: str) -> RunRow | None:

@@ -13,7 +13,7 @@ if TYPE_CHECKING:  # rich loads when a run is followed
     from rich.console import Console
     from rich.table import Table
 
-__all__ = ["FINISHED", "exit_for_run", "follow_run", "run_table", "step_line"]
+__all__ = ["FINISHED", "exit_for_run", "follow_run", "run_table", "step_details", "step_line"]
 
 _MARK = {"succeeded": "✔", "failed": "✘", "running": "…", "waiting": "⏳", "retrying": "↻",
          "pending": "·", "cancelled": "⊘"}
@@ -34,6 +34,32 @@ def step_line(step: dict[str, Any]) -> str:
     if step.get("error"):
         text += f"\n    error: {step['error']}"
     return text
+
+
+def _values(values: dict[str, Any] | None) -> str:
+    return "  ".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}"
+                     for k, v in (values or {}).items())
+
+
+def step_details(step: dict[str, Any]) -> list[str]:
+    """What the step asked for (resolved), what it produced, and its attempts when there
+    was more than one or one failed: the lines under `step_line` in ``runs show``."""
+    lines = []
+    if step.get("resolved"):
+        lines.append(f"    asked for: {_values(step['resolved'])}")
+    if step.get("outputs"):
+        lines.append(f"    produced:  {_values(step['outputs'])}")
+    history = step.get("history") or []
+    if len(history) > 1 or any(a.get("error") for a in history):
+        for attempt in history:
+            took = attempt.get("duration_seconds")
+            when = "first execution" if not attempt["execution"] else (
+                f"retry {attempt['execution']}")
+            note = attempt.get("error") or attempt.get("message") or ""
+            lines.append(f"    attempt {attempt['number']} ({when}) {attempt['outcome']:<11} "
+                         f"{attempt['started_at']}" + (f" {took:.1f}s" if took is not None
+                                                       else "") + (f"  {note}" if note else ""))
+    return lines
 
 
 def run_table(run: dict[str, Any]) -> Table:

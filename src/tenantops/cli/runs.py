@@ -14,7 +14,7 @@ from tenantops.cli.client import (
     api_session,
     print_json,
 )
-from tenantops.cli.progress import FINISHED, exit_for_run, step_line
+from tenantops.cli.progress import FINISHED, exit_for_run, step_details, step_line
 from tenantops.cli.tenants import TimeoutOption
 
 __all__ = ["app"]
@@ -41,9 +41,15 @@ def show_run(
         if wait and run["status"] not in FINISHED:
             run = api.follow(run, timeout=timeout, quiet=as_json)
         elif not as_json:
-            typer.echo(f"{run['kind']} {run['tenant']}: run {run['id']} {run['status']}")
+            took = run.get("duration_seconds")
+            typer.echo(f"{run['kind']} {run['tenant']}: run {run['id']} {run['status']}"
+                       + (f", {took:.1f}s" if took is not None else "")
+                       + (f", retried {run['retries']}x" if run.get("retries") else "")
+                       + f"; requested by {run['requested_by']}")
             for step in run["steps"]:
                 typer.echo(step_line(step))
+                for line in step_details(step):
+                    typer.echo(line)
         hint = api.idle_hint(run)
     if as_json:
         print_json(run)

@@ -107,9 +107,14 @@ def emulator_auth(
             f"the emulator at {authority} has no app registration named {API_APP_NAME!r} (or no "
             "tenant_id); add one to its directory file (emulator.directory)"
         )
+    # The emulator's apps and identities by name, so runs say who asked in words.
+    names = {str(entry["client_id"]): str(entry["name"])
+             for entry in [*apps, *directory.get("identities", [])]
+             if isinstance(entry, dict) and entry.get("client_id") and entry.get("name")}
     return base.model_copy(update={
         "authority": authority, "tenant_id": tenant_id, "client_id": api["client_id"],
         "ca_bundle": ca_bundle,
+        "application_names": {**names, **base.application_names},
     })
 
 

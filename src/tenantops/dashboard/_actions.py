@@ -37,9 +37,9 @@ FIELD_LABELS = {
 ONBOARD_FIELDS = tuple(FIELD_LABELS)
 
 
-def requester(principal: Principal) -> str:
+def requester(principal: Principal, names: Mapping[str, str]) -> str:
     """Who asked, as runs record it (the API records the same)."""
-    return principal.upn or principal.name or f"app {principal.appid} (oid {principal.oid})"
+    return principal.describe(names)
 
 
 def _field_errors(error: SpecError) -> tuple[dict[str, str], list[tuple[str, str]]]:
@@ -58,6 +58,7 @@ def _field_errors(error: SpecError) -> tuple[dict[str, str], list[tuple[str, str
 def routes(dashboard: Dashboard) -> APIRouter:
     router = APIRouter(route_class=dashboard.route_class, include_in_schema=False)
     engine = dashboard.engine
+    names = engine.settings.auth.application_names
 
     def onboard_form(request: Request, viewer: Viewer, values: Mapping[str, str], *,
                      status: int = 200, errors: dict[str, str] | None = None,
@@ -83,7 +84,7 @@ def routes(dashboard: Dashboard) -> APIRouter:
                   "custom_domain": custom_domain.strip(), "plan": plan,
                   "admin_email": admin_email.strip()}
         try:
-            run = engine.onboard(values, requested_by=requester(viewer.principal))
+            run = engine.onboard(values, requested_by=requester(viewer.principal, names))
         except SpecError as exc:
             errors, summary = _field_errors(exc)
             return onboard_form(request, viewer, values, status=422, errors=errors,
@@ -140,7 +141,7 @@ def routes(dashboard: Dashboard) -> APIRouter:
             return offboard_form(request, viewer, slug, status=422, confirm=confirm,
                                  keep_database=keep, confirm_error=message)
         try:
-            run = engine.offboard(slug, requested_by=requester(viewer.principal),
+            run = engine.offboard(slug, requested_by=requester(viewer.principal, names),
                                   keep_database=keep)
         except RunConflictError as exc:
             return offboard_form(request, viewer, slug, status=409, keep_database=keep,

@@ -6,15 +6,20 @@ Pure functions over `tenantops.catalog` records; the templates only lay these ou
 from __future__ import annotations
 
 import datetime as dt
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from tenantops.catalog import Run, Step, Tenant
+from tenantops.catalog import Attempt, Run, Step, Tenant, attempt_seconds, run_seconds, step_seconds
 from tenantops.errors import ProvisioningError
+from tenantops.log import redact, redact_values
 from tenantops.provisioning.domains import pending_domain
 from tenantops.provisioning.plan import plan_for
 
 __all__ = [
     "STATUS_LABELS",
+    "AttemptView",
     "DnsRecordView",
     "PendingDomainView",
     "RunView",
@@ -27,6 +32,11 @@ __all__ = [
     "split_dns_records",
 ]
 
+OUTCOME_LABELS = {
+    "running": "Running", "waiting": "Not ready yet, polled again",
+    "retrying": "Transient fault, tried again", "succeeded": "Succeeded", "failed": "Failed",
+    "interrupted": "Interrupted (its worker stopped)",
+}
 STATUS_LABELS = {
     "pending": "Pending", "running": "Running", "waiting": "Waiting", "retrying": "Retrying",
     "succeeded": "Succeeded", "failed": "Failed", "cancelled": "Cancelled",
@@ -83,6 +93,19 @@ def split_dns_records(tenant: Tenant) -> list[DnsRecordView]:
 
 
 @dataclass(frozen=True)
+class AttemptView:
+    number: int
+    execution: int
+    outcome: str
+    label: str
+    started: str
+    finished: str
+    duration: str
+    error: str | None
+    message: str | None
+
+
+@dataclass(frozen=True)
 class PendingDomainView:
     """The records the customer of a customer-managed domain must still publish."""
 
@@ -108,6 +131,9 @@ class StepView:
     number: int
     name: str
     summary: str
+    values: tuple[tuple[str, str], ...]
+    outputs: tuple[tuple[str, str], ...]
+    history: tuple[AttemptView, ...]
     provider: str
     action: str
     status: str
@@ -160,12 +186,30 @@ def _step_summaries(run: Run) -> dict[str, str]:
     return {s.name: s.summary for s in plan.steps}
 
 
-def _step_view(number: int, step: Step, summary: str) -> StepView:
-    seconds = None
-    if step.started_at is not None and step.finished_at is not None:
-        seconds = (step.finished_at - step.started_at).total_seconds()
+def _pairs(values: Mapping[str, Any] | None) -> tuple[tuple[str, str], ...]:
+    """``values`` (redacted) as (name, text) pairs; nested values as compact JSON."""
+    cleaned = redact_values(dict(values or {}))
+    if not isinstance(cleaned, dict):
+        return ()
+    return tuple((str(k), v if isinstance(v, str) else json.dumps(v, default=str))
+                 for k, v in cleaned.items())
+
+
+def _attempt_view(attempt: Attempt, now: dt.datetime) -> AttemptView:
+    return AttemptView(
+        number=attempt.number, execution=attempt.execution, outcome=attempt.outcome,
+        label=OUTCOME_LABELS.get(attempt.outcome, attempt.outcome),
+        started=format_time(attempt.started_at), finished=format_time(attempt.finished_at),
+        duration=format_duration(attempt_seconds(attempt, now)),
+        error=redact(attempt.error) if attempt.error else None, message=attempt.message)
+
+
+def _step_view(number: int, step: Step, summary: str, now: dt.datetime) -> StepView:
+    seconds = step_seconds(step, now)
     return StepView(
-        number=number, name=step.name, summary=summary, provider=step.provider,
+        number=number, name=step.name, summary=summary, values=_pairs(step.resolved),
+        outputs=_pairs(step.outputs),
+        history=tuple(_attempt_view(a, now) for a in step.history), provider=step.provider,
         action=step.action, status=step.status, label=STATUS_LABELS.get(step.status, step.status),
         attempts=step.attempts, started=format_time(step.started_at),
         finished=format_time(step.finished_at),
@@ -192,14 +236,15 @@ def _summary(run: Run, steps: tuple[StepView, ...], done: int) -> str:
     return f"{what} is {run.status}: {done} of {total} steps done{now}."
 
 
-def run_view(run: Run) -> RunView:
+def run_view(run: Run, now: dt.datetime | None = None) -> RunView:
+    """``run`` as the run page shows it; durations as `tenantops.catalog.durations` defines
+    them, running ones up to ``now``."""
+    now = now or dt.datetime.now(dt.timezone.utc)
     summaries = _step_summaries(run)
-    steps = tuple(_step_view(i, s, summaries.get(s.name, ""))
+    steps = tuple(_step_view(i, s, summaries.get(s.name, ""), now)
                   for i, s in enumerate(run.steps, start=1))
     done = sum(1 for s in steps if s.status == "succeeded")
-    seconds = None
-    if run.started_at is not None and run.finished_at is not None:
-        seconds = (run.finished_at - run.started_at).total_seconds()
+    seconds = run_seconds(run, now)
     return RunView(
         id=run.id, tenant=run.tenant_slug, kind=run.kind,
         kind_label=_KIND_LABELS.get(run.kind, run.kind), status=run.status,

@@ -91,7 +91,12 @@ from tenantops.provisioning.plan import (
     plan_for,
     preview,
 )
-from tenantops.provisioning.providers.base import EmbeddedService, Middleware, Pending
+from tenantops.provisioning.providers.base import (
+    EmbeddedService,
+    Middleware,
+    Pending,
+    Resource,
+)
 from tenantops.provisioning.providers.registry import Providers, build_providers
 from tenantops.provisioning.readiness import Readiness, ReadinessProbe
 from tenantops.provisioning.spec import TenantSpec
@@ -905,7 +910,12 @@ class Engine:
         step = context.plan.step(name)
         spec = context.spec
         inputs = StepInputs(spec, self.providers, self.settings, context.outputs)
-        attempt = self.catalog.step_started(run_id, name)
+        try:  # the attempt records the resource it asks for; a build error is its outcome
+            resource: Resource | TenantOpsError = step.build(inputs)
+        except TenantOpsError as exc:
+            resource = exc
+        attempt = self.catalog.step_started(run_id, name, resolved=None if isinstance(
+            resource, TenantOpsError) else resource.desired())
         if attempt is None:  # cancelled since the previous step
             return {"step": name, "state": "cancelled"}
         if self._halted:
@@ -918,7 +928,8 @@ class Engine:
         provider = self.providers.of_kind(step.kind)
         token = _current_step.set(StepRef(run_id, spec.slug, name, attempt))
         try:
-            resource = step.build(inputs)
+            if isinstance(resource, TenantOpsError):
+                raise resource
             if step.verb == "ensure":
                 outcome = provider.ensure(resource)
             else:

@@ -39,9 +39,10 @@ _REFUSALS: dict[int | str, dict[str, object]] = {
 }
 
 
-def requester(principal: Principal) -> str:
-    """Who asked, as runs record it: a person's UPN, or the application and object IDs."""
-    return principal.upn or principal.name or f"app {principal.appid} (oid {principal.oid})"
+def requester(principal: Principal, engine: Engine) -> str:
+    """Who asked, as runs record it: a person's name and UPN, or an application's configured
+    display name (``auth.application_names``), else its app ID."""
+    return principal.describe(engine.settings.auth.application_names)
 
 
 def caller_scope(principal: Principal) -> str:
@@ -72,7 +73,7 @@ def onboard(
         fingerprint = hashlib.sha256(spec.model_dump_json().encode()).hexdigest()
         claim = IdempotencyClaim(caller_scope(principal), idempotency_key, fingerprint)
     try:
-        run = engine.onboard(spec, requested_by=requester(principal), idempotency=claim)
+        run = engine.onboard(spec, requested_by=requester(principal, engine), idempotency=claim)
     except DomainConflictError as exc:
         if principal.has_role("Tenants.Read"):
             raise exc.naming_holder() from None
@@ -131,6 +132,7 @@ def offboard(
     if confirm != slug:
         raise ConfirmationError(slug, confirm)
     engine.catalog.get_tenant(slug)
-    run = engine.offboard(slug, requested_by=requester(principal), keep_database=keep_database)
+    run = engine.offboard(slug, requested_by=requester(principal, engine),
+                          keep_database=keep_database)
     response.headers["Location"] = f"/api/runs/{run.id}"
     return RunOut.of(run)
