@@ -134,7 +134,8 @@ def decode_command(
 @app.command()
 def doctor(
     ctx: typer.Context,
-    url: Annotated[str, typer.Argument(help="A URL of the protected API, e.g. .../api/tenants.")],
+    url: Annotated[str, typer.Argument(help="A URL of the protected API, e.g. .../api/tenants, "
+                                       "or a path such as /tenants under the configured API URL.")],
     identity: IdentityOption = None,
     source: SourceOption = None,
     audience: Annotated[str | None, typer.Option(
@@ -148,6 +149,8 @@ def doctor(
 
     quiet_azure_logging()
     try:
+        if "://" not in url:
+            url = settings_of(ctx).api.url.rstrip("/") + "/" + url.lstrip("/")
         report = Doctor(identity_settings(ctx, source, identity), audience=audience).run(url)
     except TenantOpsError as exc:
         fail(exc)

@@ -7,6 +7,8 @@ from typing import Annotated
 import typer
 
 from tenantops.cli.client import (
+    EXIT_INVALID,
+    EXIT_NOT_FOUND,
     ApiUrlOption,
     IdentityOption,
     JsonOption,
@@ -27,7 +29,10 @@ RunId = Annotated[str, typer.Argument(help="The run's ID.")]
 @app.command("show")
 def show_run(
     ctx: typer.Context,
-    run_id: RunId,
+    run_id: Annotated[str | None, typer.Argument(
+        help="The run's ID (or --tenant for a tenant's latest run).")] = None,
+    tenant: Annotated[str | None, typer.Option(
+        "--tenant", help="Show this tenant's latest run.")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Follow until it finishes.")] = False,
     timeout: TimeoutOption = 600.0,
     api_url: ApiUrlOption = None,
@@ -35,8 +40,18 @@ def show_run(
     source: SourceOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show a run's steps: status, attempts, timings, errors. Exit code 1 if it failed."""
+    """Show a run's steps: status, what each asked for and produced, attempts, timings,
+    errors. Exit code 1 if it failed."""
+    if (run_id is None) == (tenant is None):
+        typer.echo("error: name a run ID or --tenant SLUG (one of the two)", err=True)
+        raise typer.Exit(EXIT_INVALID)
     with api_session(ctx, api_url, identity, source) as api:
+        if run_id is None:
+            runs = api.call("GET", f"/tenants/{tenant}")["runs"]  # newest first
+            if not runs:
+                typer.echo(f"error: tenant {tenant!r} has no run", err=True)
+                raise typer.Exit(EXIT_NOT_FOUND)
+            run_id = str(runs[0]["id"])
         run = api.call("GET", f"/runs/{run_id}")
         if wait and run["status"] not in FINISHED:
             run = api.follow(run, timeout=timeout, quiet=as_json)

@@ -62,6 +62,8 @@ def onboard(
     if dry_run:
         _preview(ctx, spec, as_json)
         return
+    if not as_json:  # at once: getting a token and the API's answer may take a moment
+        typer.echo(f"onboard {slug}: asking {api_url or settings_of(ctx).api.url}")
     with api_session(ctx, api_url, identity, source) as api:
         accepted = api.call("POST", "/tenants", body=spec)
         run = accepted["run"]
