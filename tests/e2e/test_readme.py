@@ -3,6 +3,7 @@ with only the ports moved (through TENANTOPS_* variables) so the test can run be
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -51,10 +52,8 @@ def workdir(tmp_path: Path) -> Iterator[Path]:
     state = tmp_path / ".tenantops" / "serve.json"
     if state.exists():
         pid = int(json.loads(state.read_text())["pid"])
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def test_the_readme_examples_run_as_written_in_one_terminal(workdir: Path) -> None:
@@ -81,7 +80,8 @@ def test_the_readme_examples_run_as_written_in_one_terminal(workdir: Path) -> No
     assert f"dashboard      http://127.0.0.1:{api}/" in out
     assert "--identity ops-admin" in out
     assert re.search(r"run \w+: succeeded", out), out[-4000:]
-    assert "acme" in out and "portal.acme.example" in out
+    assert "acme" in out
+    assert "portal.acme.example" in out
     assert "exit code 3: ops-reader may read, not offboard" in out
     assert "Tenants.Delete" in out
     assert re.search(r"offboard acme: run \w+|run \w+: succeeded", out)

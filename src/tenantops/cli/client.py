@@ -197,10 +197,11 @@ class Api:
         except _Unavailable as exc:
             _exit(str(exc), EXIT_UNREACHABLE)
 
-    def poll(self, path: str, *, deadline: float, what: str) -> dict[str, Any]:
+    def poll(self, path: str, *, deadline: float, what: str, again: str) -> dict[str, Any]:
         """``GET path``, riding out unavailability with backoff until ``deadline`` (on
         ``clock``); says once on stderr that it is waiting and when the API is back. At the
-        deadline it exits 6 naming ``what`` it was following and the last error."""
+        deadline it exits 6 naming ``what`` it was following, the last error, and the command
+        that follows it ``again``."""
         delay = _BACKOFF_FIRST
         outage_began: float | None = None
         while True:
@@ -215,8 +216,7 @@ class Api:
                 if now >= deadline:
                     _exit(f"{exc}; the API was still unavailable after "
                           f"{now - outage_began:.1f} s, when --timeout ran out. {what} may "
-                          "still finish: follow it again with 'tenantops runs show <run id> "
-                          "--wait'", EXIT_UNREACHABLE)
+                          f"still finish: follow it again with '{again}'", EXIT_UNREACHABLE)
                 wait = min(exc.retry_after if exc.retry_after is not None else delay,
                            _BACKOFF_MAX, max(0.0, deadline - now))
                 self.sleep(wait)
@@ -231,8 +231,9 @@ class Api:
         """Follow ``run`` until it finishes or ``timeout`` passes; its last state."""
         deadline = self.clock() + timeout
         path, what = f"/runs/{run['id']}", f"run {run['id']}"
-        return follow_run(lambda: self.poll(path, deadline=deadline, what=what), run,
-                          timeout=timeout, quiet=quiet)
+        again = f"tenantops runs show {run['id']} --wait"
+        return follow_run(lambda: self.poll(path, deadline=deadline, what=what, again=again),
+                          run, timeout=timeout, quiet=quiet)
 
     def idle_hint(self, run: dict[str, Any]) -> str | None:
         """Why an unfinished run may not be moving, when the API can tell: no live worker.
