@@ -1,15 +1,30 @@
-"""Fixtures shared by the whole suite: a running emulator with the built-in directory."""
+"""Fixtures shared by the whole suite: a running emulator with the built-in directory; and the
+guard that keeps the ``integration`` mark honest (`tests.support.integration`)."""
 
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+import sys
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
 
 from tenantops.emulator.directory import Directory, default_directory
 from tenantops.emulator.server import EmulatorInfo, EmulatorServer
+from tests.support import integration
+
+sys.addaudithook(integration.audit)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[
+        None, object, object]:
+    integration.running[:] = [item]
+    try:
+        return (yield)
+    finally:
+        integration.running.clear()
 
 
 @pytest.fixture(scope="session", autouse=True)

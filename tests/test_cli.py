@@ -60,6 +60,7 @@ def test_onboard_with_invalid_spec_exits_2_naming_every_field(tmp_path: Path) ->
         assert field in result.output
 
 
+@pytest.mark.integration
 def test_cli_works_without_the_azure_extra_and_says_how_to_get_it() -> None:
     """The README's install is `pip install -e .` (no extras): the CLI must not need them."""
     import subprocess

@@ -14,6 +14,8 @@ import pytest
 from tenantops.cli import auth as auth_cmd
 from tenantops.config import IdentitySource
 
+pytestmark = pytest.mark.integration  # each test starts a tenantops process
+
 HEAVY = ("fastapi", "dbos", "sqlalchemy", "uvicorn", "starlette", "alembic", "azure",
          "msal", "rich", "jinja2", "cryptography")
 

@@ -4,14 +4,9 @@ and, end to end in a subprocess, an API that accepts the emulator's tokens."""
 from __future__ import annotations
 
 import os
-import queue
-import signal
-import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
 
 import httpx
 import pytest
@@ -25,6 +20,7 @@ from tenantops.emulator.runtime_env import runtime_env
 from tenantops.emulator.server import EmulatorInfo, EmulatorServer, read_info
 from tenantops.errors import EmulatorError
 from tests.auth.support import API_CLIENT_ID, mi_token
+from tests.support.processes import Process
 
 runner = CliRunner()
 
@@ -84,41 +80,21 @@ def test_emulator_mode_without_its_ca_bundle_says_which_option_to_add(
     assert "--emulator-ca" in str(caught.value)
 
 
-class Served:
-    """A ``tenantops serve`` subprocess; its stdout lines arrive on a queue."""
+class Served(Process):
+    """A ``tenantops serve`` subprocess (stdout lines awaited, stderr kept)."""
 
     def __init__(self, args: list[str], env: dict[str, str], cwd: Path) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", "from tenantops.cli.main import main; main()", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
-            env={**env, "PYTHONUNBUFFERED": "1"})
-        self.lines: queue.Queue[str] = queue.Queue()
-        assert self.process.stdout is not None
-        self._reader = threading.Thread(target=self._read, args=(self.process.stdout,),
-                                        daemon=True)
-        self._reader.start()
-
-    def _read(self, stream: IO[str]) -> None:
-        for line in stream:
-            self.lines.put(line)
+        # Its embedded servers on free ports: a fixed default port taken by anything else
+        # on a busy machine would stop it before it prints its URL.
+        super().__init__(
+            [sys.executable, "-c", "from tenantops.cli import main; main()", *args],
+            env={**env, "PYTHONUNBUFFERED": "1", "TENANTOPS_PROVIDERS__DNS__PORT": "0",
+                 "TENANTOPS_PROVIDERS__WEBHOST__PORT": "0",
+                 "TENANTOPS_PROVIDERS__WEBHOST__APP_PORT": "0"}, cwd=cwd)
 
     def url(self) -> str:
-        while True:
-            try:
-                line = self.lines.get(timeout=60)
-            except queue.Empty:
-                pytest.fail("tenantops serve printed no URL within 60 s")
-            if line.startswith("tenantops API"):
-                return line.split()[-1]
-
-    def stop(self) -> str:
-        self.process.send_signal(signal.SIGINT)
-        try:
-            _, stderr = self.process.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            _, stderr = self.process.communicate()
-        return stderr
+        """The API URL it prints once it listens (waits for that line, or its exit)."""
+        return self.wait_for_line("tenantops API").split()[-1]
 
 
 @pytest.fixture
@@ -126,8 +102,7 @@ def served(clean_env: dict[str, str], tmp_path: Path) -> Iterator[list[Served]]:
     started: list[Served] = []
     yield started
     for server in started:
-        if server.process.poll() is None:
-            server.stop()
+        server.stop()  # closes its pipes too, also when it has exited on its own
 
 
 @pytest.mark.integration
@@ -166,6 +141,9 @@ def test_serve_dev_starts_an_emulator_and_trusts_it(
                     tmp_path)
     served.append(server)
     api = server.url()
+    dashboard = server.wait_for_line("dashboard")
+    server.wait_for_line("identities")
+    admin = server.wait_for_line("  export $(")
     info = read_info(data_dir)
     assert info is not None
     mi = runtime_env(default_directory(), data_dir / "emulator", info, "aa-onboarding",
@@ -180,3 +158,5 @@ def test_serve_dev_starts_an_emulator_and_trusts_it(
     assert whoami.status_code == 200
     assert whoami.json()["roles"] == ["Tenants.Read", "Tenants.Write"]
     assert "LOCAL EMULATOR" in stderr
+    assert dashboard.split()[1] == api.removesuffix("api")
+    assert f"--data-dir {data_dir} emulator env --identity ops-admin" in admin

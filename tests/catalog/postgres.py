@@ -15,10 +15,13 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
+from tests.support.integration import require_integration
+
 POSTGRES_URL_VARIABLE = "TENANTOPS_TEST_POSTGRES_URL"
 
 
 def postgres_server_url() -> str:
+    require_integration("PostgreSQL")
     url = os.environ.get(POSTGRES_URL_VARIABLE, "")
     if not url:
         reason = (f"{POSTGRES_URL_VARIABLE} is not set: start PostgreSQL 15 with "

@@ -18,6 +18,8 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from tests.support.processes import READY_SECONDS
+
 __all__ = [
     "CHROMIUM",
     "CHROMIUM_ARGS",
@@ -61,10 +63,11 @@ def serve_in_thread(app: FastAPI) -> Iterator[str]:
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
                               name="dashboard-uvicorn", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + READY_SECONDS
     while not server.started:
         if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start serving the dashboard within 10 s")
+            raise RuntimeError(f"uvicorn did not start serving the dashboard within "
+                               f"{READY_SECONDS:g} s")
         time.sleep(0.02)
     try:
         yield f"http://127.0.0.1:{port}"

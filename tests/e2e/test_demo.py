@@ -57,8 +57,8 @@ def test_a_restarted_demo_keeps_its_data_and_ports_and_ctrl_c_says_what_it_stopp
     served = Process([*PYTHON_TENANTOPS, "demo"], env=clean_environment(), cwd=tmp_path)
     try:
         kept = served.wait_for_line("Kept the data", timeout=240)
-        api_line = served.wait_for_line("  API", timeout=60)
-        dns_line = served.wait_for_line("  DNS responder", timeout=60)
+        api_line = served.wait_for_line("  API")
+        dns_line = served.wait_for_line("  DNS responder")
         served.wait_for_line("Serving until Ctrl-C.", timeout=240)
     finally:
         stderr = served.stop()

@@ -17,6 +17,7 @@ from tenantops.cli.main import app
 from tenantops.emulator.directory import API_CLIENT_ID
 from tenantops.emulator.server import EmulatorInfo, read_info
 from tests.emulator.helpers import claims_of
+from tests.support.processes import READY_SECONDS
 
 runner = CliRunner()
 
@@ -30,7 +31,7 @@ def emulator_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emula
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + READY_SECONDS
         info = None
         while time.monotonic() < deadline:
             info = read_info(data_dir)
@@ -51,6 +52,7 @@ def emulator_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emula
         assert "authority" in out
 
 
+@pytest.mark.integration
 def test_env_for_automation_lets_a_plain_http_client_get_the_api_token(
     emulator_process: EmulatorInfo,
 ) -> None:
@@ -76,6 +78,7 @@ def test_env_for_automation_lets_a_plain_http_client_get_the_api_token(
         ("arc", {"IDENTITY_ENDPOINT", "IMDS_ENDPOINT"}),
     ],
 )
+@pytest.mark.integration
 def test_env_prints_each_runtimes_variables(
     emulator_process: EmulatorInfo, runtime: str, keys: set[str]
 ) -> None:
@@ -89,6 +92,7 @@ def test_env_prints_each_runtimes_variables(
     assert "AZURE_CLIENT_ID" in env  # a user-assigned identity must be named
 
 
+@pytest.mark.integration
 def test_env_for_unknown_identity_lists_the_known_ones(emulator_process: EmulatorInfo) -> None:
     result = runner.invoke(app, ["--data-dir", emulator_process.data_dir, "emulator", "env",
                                  "--identity", "nobody", "--runtime", "imds"])
@@ -104,6 +108,7 @@ def test_env_without_running_emulator_says_how_to_start_one(tmp_path: Path) -> N
     assert "start one with 'tenantops emulator'" in result.output
 
 
+@pytest.mark.integration
 def test_show_prints_directory_json_with_running_authority(
     emulator_process: EmulatorInfo,
 ) -> None:
@@ -116,6 +121,7 @@ def test_show_prints_directory_json_with_running_authority(
     assert names["aa-onboarding"]["roles"] == ["Tenants.Read", "Tenants.Write"]
 
 
+@pytest.mark.integration
 def test_rotate_keys_command_rotates_the_running_emulators_keys(
     emulator_process: EmulatorInfo,
 ) -> None:

@@ -219,6 +219,7 @@ def test_forcing_azure_cli_without_az_does_not_use_the_managed_identity(
     assert stats().get("mi:app-service", 0) == before
 
 
+@pytest.mark.integration
 def test_azure_cli_that_is_not_signed_in_could_not_even_try(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -15,15 +15,19 @@ from typing import Any
 
 import dns.name
 import dns.rdatatype
+import pytest
 
 from tenantops.catalog import Run
 from tenantops.config import load_settings
 from tenantops.provisioning import Engine
 from tenantops.provisioning.providers.dns.zones import ZoneFiles
 from tenantops.provisioning.providers.webhost.state import EdgeState
+from tests.support.processes import READY_SECONDS
 
 from .conftest import spec_for
 from .middleware import CallLog
+
+pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 TENANTS = 20
@@ -71,10 +75,10 @@ class Worker:
             cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=log, stderr=log,
         )
         log.close()
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + READY_SECONDS
         while not self.ready.exists():
             assert self.process.poll() is None, (self.folder / "worker.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "the worker did not start within 60 s"
+            assert time.monotonic() < deadline, f"the worker did not start within {READY_SECONDS} s"
             time.sleep(0.05)
 
     def kill(self) -> None:

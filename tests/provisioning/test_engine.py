@@ -227,6 +227,7 @@ def test_engine_start_refuses_a_second_engine_in_the_process(engine: Engine) -> 
     assert engine.started
 
 
+@pytest.mark.integration
 def test_catalog_and_workflows_on_postgresql(make_engine: EngineFactory) -> None:
     with postgres_database() as url:
         engine = make_engine(catalog={"url": url}, engine={"system_database_url": url})

@@ -24,6 +24,7 @@ def test_every_exported_name_resolves_and_the_list_is_sorted(module: ModuleType)
         assert getattr(module, name) is not None, name
 
 
+@pytest.mark.integration
 def test_importing_the_spec_loads_neither_dbos_nor_sqlalchemy() -> None:
     code = ("import sys, tenantops.provisioning; "
             "print(sorted(m for m in ('dbos', 'sqlalchemy') if m in sys.modules))")

@@ -27,6 +27,8 @@ from .middleware import CallLog
 from .test_crash import CONFIG as CRASH_CONFIG
 from .test_crash import Worker, assert_no_succeeded_step_ran_again, wait_all
 
+pytestmark = pytest.mark.integration
+
 TENANTS = 6
 TIMEOUT_SECONDS = 3.0
 

@@ -17,6 +17,10 @@ from typing import IO
 from tenantops.emulator.server import EmulatorInfo, read_info
 
 PYTHON_TENANTOPS = [sys.executable, "-m", "tenantops"]
+READY_SECONDS = 240.0
+"""How long a test waits for a process to say it is ready before failing. Tests wait on the
+readiness signal itself; this only bounds a process that never gets there, and is generous
+because a loaded 2-core machine starts a tenantops process in tens of seconds."""
 
 
 def clean_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -56,7 +60,7 @@ class Process:
         for line in stream:
             sink(line)  # type: ignore[operator]
 
-    def wait_for_line(self, prefix: str, timeout: float = 60.0) -> str:
+    def wait_for_line(self, prefix: str, timeout: float = READY_SECONDS) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -114,7 +118,7 @@ def start_worker(data_dir: Path, env: Mapping[str, str]) -> tuple[Process, dict[
     ready.unlink(missing_ok=True)
     process = Process([*PYTHON_TENANTOPS, "--data-dir", str(data_dir), "worker",
                        "--ready-file", str(ready)], env=env, cwd=data_dir.parent)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + READY_SECONDS
     while not ready.exists():
         if process.process.poll() is not None or time.monotonic() > deadline:
             raise AssertionError(f"worker did not start: {''.join(process.stderr_lines)}")

@@ -29,6 +29,7 @@ from tenantops.config import (
     KeycloakOrganizationSettings,
     Rfc2136DnsSettings,
 )
+from tests.support.integration import require_integration
 
 DnsServer = Literal["bind", "knot"]
 DNS_SERVERS: tuple[DnsServer, ...] = ("bind", "knot")
@@ -44,6 +45,7 @@ _SCRIPTS = {
 def require_env(name: str) -> str:
     """``os.environ[name]``; fail, naming the script to run, when it is unset (never skip: a
     missing server must not pass for a green run)."""
+    require_integration(f"the server of {name}")
     value = os.environ.get(name, "")
     if value:
         return value
