@@ -23,6 +23,7 @@ import pytest
 from tenantops.catalog import Catalog
 from tenantops.provisioning.engine import Engine
 from tenantops.provisioning.spec import TenantSpec
+from tests.support.processes import READY_SECONDS
 
 from .selfhosted import scratch_databases, selfhosted_providers, selfhosted_settings
 from .servers import (
@@ -52,7 +53,7 @@ class Worker:
         self._log = log
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 60.0) -> None:
+    def start(self, timeout: float = READY_SECONDS) -> None:
         with open(self._log, "ab") as log:
             self.process = subprocess.Popen(self._args, cwd=ROOT, stdout=subprocess.PIPE,
                                             stderr=log, env=os.environ.copy())
