@@ -150,7 +150,9 @@ def doctor(
     quiet_azure_logging()
     try:
         if "://" not in url:
-            url = settings_of(ctx).api.url.rstrip("/") + "/" + url.lstrip("/")
+            from tenantops.cli.client import api_root
+
+            url = api_root(settings_of(ctx).api.url) + "/" + url.lstrip("/")
         report = Doctor(identity_settings(ctx, source, identity), audience=audience).run(url)
     except TenantOpsError as exc:
         fail(exc)
