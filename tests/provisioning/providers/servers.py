@@ -128,7 +128,7 @@ class SmtpSink:
         await asyncio.sleep(0)
         return "250 OK"
 
-    def wait_for(self, recipient: str, timeout: float = 10.0) -> EmailMessage:
+    def wait_for(self, recipient: str, timeout: float = 120.0) -> EmailMessage:
         """The first message to ``recipient``; fails the test after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         with self._arrived:
