@@ -135,5 +135,7 @@ def test_run_page_shows_what_each_step_asked_for_and_produced_and_its_attempts(
     assert "<code>portal.acme.test.</code>" in step  # its output
     assert "do-not-show" not in live
     assert "2 attempts" in step
+    pending = live[live.index('id="step-create_verification_record"'):]
+    assert "TXT asuid.portal.acme.test = the web host" in pending[:pending.index("</li>")]
     assert "Transient fault, tried again" in step
     assert "dns: SERVFAIL from 10.0.0.53" in step

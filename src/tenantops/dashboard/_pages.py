@@ -20,6 +20,7 @@ from tenantops.dashboard._deps import ViewerDep
 from tenantops.dashboard._history import HISTORY_SHOWN, history_view
 from tenantops.dashboard._present import (
     STATUS_LABELS,
+    RunView,
     format_time,
     pending_domain_view,
     relative_days,
@@ -73,7 +74,7 @@ def routes(dashboard: Dashboard) -> APIRouter:
         dashboard.require(viewer, READ, "Viewing a tenant")
         record = catalog.get_tenant(slug)
         history = catalog.list_runs(slug)
-        runs = [run_view(r) for r in reversed(history)]
+        runs = [run_view(r, custom_domain=record.custom_domain) for r in reversed(history)]
         now = dt.datetime.now(dt.timezone.utc)
         expiry = record.certificate_expires_at
         return dashboard.render(
@@ -86,10 +87,15 @@ def routes(dashboard: Dashboard) -> APIRouter:
             certificate_soon=bool(expiry and expiry - now < dt.timedelta(days=14)),
             changes=history_view(catalog.events.history(slug, limit=HISTORY_SHOWN)))
 
+    def _run_view(run_id: str) -> RunView:
+        run = dashboard.engine.get_run(run_id)
+        tenant = dashboard.engine.catalog.find_tenant(run.tenant_slug)
+        return run_view(run, custom_domain=tenant.custom_domain if tenant else None)
+
     @router.get("/runs/{run_id}", name="dashboard_run")
     def run(request: Request, run_id: str, viewer: ViewerDep) -> HTMLResponse:
         dashboard.require(viewer, READ, "Viewing a run")
-        view = run_view(dashboard.engine.get_run(run_id))
+        view = _run_view(run_id)
         return dashboard.render(request, "run.html", viewer=viewer, run=view,
                                 poll_ms=int(dashboard.config.poll_seconds * 1000))
 
@@ -97,7 +103,7 @@ def routes(dashboard: Dashboard) -> APIRouter:
     def run_live(request: Request, run_id: str, viewer: ViewerDep) -> HTMLResponse:
         """The part of the run page that changes while it runs (polled by dashboard.js)."""
         dashboard.require(viewer, READ, "Viewing a run")
-        view = run_view(dashboard.engine.get_run(run_id))
+        view = _run_view(run_id)
         return dashboard.render(request, "run_live.html", viewer=viewer, run=view)
 
     return router

@@ -178,12 +178,14 @@ class RunView:
         return self.status in ("pending", "running")
 
 
-def _step_summaries(run: Run) -> dict[str, str]:
+def _step_summaries(run: Run, custom_domain: str | None) -> dict[str, str]:
+    """What each step will do, as the plan says it, with the tenant's domain filled in."""
     try:
         plan = plan_for(run.kind, run.options)
     except ProvisioningError:
         return {}
-    return {s.name: s.summary for s in plan.steps}
+    return {s.name: s.summary.replace("<custom domain>", custom_domain) if custom_domain
+            else s.summary for s in plan.steps}
 
 
 def _pairs(values: Mapping[str, Any] | None) -> tuple[tuple[str, str], ...]:
@@ -236,11 +238,13 @@ def _summary(run: Run, steps: tuple[StepView, ...], done: int) -> str:
     return f"{what} is {run.status}: {done} of {total} steps done{now}."
 
 
-def run_view(run: Run, now: dt.datetime | None = None) -> RunView:
+def run_view(run: Run, now: dt.datetime | None = None, *,
+             custom_domain: str | None = None) -> RunView:
     """``run`` as the run page shows it; durations as `tenantops.catalog.durations` defines
-    them, running ones up to ``now``."""
+    them, running ones up to ``now``; ``custom_domain`` fills in the plan's descriptions of
+    steps that have not run yet."""
     now = now or dt.datetime.now(dt.timezone.utc)
-    summaries = _step_summaries(run)
+    summaries = _step_summaries(run, custom_domain)
     steps = tuple(_step_view(i, s, summaries.get(s.name, ""), now)
                   for i, s in enumerate(run.steps, start=1))
     done = sum(1 for s in steps if s.status == "succeeded")
