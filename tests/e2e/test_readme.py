@@ -81,8 +81,8 @@ def test_the_readme_examples_run_as_written_in_one_terminal(workdir: Path) -> No
     assert "--identity ops-admin" in out
     assert re.search(r"run \w+: succeeded", out), out[-4000:]
     assert "acme" in out
-    assert "portal.acme.example" in out
-    assert "asked for: name=portal.acme.example  type=CNAME" in out  # runs show --tenant
+    assert "portal.acme.test" in out
+    assert "asked for: name=portal.acme.test  type=CNAME" in out  # runs show --tenant
     assert "; requested by aa-onboarding (app " in out
     assert "exit code 3: ops-reader may read, not offboard" in out
     assert "Tenants.Delete" in out
