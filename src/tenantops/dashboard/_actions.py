@@ -97,13 +97,13 @@ def routes(dashboard: Dashboard) -> APIRouter:
     @router.post("/runs/{run_id}/retry", name="dashboard_retry")
     def retry(run_id: str, viewer: CheckedViewer) -> Response:
         dashboard.require(viewer, WRITE, "Retrying a run")
-        engine.retry(run_id, requested_by=requester(viewer.principal))
+        engine.retry(run_id, requested_by=requester(viewer.principal, names))
         return RedirectResponse(f"/runs/{run_id}", status_code=303)
 
     @router.post("/runs/{run_id}/cancel", name="dashboard_cancel")
     def cancel(run_id: str, viewer: CheckedViewer) -> Response:
         dashboard.require(viewer, WRITE, "Cancelling a run")
-        engine.cancel(run_id, requested_by=requester(viewer.principal))
+        engine.cancel(run_id, requested_by=requester(viewer.principal, names))
         return RedirectResponse(f"/runs/{run_id}", status_code=303)
 
     def offboard_form(request: Request, viewer: Viewer, slug: str, *, status: int = 200,

@@ -37,7 +37,7 @@ def show_run(run_id: str, principal: Reader, engine: EngineDep) -> RunOut:
                                             "description": "the run is not failed or cancelled"}})
 def retry_run(run_id: str, principal: Writer, engine: EngineDep) -> RunOut:
     """Continue a failed run from its failed step, once the cause is fixed."""
-    return RunOut.of(engine.retry(run_id, requested_by=requester(principal)))
+    return RunOut.of(engine.retry(run_id, requested_by=requester(principal, engine)))
 
 
 @router.post("/runs/{run_id}/cancel", response_model=RunOut, status_code=202,
@@ -45,7 +45,7 @@ def retry_run(run_id: str, principal: Writer, engine: EngineDep) -> RunOut:
                                             "description": "the run has finished"}})
 def cancel_run(run_id: str, principal: Writer, engine: EngineDep) -> RunOut:
     """Stop a pending or running run before its next step."""
-    return RunOut.of(engine.cancel(run_id, requested_by=requester(principal)))
+    return RunOut.of(engine.cancel(run_id, requested_by=requester(principal, engine)))
 
 
 @router.get("/workers", response_model=WorkersOut, responses={
