@@ -33,7 +33,8 @@ def test_history_and_events_of_a_tenant(stack: Stack) -> None:
     assert history.returncode == 0, history.stderr
     lines = history.stdout.splitlines()
     assert "tenant onboarded (run " in lines[0]
-    assert any("onboarding requested by app " in line for line in lines)
+    # serve --emulator names the emulator's apps and identities (auth.application_names)
+    assert any("onboarding requested by aa-onboarding (app " in line for line in lines)
     assert any("custom_domain: (none) -> chronicle.example.test" in line for line in lines)
 
     shown = stack.tenantops("tenants", "show", "chronicle", "--api-url", stack.api_url,
