@@ -2,7 +2,7 @@
 resource it asked for, so a run shows its history instead of only its last state.
 
 Revision ID: 0005
-Revises: 0008 (numbered 0005 when it was written; it applies after 0008, the head it was rebased on)
+Revises: 0007 (numbered 0005 when it was written; it applies after 0007, the head it was rebased on)
 Create Date: 2026-12-06
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from tenantops.catalog.models import UtcDateTime
 
 revision = "0005"
-down_revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
