@@ -69,6 +69,12 @@ def hosted(emulator_server: EmulatorServer) -> Iterator[Hosted]:
     functions = {str(f.get_function_name()): f for f in app.get_functions()}
     yield Hosted(app, functions, api, worker)
     api.state.authenticator.validator.jwks.close()
+    # AsgiFunctionApp.__del__ runs the app's shutdown with asyncio.run() when the app was
+    # started; if the object is collected later, inside another test's event loop, that
+    # fails there. Shut it down here, while no loop runs, so __del__ has nothing to do.
+    if app.startup_task_done:
+        anyio.run(app.middleware.notify_shutdown)
+        app.startup_task_done = False
 
 
 def test_the_function_app_has_one_anonymous_http_function_and_one_timer(hosted: Hosted) -> None:
