@@ -15,7 +15,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -46,6 +46,7 @@ __all__ = [
     "AzureSettings",
     "AzureSqlDatabaseSettings",
     "CatalogSettings",
+    "CustomStepSettings",
     "DashboardSettings",
     "DatabaseProviderSettings",
     "DnsProviderSettings",
@@ -333,6 +334,10 @@ class AppServiceWebHostSettings(_Section):
         "hostname with dots as dashes")
     poll_seconds: float = Field(default=30.0, gt=0, le=3600,
                                 description="how often to look at a certificate being issued")
+    suspended_app_name: str | None = Field(
+        default=None, description="an app on the same App Service plan that answers every "
+        "request with a 'suspended' page (503); a suspended tenant's hostname is moved to it "
+        "with its certificate, and back on resume (docs/azure.md)")
 
 
 class AzureDnsSettings(_Section):
@@ -533,6 +538,52 @@ class DomainSettings(_Section):
     customer_poll_seconds: float = Field(
         default=60.0, gt=0, le=3600,
         description="how often the customer's authoritative servers are asked meanwhile")
+    change_grace_seconds: float = Field(
+        default=86400.0, ge=0, le=90 * 86400.0,
+        description="after a tenant's custom domain changes, how long the previous one keeps "
+        "serving (beside the new one) before it is removed; an update may ask for another")
+
+
+RunKindName = Literal["onboard", "offboard", "update", "suspend", "resume"]
+
+
+class CustomStepSettings(_Section):
+    """``[[steps]]``: a step of your own, run in the plans of the kinds in ``runs_in``
+    (docs/custom-steps.md). A ``command`` step runs an executable; a ``python`` step runs the
+    class an entry point of the group ``tenantops.steps`` names. Checked when the settings
+    load: anchors, cycles, executables and entry points."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,47}$",
+                      description="the step's name in runs (a-z, 0-9, '_'; at most 48)")
+    type: Literal["command", "python"] = Field(description="command or python")
+    before: str | None = Field(default=None, description="the onboarding step (built-in or "
+                               "custom) it runs before; in offboarding it runs after its undo")
+    after: str | None = Field(default=None, description="the onboarding step it runs after")
+    runs_in: list[RunKindName] = Field(
+        default_factory=lambda: list[RunKindName](("onboard", "offboard")),
+        description="kinds of run it takes part in: ensured in onboard, update, suspend and "
+        "resume runs, removed in offboard runs")
+    description: str = Field(default="", max_length=200,
+                             description="what it does, as runs and previews show it")
+    command: list[str] = Field(default_factory=list,
+                               description="command steps: the executable and its arguments")
+    working_directory: Path | None = Field(
+        default=None, description="command steps: where it runs; the worker's own when unset")
+    timeout_seconds: float = Field(
+        default=300.0, gt=0, le=86400,
+        description="command steps: past it the process group is killed (a transient failure)")
+    observe: bool = Field(
+        default=False, description="command steps: it answers TENANTOPS_ACTION=observe with "
+        "what exists (read-only), so previews show create/update/unchanged")
+    env: dict[str, str] = Field(default_factory=dict,
+                                description="command steps: extra environment variables")
+    secrets: dict[str, str] = Field(
+        default_factory=dict, description="command steps: variable name -> secret name in the "
+        "secrets provider; the only way a secret reaches the command")
+    entry_point: str | None = Field(
+        default=None, description="python steps: the entry point's name in tenantops.steps")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="python steps: passed to the class's constructor")
 
 
 EVENT_GRID_AUDIENCE = "https://eventgrid.azure.net"
@@ -775,6 +826,22 @@ class Settings(BaseSettings):
     azure: AzureSettings = Field(default_factory=AzureSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    steps: list[CustomStepSettings] = Field(
+        default_factory=list, description="steps of your own, placed in the plans "
+        "([[steps]]; docs/custom-steps.md)")
+
+    @field_validator("steps")
+    @classmethod
+    def _check_steps(cls, steps: list[CustomStepSettings]) -> list[CustomStepSettings]:
+        if steps:
+            # Imported here: the checks need the plans, which need this module loaded.
+            from tenantops.provisioning.custom_steps.checks import check_custom_steps
+
+            try:
+                check_custom_steps(steps)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return steps
 
     @classmethod
     def settings_customise_sources(
@@ -786,6 +853,15 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+def _problem(error: Any) -> str:
+    """One validation error as ``setting = value: rule``; a list (``[[steps]]``) is not
+    repeated, its rule names what in it is wrong."""
+    where = ".".join(str(p) for p in error["loc"])
+    if isinstance(error.get("input"), list):
+        return f"{where}: {str(error['msg']).removeprefix('Value error, ')}"
+    return f"{where} = {_shown_input(error)}: {error['msg']}"
 
 
 def load_settings(config_file: Path | None = None, **overrides: object) -> Settings:
@@ -812,10 +888,7 @@ def load_settings(config_file: Path | None = None, **overrides: object) -> Setti
     except ValidationError as exc:
         where = f"{toml_file} or " if toml_file else ""
         where += "TENANTOPS_* environment"
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])} = {_shown_input(err)}: {err['msg']}"
-            for err in exc.errors()
-        )
+        problems = "; ".join(_problem(err) for err in exc.errors())
         raise ConfigError(f"invalid configuration ({where}): {problems}") from exc
 
 

@@ -31,6 +31,7 @@ never has to catch a library's exception type.
     │   ├── TenantConflictError      the request contradicts the tenant already registered
     │   │   └── DomainConflictError  the custom domain is equal to, above or below another's
     │   ├── RunConflictError         another run of the tenant is active
+    │   ├── TenantStateError         the tenant's status forbids the run asked for
     │   ├── RunStateError            retry/cancel asked of a run in a state that forbids it
     │   ├── ConfirmationError        a destructive request whose confirmation does not match
     │   ├── IdempotencyKeyReusedError   an Idempotency-Key sent again with another request
@@ -113,6 +114,7 @@ __all__ = [
     "TenantNotAllowedError",
     "TenantNotFoundError",
     "TenantOpsError",
+    "TenantStateError",
     "TokenExpiredError",
     "TokenIssuedInTheFutureError",
     "TokenLifetimeTooLongError",
@@ -322,6 +324,16 @@ class RunConflictError(ProvisioningError):
         super().__init__(message)
         self.slug = slug
         self.active_run_id = active_run_id
+
+
+class TenantStateError(ProvisioningError):
+    """The tenant's status forbids the kind of run asked for (resuming an active tenant,
+    suspending one still being onboarded); ``status`` is the tenant's."""
+
+    def __init__(self, message: str, *, slug: str, status: str) -> None:
+        super().__init__(message)
+        self.slug = slug
+        self.status = status
 
 
 class RunStateError(ProvisioningError):

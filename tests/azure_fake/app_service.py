@@ -34,6 +34,14 @@ Semantics kept, with where they come from (shared reference provisioning-apis.md
   (terraform-azurerm#15595, §2 "Reported failures"); absent is 204.
 - ``busy_sites``: while set, any binding change answers 409 "another operation is in
   progress" (pulumi-azure#751, §2 "Reported failures").
+- Sites of one subscription share its custom domain verification ID (the `FakeSite`
+  default): the ID is the subscription's, the same for every app in it (reported in
+  MicrosoftDocs/azure-docs#65663; Microsoft's pages say only "the app's" ID, so
+  **unconfirmed**). A hostname moves between two apps by a DELETE on one and a PUT on the
+  other (a PUT while the other still holds it is the 409 above), and an SNI binding on either
+  may use a certificate of the resource group; App Service requires the certificate in the
+  app's webspace (same resource group and region, "Add and manage TLS/SSL certificates"),
+  which the fake does not check.
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ from alembic.config import Config
 from sqlalchemy import event, insert
 
 from tenantops.catalog import Catalog
+from tenantops.catalog.domain_claims import domain_ancestors
 from tenantops.catalog.models import TenantRow
-from tenantops.catalog.runs import domain_ancestors
 from tenantops.errors import DomainConflictError
 
 from .test_domain_claims import open_tenant

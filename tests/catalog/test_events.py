@@ -124,7 +124,7 @@ def test_a_new_kind_of_run_gets_events_without_code_of_its_own(catalog: Catalog)
     catalog.finish_run(onboard(catalog, "echo"), "succeeded")
     with catalog.database.session(write=True) as s:
         tenant = tenant_row(s, "echo")
-        suspend = _new_run(s, tenant, "suspend", "ops@contoso.test",  # type: ignore[arg-type]
+        suspend = _new_run(s, tenant, "suspend", "ops@contoso.test",
                            {"reason": "unpaid", "api_secret": "hunter2"}, STEPS)
         suspend_id = suspend.id
     catalog.finish_run(suspend_id, "succeeded")
@@ -180,7 +180,7 @@ def test_history_says_what_changed_by_whom_in_which_run(catalog: Catalog) -> Non
     catalog.finish_run(run_id, "succeeded")
     with catalog.database.session(write=True) as s:
         tenant = tenant_row(s, "hotel")
-        update = _new_run(s, tenant, "update", "carol@contoso.test",  # type: ignore[arg-type]
+        update = _new_run(s, tenant, "update", "carol@contoso.test",
                           {"plan": "premium"}, STEPS)
         update_id = update.id
     with catalog.database.session(write=True) as s:

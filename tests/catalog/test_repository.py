@@ -65,7 +65,7 @@ def test_request_with_other_values_names_the_differing_fields(catalog: Catalog) 
     message = str(caught.value)
     assert "display_name: registered 'Acme', requested 'Acme 2'" in message
     assert "plan: registered 'standard', requested 'premium'" in message
-    assert "offboard the tenant" in message
+    assert "change the tenant with PATCH /api/tenants/acme (tenantops tenants update)" in message
 
 
 def test_concurrent_identical_requests_make_one_tenant_and_one_run(catalog: Catalog) -> None:
@@ -199,7 +199,7 @@ def test_cancel_leaves_the_tenant_failed_and_only_active_runs_cancel(catalog: Ca
 
 def test_offboarding_waits_for_an_active_onboarding(catalog: Catalog) -> None:
     run = catalog.open_onboarding(Spec(), requested_by="a", steps=STEPS).run
-    with pytest.raises(RunConflictError, match="onboarding in progress") as caught:
+    with pytest.raises(RunConflictError, match=r"has a run in progress \(onboard run") as caught:
         catalog.open_offboarding("acme", requested_by="a", keep_database=False, steps=STEPS)
     assert caught.value.active_run_id == run.id
     catalog.finish_run(run.id, "succeeded")

@@ -194,7 +194,7 @@ def test_running_step_is_visible_and_blocks_a_second_run(make_engine: EngineFact
     assert statuses["create_database"] == "running"
     assert seen.step("create_database").attempts == 1
     assert statuses["activate_tenant"] == "pending"
-    with pytest.raises(RunConflictError, match="onboarding in progress") as caught:
+    with pytest.raises(RunConflictError, match=r"run in progress \(onboard run") as caught:
         engine.offboard("gated", requested_by="ops")
     assert caught.value.active_run_id == run.id
     gate.open()

@@ -114,7 +114,7 @@ def test_database_login_uses_the_secret_and_refuses_a_wrong_one(providers: Provi
     assert (first.changed, second.changed) == (True, False)
     assert providers.database.read_metadata(database)["database"] == "tenant_acme"
     assert providers.database.observe(database) == {
-        "name": "tenant_acme", "login": "acme_app", "secret": "acme-db"}
+        "name": "tenant_acme", "login": "acme_app", "secret": "acme-db", "login_enabled": True}
     providers.secrets.remove(Secret("acme-db"))
     providers.secrets.ensure(Secret("acme-db"))  # a new password the database does not know
     with pytest.raises(PermanentProviderError, match="login 'acme_app' was refused"):
@@ -232,7 +232,7 @@ def test_local_organizations_live_in_the_catalog(providers: Providers) -> None:
     assert (created.changed, again.changed) == (True, False)
     assert providers.organization.observe(organization) == {
         "alias": "acme", "name": "Acme", "domains": ("portal.acme.test",),
-        "redirect_url": "https://portal.acme.test/"}
+        "redirect_url": "https://portal.acme.test/", "enabled": True}
     invitation = OrganizationInvitation("acme", "admin@acme.test")
     invited, _ = twice(providers.organization.ensure, invitation)
     assert invited.outputs["status"] == "pending"

@@ -44,6 +44,7 @@ from tenantops.errors import (
     TenantConflictError,
     TenantNotFoundError,
     TenantOpsError,
+    TenantStateError,
 )
 from tenantops.log import redact
 from tenantops.provisioning.engine import Engine
@@ -59,6 +60,7 @@ _STATUS: list[tuple[type[TenantOpsError], int, str]] = [
     (IdempotencyKeyReusedError, 409, "idempotency_key_reused"),
     (TenantConflictError, 409, "tenant_conflict"),
     (RunConflictError, 409, "run_conflict"),
+    (TenantStateError, 409, "tenant_state"),
     (RunStateError, 409, "run_state"),
     (CatalogError, 503, "catalog_unavailable"),
     (ProvisioningError, 500, "provisioning_error"),
@@ -96,8 +98,8 @@ def create_app(
         description="Tenant onboarding for multi-tenant SaaS on Azure. Every route but "
         "/api/health, /api/health/ready and /api/meta needs an Entra ID access token "
         "whose audience is this API and whose "
-        "roles include Tenants.Read (reads), Tenants.Write (onboard, retry, cancel), "
-        "Tenants.Delete (offboard) or Audit.Read (the audit trail).",
+        "roles include Tenants.Read (reads), Tenants.Write (onboard, change, suspend, resume, "
+        "retry, cancel), Tenants.Delete (offboard) or Audit.Read (the audit trail).",
         docs_url=None, redoc_url=None, openapi_url=None,
         # FastAPI's own OpenTelemetry (0.165+) is off: RequestObserver opens the request
         # spans of the API and the dashboard alike, and nothing records exception text.
@@ -131,6 +133,9 @@ def create_app(
                             (500, "internal_error"))
         details = ([{"field": p.field, "value": p.value, "rule": p.rule} for p in exc.problems]
                    if isinstance(exc, SpecError) else None)
+        if isinstance(exc, RunConflictError) and exc.active_run_id:
+            details = [{"field": "active_run", "value": exc.active_run_id,
+                        "rule": "a run of this tenant is in progress; wait for it or cancel it"}]
         headers = {"Retry-After": "5"} if status == 503 else None
         return _problem(code, str(exc), details, status, headers)
 

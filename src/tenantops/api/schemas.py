@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tenantops.catalog import (
     Attempt,
     AuditRecord,
+    RetiringDomain,
     Run,
     Step,
     Tenant,
@@ -20,25 +21,41 @@ from tenantops.catalog import (
 )
 from tenantops.log import redact, redact_values
 from tenantops.provisioning.domains import domain_kind_of, pending_domain
+from tenantops.provisioning.plans import Preview
+from tenantops.provisioning.run_requests import MAX_GRACE_SECONDS, MAX_REASON_LENGTH
 
 __all__ = [
     "AttemptOut",
     "AuditOut",
     "AuditPage",
+    "ChangeAccepted",
     "DnsRecordOut",
     "DomainOut",
+    "PlannedChangeOut",
+    "PreviewOut",
     "Problem",
     "ProblemDetail",
+    "ResumeRequest",
+    "RetiringDomainOut",
+    "RunKindName",
     "RunOut",
     "StepOut",
+    "SuspendRequest",
+    "SuspensionOut",
     "TenantAccepted",
     "TenantDetail",
     "TenantOut",
     "TenantPage",
+    "TenantPatch",
     "TenantRequest",
+    "TenantStatusName",
     "WorkerOut",
     "WorkersOut",
 ]
+
+RunKindName = Literal["onboard", "offboard", "update", "suspend", "resume"]
+TenantStatusName = Literal["provisioning", "active", "updating", "suspending", "suspended",
+                           "resuming", "failed", "offboarding", "offboarded"]
 
 
 class TenantRequest(BaseModel):
@@ -157,7 +174,7 @@ class RunOut(BaseModel):
 
     id: str
     tenant: str
-    kind: Literal["onboard", "offboard"]
+    kind: RunKindName
     status: Literal["pending", "running", "succeeded", "failed", "cancelled"]
     requested_by: str
     created_at: dt.datetime
@@ -190,7 +207,7 @@ class TenantOut(BaseModel):
     plan: str
     admin_email: str
     tags: dict[str, str]
-    status: Literal["provisioning", "active", "failed", "offboarding", "offboarded"]
+    status: TenantStatusName
     created_at: dt.datetime
     updated_at: dt.datetime
     resources: dict[str, Any] = Field(
@@ -251,8 +268,9 @@ class DomainOut(BaseModel):
 
     @classmethod
     def of(cls, tenant: Tenant, runs: list[Run]) -> DomainOut:
-        onboardings = [r for r in runs if r.kind == "onboard"]
-        kind = domain_kind_of(onboardings[-1].options) if onboardings else "platform"
+        claims = [r for r in runs if r.kind == "onboard" or (
+            r.kind == "update" and "custom_domain" in (r.options.get("changes") or {}))]
+        kind = domain_kind_of(claims[-1].options) if claims else "platform"
         pending = pending_domain(tenant.custom_domain, runs)
         if pending is None:
             return cls(name=tenant.custom_domain, kind=kind, waiting=False, pending_records=[],
@@ -262,9 +280,126 @@ class DomainOut(BaseModel):
                    status=pending.status, message=pending.message)
 
 
+class RetiringDomainOut(BaseModel):
+    """A previous custom domain the tenant still serves after a domain change."""
+
+    domain: str
+    run_id: str = Field(description="the update that retires it")
+    retire_at: dt.datetime | None = Field(
+        description="when it stops being served (None: the grace period has not started)")
+
+    @classmethod
+    def of(cls, retiring: RetiringDomain) -> RetiringDomainOut:
+        return cls(domain=retiring.domain, run_id=retiring.run_id, retire_at=retiring.retire_at)
+
+
+class SuspensionOut(BaseModel):
+    """Why and since when a tenant is suspended, and who asked."""
+
+    reason: str | None
+    since: dt.datetime | None
+    requested_by: str
+    run_id: str
+
+    @classmethod
+    def of(cls, tenant: Tenant, runs: list[Run]) -> SuspensionOut | None:
+        if tenant.status not in ("suspended", "suspending", "resuming"):
+            return None
+        suspensions = [r for r in runs if r.kind == "suspend"]
+        if not suspensions:
+            return None
+        run = suspensions[-1]
+        return cls(reason=run.options.get("reason"), since=run.finished_at,
+                   requested_by=run.requested_by, run_id=run.id)
+
+
 class TenantDetail(TenantOut):
     domain: DomainOut
+    retiring_domains: list[RetiringDomainOut] = Field(
+        default_factory=list, description="previous custom domains still served during the "
+        "grace period of a domain change")
+    suspension: SuspensionOut | None = None
     runs: list[RunOut]
+
+
+class TenantPatch(BaseModel):
+    """A change to a tenant: each field given is set; tags are merged (a null value removes
+    the tag). Validated by `TenantSpec` like an onboarding."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{
+            "custom_domain": "portal.acme.example", "admin_email": "it@acme.example",
+            "remove_previous_admin": True, "tags": {"tier": "gold", "trial": None},
+            "reason": "customer moved to their own domain",
+        }]},
+    )
+
+    display_name: str | None = None
+    custom_domain: str | None = Field(
+        default=None, description="the new hostname; the previous one keeps serving for the "
+        "grace period, then is removed")
+    plan: str | None = Field(default=None, json_schema_extra={
+        "enum": ["free", "standard", "premium"]})
+    admin_email: str | None = Field(default=None, description="invited as administrator")
+    tags: dict[str, str | None] = Field(default_factory=dict)
+    remove_previous_admin: bool = Field(
+        default=False, description="with admin_email: remove the previous administrator")
+    grace_seconds: float | None = Field(
+        default=None, ge=0, le=MAX_GRACE_SECONDS,
+        description="how long the previous domain keeps serving (default: the setting "
+        "domains.change_grace_seconds)")
+    reason: str | None = Field(default=None, max_length=MAX_REASON_LENGTH,
+                               description="why, kept with the run in the tenant's history")
+
+
+class SuspendRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"reason": "invoice 2026-11 unpaid"}]})
+
+    reason: str = Field(max_length=MAX_REASON_LENGTH,
+                        description="why, kept with the run in the tenant's history")
+
+
+class ResumeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=MAX_REASON_LENGTH)
+
+
+class PlannedChangeOut(BaseModel):
+    step: str
+    provider: str
+    action: Literal["create", "update", "unchanged", "delete", "absent", "check"]
+    resource: str
+    summary: str
+
+
+class PreviewOut(BaseModel):
+    """What a run would do, before anything is changed (``dry_run``)."""
+
+    dry_run: Literal[True] = True
+    kind: RunKindName
+    tenant: str
+    diff: dict[str, dict[str, Any]] = Field(
+        description="field -> {from, to}: what an update changes")
+    changes: list[PlannedChangeOut]
+
+    @classmethod
+    def of(cls, preview: Preview) -> PreviewOut:
+        return cls(kind=preview.kind, tenant=preview.slug,
+                   diff={k: dict(v) for k, v in preview.diff.items()},
+                   changes=[PlannedChangeOut(step=c.step, provider=c.provider,
+                                             action=c.action, resource=c.resource,
+                                             summary=c.summary) for c in preview.changes])
+
+
+class ChangeAccepted(BaseModel):
+    """``202``: the tenant and the run that changes it (poll ``GET /api/runs/{id}``);
+    ``200`` with ``run`` null when the tenant already is as asked."""
+
+    tenant: TenantOut
+    run: RunOut | None
 
 
 class TenantAccepted(BaseModel):

@@ -3,15 +3,16 @@ organizations, lifecycle events (the outbox and each tenant's history), and the 
 trail.
 
 SQLAlchemy 2 models, one module and store per aggregate (`tenants`, `runs`, `steps`,
-`workers`, `idempotency`, `organizations`, `events`, `audit`), the `Catalog` facade that
-callers use, and Alembic migrations. SQLite by default (``<data_dir>/catalog.sqlite``);
-PostgreSQL when ``catalog.url`` says so.
+`workers`, `idempotency`, `domain_claims`, `organizations`, `events`, `audit`), the
+`Catalog` facade that callers use, and Alembic migrations. SQLite by default
+(``<data_dir>/catalog.sqlite``); PostgreSQL when ``catalog.url`` says so.
 """
 
 from __future__ import annotations
 
 from tenantops.catalog._database import CatalogDatabase
 from tenantops.catalog.audit import AuditEntry, AuditOutcome, AuditRecord, AuditStore, Channel
+from tenantops.catalog.domain_claims import RetiringDomain, RetiringDomainStore
 from tenantops.catalog.durations import attempt_seconds, run_seconds, step_seconds
 from tenantops.catalog.events import Delivery, DeliveryStatus, Event, EventStore, HistoryEntry
 from tenantops.catalog.idempotency import IdempotencyClaim, IdempotencyStore
@@ -26,18 +27,27 @@ from tenantops.catalog.repository import Catalog, catalog_url
 from tenantops.catalog.runs import (
     Attempt,
     AttemptOutcome,
+    KindRules,
     OpenedRun,
     Run,
     RunKind,
+    RunRequest,
     RunStatus,
     RunStore,
     Step,
     StepStatus,
     StepTemplate,
+    is_suspended,
     segment_workflow_id,
+    status_after,
 )
 from tenantops.catalog.steps import StepStore
-from tenantops.catalog.tenants import Tenant, TenantFields, TenantStatus, TenantStore
+from tenantops.catalog.tenants import (
+    Tenant,
+    TenantFields,
+    TenantStatus,
+    TenantStore,
+)
 from tenantops.catalog.workers import Worker, WorkerStore
 
 __all__ = [
@@ -59,12 +69,16 @@ __all__ = [
     "IdempotencyClaim",
     "IdempotencyStore",
     "Invitation",
+    "KindRules",
     "Member",
     "OpenedRun",
     "Organization",
     "OrganizationStore",
+    "RetiringDomain",
+    "RetiringDomainStore",
     "Run",
     "RunKind",
+    "RunRequest",
     "RunStatus",
     "RunStore",
     "Step",
@@ -79,7 +93,9 @@ __all__ = [
     "WorkerStore",
     "attempt_seconds",
     "catalog_url",
+    "is_suspended",
     "run_seconds",
     "segment_workflow_id",
+    "status_after",
     "step_seconds",
 ]

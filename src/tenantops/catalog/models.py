@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     text,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -37,6 +39,7 @@ __all__ = [
     "OrganizationInvitationRow",
     "OrganizationMemberRow",
     "OrganizationRow",
+    "RetiringDomainRow",
     "RunRow",
     "StepAttemptRow",
     "StepRow",
@@ -214,6 +217,21 @@ class StepAttemptRow(Base):
     resolved: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     __table_args__ = (UniqueConstraint("run_id", "step", "number"),)
+class RetiringDomainRow(Base):
+    """A custom domain a live tenant still serves after a domain change, until its grace
+    period ends (``retire_at``, set when the grace period starts) and the update run that
+    retires it removes it. Claimed like a custom domain: no other tenant may take it, nor a
+    name above or below it (`tenantops.catalog.domain_claims`)."""
+
+    __tablename__ = "retiring_domains"
+
+    domain: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    run_id: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    retire_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_retiring_domains_tenant", "tenant_id"),)
 
 
 class IdempotencyKeyRow(Base):
@@ -251,6 +269,8 @@ class OrganizationRow(Base):
     name: Mapped[str] = mapped_column(String(100))
     redirect_url: Mapped[str] = mapped_column(String(512))
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    # False while the tenant is suspended: no member may sign in (Keycloak's ``enabled``).
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 class OrganizationDomainRow(Base):

@@ -1,7 +1,8 @@
 """Organizations kept in the catalog, for the ``local`` organization provider.
 
 An organization mirrors what Keycloak 26 calls one: a name, an alias, the domains its
-members' addresses belong to, a redirect URL, members and invitations.
+members' addresses belong to, a redirect URL, members and invitations, and whether it is
+enabled (a suspended tenant's is not).
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class Organization:
     members: tuple[Member, ...]
     invitations: tuple[Invitation, ...]
     created_at: dt.datetime
+    enabled: bool = True
 
 
 class OrganizationStore:
@@ -86,7 +88,8 @@ class OrganizationStore:
             return [self._load(s, row) for row in rows]
 
     def ensure(
-        self, *, alias: str, name: str, redirect_url: str, domains: Sequence[str]
+        self, *, alias: str, name: str, redirect_url: str, domains: Sequence[str],
+        enabled: bool = True,
     ) -> tuple[Organization, bool]:
         """Create or converge the organization; return it and whether anything changed."""
         try:
@@ -96,13 +99,13 @@ class OrganizationStore:
                 if row is None:
                     row = OrganizationRow(
                         id=uuid.uuid4().hex, alias=alias, name=name, redirect_url=redirect_url,
-                        created_at=dt.datetime.now(dt.timezone.utc),
+                        created_at=dt.datetime.now(dt.timezone.utc), enabled=enabled,
                     )
                     s.add(row)
                     s.flush()
                     changed = True
-                elif (row.name, row.redirect_url) != (name, redirect_url):
-                    row.name, row.redirect_url = name, redirect_url
+                elif (row.name, row.redirect_url, row.enabled) != (name, redirect_url, enabled):
+                    row.name, row.redirect_url, row.enabled = name, redirect_url, enabled
                     changed = True
                 current = {
                     d.domain: d for d in s.scalars(
@@ -166,15 +169,17 @@ class OrganizationStore:
             return _invitation(row), created
 
     def revoke(self, alias: str, email: str) -> bool:
+        """``email`` is neither invited to nor a member of the organization any more."""
         with self._db.session(write=True) as s:
             org = s.scalar(select(OrganizationRow).where(OrganizationRow.alias == alias))
             if org is None:
                 return False
-            result = s.execute(delete(OrganizationInvitationRow).where(
-                OrganizationInvitationRow.organization_id == org.id,
-                OrganizationInvitationRow.email == email,
-            ))
-            return bool(getattr(result, "rowcount", 0))
+            removed = 0
+            for table in (OrganizationInvitationRow, OrganizationMemberRow):
+                result = s.execute(delete(table).where(table.organization_id == org.id,
+                                                       table.email == email))
+                removed += int(getattr(result, "rowcount", 0) or 0)
+            return removed > 0
 
     @staticmethod
     def _load(s: Session, row: OrganizationRow) -> Organization:
@@ -196,6 +201,7 @@ class OrganizationStore:
             id=row.id, alias=row.alias, name=row.name, redirect_url=row.redirect_url,
             domains=tuple(domains), members=tuple(Member(m.email, m.role) for m in members),
             invitations=tuple(_invitation(i) for i in invitations), created_at=row.created_at,
+            enabled=bool(row.enabled),
         )
 
 

@@ -8,10 +8,10 @@ on first use. The schema is created and upgraded by `migrate` (Alembic).
 Each aggregate has a module and a store of its own, reachable as an attribute:
 `tenants` (`TenantStore`), `runs` (`RunStore`), `steps` (`StepStore`),
 `worker_registry` (`WorkerStore`), `idempotency_keys` (`IdempotencyStore`), `organizations`
-(`OrganizationStore`), `events` (`EventStore`: the outbox, each tenant's history and the
-deliveries to sinks) and `audit` (`AuditStore`, append-only). The methods below are the
-callers' short names for the stores' operations, kept so callers do not need to know which
-store holds what.
+(`OrganizationStore`), `retiring_domains` (`RetiringDomainStore`), `events` (`EventStore`:
+the outbox, each tenant's history and the deliveries to sinks) and `audit` (`AuditStore`,
+append-only). The methods below are the callers' short names for the stores' operations,
+kept so callers do not need to know which store holds what.
 """
 
 from __future__ import annotations
@@ -26,9 +26,18 @@ from sqlalchemy.orm import Session
 
 from tenantops.catalog._database import CatalogDatabase, now
 from tenantops.catalog.audit import AuditStore
+from tenantops.catalog.domain_claims import RetiringDomain, RetiringDomainStore
 from tenantops.catalog.events import EventStore
 from tenantops.catalog.idempotency import IdempotencyClaim, IdempotencyStore
-from tenantops.catalog.runs import OpenedRun, Run, RunStatus, RunStore, StepTemplate
+from tenantops.catalog.runs import (
+    OpenedRun,
+    Run,
+    RunKind,
+    RunRequest,
+    RunStatus,
+    RunStore,
+    StepTemplate,
+)
 from tenantops.catalog.steps import StepStore
 from tenantops.catalog.tenants import Tenant, TenantFields, TenantStatus, TenantStore
 from tenantops.catalog.workers import Worker, WorkerStore
@@ -61,6 +70,7 @@ class Catalog:
         self.idempotency_keys = IdempotencyStore(self.database)
         self.events = EventStore(self.database)
         self.audit = AuditStore(self.database)
+        self.retiring_domains = RetiringDomainStore(self.database)
         self._organizations: OrganizationStore | None = None
 
     @classmethod
@@ -135,7 +145,13 @@ class Catalog:
     def update_tenant_outputs(self, slug: str, updates: Mapping[str, object]) -> Tenant:
         return self.tenants.update_outputs(slug, updates)
 
+    def retiring_domains_of(self, slug: str) -> list[RetiringDomain]:
+        return self.retiring_domains.of(slug)
+
     # -- runs ---------------------------------------------------------------------------
+
+    def open_run(self, request: RunRequest) -> OpenedRun:
+        return self.runs.open(request)
 
     def open_onboarding(
         self, spec: TenantFields, *, requested_by: str, steps: Sequence[StepTemplate],
@@ -146,13 +162,18 @@ class Catalog:
 
     def open_offboarding(
         self, slug: str, *, requested_by: str, keep_database: bool,
-        steps: Sequence[StepTemplate],
+        steps: Sequence[StepTemplate], options: Mapping[str, Any] | None = None,
+        retiring: tuple[str, ...] | None = None,
     ) -> OpenedRun:
         return self.runs.open_offboarding(slug, requested_by=requested_by,
-                                          keep_database=keep_database, steps=steps)
+                                          keep_database=keep_database, steps=steps,
+                                          options=options, retiring=retiring)
 
     def get_run(self, run_id: str) -> Run:
         return self.runs.get(run_id)
+
+    def latest_run(self, slug: str, *, kind: RunKind | None = None) -> Run | None:
+        return self.runs.latest(slug, kind=kind)
 
     def list_runs(self, slug: str | None = None, *, status: RunStatus | None = None
                   ) -> list[Run]:
@@ -201,9 +222,9 @@ class Catalog:
 
     def step_succeeded(
         self, run_id: str, name: str, outputs: Mapping[str, object],
-        tenant_outputs: Mapping[str, object],
+        tenant_outputs: Mapping[str, object], *, message: str | None = None,
     ) -> None:
-        self.steps.succeeded(run_id, name, outputs, tenant_outputs)
+        self.steps.succeeded(run_id, name, outputs, tenant_outputs, message=message)
 
     def step_failed(self, run_id: str, name: str, error: str) -> None:
         self.steps.failed(run_id, name, error)

@@ -1,16 +1,25 @@
-"""Runs: each onboarding or offboarding of a tenant, with its steps (`RunStore`).
+"""Runs: each onboarding, offboarding, update, suspension or resumption of a tenant, with its
+steps (`RunStore`).
 
-Opening a run registers (or re-registers) its tenant in the same transaction, so a tenant
-never exists without the run that shows what is being done to it. Unique indexes decide races
-between concurrent requests; the loser reads the winner's run. The step-by-step progress of a
-run is written by `tenantops.catalog.steps`.
+Every kind of run is opened the same way (`RunStore.open` with a `RunRequest`), in one
+transaction that checks the tenant's state, claims what the run needs and writes the run
+with its pending steps. What differs per kind is data (`RUN_KINDS`): the tenant's status
+while the run is active and once it succeeded, which states it may start from, and which
+earlier run a repeated request resolves to. Unique indexes decide races between concurrent
+requests (one active run per tenant); the loser reads the winner's run. The step-by-step
+progress of a run is written by `tenantops.catalog.steps`.
 
-Opening an onboarding also claims the tenant's custom domain, and the request's
-``Idempotency-Key`` when it has one, in that same transaction. A domain equal to, above or
-below another live tenant's is refused (`DomainConflictError`); a unique index can only refuse
-equal values, so on PostgreSQL the transaction first takes an advisory lock that serialises
-onboarding claims (released at commit), and on SQLite every write transaction is already
-serialised (``BEGIN IMMEDIATE``). The check then reads only committed claims.
+Opening an onboarding registers (or re-registers) its tenant, so a tenant never exists
+without the run that shows what is being done to it. Opening an onboarding, or an update
+that changes the custom domain, claims the domain in the same transaction
+(`tenantops.catalog.domain_claims`); an update keeps the old name claimed (retiring) until
+its grace period ends and the run removes it. The request's ``Idempotency-Key``, when it has
+one, is claimed in that same transaction too.
+
+A run's options carry what the plan needs and what the tenant's history shows: the diff of
+an update (``changes``: field → ``{"from", "to"}``), the reason of a suspension, the names
+being retired. An update whose ``from`` values no longer match the tenant (someone changed
+it meanwhile) is refused (`TenantConflictError`): the plan was made for other values.
 """
 
 from __future__ import annotations
@@ -20,16 +29,23 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import Row, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import Row, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tenantops.catalog import events
 from tenantops.catalog._database import CatalogDatabase, new_id, now
+from tenantops.catalog.domain_claims import (
+    check_domain_free,
+    keep,
+    lock_domain_claims,
+    record_ancestors,
+    retire,
+    retiring_rows,
+)
 from tenantops.catalog.idempotency import IdempotencyClaim, claimed, record_claim
 from tenantops.catalog.models import (
     ACTIVE_RUN_STATUSES,
-    DomainAncestorRow,
     RunRow,
     StepAttemptRow,
     StepRow,
@@ -39,37 +55,44 @@ from tenantops.catalog.tenants import (
     TENANT_BY_SLUG,
     Tenant,
     TenantFields,
+    TenantStatus,
     tenant_record,
     tenant_row,
     tenant_row_by_id,
 )
 from tenantops.errors import (
     CatalogError,
-    DomainConflictError,
     IdempotencyKeyReusedError,
     RunConflictError,
     RunNotFoundError,
     RunStateError,
     TenantConflictError,
     TenantNotFoundError,
+    TenantStateError,
 )
 from tenantops.telemetry import traceparent
 
 __all__ = [
+    "CHANGED_FIELDS",
+    "RUN_KINDS",
     "Attempt",
     "AttemptOutcome",
+    "KindRules",
     "OpenedRun",
     "Run",
     "RunKind",
+    "RunRequest",
     "RunStatus",
     "RunStore",
     "Step",
     "StepStatus",
     "StepTemplate",
+    "is_suspended",
     "segment_workflow_id",
+    "status_after",
 ]
 
-RunKind = Literal["onboard", "offboard"]
+RunKind = Literal["onboard", "offboard", "update", "suspend", "resume"]
 RunStatus = Literal["pending", "running", "succeeded", "failed", "cancelled"]
 StepStatus = Literal[
     "pending", "running", "waiting", "retrying", "succeeded", "failed", "cancelled"
@@ -79,8 +102,64 @@ AttemptOutcome = Literal[
 ]
 TERMINAL_RUN_STATUSES = ("succeeded", "failed", "cancelled")
 _OPEN_ATTEMPTS = 5
-# pg_advisory_xact_lock key serialising onboarding claims (74120004 serialises migrations).
-DOMAIN_CLAIMS_LOCK = 74120012
+CHANGED_FIELDS = ("display_name", "custom_domain", "plan", "admin_email", "tags")
+"""The tenant fields an update may change (the slug names the tenant and never changes)."""
+
+
+@dataclass(frozen=True)
+class KindRules:
+    """What a kind of run does to its tenant's status, and where it may start from.
+
+    ``during``: the tenant's status while the run is active (and after a retry);
+    ``after``: once it succeeded (`status_after` may say otherwise for an update of a
+    suspended tenant); ``starts_from``: the tenant statuses it may be opened in, besides
+    ``failed`` after a run of a kind in ``recovers``."""
+
+    during: TenantStatus
+    after: TenantStatus
+    starts_from: tuple[TenantStatus, ...]
+    recovers: tuple[str, ...]
+    verb: str
+
+
+RUN_KINDS: dict[str, KindRules] = {
+    "onboard": KindRules("provisioning", "active", (), (), "onboard"),
+    "offboard": KindRules("offboarding", "offboarded", (), (), "offboard"),
+    "update": KindRules("updating", "active", ("active", "suspended"), ("update",),
+                        "change"),
+    "suspend": KindRules("suspending", "suspended", ("active", "suspended"),
+                         ("update", "suspend", "resume"), "suspend"),
+    "resume": KindRules("resuming", "active", ("suspended",), ("suspend", "resume"), "resume"),
+}
+
+
+def status_after(kind: str, options: Mapping[str, Any]) -> TenantStatus:
+    """The tenant's status once a run of ``kind`` with ``options`` succeeded: an update of
+    a suspended tenant leaves it suspended."""
+    if kind == "update" and options.get("suspended"):
+        return "suspended"
+    return RUN_KINDS[kind].after
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """A request to open a run of ``kind`` for tenant ``slug``.
+
+    ``steps``: the plan, as the catalog records it; ``options``: what the plan was made from
+    (and what the tenant's history shows); ``spec``: the tenant's fields once the run is done
+    (an onboarding registers them; an update writes them, and its ``options["changes"]``
+    says which differ and what they were); ``retiring``: the names the tenant will still
+    serve besides its custom domain once the run is opened, as the plan assumed (checked,
+    so a plan made from a stale read is refused); ``idempotency``: the caller's key."""
+
+    kind: RunKind
+    slug: str
+    requested_by: str
+    steps: Sequence[StepTemplate]
+    options: Mapping[str, Any] = field(default_factory=dict)
+    spec: TenantFields | None = None
+    retiring: tuple[str, ...] | None = None
+    idempotency: IdempotencyClaim | None = None
 
 
 @dataclass(frozen=True)
@@ -251,32 +330,43 @@ class RunStore:
 
     # -- opening ------------------------------------------------------------------------
 
+    def open(self, request: RunRequest) -> OpenedRun:
+        """Open a run of any kind, or return the run a repeated request resolves to.
+
+        Raises `RunConflictError` naming the active run when another run of the tenant is
+        active, `TenantStateError` when the tenant's status forbids the kind (a suspension of
+        a tenant still being onboarded), `TenantConflictError` when the request contradicts
+        the tenant (another spec; an update made from values changed meanwhile),
+        `DomainConflictError` for a custom domain another tenant holds, and
+        `IdempotencyKeyReusedError` for a key its caller sent with another request. Safe under
+        concurrent requests (see the module docstring)."""
+        return self._open(lambda s: self._claim_and_open(s, request))
+
     def open_onboarding(
         self, spec: TenantFields, *, requested_by: str, steps: Sequence[StepTemplate],
         options: Mapping[str, Any] | None = None, idempotency: IdempotencyClaim | None = None,
     ) -> OpenedRun:
         """Register the tenant (if new) and its onboarding run, or return the existing run.
 
-        A repeated request with the same spec returns the run already made for it; a request
+        A repeated request with the same spec returns the tenant's onboarding run; a request
         whose spec differs from the registered tenant raises `TenantConflictError`; a custom
         domain equal to, above or below another live tenant's raises `DomainConflictError`;
         an active offboarding raises `RunConflictError`. ``options`` are the new run's (an
         existing run keeps its own). With ``idempotency``, a key its caller already used
         returns that run when the request is the same, and raises `IdempotencyKeyReusedError`
-        when it is not; otherwise the key is recorded with the run. Safe under concurrent
-        requests (see the module docstring).
-        """
-        return self._open(lambda s: self._claim_and_open(
-            s, spec, requested_by, steps, dict(options or {}), idempotency))
+        when it is not; otherwise the key is recorded with the run."""
+        return self.open(RunRequest("onboard", spec.slug, requested_by, steps,
+                                    dict(options or {}), spec=spec, idempotency=idempotency))
 
     def open_offboarding(
         self, slug: str, *, requested_by: str, keep_database: bool,
-        steps: Sequence[StepTemplate],
+        steps: Sequence[StepTemplate], options: Mapping[str, Any] | None = None,
+        retiring: tuple[str, ...] | None = None,
     ) -> OpenedRun:
         """Register an offboarding run of ``slug``, or return the one already requested."""
-        return self._open(
-            lambda s: self._open_offboarding(s, slug, requested_by, keep_database, steps)
-        )
+        return self.open(RunRequest(
+            "offboard", slug, requested_by, steps,
+            {**(options or {}), "keep_database": keep_database}, retiring=retiring))
 
     def _open(self, attempt: Callable[[Session], OpenedRun]) -> OpenedRun:
         last: IntegrityError | None = None
@@ -292,12 +382,10 @@ class RunStore:
             f"(concurrent requests kept conflicting: {last}); try again"
         )
 
-    def _claim_and_open(
-        self, s: Session, spec: TenantFields, requested_by: str, steps: Sequence[StepTemplate],
-        options: dict[str, Any], claim: IdempotencyClaim | None,
-    ) -> OpenedRun:
-        if self._db.dialect == "postgresql":
-            s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": DOMAIN_CLAIMS_LOCK})
+    def _claim_and_open(self, s: Session, request: RunRequest) -> OpenedRun:
+        if request.spec is not None:
+            lock_domain_claims(s)
+        claim = request.idempotency
         if claim is not None:
             earlier = claimed(s, claim)
             if earlier is not None:
@@ -305,60 +393,59 @@ class RunStore:
                 if fingerprint != claim.fingerprint:
                     raise IdempotencyKeyReusedError(claim.key, run_id)
                 return OpenedRun(get_run(s, run_id), created=False)
-        opened = self._open_onboarding(s, spec, requested_by, steps, options)
+        if request.kind == "onboard":
+            opened = self._open_onboarding(s, request)
+        elif request.kind == "offboard":
+            opened = self._open_offboarding(s, request)
+        else:
+            opened = self._open_change(s, request)
         if claim is not None:
             record_claim(s, claim, opened.run.id)
         return opened
 
-    def _open_onboarding(
-        self, s: Session, spec: TenantFields, requested_by: str, steps: Sequence[StepTemplate],
-        options: dict[str, Any],
-    ) -> OpenedRun:
+    def _open_onboarding(self, s: Session, request: RunRequest) -> OpenedRun:
+        spec = request.spec
+        if spec is None:
+            raise CatalogError("an onboarding must be opened with the tenant's spec")
         row = s.scalar(select(TenantRow).where(TenantRow.slug == spec.slug))
-        _check_domain_free(s, spec.custom_domain, spec.slug)
+        check_domain_free(s, spec.custom_domain, spec.slug)
         if row is not None and row.status != "offboarded":
-            differing = [
-                name for name in ("display_name", "custom_domain", "plan", "admin_email", "tags")
-                if getattr(row, name) != getattr(spec, name)
-            ]
+            differing = [name for name in CHANGED_FIELDS
+                         if getattr(row, name) != getattr(spec, name)]
             if differing:
                 shown = "; ".join(
                     f"{name}: registered {getattr(row, name)!r}, requested "
                     f"{getattr(spec, name)!r}" for name in differing)
                 raise TenantConflictError(
                     f"tenant {spec.slug!r} is already registered with other values ({shown}); "
-                    "repeat the original request, or offboard the tenant before onboarding it "
-                    "again with new values"
+                    "repeat the original request to get its onboarding, or change the tenant "
+                    f"with PATCH /api/tenants/{spec.slug} (tenantops tenants update)"
                 )
             latest = latest_run_row(s, row.id)
-            if latest is not None and latest.kind == "onboard":
-                return OpenedRun(load_run(s, latest, row.slug), created=False)
-            if latest is not None:
+            if latest is not None and latest.kind == "offboard":
                 raise RunConflictError(
                     f"tenant {spec.slug!r} is being offboarded (run {latest.id} is "
                     f"{latest.status}); finish or retry the offboarding first",
                     slug=spec.slug, active_run_id=latest.id,
                 )
+            onboarding = latest_run_row(s, row.id, kind="onboard")
+            if onboarding is not None:
+                return OpenedRun(load_run(s, onboarding, row.slug), created=False)
         if row is None:
             row = TenantRow(id=new_id(), slug=spec.slug, created_at=now(), dns_records={})
             s.add(row)
-        row.display_name = spec.display_name
-        row.custom_domain = spec.custom_domain
-        row.plan = spec.plan
-        row.admin_email = spec.admin_email
-        row.tags = dict(spec.tags)
-        row.status = "provisioning"
+        _write_fields(row, spec)
+        row.status = RUN_KINDS["onboard"].during
         row.updated_at = now()
         row.registered_at = None
         s.flush()
-        _record_ancestors(s, row.id, spec.custom_domain)
-        run = _new_run(s, row, "onboard", requested_by, options, steps)
+        record_ancestors(s, row.id, spec.custom_domain)
+        run = _new_run(s, row, "onboard", request.requested_by, dict(request.options),
+                       request.steps)
         return OpenedRun(load_run(s, run, row.slug), created=True)
 
-    def _open_offboarding(
-        self, s: Session, slug: str, requested_by: str, keep_database: bool,
-        steps: Sequence[StepTemplate],
-    ) -> OpenedRun:
+    def _open_offboarding(self, s: Session, request: RunRequest) -> OpenedRun:
+        slug = request.slug
         row = tenant_row(s, slug)
         latest = latest_run_row(s, row.id)
         if latest is not None and latest.kind == "offboard" and (
@@ -366,15 +453,76 @@ class RunStore:
         ):
             return OpenedRun(load_run(s, latest, slug), created=False)
         if latest is not None and latest.status in ACTIVE_RUN_STATUSES:
-            raise RunConflictError(
-                f"tenant {slug!r} has an onboarding in progress (run {latest.id}, "
-                f"{latest.status}); wait for it or cancel it, then offboard",
-                slug=slug, active_run_id=latest.id,
-            )
-        row.status = "offboarding"
+            raise _busy(slug, latest, "offboard")
+        _check_retiring(s, row, request)
+        row.status = RUN_KINDS["offboard"].during
         row.updated_at = now()
-        run = _new_run(s, row, "offboard", requested_by, {"keep_database": keep_database}, steps)
+        run = _new_run(s, row, "offboard", request.requested_by, dict(request.options),
+                       request.steps)
         return OpenedRun(load_run(s, run, slug), created=True)
+
+    def _open_change(self, s: Session, request: RunRequest) -> OpenedRun:
+        """An update, a suspension or a resumption."""
+        kind, slug = request.kind, request.slug
+        rules = RUN_KINDS[kind]
+        row = tenant_row(s, slug)
+        latest = latest_run_row(s, row.id)
+        if latest is not None and latest.status in ACTIVE_RUN_STATUSES:
+            if latest.kind == kind and _same_change(kind, latest.options, request.options):
+                return OpenedRun(load_run(s, latest, slug), created=False)
+            raise _busy(slug, latest, rules.verb)
+        if latest is not None and latest.kind == kind and latest.status == "succeeded" and \
+                kind in ("suspend", "resume") and row.status == rules.after:
+            return OpenedRun(load_run(s, latest, slug), created=False)
+        allowed = row.status in rules.starts_from or (
+            row.status == "failed" and latest is not None and latest.kind in rules.recovers)
+        if not allowed:
+            raise _refused(slug, row.status, kind, latest)
+        options = dict(request.options)
+        if kind == "update":
+            self._apply_update(s, row, request, options, latest)
+        else:
+            _check_retiring(s, row, request)
+        row.status = rules.during
+        row.updated_at = now()
+        s.flush()
+        run = _new_run(s, row, kind, request.requested_by, options, request.steps)
+        if kind == "update":
+            changes = options.get("changes") or {}
+            if "custom_domain" in changes:
+                retire(s, row.id, [str(changes["custom_domain"]["from"])], run.id)
+        return OpenedRun(load_run(s, run, slug), created=True)
+
+    def _apply_update(self, s: Session, row: TenantRow, request: RunRequest,
+                      options: dict[str, Any], latest: RunRow | None) -> None:
+        spec = request.spec
+        if spec is None or spec.slug != row.slug:
+            raise CatalogError("an update must be opened with the tenant's new fields")
+        changes: Mapping[str, Any] = options.get("changes") or {}
+        unknown = set(changes) - set(CHANGED_FIELDS)
+        if unknown:
+            raise CatalogError(f"an update cannot change {', '.join(sorted(unknown))}")
+        stale = [name for name, change in changes.items()
+                 if getattr(row, name) != change.get("from")]
+        if stale:
+            shown = "; ".join(f"{name}: now {getattr(row, name)!r}, the change was made from "
+                              f"{changes[name].get('from')!r}" for name in stale)
+            raise TenantConflictError(
+                f"tenant {row.slug!r} changed since this update was prepared ({shown}); "
+                "review the change again and resend it")
+        before = (latest.kind, dict(latest.options or {})) if latest is not None else None
+        if bool(options.get("suspended")) != is_suspended(row.status, before):
+            raise TenantConflictError(
+                f"tenant {row.slug!r} is {row.status} now, not as when this update was "
+                "prepared; review the change again and resend it")
+        if "custom_domain" in changes:
+            check_domain_free(s, spec.custom_domain, row.slug)
+            keep(s, row.id, spec.custom_domain)
+            record_ancestors(s, row.id, spec.custom_domain)
+        _check_retiring(s, row, request, changing_from=(
+            str(changes["custom_domain"]["from"]) if "custom_domain" in changes else None),
+            new_domain=spec.custom_domain)
+        _write_fields(row, spec)
 
     # -- reading ------------------------------------------------------------------------
 
@@ -425,6 +573,12 @@ class RunStore:
                 attempts[attempt.run_id].append(attempt)
             return tenant_record(row), [run_record(run, slug, steps[run.id], attempts[run.id])
                                         for run in runs]
+
+    def latest(self, slug: str, *, kind: RunKind | None = None) -> Run | None:
+        """The tenant's latest run (of ``kind``), or None."""
+        with self._db.session(write=False) as s:
+            row = latest_run_row(s, tenant_row(s, slug).id, kind=kind)
+            return load_run(s, row, slug) if row is not None else None
 
     def active(self) -> list[Run]:
         """Runs pending or running: what a worker must make sure has a workflow. Selected
@@ -481,7 +635,7 @@ class RunStore:
                     )
                 tenant = tenant_row_by_id(s, row.tenant_id)
                 if status == "succeeded":
-                    tenant.status = "active" if row.kind == "onboard" else "offboarded"
+                    tenant.status = status_after(row.kind, row.options or {})
                 else:
                     tenant.status = "failed"
                 tenant.updated_at = now()
@@ -491,8 +645,9 @@ class RunStore:
             return get_run(s, run_id)
 
     def cancel(self, run_id: str, *, by: str | None = None) -> Run:
-        """Mark an active run cancelled (the tenant becomes ``failed``: half made or half
-        removed, until the run is retried or the tenant offboarded). ``by`` is who asked."""
+        """Mark an active run cancelled (the tenant becomes ``failed``: half made, half
+        changed or half removed, until the run is retried, another run puts it right, or the
+        tenant is offboarded). ``by`` is who asked."""
         with self._db.session(write=True) as s:
             row = s.get(RunRow, run_id)
             if row is None:
@@ -555,7 +710,7 @@ class RunStore:
                     .values(status="pending", finished_at=None, pending_since=None, error=None,
                             message=None)
                 )
-                tenant.status = "provisioning" if row.kind == "onboard" else "offboarding"
+                tenant.status = RUN_KINDS[row.kind].during
                 tenant.updated_at = now()
                 s.flush()
                 events.run_retried(s, row, tenant, by=by, from_step=from_step)
@@ -583,55 +738,87 @@ def load_run(s: Session, run: RunRow, slug: str) -> Run:
     return run_record(run, slug, steps, attempts)
 
 
-def latest_run_row(s: Session, tenant_id: str) -> RunRow | None:
-    return s.scalar(
-        select(RunRow).where(RunRow.tenant_id == tenant_id)
-        .order_by(RunRow.created_at.desc(), RunRow.id.desc()).limit(1)
+def latest_run_row(s: Session, tenant_id: str, *, kind: str | None = None) -> RunRow | None:
+    query = select(RunRow).where(RunRow.tenant_id == tenant_id)
+    if kind is not None:
+        query = query.where(RunRow.kind == kind)
+    return s.scalar(query.order_by(RunRow.created_at.desc(), RunRow.id.desc()).limit(1))
+
+
+def is_suspended(status: str, latest: tuple[str, Mapping[str, Any]] | None) -> bool:
+    """Whether a tenant's resources are meant to be suspended: it is ``suspended``, or it
+    failed in an update made while it was (``latest``: its latest run's kind and options)."""
+    if status == "suspended":
+        return True
+    return status == "failed" and latest is not None and latest[0] == "update" and bool(
+        latest[1].get("suspended"))
+
+
+def _write_fields(row: TenantRow, spec: TenantFields) -> None:
+    row.display_name = spec.display_name
+    row.custom_domain = spec.custom_domain
+    row.plan = spec.plan
+    row.admin_email = spec.admin_email
+    row.tags = dict(spec.tags)
+
+
+def _same_change(kind: str, active: Mapping[str, Any] | None,
+                 requested: Mapping[str, Any]) -> bool:
+    """Whether a request repeats the active run of its kind: a suspension or resumption
+    always does; an update when it asks for the same new values."""
+    if kind != "update":
+        return True
+    wanted = {name: change.get("to") for name, change in
+              (requested.get("changes") or {}).items()}
+    made = {name: change.get("to") for name, change in
+            ((active or {}).get("changes") or {}).items()}
+    return wanted == made and bool(requested.get("remove_previous_admin")) == bool(
+        (active or {}).get("remove_previous_admin"))
+
+
+def _check_retiring(s: Session, row: TenantRow, request: RunRequest, *,
+                    changing_from: str | None = None, new_domain: str | None = None) -> None:
+    """Refuse a plan made for other retiring names than the tenant will have."""
+    if request.retiring is None:
+        return
+    held = {r.domain for r in retiring_rows(s, row.id)}
+    if changing_from is not None:
+        held.add(changing_from)
+    if new_domain is not None:
+        held.discard(new_domain)
+    if held != set(request.retiring):
+        raise TenantConflictError(
+            f"tenant {row.slug!r} changed while this {request.kind} was prepared: it serves "
+            f"{', '.join(sorted(held)) or 'no'} retiring domains, the plan was made for "
+            f"{', '.join(sorted(request.retiring)) or 'none'}; send the request again")
+
+
+def _busy(slug: str, active: RunRow, verb: str) -> RunConflictError:
+    return RunConflictError(
+        f"tenant {slug!r} has a run in progress ({active.kind} run {active.id}, "
+        f"{active.status}); wait for it or cancel it, then {verb} the tenant",
+        slug=slug, active_run_id=active.id,
     )
 
 
-def domain_ancestors(domain: str) -> list[str]:
-    """The parent domains of ``domain``, nearest first: ``contoso.com``, ``com``."""
-    domain = domain.lower().rstrip(".")
-    return [domain.split(".", i)[-1] for i in range(1, domain.count(".") + 1)]
+def _refused(slug: str, status: str, kind: str, latest: RunRow | None) -> TenantStateError:
+    verb = RUN_KINDS[kind].verb
+    if status == "failed" and latest is not None:
+        where = f" at step {latest.failed_step}" if latest.failed_step else ""
+        return TenantStateError(
+            f"tenant {slug!r} is failed: its {latest.kind} run {latest.id} ended "
+            f"{latest.status}{where}; retry that run (tenantops runs retry {latest.id}) or "
+            f"offboard the tenant before you {verb} it", slug=slug, status=status)
+    if kind == "resume" and status == "active":
+        return TenantStateError(
+            f"tenant {slug!r} is active, not suspended; there is nothing to resume",
+            slug=slug, status=status)
+    return TenantStateError(
+        f"tenant {slug!r} is {status}; only an active or suspended tenant can be "
+        f"{_PARTICIPLE[kind]}", slug=slug, status=status)
 
 
-def _record_ancestors(s: Session, tenant_id: str, domain: str) -> None:
-    s.execute(delete(DomainAncestorRow).where(DomainAncestorRow.tenant_id == tenant_id))
-    s.execute(insert(DomainAncestorRow), [{"tenant_id": tenant_id, "ancestor": ancestor}
-                                          for ancestor in domain_ancestors(domain)])
-
-
-# Written out, not bound: the planner then uses the partial index on live custom domains.
-_LIVE = text("tenants.status <> 'offboarded'")
-
-
-def _check_domain_free(s: Session, domain: str, slug: str) -> None:
-    """Refuse ``domain`` when it is equal to, above or below the custom domain of another
-    live tenant (so also the other's ``asuid.`` and ``_tenantops-challenge.`` names).
-
-    Two index lookups, whatever the number of tenants: equal or above by the live custom
-    domains, below by the parent domains each tenant's domain has (`DomainAncestorRow`)."""
-    domain = domain.lower().rstrip(".")
-    others = select(TenantRow.slug, TenantRow.custom_domain).where(TenantRow.slug != slug, _LIVE)
-    rows = [*s.execute(
-        others.where(TenantRow.custom_domain.in_([domain, *domain_ancestors(domain)]))
-    ), *s.execute(
-        others.join(DomainAncestorRow, DomainAncestorRow.tenant_id == TenantRow.id)
-        .where(DomainAncestorRow.ancestor == domain)
-    )]
-    order = {"equal": 0, "below": 1, "above": 2}
-    found = sorted(((_relation(domain, held), holder, held) for holder, held in rows),
-                   key=lambda item: (order[item[0]], item[1]))
-    if found:
-        how, holder, held = found[0]
-        raise DomainConflictError(domain, how, holder=holder, holder_domain=held)
-
-
-def _relation(domain: str, other: str) -> str:
-    if domain == other:
-        return "equal"
-    return "below" if domain.endswith(f".{other}") else "above"
+_PARTICIPLE = {"update": "changed", "suspend": "suspended", "resume": "resumed"}
 
 
 def _new_run(

@@ -112,14 +112,15 @@ class StepStore:
 
     def succeeded(
         self, run_id: str, name: str, outputs: Mapping[str, Any],
-        tenant_outputs: Mapping[str, object],
+        tenant_outputs: Mapping[str, object], *, message: str | None = None,
     ) -> None:
-        """Record the step's outputs, and the tenant's resource outputs it produced."""
+        """Record the step's outputs, and the tenant's resource outputs it produced;
+        ``message``: what the provider said (a command step's redacted output)."""
         stamp = self._clock()
         with self._db.write() as c:
             _update_step(c, run_id, name, {
                 "status": "succeeded", "finished_at": stamp, "outputs": dict(outputs),
-                "error": None, "message": None,
+                "error": None, "message": message,
             })
             _end_attempt(c, run_id, name, {"outcome": "succeeded", "finished_at": stamp})
             if tenant_outputs:

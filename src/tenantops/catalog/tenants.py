@@ -12,12 +12,19 @@ from sqlalchemy import Row, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from tenantops.catalog._database import CatalogDatabase, now
-from tenantops.catalog.models import TenantRow
+from tenantops.catalog.models import RetiringDomainRow, TenantRow
 from tenantops.errors import CatalogError, TenantNotFoundError
 
-__all__ = ["Tenant", "TenantFields", "TenantStatus", "TenantStore"]
+__all__ = ["TENANT_STATUSES", "Tenant", "TenantFields", "TenantStatus", "TenantStore"]
 
-TenantStatus = Literal["provisioning", "active", "failed", "offboarding", "offboarded"]
+TenantStatus = Literal["provisioning", "active", "updating", "suspending", "suspended",
+                       "resuming", "failed", "offboarding", "offboarded"]
+TENANT_STATUSES: tuple[TenantStatus, ...] = (
+    "provisioning", "active", "updating", "suspending", "suspended", "resuming", "failed",
+    "offboarding", "offboarded")
+"""Every status: ``provisioning`` → ``active``; ``active`` ⇄ ``updating``; ``active`` →
+``suspending`` → ``suspended`` → ``resuming`` → ``active``; ``failed`` when a run failed or
+was cancelled; ``offboarding`` → ``offboarded`` (the record stays as history)."""
 
 # Tenant columns a step may set from its outputs; JSON dict columns merge (None deletes).
 OUTPUT_COLUMNS = frozenset({
@@ -160,14 +167,21 @@ class TenantStore:
         return tenant
 
     def for_hostname(self, hostname: str) -> Tenant | None:
-        """The live tenant whose custom domain is ``hostname`` (what a web host serves)."""
+        """The live tenant served at ``hostname``: its custom domain, or a domain it still
+        serves after a domain change (what a web host serves)."""
+        name = hostname.lower().rstrip(".")
         with self._db.session(write=False) as s:
             row = s.scalar(
                 select(TenantRow).where(
-                    TenantRow.custom_domain == hostname.lower().rstrip("."),
+                    TenantRow.custom_domain == name,
                     TenantRow.status != "offboarded",
                 )
             )
+            if row is None:
+                row = s.scalar(
+                    select(TenantRow)
+                    .join(RetiringDomainRow, RetiringDomainRow.tenant_id == TenantRow.id)
+                    .where(RetiringDomainRow.domain == name, TenantRow.status != "offboarded"))
             return tenant_record(row) if row else None
 
     def all(self, status: TenantStatus | None = None) -> list[Tenant]:

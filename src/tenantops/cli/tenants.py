@@ -1,5 +1,7 @@
-"""``tenantops onboard``, ``offboard`` and ``tenants list|show``: through the API, so they work
-against a remote deployment with whatever identity the environment provides."""
+"""``tenantops onboard``, ``offboard`` and ``tenants list|show|update|suspend|resume``:
+through the API, so they work against a remote deployment with whatever identity the
+environment provides. Every change can be previewed first (``--dry-run``, computed by the
+API from the tenant as it is)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import typer
 
 from tenantops.cli.client import (
     EXIT_INVALID,
+    Api,
     ApiUrlOption,
     IdentityOption,
     JsonOption,
@@ -22,9 +25,9 @@ from tenantops.cli.events import history_lines
 from tenantops.cli.progress import exit_for_run
 from tenantops.errors import TenantOpsError
 
-__all__ = ["app", "offboard", "onboard"]
+__all__ = ["app", "offboard", "onboard", "resume", "suspend", "update"]
 
-app = typer.Typer(help="List and show tenants.", no_args_is_help=True)
+app = typer.Typer(help="List, show, change, suspend and resume tenants.", no_args_is_help=True)
 
 WaitOption = Annotated[bool, typer.Option("--wait/--no-wait",
                                           help="Follow the run until it finishes.")]
@@ -50,13 +53,7 @@ def onboard(
 ) -> None:
     """Onboard a tenant and show each step's progress. Exit codes: 0 succeeded, 1 failed,
     2 invalid input, 3 not allowed, 5 conflict, 6 unreachable or timed out."""
-    tags: dict[str, str] = {}
-    for item in tag or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            typer.echo(f"error: --tag {item!r}: expected KEY=VALUE", err=True)
-            raise typer.Exit(EXIT_INVALID)
-        tags[key] = value
+    tags = _tags(tag)
     spec = {"slug": slug, "display_name": display_name or slug, "custom_domain": domain,
             "plan": plan, "admin_email": admin_email, "tags": tags}
     if dry_run:
@@ -75,6 +72,155 @@ def onboard(
         run = api.follow(run, timeout=timeout, quiet=as_json)
         hint = api.idle_hint(run)
     exit_for_run(run, as_json, hint)
+
+
+def _tags(items: list[str] | None) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            typer.echo(f"error: --tag {item!r}: expected KEY=VALUE", err=True)
+            raise typer.Exit(EXIT_INVALID)
+        tags[key] = value
+    return tags
+
+
+def _show_preview(preview: dict[str, Any]) -> None:
+    typer.echo(f"{preview['kind']} {preview['tenant']} (dry run: nothing was changed):")
+    for name, change in preview.get("diff", {}).items():
+        typer.echo(f"  {name}: {change.get('from')!r} -> {change.get('to')!r}")
+    signs = {"create": "+", "update": "~", "delete": "-", "check": "?"}
+    for change in preview["changes"]:
+        typer.echo(f"  {signs.get(change['action'], ' ')} {change['action']:<9} "
+                   f"{change['provider']:<22} {change['resource']}")
+
+
+def _follow_change(api: Api, accepted: dict[str, Any], *, wait: bool, timeout: float,
+                   as_json: bool, nothing: str) -> None:
+    run = accepted.get("run")
+    if run is None:
+        print_json(accepted) if as_json else typer.echo(nothing)
+        return
+    if not wait:
+        print_json(accepted) if as_json else typer.echo(
+            f"run {run['id']} {run['status']}: follow it with "
+            f"'tenantops runs show {run['id']} --wait'")
+        return
+    run = api.follow(run, timeout=timeout, quiet=as_json)
+    exit_for_run(run, as_json, api.idle_hint(run))
+
+
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="The tenant to change.")],
+    domain: Annotated[str | None, typer.Option(
+        "--domain", help="New custom domain; the previous one keeps serving for the grace "
+        "period, then is removed.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="New display name.")] = None,
+    admin_email: Annotated[str | None, typer.Option(
+        "--admin-email", help="Invite this administrator.")] = None,
+    plan: Annotated[str | None, typer.Option("--plan", help="free, standard or premium.")] = None,
+    tag: Annotated[list[str] | None, typer.Option(
+        "--tag", help="KEY=VALUE to set, repeatable.")] = None,
+    remove_tag: Annotated[list[str] | None, typer.Option(
+        "--remove-tag", help="KEY to remove, repeatable.")] = None,
+    remove_previous_admin: Annotated[bool, typer.Option(
+        "--remove-previous-admin", help="With --admin-email: remove the previous one.")] = False,
+    grace: Annotated[float | None, typer.Option(
+        "--grace", help="Seconds the previous domain keeps serving (default: the setting "
+        "domains.change_grace_seconds).")] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why; kept in the history.")
+                      ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run",
+                                          help="Show the diff and the plan; change nothing.")
+                       ] = False,
+    wait: WaitOption = True,
+    timeout: TimeoutOption = 600.0,
+    api_url: ApiUrlOption = None,
+    identity: IdentityOption = None,
+    source: SourceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Change a tenant. Exit codes: 0 succeeded (or nothing to change), 1 failed, 2 invalid
+    input, 3 not allowed, 4 no such tenant, 5 conflict (a run in progress, named), 6
+    unreachable or timed out."""
+    body: dict[str, Any] = {"display_name": name, "custom_domain": domain, "plan": plan,
+                            "admin_email": admin_email}
+    body = {k: v for k, v in body.items() if v is not None}
+    tags: dict[str, str | None] = {**_tags(tag), **dict.fromkeys(remove_tag or [])}
+    if tags:
+        body["tags"] = tags
+    if remove_previous_admin:
+        body["remove_previous_admin"] = True
+    if grace is not None:
+        body["grace_seconds"] = grace
+    if reason:
+        body["reason"] = reason
+    with api_session(ctx, api_url, identity, source) as api:
+        if dry_run:
+            preview = api.call("PATCH", f"/tenants/{slug}", body=body,
+                               params={"dry_run": "true"})
+            print_json(preview) if as_json else _show_preview(preview)
+            return
+        accepted = api.call("PATCH", f"/tenants/{slug}", body=body)
+        _follow_change(api, accepted, wait=wait, timeout=timeout, as_json=as_json,
+                       nothing=f"nothing to change: {slug} already is as asked")
+
+
+@app.command("suspend")
+def suspend(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="The tenant to suspend.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why; kept in the history.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan; change nothing.")
+                       ] = False,
+    wait: WaitOption = True,
+    timeout: TimeoutOption = 600.0,
+    api_url: ApiUrlOption = None,
+    identity: IdentityOption = None,
+    source: SourceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Suspend a tenant: its hostname answers a suspended page, its organization is
+    disabled, its database login cannot sign in. Nothing is deleted."""
+    with api_session(ctx, api_url, identity, source) as api:
+        if dry_run:
+            preview = api.call("POST", f"/tenants/{slug}/suspend", body={"reason": reason},
+                               params={"dry_run": "true"})
+            print_json(preview) if as_json else _show_preview(preview)
+            return
+        accepted = api.call("POST", f"/tenants/{slug}/suspend", body={"reason": reason})
+        _follow_change(api, accepted, wait=wait, timeout=timeout, as_json=as_json,
+                       nothing=f"{slug} is suspended")
+
+
+@app.command("resume")
+def resume(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="The tenant to resume.")],
+    reason: Annotated[str | None, typer.Option("--reason", help="Why; kept in the history.")
+                      ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan; change nothing.")
+                       ] = False,
+    wait: WaitOption = True,
+    timeout: TimeoutOption = 600.0,
+    api_url: ApiUrlOption = None,
+    identity: IdentityOption = None,
+    source: SourceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Resume a suspended tenant: each suspended resource is restored."""
+    body = {"reason": reason} if reason else {}
+    with api_session(ctx, api_url, identity, source) as api:
+        if dry_run:
+            preview = api.call("POST", f"/tenants/{slug}/resume", body=body,
+                               params={"dry_run": "true"})
+            print_json(preview) if as_json else _show_preview(preview)
+            return
+        accepted = api.call("POST", f"/tenants/{slug}/resume", body=body)
+        _follow_change(api, accepted, wait=wait, timeout=timeout, as_json=as_json,
+                       nothing=f"{slug} is active")
 
 
 def _preview(ctx: typer.Context, spec: dict[str, Any], as_json: bool) -> None:
@@ -190,6 +336,13 @@ def show_tenant(
             typer.echo(f"    {record['name']}  {record['type']}  {record['value']}")
         if domain.get("message"):
             typer.echo(f"  last check   {domain['message']}")
+    for retiring in tenant.get("retiring_domains") or []:
+        until = retiring.get("retire_at") or "after the new one is served"
+        typer.echo(f"  previous     {retiring['domain']} (still served until {until})")
+    suspension = tenant.get("suspension")
+    if suspension:
+        typer.echo(f"  suspended    since {suspension.get('since') or '-'} by "
+                   f"{suspension['requested_by']}: {suspension.get('reason') or '-'}")
     typer.echo(f"  plan         {tenant['plan']}, admin {tenant['admin_email']}")
     resources = tenant["resources"]
     database = resources.get("database") or {}

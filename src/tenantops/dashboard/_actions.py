@@ -1,5 +1,7 @@
-"""The actions: onboard (``Tenants.Write``), retry and cancel a run (``Tenants.Write``),
-offboard (``Tenants.Delete``, the slug typed to confirm, after a preview of what goes).
+"""The actions: onboard, change a tenant, suspend and resume it, retry and cancel a run
+(``Tenants.Write``), offboard (``Tenants.Delete``, the slug typed to confirm, after a preview
+of what goes). A change is confirmed on a page that shows its diff and plan; the confirmation
+carries the diff it was shown, and a tenant changed meanwhile is shown again, not changed.
 
 Every ``POST`` carries the session's CSRF token (`CheckedViewer`); a refused role is a page
 that names the role. A valid action answers ``303`` to the run it started (post/redirect/get);
@@ -8,8 +10,9 @@ an invalid form is shown again with each problem next to its field.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form
 from starlette.requests import Request
@@ -25,7 +28,10 @@ from tenantops.errors import (
     SpecError,
     TenantConflictError,
     TenantOpsError,
+    TenantStateError,
 )
+from tenantops.provisioning.plans import Preview
+from tenantops.provisioning.run_requests import TenantChange
 from tenantops.provisioning.spec import PLANS
 
 __all__ = ["FIELD_LABELS", "ONBOARD_FIELDS", "requester", "routes"]
@@ -35,6 +41,12 @@ FIELD_LABELS = {
     "plan": "Plan", "admin_email": "Administrator's email",
 }
 ONBOARD_FIELDS = tuple(FIELD_LABELS)
+EDIT_LABELS = {
+    "display_name": "Display name", "custom_domain": "Custom domain", "plan": "Plan",
+    "admin_email": "Administrator's email", "remove_previous_admin": "Remove the previous "
+    "administrator", "reason": "Reason", "tags": "Tags",
+}
+_REFUSED = (RunConflictError, TenantStateError, TenantConflictError, RunStateError)
 
 
 def requester(principal: Principal, names: Mapping[str, str]) -> str:
@@ -42,17 +54,35 @@ def requester(principal: Principal, names: Mapping[str, str]) -> str:
     return principal.describe(names)
 
 
-def _field_errors(error: SpecError) -> tuple[dict[str, str], list[tuple[str, str]]]:
+def _field_errors(error: SpecError, fields: tuple[str, ...] = ONBOARD_FIELDS
+                  ) -> tuple[dict[str, str], list[tuple[str, str]]]:
     """Problems by form field, and every problem as (field, message) for the summary."""
     by_field: dict[str, str] = {}
     listed: list[tuple[str, str]] = []
     for problem in error.problems:
         field = problem.field.split(".", 1)[0]
         message = problem.rule
-        if field in ONBOARD_FIELDS:
+        if field in fields:
             by_field.setdefault(field, message)
-        listed.append((field if field in ONBOARD_FIELDS else "", message))
+        listed.append((field if field in fields else "", message))
     return by_field, listed
+
+
+def _change(values: Mapping[str, str], current: Mapping[str, Any]) -> TenantChange:
+    """The change a form asks for: fields left as they are do not count as changes."""
+    def asked(name: str) -> str | None:
+        value = values.get(name, "").strip()
+        return value if value and value != current.get(name) else None
+
+    return TenantChange(
+        display_name=asked("display_name"), custom_domain=asked("custom_domain"),
+        plan=asked("plan"), admin_email=asked("admin_email"),
+        remove_previous_admin=values.get("remove_previous_admin") == "on",
+        reason=values.get("reason") or None)
+
+
+def _shown_diff(preview: Preview) -> str:
+    return json.dumps({k: dict(v) for k, v in preview.diff.items()}, sort_keys=True)
 
 
 def routes(dashboard: Dashboard) -> APIRouter:
@@ -149,6 +179,136 @@ def routes(dashboard: Dashboard) -> APIRouter:
         except (TenantConflictError, RunStateError) as exc:
             return offboard_form(request, viewer, slug, status=409, keep_database=keep,
                                  error=str(exc))
+        return RedirectResponse(f"/runs/{run.id}", status_code=303)
+
+    def edit_form(request: Request, viewer: Viewer, slug: str, values: Mapping[str, str], *,
+                  status: int = 200, errors: dict[str, str] | None = None,
+                  summary: list[tuple[str, str]] | None = None, notice: str | None = None,
+                  active_run: str | None = None) -> HTMLResponse:
+        return dashboard.render(request, "edit.html", viewer=viewer, status=status,
+                                tenant=engine.catalog.get_tenant(slug), values=values,
+                                errors=errors or {}, summary=summary or [], plans=PLANS,
+                                field_labels=EDIT_LABELS, notice=notice,
+                                active_run=active_run)
+
+    @router.get("/tenants/{slug}/edit", name="dashboard_edit")
+    def edit_page(request: Request, slug: str, viewer: ViewerDep) -> HTMLResponse:
+        dashboard.require(viewer, WRITE, "Changing a tenant")
+        current = engine.catalog.get_tenant(slug).spec_fields()
+        return edit_form(request, viewer, slug, {k: str(v) for k, v in current.items()
+                                                 if k != "tags"})
+
+    def confirm_page(request: Request, viewer: Viewer, slug: str, values: Mapping[str, str],
+                     preview: Preview, *, status: int = 200,
+                     notice: str | None = None) -> HTMLResponse:
+        return dashboard.render(request, "confirm_change.html", viewer=viewer, status=status,
+                                tenant=engine.catalog.get_tenant(slug), values=values,
+                                preview=preview, shown=_shown_diff(preview), notice=notice,
+                                field_labels=EDIT_LABELS)
+
+    @router.post("/tenants/{slug}/edit", name="dashboard_edit_submit")
+    def edit(
+        request: Request, slug: str, viewer: CheckedViewer,
+        display_name: Annotated[str, Form()] = "", custom_domain: Annotated[str, Form()] = "",
+        plan: Annotated[str, Form()] = "", admin_email: Annotated[str, Form()] = "",
+        remove_previous_admin: Annotated[str, Form()] = "",
+        reason: Annotated[str, Form()] = "", shown: Annotated[str, Form()] = "",
+        confirm: Annotated[str, Form()] = "",
+    ) -> Response:
+        """Without ``confirm``: show the diff and the plan. With it: make the change, unless
+        the tenant changed since the diff ``shown`` was computed (then show it again)."""
+        dashboard.require(viewer, WRITE, "Changing a tenant")
+        values = {"display_name": display_name, "custom_domain": custom_domain,
+                  "plan": plan, "admin_email": admin_email,
+                  "remove_previous_admin": remove_previous_admin, "reason": reason}
+        current = engine.catalog.get_tenant(slug).spec_fields()
+        change = _change(values, current)
+        try:
+            preview = engine.preview_update(slug, change)
+        except SpecError as exc:
+            errors, summary = _field_errors(exc, tuple(EDIT_LABELS))
+            return edit_form(request, viewer, slug, values, status=422, errors=errors,
+                             summary=summary)
+        if not preview.diff:
+            return edit_form(request, viewer, slug, values,
+                             notice=f"Nothing to change: {slug} already is as asked.")
+        if confirm != "yes":
+            return confirm_page(request, viewer, slug, values, preview)
+        if shown != _shown_diff(preview):
+            return confirm_page(request, viewer, slug, values, preview, status=409, notice=(
+                f"{slug} changed since you reviewed this change; review it again."))
+        try:
+            run = engine.update(slug, change, requested_by=requester(viewer.principal, names))
+        except SpecError as exc:
+            errors, summary = _field_errors(exc, tuple(EDIT_LABELS))
+            return edit_form(request, viewer, slug, values, status=422, errors=errors,
+                             summary=summary)
+        except _REFUSED as exc:
+            return edit_form(request, viewer, slug, values, status=409,
+                             summary=[("", str(exc))],
+                             active_run=getattr(exc, "active_run_id", None) or None)
+        if run is None:
+            return edit_form(request, viewer, slug, values,
+                             notice=f"Nothing to change: {slug} already is as asked.")
+        return RedirectResponse(f"/runs/{run.id}", status_code=303)
+
+    def state_page(request: Request, viewer: Viewer, slug: str, kind: str, *,
+                   status: int = 200, reason: str = "", reason_error: str | None = None,
+                   error: str | None = None, active_run: str | None = None) -> HTMLResponse:
+        preview_error = None
+        changes: list[Any] = []
+        try:
+            preview = (engine.preview_suspension(slug) if kind == "suspend"
+                       else engine.preview_resumption(slug))
+            changes = list(preview.changes)
+        except TenantOpsError as exc:
+            preview_error = str(exc)
+        return dashboard.render(
+            request, "state_change.html", viewer=viewer, status=status, kind=kind,
+            tenant=engine.catalog.get_tenant(slug), changes=changes,
+            preview_error=preview_error, reason=reason, reason_error=reason_error,
+            error=error, active_run=active_run)
+
+    @router.get("/tenants/{slug}/suspend", name="dashboard_suspend")
+    def suspend_page(request: Request, slug: str, viewer: ViewerDep) -> HTMLResponse:
+        dashboard.require(viewer, WRITE, "Suspending a tenant")
+        return state_page(request, viewer, slug, "suspend")
+
+    @router.get("/tenants/{slug}/resume", name="dashboard_resume")
+    def resume_page(request: Request, slug: str, viewer: ViewerDep) -> HTMLResponse:
+        dashboard.require(viewer, WRITE, "Resuming a tenant")
+        return state_page(request, viewer, slug, "resume")
+
+    @router.post("/tenants/{slug}/suspend", name="dashboard_suspend_submit")
+    def suspend(request: Request, slug: str, viewer: CheckedViewer,
+                reason: Annotated[str, Form()] = "") -> Response:
+        dashboard.require(viewer, WRITE, "Suspending a tenant")
+        try:
+            run = engine.suspend(slug, reason=reason,
+                                 requested_by=requester(viewer.principal, names))
+        except SpecError as exc:
+            return state_page(request, viewer, slug, "suspend", status=422, reason=reason,
+                              reason_error=exc.problems[0].rule)
+        except _REFUSED as exc:
+            return state_page(request, viewer, slug, "suspend", status=409, reason=reason,
+                              error=str(exc),
+                              active_run=getattr(exc, "active_run_id", None) or None)
+        return RedirectResponse(f"/runs/{run.id}", status_code=303)
+
+    @router.post("/tenants/{slug}/resume", name="dashboard_resume_submit")
+    def resume(request: Request, slug: str, viewer: CheckedViewer,
+               reason: Annotated[str, Form()] = "") -> Response:
+        dashboard.require(viewer, WRITE, "Resuming a tenant")
+        try:
+            run = engine.resume(slug, reason=reason or None,
+                                requested_by=requester(viewer.principal, names))
+        except SpecError as exc:
+            return state_page(request, viewer, slug, "resume", status=422, reason=reason,
+                              reason_error=exc.problems[0].rule)
+        except _REFUSED as exc:
+            return state_page(request, viewer, slug, "resume", status=409, reason=reason,
+                              error=str(exc),
+                              active_run=getattr(exc, "active_run_id", None) or None)
         return RedirectResponse(f"/runs/{run.id}", status_code=303)
 
     return router

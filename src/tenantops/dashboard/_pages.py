@@ -14,7 +14,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from tenantops.catalog import TenantStatus
+from tenantops.catalog import TenantStatus, tenants
 from tenantops.dashboard._app import READ, Dashboard
 from tenantops.dashboard._deps import ViewerDep
 from tenantops.dashboard._history import HISTORY_SHOWN, history_view
@@ -30,8 +30,7 @@ from tenantops.dashboard._present import (
 
 __all__ = ["TENANT_STATUSES", "routes", "unconfigured_routes"]
 
-TENANT_STATUSES: tuple[TenantStatus, ...] = (
-    "provisioning", "active", "failed", "offboarding", "offboarded")
+TENANT_STATUSES: tuple[TenantStatus, ...] = tenants.TENANT_STATUSES
 MAX_SEARCH = 100
 
 
@@ -80,6 +79,9 @@ def routes(dashboard: Dashboard) -> APIRouter:
         return dashboard.render(
             request, "tenant.html", viewer=viewer, tenant=record, runs=runs,
             active_run=next((r for r in runs if r.active), None),
+            retiring=catalog.retiring_domains_of(slug),
+            suspension=next((r for r in reversed(history) if r.kind == "suspend"), None)
+            if record.status in ("suspended", "suspending") else None,
             dns_records=split_dns_records(record), labels=STATUS_LABELS,
             pending_domain=pending_domain_view(record, history),
             format_time=format_time,

@@ -41,9 +41,11 @@ STATUS_LABELS = {
     "pending": "Pending", "running": "Running", "waiting": "Waiting", "retrying": "Retrying",
     "succeeded": "Succeeded", "failed": "Failed", "cancelled": "Cancelled",
     "provisioning": "Provisioning", "active": "Active", "offboarding": "Offboarding",
-    "offboarded": "Offboarded",
+    "offboarded": "Offboarded", "updating": "Updating", "suspending": "Suspending",
+    "suspended": "Suspended", "resuming": "Resuming",
 }
-_KIND_LABELS = {"onboard": "Onboarding", "offboard": "Offboarding"}
+_KIND_LABELS = {"onboard": "Onboarding", "offboard": "Offboarding", "update": "Update",
+                "suspend": "Suspension", "resume": "Resumption"}
 
 
 def format_duration(seconds: float | None) -> str:

@@ -68,10 +68,11 @@ from dbos import DBOS, DBOSClient, DBOSConfig, SetEnqueueOptions, SetWorkflowID
 from sqlalchemy.engine import make_url
 
 from tenantops import telemetry
-from tenantops.catalog import Catalog, IdempotencyClaim, Run, segment_workflow_id
+from tenantops.catalog import Catalog, IdempotencyClaim, Run, RunKind, segment_workflow_id
 from tenantops.config import Settings
 from tenantops.errors import (
     CatalogError,
+    IdempotencyKeyReusedError,
     ProviderError,
     ProvisioningError,
     RunStateError,
@@ -82,15 +83,7 @@ from tenantops.events.dispatcher import EventDispatcher
 from tenantops.events.sinks import Sink
 from tenantops.log import redact
 from tenantops.provisioning.folder_lock import FolderLock
-from tenantops.provisioning.plan import (
-    Plan,
-    Preview,
-    StepInputs,
-    offboarding_plan,
-    onboarding_options,
-    plan_for,
-    preview,
-)
+from tenantops.provisioning.plans import Plan, Preview, StepInputs, plan_for
 from tenantops.provisioning.providers.base import (
     EmbeddedService,
     Middleware,
@@ -99,6 +92,15 @@ from tenantops.provisioning.providers.base import (
 )
 from tenantops.provisioning.providers.registry import Providers, build_providers
 from tenantops.provisioning.readiness import Readiness, ReadinessProbe
+from tenantops.provisioning.run_requests import (
+    PreparedRun,
+    TenantChange,
+    prepare_offboarding,
+    prepare_onboarding,
+    prepare_resumption,
+    prepare_suspension,
+    prepare_update,
+)
 from tenantops.provisioning.spec import TenantSpec
 
 __all__ = [
@@ -123,6 +125,10 @@ _RETRY_SETTLE_SECONDS = 10.0
 _ACTIVE_WORKFLOW = ("PENDING", "ENQUEUED", "DELAYED")
 _LONGEST_STALL_BACKOFF = 600.0
 _FORGET_WORKERS_AFTER = dt.timedelta(days=1)
+
+_NOUNS: dict[RunKind, str] = {"onboard": "onboarding", "offboard": "offboarding",
+                              "update": "update", "suspend": "suspension",
+                              "resume": "resumption"}
 
 _engine: Engine | None = None
 _engine_lock = threading.Lock()
@@ -232,7 +238,11 @@ def _load_run_step(run_id: str, segment: int = 0) -> dict[str, Any]:
 def _execute_step(run_id: str, step: str, context: _RunContext) -> dict[str, Any]:
     # DBOS checkpoints a step's result, not its arguments: the context may hold objects.
     engine = _active()
-    provider = engine.providers.of_kind(context.plan.step(step).kind).label
+    planned = context.plan.step(step)
+    try:
+        provider = engine.providers.for_step(planned).label
+    except ProvisioningError:  # a custom step no longer declared: _execute records why
+        provider = f"{planned.kind}:{planned.provider or 'unknown'}"
     with telemetry.step_span(run_id, step, provider=provider) as span:
         result = engine._execute(run_id, step, context)
         span.finish(str(result["state"]), result.get("error"))
@@ -632,43 +642,125 @@ class Engine:
         """Onboard a tenant, or return the run already onboarding (or onboarded) it."""
         if not isinstance(spec, TenantSpec):
             spec = TenantSpec.parse(spec)
-        options = onboarding_options(spec, self.settings, self.providers)
-        plan = plan_for("onboard", options)
-        opened = self.catalog.open_onboarding(
-            spec, requested_by=requested_by, steps=plan.templates(self.providers),
-            options=options, idempotency=idempotency)
-        if not opened.run.finished:
-            self._enqueue(opened.run)
-        if opened.created:
-            log.info("onboarding %s requested by %s: run %s", spec.slug, requested_by,
-                     opened.run.id)
-        return opened.run
+        prepared = prepare_onboarding(spec, self.settings, self.providers)
+        return self._open(prepared, requested_by, idempotency)
 
     def offboard(self, slug: str, *, requested_by: str, keep_database: bool = False) -> Run:
         """Offboard a tenant (reverse order), or return the offboarding already requested."""
-        plan = offboarding_plan(keep_database=keep_database)
-        opened = self.catalog.open_offboarding(
-            slug, requested_by=requested_by, keep_database=keep_database,
-            steps=plan.templates(self.providers))
-        if not opened.run.finished:
-            self._enqueue(opened.run)
-        if opened.created:
-            log.info("offboarding %s requested by %s: run %s", slug, requested_by, opened.run.id)
-        return opened.run
+        return self._open(self._prepare_offboarding(slug, keep_database), requested_by, None)
+
+    def update(self, slug: str, change: TenantChange, *, requested_by: str,
+               idempotency: IdempotencyClaim | None = None) -> Run | None:
+        """Change a tenant (see `tenantops.provisioning.plans.changes`), or return the update
+        already making this change; None when the tenant already is as asked (nothing to
+        change, no run)."""
+        earlier = self._claimed(idempotency)
+        if earlier is not None:
+            return earlier
+        latest = self.catalog.latest_run(slug)
+        prepared = self._prepare_update(slug, change, latest)
+        if not prepared.diff:
+            asked = change.asks_for()
+            made = (latest.options.get("changes") or {}) if latest and (
+                latest.kind == "update") else {}
+            if latest is not None and latest.kind == "update" and latest.status not in (
+                    "failed", "cancelled") and all(
+                    name in made and (name == "tags" or made[name].get("to") == value)
+                    for name, value in asked.items()):
+                return latest
+            return None
+        return self._open(prepared, requested_by, idempotency)
+
+    def suspend(self, slug: str, *, reason: str, requested_by: str,
+                idempotency: IdempotencyClaim | None = None) -> Run:
+        """Suspend a tenant: its hostname answers a suspended page, its organization is
+        disabled, its database login cannot sign in; nothing is deleted. A tenant already
+        suspended (or being suspended) returns that run."""
+        earlier = self._claimed(idempotency)
+        if earlier is not None:
+            return earlier
+        tenant = self.catalog.get_tenant(slug)
+        prepared = prepare_suspension(tenant, self.catalog.retiring_domains_of(slug),
+                                      self.settings, reason=reason)
+        return self._open(prepared, requested_by, idempotency)
+
+    def resume(self, slug: str, *, requested_by: str, reason: str | None = None,
+               idempotency: IdempotencyClaim | None = None) -> Run:
+        """Undo a suspension, or return the resumption already requested."""
+        earlier = self._claimed(idempotency)
+        if earlier is not None:
+            return earlier
+        tenant = self.catalog.get_tenant(slug)
+        prepared = prepare_resumption(tenant, self.catalog.retiring_domains_of(slug),
+                                      self.settings, reason=reason)
+        return self._open(prepared, requested_by, idempotency)
 
     def preview_onboarding(self, spec: TenantSpec | Mapping[str, object]) -> Preview:
         """What onboarding ``spec`` would create or change, provider by provider."""
         if not isinstance(spec, TenantSpec):
             spec = TenantSpec.parse(spec)
-        options = onboarding_options(spec, self.settings, self.providers, previewing=True)
-        return preview(plan_for("onboard", options),
-                       StepInputs(spec, self.providers, self.settings))
+        return prepare_onboarding(spec, self.settings, self.providers,
+                                  previewing=True).preview(self.providers, self.settings)
 
     def preview_offboarding(self, slug: str, *, keep_database: bool = False) -> Preview:
         """What offboarding ``slug`` would delete, provider by provider."""
-        spec = TenantSpec(**self.catalog.get_tenant(slug).spec_fields())
-        return preview(offboarding_plan(keep_database=keep_database),
-                       StepInputs(spec, self.providers, self.settings))
+        return self._prepare_offboarding(slug, keep_database).preview(self.providers,
+                                                                       self.settings)
+
+    def preview_update(self, slug: str, change: TenantChange) -> Preview:
+        """What changing ``slug`` as ``change`` asks would do: the diff, and each step's
+        effect (reads only)."""
+        return self._prepare_update(slug, change, self.catalog.latest_run(slug),
+                                    previewing=True).preview(self.providers, self.settings)
+
+    def preview_suspension(self, slug: str, *, reason: str | None = None) -> Preview:
+        """What suspending ``slug`` would change (reads only; the reason is not checked)."""
+        tenant = self.catalog.get_tenant(slug)
+        prepared = prepare_suspension(tenant, self.catalog.retiring_domains_of(slug),
+                                      self.settings, reason=reason or "preview")
+        return prepared.preview(self.providers, self.settings)
+
+    def preview_resumption(self, slug: str) -> Preview:
+        """What resuming ``slug`` would change (reads only)."""
+        tenant = self.catalog.get_tenant(slug)
+        return prepare_resumption(tenant, self.catalog.retiring_domains_of(slug),
+                                  self.settings).preview(self.providers, self.settings)
+
+    def _prepare_offboarding(self, slug: str, keep_database: bool) -> PreparedRun:
+        tenant = self.catalog.get_tenant(slug)
+        return prepare_offboarding(tenant, self.catalog.retiring_domains_of(slug),
+                                   self.settings, keep_database=keep_database)
+
+    def _prepare_update(self, slug: str, change: TenantChange, latest: Run | None, *,
+                        previewing: bool = False) -> PreparedRun:
+        tenant = self.catalog.get_tenant(slug)
+        return prepare_update(tenant, latest, self.catalog.retiring_domains_of(slug), change,
+                              self.settings, self.providers, previewing=previewing)
+
+    def _claimed(self, idempotency: IdempotencyClaim | None) -> Run | None:
+        """The run an ``Idempotency-Key`` already made, for the same request."""
+        if idempotency is None:
+            return None
+        found = self.catalog.find_idempotency_key(idempotency.scope, idempotency.key)
+        if found is None:
+            return None
+        fingerprint, run_id = found
+        if fingerprint != idempotency.fingerprint:
+            raise IdempotencyKeyReusedError(idempotency.key, run_id)
+        return self.catalog.get_run(run_id)
+
+    def _open(self, prepared: PreparedRun, requested_by: str,
+              idempotency: IdempotencyClaim | None) -> Run:
+        """Open the prepared run in the catalog (or find the one a repeat resolves to) and
+        enqueue its workflow."""
+        opened = self.catalog.open_run(prepared.request(
+            self.providers, requested_by=requested_by, idempotency=idempotency))
+        if not opened.run.finished:
+            self._enqueue(opened.run)
+        if opened.created:
+            log.info("%s of %s requested by %s: run %s", _NOUNS[prepared.kind],
+                     prepared.spec.slug, requested_by, opened.run.id)
+        return opened.run
 
     def get_run(self, run_id: str) -> Run:
         return self.catalog.get_run(run_id)
@@ -925,11 +1017,11 @@ class Engine:
             raise _TakenOver(
                 f"run {run_id}: workflow {DBOS.workflow_id} was taken over by another worker "
                 f"while this one ({self.executor_id}) was silent; stopping here")
-        provider = self.providers.of_kind(step.kind)
         token = _current_step.set(StepRef(run_id, spec.slug, name, attempt))
         try:
             if isinstance(resource, TenantOpsError):
                 raise resource
+            provider = self.providers.for_step(step)
             if step.verb == "ensure":
                 outcome = provider.ensure(resource)
             else:
@@ -951,7 +1043,8 @@ class Engine:
         if isinstance(outcome, Pending):
             return self._pending(run_id, name, outcome)
         outputs = dict(outcome.outputs)
-        self.catalog.step_succeeded(run_id, name, outputs, step.record(inputs, outputs))
+        self.catalog.step_succeeded(run_id, name, outputs, step.record(inputs, outputs),
+                                    message=outcome.message)
         return {"step": name, "state": "succeeded", "outputs": outputs}
 
     def _still_holds(self, workflow_id: str | None) -> bool:

@@ -5,6 +5,7 @@ emails go to an SMTP sink the tests run."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import re
 import threading
@@ -99,6 +100,7 @@ def test_ensure_creates_the_organization_with_domain_redirect_and_tenant_attribu
     assert provider.observe(tenant) == {
         "alias": tenant.alias, "name": tenant.name, "domains": tenant.domains,
         "redirect_url": tenant.redirect_url, "organization_id": stored["id"],
+        "enabled": True,
     }
 
 
@@ -343,3 +345,59 @@ def test_a_wrong_client_secret_is_permanent_and_not_echoed(
 
     assert f"client {settings.client_id!r}" in str(caught.value)
     assert "wrong-secret-value" not in str(caught.value)
+
+
+def test_a_suspended_tenants_organization_is_disabled_and_enabled_again(
+    provider: KeycloakOrganizations, tenant: TenantOrganization, admin: httpx.Client,
+) -> None:
+    provider.ensure(tenant)
+    suspended = dataclasses.replace(tenant, enabled=False)
+    disabled = provider.ensure(suspended)
+    assert isinstance(disabled, Ready)
+    assert disabled.changed
+    stored = only_organization(admin, tenant.alias)  # read back through the admin API
+    assert stored["enabled"] is False
+    assert [d["name"] for d in stored["domains"]] == list(tenant.domains)
+    observed = provider.observe(suspended)
+    assert observed is not None
+    assert observed["enabled"] is False
+    again = provider.ensure(suspended)
+    assert isinstance(again, Ready)
+    assert not again.changed
+
+    enabled = provider.ensure(tenant)
+    assert isinstance(enabled, Ready)
+    assert enabled.changed
+    assert only_organization(admin, tenant.alias)["enabled"] is True
+
+
+def test_removing_a_previous_administrator_ends_their_membership(
+    provider: KeycloakOrganizations, tenant: TenantOrganization, admin: httpx.Client,
+) -> None:
+    created = provider.ensure(tenant)
+    assert isinstance(created, Ready)
+    organization_id = created.outputs["organization_id"]
+    email = f"previous-admin@{tenant.domains[0]}"
+    made = admin.post("/users", json={"username": email, "email": email, "enabled": True,
+                                       "emailVerified": True})
+    assert made.status_code == 201, made.text
+    user_id = made.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
+    try:
+        joined = admin.post(f"/organizations/{organization_id}/members", json=user_id)
+        assert joined.status_code == 201, joined.text
+        invitation = OrganizationInvitation(alias=tenant.alias, email=email)
+        assert provider.observe(invitation) == {"alias": tenant.alias, "email": email,
+                                                "status": "member"}
+
+        removed = provider.remove(invitation)
+
+        assert isinstance(removed, Ready)
+        assert removed.changed
+        members = admin.get(f"/organizations/{organization_id}/members")
+        assert email not in {m.get("email") for m in members.json()}
+        assert admin.get(f"/users/{user_id}").status_code == 200  # the account stays
+        again = provider.remove(invitation)
+        assert isinstance(again, Ready)
+        assert not again.changed
+    finally:
+        admin.delete(f"/users/{user_id}")

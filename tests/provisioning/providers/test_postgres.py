@@ -4,6 +4,7 @@ scripts/services/postgres.sh: least privilege, idempotency, convergence, removal
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import logging
@@ -170,7 +171,7 @@ def test_ensure_twice_changes_nothing(
     assert count == (1,)
     assert provider.observe(database) == {
         "name": database.name, "owner": database.login, "login": database.login,
-        "secret": database.secret,
+        "secret": database.secret, "login_enabled": True,
     }
 
 
@@ -315,3 +316,48 @@ def test_unknown_admin_role_is_permanent_and_says_what_to_check(
 
     assert 'role "no_such_admin" does not exist' in str(caught.value)
     assert "[providers.database.postgres]" in str(caught.value)
+
+
+def test_a_suspended_login_cannot_sign_in_and_signs_in_again_after_resume(
+    provider: PostgresDatabases, database: Database, secrets_store: LocalSecrets,
+    admin: psycopg.Connection[tuple[Any, ...]],
+) -> None:
+    """Suspension: NOLOGIN and the sessions already open are ended; nothing is dropped.
+    Resume: LOGIN again, with the same password and the same data."""
+    provider.ensure(database)
+    password = secrets_store.read(database.secret)
+    conninfo = psycopg.conninfo.make_conninfo(postgres_url(), user=database.login,
+                                              dbname=database.name, password=password)
+    with psycopg.connect(conninfo, autocommit=True) as tenant:
+        tenant.execute("CREATE TABLE orders (id int)")
+        tenant.execute("INSERT INTO orders VALUES (1), (2)")
+    open_session = psycopg.connect(conninfo, autocommit=True)
+    try:
+        suspended = provider.ensure(dataclasses.replace(database, login_enabled=False))
+        assert isinstance(suspended, Ready)
+        assert suspended.changed
+        with pytest.raises(psycopg.OperationalError):
+            open_session.execute("SELECT 1")
+    finally:
+        open_session.close()
+    with pytest.raises(psycopg.OperationalError, match="is not permitted to log in"):
+        psycopg.connect(conninfo).close()
+    with pytest.raises(PermanentProviderError, match="is not permitted to log in"):
+        provider.read_metadata(database)
+    role = _role(admin, database.login)
+    assert role is not None
+    assert role["rolcanlogin"] is False
+    assert _owner(admin, database.name) == database.login
+    observed = provider.observe(database)
+    assert observed is not None
+    assert observed["login_enabled"] is False
+    again = provider.ensure(dataclasses.replace(database, login_enabled=False))
+    assert isinstance(again, Ready)
+    assert not again.changed
+
+    resumed = provider.ensure(database)
+    assert isinstance(resumed, Ready)
+    assert resumed.changed
+    with psycopg.connect(conninfo, autocommit=True) as tenant:
+        assert tenant.execute("SELECT count(*) FROM orders").fetchone() == (2,)
+    assert provider.read_metadata(database)["database"] == database.name

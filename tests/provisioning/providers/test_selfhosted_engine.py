@@ -19,6 +19,7 @@ from tenantops.catalog import Catalog
 from tenantops.config import Settings
 from tenantops.errors import SpecError
 from tenantops.provisioning.engine import Engine
+from tenantops.provisioning.run_requests import TenantChange
 from tenantops.provisioning.spec import TenantSpec
 
 from .selfhosted import scratch_databases, selfhosted_providers, selfhosted_settings
@@ -238,3 +239,76 @@ def test_offboarding_with_keep_database_keeps_it_and_removes_the_rest(stack: Sta
                           .format(sql.Identifier(f"tenant_{identifier}")))
             admin.execute(sql.SQL("DROP ROLE IF EXISTS {}")
                           .format(sql.Identifier(f"{identifier}_app")))
+
+
+def can_login(slug: str, stack: Stack) -> bool:
+    identifier = slug.replace("-", "_")
+    password = stack.engine.providers.secrets.read(f"{slug}-database-password")
+    conninfo = psycopg.conninfo.make_conninfo(
+        postgres_url(), user=f"{identifier}_app", dbname=f"tenant_{identifier}",
+        password=password)
+    try:
+        psycopg.connect(conninfo).close()
+    except psycopg.OperationalError as exc:
+        if "is not permitted to log in" not in str(exc):
+            raise
+        return False
+    return True
+
+
+def test_change_suspend_resume_and_offboard_a_suspended_tenant_on_the_real_servers(
+        stack: Stack) -> None:
+    engine = stack.engine
+    spec = spec_for(unique_slug("day2"))
+    assert engine.wait(engine.onboard(spec, requested_by="tests").id,
+                       timeout=RUN_TIMEOUT).status == "succeeded"
+    new_domain = f"www-{spec.slug}.{dns_zone('bind')}"
+    site = engine.providers.webhost.site()
+
+    update = engine.update(spec.slug, TenantChange(
+        custom_domain=new_domain, admin_email=f"it@{spec.slug}.example.net",
+        remove_previous_admin=True, grace_seconds=0), requested_by="tests")
+    assert update is not None
+    done = engine.wait(update.id, timeout=RUN_TIMEOUT)
+    assert (done.status, done.error) == ("succeeded", None)
+    assert dig(new_domain, "CNAME") == [f"{site.default_hostname}."]
+    assert dig(f"asuid.{new_domain}", "TXT") == [f'"{site.verification_id}"']
+    assert dig(spec.custom_domain, "CNAME") == []
+    assert dig(f"asuid.{spec.custom_domain}", "TXT") == []
+    [organization] = organizations(stack.keycloak, spec.slug)
+    assert [d["name"] for d in organization["domains"]] == [new_domain]
+    assert organization["redirectUrl"] == f"https://{new_domain}/"
+    assert [s.name for s in done.steps if "admin" in s.name] == ["invite_admin",
+                                                                 "remove_previous_admin"]
+    assert done.step("invite_admin").outputs["status"] == "pending", done.step("invite_admin")
+    # Read back through Keycloak (not the SMTP sink: the realm's mail settings are shared).
+    pending = stack.keycloak.get(f"/organizations/{organization['id']}/invitations",
+                                 params={"status": "PENDING"}).json()
+    assert {i["email"] for i in pending} == {f"it@{spec.slug}.example.net"}
+    assert can_login(spec.slug, stack)
+
+    suspension = engine.wait(engine.suspend(spec.slug, reason="unpaid", requested_by="tests").id,
+                             timeout=RUN_TIMEOUT)
+    assert (suspension.status, suspension.error) == ("succeeded", None)
+    [organization] = organizations(stack.keycloak, spec.slug)
+    assert organization["enabled"] is False
+    assert not can_login(spec.slug, stack)
+    identifier = spec.slug.replace("-", "_")
+    assert databases(f"tenant_{identifier}") == [(f"tenant_{identifier}",
+                                                  f"{identifier}_app")]
+
+    resumption = engine.wait(engine.resume(spec.slug, requested_by="tests").id,
+                             timeout=RUN_TIMEOUT)
+    assert (resumption.status, resumption.error) == ("succeeded", None)
+    assert organizations(stack.keycloak, spec.slug)[0]["enabled"] is True
+    assert can_login(spec.slug, stack)
+
+    engine.wait(engine.suspend(spec.slug, reason="closing", requested_by="tests").id,
+                timeout=RUN_TIMEOUT)
+    offboarded = engine.wait(engine.offboard(spec.slug, requested_by="tests").id,
+                             timeout=RUN_TIMEOUT)
+    assert (offboarded.status, offboarded.error) == ("succeeded", None)
+    assert databases(f"tenant_{identifier}") == []
+    assert roles(f"{identifier}_app") == []
+    assert organizations(stack.keycloak, spec.slug) == []
+    assert dig(new_domain, "CNAME") == []

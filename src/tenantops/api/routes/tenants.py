@@ -1,28 +1,38 @@
-"""``/api/tenants``: onboard (202), list, show, offboard (202)."""
+"""``/api/tenants``: onboard (202), list, show, change (PATCH, 202), suspend and resume
+(202), offboard (202). Every change can be previewed first (``?dry_run=true``)."""
 
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from tenantops.api.deps import EngineDep, require_role
 from tenantops.api.schemas import (
+    ChangeAccepted,
     DomainOut,
+    PreviewOut,
     Problem,
+    ResumeRequest,
+    RetiringDomainOut,
     RunOut,
+    SuspendRequest,
+    SuspensionOut,
     TenantAccepted,
     TenantDetail,
     TenantOut,
     TenantPage,
+    TenantPatch,
     TenantRequest,
+    TenantStatusName,
 )
 from tenantops.auth import Principal
 from tenantops.catalog import IdempotencyClaim, Run
 from tenantops.errors import ConfirmationError, DomainConflictError
 from tenantops.provisioning.engine import Engine
+from tenantops.provisioning.run_requests import TenantChange
 from tenantops.provisioning.spec import TenantSpec
 
 __all__ = ["router"]
@@ -90,9 +100,8 @@ def _accepted(engine: Engine, run: Run, response: Response) -> TenantAccepted:
 @router.get("/tenants", response_model=TenantPage, responses=_REFUSALS)
 def list_tenants(
     principal: Reader, engine: EngineDep,
-    status: Annotated[
-        Literal["provisioning", "active", "failed", "offboarding", "offboarded"] | None,
-        Query(description="only tenants in this status")] = None,
+    status: Annotated[TenantStatusName | None,
+                      Query(description="only tenants in this status")] = None,
     search: Annotated[str | None, Query(max_length=100,
                                         description="part of slug, name or domain")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -113,7 +122,107 @@ async def show_tenant(slug: str, principal: Reader, engine: EngineDep) -> Tenant
     tenant, runs = await run_in_threadpool(engine.catalog.tenant_and_runs, slug)
     return TenantDetail(**TenantOut.of(tenant).model_dump(),
                         domain=DomainOut.of(tenant, runs),
+                        retiring_domains=[RetiringDomainOut.of(r) for r in
+                                          engine.catalog.retiring_domains_of(slug)],
+                        suspension=SuspensionOut.of(tenant, runs),
                         runs=[RunOut.of(r) for r in reversed(runs)])
+
+
+_CHANGE_REFUSALS: dict[int | str, dict[str, object]] = {
+    **_REFUSALS, 404: {"model": Problem, "description": "unknown slug"},
+    409: {"model": Problem, "description": "a run of the tenant is in progress (named), the "
+          "tenant's status forbids it, it changed meanwhile, the custom domain is another "
+          "tenant's, or the Idempotency-Key was sent with another request"},
+    422: {"model": Problem, "description": "an invalid value: field, value, rule"},
+}
+DryRun = Annotated[bool, Query(description="preview: what would change, changing nothing")]
+IdempotencyKey = Annotated[str | None, Header(max_length=200)]
+
+
+def _claim(principal: Principal, key: str | None, *parts: str) -> IdempotencyClaim | None:
+    if not key:
+        return None
+    fingerprint = hashlib.sha256("\n".join(parts).encode()).hexdigest()
+    return IdempotencyClaim(caller_scope(principal), key, fingerprint)
+
+
+def _changed(engine: Engine, slug: str, run: Run | None, response: Response) -> ChangeAccepted:
+    tenant = engine.catalog.get_tenant(slug)
+    if run is None:
+        response.status_code = 200
+        return ChangeAccepted(tenant=TenantOut.of(tenant), run=None)
+    response.headers["Location"] = f"/api/runs/{run.id}"
+    if run.finished:
+        response.status_code = 200
+    return ChangeAccepted(tenant=TenantOut.of(tenant), run=RunOut.of(run))
+
+
+@router.patch(
+    "/tenants/{slug}", status_code=202, response_model=ChangeAccepted | PreviewOut,
+    responses=_CHANGE_REFUSALS,
+)
+def update_tenant(
+    slug: str, body: TenantPatch, principal: Writer, engine: EngineDep, response: Response,
+    dry_run: DryRun = False, idempotency_key: IdempotencyKey = None,
+) -> ChangeAccepted | PreviewOut:
+    """Change a tenant: its name, custom domain (the previous one keeps serving for the
+    grace period, then is removed), plan, administrator (invited; the previous one is kept
+    unless ``remove_previous_admin``) or tags. ``202`` with the run; ``200`` with no run when
+    the tenant already is as asked; the same request while its run is active returns that
+    run; another change then is a 409 naming it."""
+    change = TenantChange(
+        display_name=body.display_name, custom_domain=body.custom_domain, plan=body.plan,
+        admin_email=body.admin_email, tags=dict(body.tags),
+        remove_previous_admin=body.remove_previous_admin, grace_seconds=body.grace_seconds,
+        reason=body.reason)
+    if dry_run:
+        response.status_code = 200
+        return PreviewOut.of(engine.preview_update(slug, change))
+    claim = _claim(principal, idempotency_key, "update", slug, body.model_dump_json())
+    try:
+        run = engine.update(slug, change, requested_by=requester(principal, engine),
+                            idempotency=claim)
+    except DomainConflictError as exc:
+        if principal.has_role("Tenants.Read"):
+            raise exc.naming_holder() from None
+        raise
+    return _changed(engine, slug, run, response)
+
+
+@router.post("/tenants/{slug}/suspend", status_code=202,
+             response_model=ChangeAccepted | PreviewOut, responses=_CHANGE_REFUSALS)
+def suspend_tenant(
+    slug: str, body: SuspendRequest, principal: Writer, engine: EngineDep, response: Response,
+    dry_run: DryRun = False, idempotency_key: IdempotencyKey = None,
+) -> ChangeAccepted | PreviewOut:
+    """Suspend a tenant: its hostname answers a suspended page, its organization is disabled
+    and its database login cannot sign in; nothing is deleted. ``reason`` is kept in its
+    history."""
+    if dry_run:
+        response.status_code = 200
+        return PreviewOut.of(engine.preview_suspension(slug, reason=body.reason))
+    claim = _claim(principal, idempotency_key, "suspend", slug, body.model_dump_json())
+    run = engine.suspend(slug, reason=body.reason, requested_by=requester(principal, engine),
+                         idempotency=claim)
+    return _changed(engine, slug, run, response)
+
+
+@router.post("/tenants/{slug}/resume", status_code=202,
+             response_model=ChangeAccepted | PreviewOut, responses=_CHANGE_REFUSALS)
+def resume_tenant(
+    slug: str, principal: Writer, engine: EngineDep, response: Response,
+    body: ResumeRequest | None = None, dry_run: DryRun = False,
+    idempotency_key: IdempotencyKey = None,
+) -> ChangeAccepted | PreviewOut:
+    """Resume a suspended tenant: each suspended resource is restored."""
+    if dry_run:
+        response.status_code = 200
+        return PreviewOut.of(engine.preview_resumption(slug))
+    reason = body.reason if body is not None else None
+    claim = _claim(principal, idempotency_key, "resume", slug, reason or "")
+    run = engine.resume(slug, reason=reason, requested_by=requester(principal, engine),
+                        idempotency=claim)
+    return _changed(engine, slug, run, response)
 
 
 @router.delete(

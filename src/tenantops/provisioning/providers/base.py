@@ -56,7 +56,8 @@ __all__ = [
 
 log = logging.getLogger("tenantops.provisioning.providers")
 
-ProviderKind = Literal["catalog", "secrets", "database", "dns", "webhost", "organization"]
+ProviderKind = Literal["catalog", "secrets", "database", "dns", "webhost", "organization",
+                       "custom"]
 Verb = Literal["ensure", "remove"]
 
 # A full disk (ENOSPC, EDQUOT) clears when space is freed: worth retrying, like a reset.
@@ -83,10 +84,13 @@ class Resource:
 
 @dataclass(frozen=True)
 class Ready:
-    """The resource is in the desired state; ``outputs`` describe it (never secrets)."""
+    """The resource is in the desired state; ``outputs`` describe it (never secrets).
+    ``message``: what the provider has to say about it, shown on the step (a command step's
+    redacted output)."""
 
     outputs: Mapping[str, Any] = field(default_factory=dict)
     changed: bool = True
+    message: str | None = None
 
 
 @dataclass(frozen=True)
@@ -164,6 +168,11 @@ class Provider(ABC):
     def remove(self, resource: Resource) -> Outcome:
         """Delete ``resource``; succeeds when it is already gone."""
         return self._call("remove", resource, self._remove)
+
+    def observes(self, resource: Resource) -> bool:
+        """Whether `observe` can tell what exists of ``resource`` (a command step that
+        declares no observe cannot; previews then show ``check``)."""
+        return True
 
     def observe(self, resource: Resource) -> dict[str, Any] | None:
         """What exists of ``resource`` now (``None``: nothing), for previews and drift."""

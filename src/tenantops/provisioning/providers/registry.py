@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tenantops.catalog import Catalog
 from tenantops.config import Settings
-from tenantops.errors import ConfigError
+from tenantops.errors import ConfigError, PermanentProviderError
 from tenantops.provisioning.providers.base import (
     EmbeddedService,
     Middleware,
@@ -36,6 +37,9 @@ from tenantops.provisioning.providers.webhost import WebHostProvider
 from tenantops.provisioning.providers.webhost.local_edge import LocalEdge
 from tenantops.provisioning.providers.webhost.sample_app import TenantView
 
+if TYPE_CHECKING:
+    from tenantops.provisioning.plans.base import PlanStep
+
 __all__ = ["Providers", "build_providers"]
 
 
@@ -49,15 +53,29 @@ class Providers:
     dns: DnsProvider
     webhost: WebHostProvider
     organization: OrganizationProvider
+    custom: dict[str, Provider] = field(default_factory=dict)
 
     def of_kind(self, kind: ProviderKind) -> Provider:
-        provider = getattr(self, kind)
-        assert isinstance(provider, Provider)
+        provider = getattr(self, kind, None)
+        if not isinstance(provider, Provider):
+            raise PermanentProviderError(f"no provider of kind {kind!r}; check the plan step")
+        return provider
+
+    def for_step(self, step: PlanStep) -> Provider:
+        """The provider that runs ``step``: its kind's, or the custom step it names."""
+        if step.kind != "custom":
+            return self.of_kind(step.kind)
+        provider = self.custom.get(step.provider or "")
+        if provider is None:
+            raise PermanentProviderError(
+                f"custom step {step.provider!r} is in this run's plan but not declared in the "
+                f"settings ([[steps]] name = {step.provider!r}); declare it again, then retry "
+                "the run", resource=step.name)
         return provider
 
     def all(self) -> list[Provider]:
         return [self.catalog, self.secrets, self.database, self.dns, self.webhost,
-                self.organization]
+                self.organization, *self.custom.values()]
 
     def services(self) -> list[EmbeddedService]:
         """Embedded servers, in start order (DNS before the app before the edge)."""
@@ -152,4 +170,16 @@ def build_providers(settings: Settings, catalog: Catalog, *, serve: bool = True)
         "keycloak": lambda: KeycloakOrganizations(config.organization.keycloak),
     })
     assert isinstance(organization, OrganizationProvider)
-    return Providers(CatalogProvider(catalog), secrets, database, dns, webhost, organization)
+    return Providers(CatalogProvider(catalog), secrets, database, dns, webhost, organization,
+                     custom=_custom_steps(settings, secrets))
+
+
+def _custom_steps(settings: Settings, secrets: SecretsProvider) -> dict[str, Provider]:
+    """A provider per ``[[steps]]`` entry (loaded on first use: no I/O here)."""
+    from tenantops.provisioning.custom_steps import CommandStep, PythonStep
+
+    built: dict[str, Provider] = {}
+    for step in settings.steps:
+        built[step.name] = (CommandStep(step, secrets) if step.type == "command"
+                            else PythonStep(step))
+    return built

@@ -45,7 +45,7 @@ def downgrade() -> None:
 
 
 def _ancestors(domain: str) -> list[str]:
-    # A copy of tenantops.catalog.runs.domain_ancestors as of this revision: a migration
+    # A copy of tenantops.catalog.domain_claims.domain_ancestors as of this revision: a migration
     # must not change when the code does.
     domain = domain.lower().rstrip(".")
     return [domain.split(".", i)[-1] for i in range(1, domain.count(".") + 1)]

@@ -29,7 +29,11 @@ from tenantops.provisioning.providers.azure.calls import azure_call, azure_get, 
 from tenantops.provisioning.providers.azure.connection import AzureConnection
 from tenantops.provisioning.providers.azure.operations import TrackedOperations
 from tenantops.provisioning.providers.base import Outcome, Pending, Ready, Resource
-from tenantops.provisioning.providers.database import Database, DatabaseProvider
+from tenantops.provisioning.providers.database import (
+    UNMANAGED_LOGINS,
+    Database,
+    DatabaseProvider,
+)
 
 __all__ = ["AzurePostgresDatabases"]
 
@@ -103,7 +107,8 @@ class AzurePostgresDatabases(DatabaseProvider):
             return Ready({"database": resource.name, "login": resource.login,
                           "secret": resource.secret, "server": fqdn,
                           "location": f"postgresql://{resource.login}@{fqdn}:5432/"
-                                      f"{resource.name}"}, changed=False)
+                                      f"{resource.name}"}, changed=False,
+                         message=None if resource.login_enabled else UNMANAGED_LOGINS)
         wanted = ArmDatabase(properties=DatabaseProperties(charset=self.settings.charset,
                                                            collation=self.settings.collation))
         url = start_operation(what, lambda hook: self.client.databases.begin_create(
@@ -127,6 +132,10 @@ class AzurePostgresDatabases(DatabaseProvider):
         self._operations.started(f"remove:{resource.name}", url)
         return Pending(f"Azure is deleting database {resource.name} on {self.server}",
                        self.settings.poll_seconds)
+
+    def observes(self, resource: Resource) -> bool:
+        """Not a login tenantops does not hold: a preview of disabling it shows ``check``."""
+        return not (isinstance(resource, Database) and not resource.login_enabled)
 
     def _observe(self, resource: Resource) -> dict[str, Any] | None:
         assert isinstance(resource, Database)

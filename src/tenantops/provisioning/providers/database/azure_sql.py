@@ -37,7 +37,11 @@ from tenantops.provisioning.providers.azure.connection import AzureConnection
 from tenantops.provisioning.providers.azure.operations import TrackedOperations
 from tenantops.provisioning.providers.azure.resource_ids import resource_id
 from tenantops.provisioning.providers.base import Outcome, Pending, Ready, Resource
-from tenantops.provisioning.providers.database import Database, DatabaseProvider
+from tenantops.provisioning.providers.database import (
+    UNMANAGED_LOGINS,
+    Database,
+    DatabaseProvider,
+)
 
 __all__ = ["AzureSqlDatabases"]
 
@@ -114,7 +118,8 @@ class AzureSqlDatabases(DatabaseProvider):
         if current is not None and in_pool:
             status = _text(current.status)
             if status in _SETTLED:
-                return Ready(self._outputs(resource), changed=False)
+                return Ready(self._outputs(resource), changed=False,
+                             message=None if resource.login_enabled else UNMANAGED_LOGINS)
             return Pending(f"database {resource.name} is {status or 'being created'}",
                            self.settings.poll_seconds)
         properties = DatabaseProperties(elastic_pool_id=self.pool_id,
@@ -146,6 +151,10 @@ class AzureSqlDatabases(DatabaseProvider):
         self._operations.started(f"remove:{resource.name}", url)
         return Pending(f"Azure SQL is deleting database {resource.name}",
                        self.settings.poll_seconds)
+
+    def observes(self, resource: Resource) -> bool:
+        """Not a login tenantops does not hold: a preview of disabling it shows ``check``."""
+        return not (isinstance(resource, Database) and not resource.login_enabled)
 
     def _observe(self, resource: Resource) -> dict[str, Any] | None:
         assert isinstance(resource, Database)

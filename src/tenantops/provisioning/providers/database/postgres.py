@@ -11,6 +11,11 @@ What `ensure` converges to, for a `Database` ``name`` with login ``login``:
 - a ``tenantops_meta`` table in it (owned by ``login``) naming the database, which the tenant
   app reads to show it reaches its own database (`read_metadata`).
 
+With ``login_enabled`` False (a suspended tenant) the role is ``NOLOGIN`` and its open
+sessions are ended (``pg_terminate_backend``): PostgreSQL checks LOGIN only when a session
+starts (CREATE ROLE, "LOGIN/NOLOGIN"), so a session open before would otherwise go on.
+Nothing is dropped; ``login_enabled`` True makes it ``LOGIN`` again.
+
 `remove` terminates the database's connections, drops it, then drops the login. Neither the
 admin password nor the tenant's password is ever logged, put in an output, or in a message.
 
@@ -105,6 +110,8 @@ class PostgresDatabases(DatabaseProvider):
         with self._admin_connection(resource) as admin:
             changed = self._ensure_login(admin, resource, password)
             changed = self._ensure_database(admin, resource) or changed
+            if not resource.login_enabled:
+                self._end_sessions(admin, resource)
             host, port = admin.info.host, admin.info.port
         with self._admin_connection(resource, dbname=resource.name) as tenant_db:
             changed = self._ensure_metadata(tenant_db, resource) or changed
@@ -114,9 +121,16 @@ class PostgresDatabases(DatabaseProvider):
                 "login": resource.login,
                 "secret": resource.secret,
                 "location": f"postgresql://{resource.login}@{host}:{port}/{resource.name}",
+                "login_enabled": resource.login_enabled,
             },
             changed=changed,
         )
+
+    def _end_sessions(self, admin: psycopg.Connection[tuple[Any, ...]],
+                      resource: Database) -> None:
+        self._run(admin, resource, sql.SQL(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE usename = {} AND pid <> pg_backend_pid()").format(sql.Literal(resource.login)))
 
     def _remove(self, resource: Resource) -> Outcome:
         assert isinstance(resource, Database)
@@ -160,6 +174,7 @@ class PostgresDatabases(DatabaseProvider):
             "owner": owner,
             "login": resource.login if role is not None else None,
             "secret": resource.secret,
+            "login_enabled": bool(role["rolcanlogin"]) if role is not None else False,
         }
 
     def read_metadata(self, database: Database) -> dict[str, str]:
@@ -172,6 +187,11 @@ class PostgresDatabases(DatabaseProvider):
             with psycopg.connect(conninfo, autocommit=True) as db:
                 rows = db.execute("SELECT key, value FROM tenantops_meta").fetchall()
         except psycopg.Error as exc:
+            if "is not permitted to log in" in str(exc):
+                raise PermanentProviderError(
+                    f"login {database.login!r} is not permitted to log in to database "
+                    f"{database.name!r}: it is disabled (NOLOGIN), as while the tenant is "
+                    "suspended", resource=database.key) from None
             raise self._translate(exc, "read", database) from None
         return {str(key): str(value) for key, value in rows}
 
@@ -204,14 +224,15 @@ class PostgresDatabases(DatabaseProvider):
             password.encode(), resource.login.encode(), b"scram-sha-256"
         ).decode()
         limit = sql.Literal(self.connection_limit)
+        can_login = sql.SQL("LOGIN" if resource.login_enabled else "NOLOGIN")
         role = self._role(admin, resource.login)
         changed = False
         if role is None:
             try:
                 self._run(admin, resource, sql.SQL(
-                    "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT "
+                    "CREATE ROLE {} {} NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT "
                     "NOREPLICATION NOBYPASSRLS CONNECTION LIMIT {} PASSWORD {}"
-                ).format(login, limit, sql.Literal(verifier)))
+                ).format(login, can_login, limit, sql.Literal(verifier)))
                 changed = True
             except pg_errors.DuplicateObject:
                 role = self._role(admin, resource.login)  # created meanwhile: converge it
@@ -223,14 +244,15 @@ class PostgresDatabases(DatabaseProvider):
                     "it, or choose another login name",
                     resource=resource.key,
                 )
-            wanted = {"rolcanlogin": True, "rolcreatedb": False, "rolcreaterole": False,
-                      "rolinherit": True, "rolconnlimit": self.connection_limit}
+            wanted = {"rolcanlogin": resource.login_enabled, "rolcreatedb": False,
+                      "rolcreaterole": False, "rolinherit": True,
+                      "rolconnlimit": self.connection_limit}
             changed = changed or any(role[k] != v for k, v in wanted.items())
             # The password cannot be compared (only a superuser reads verifiers); set it.
             self._run(admin, resource, sql.SQL(
-                "ALTER ROLE {} LOGIN NOCREATEDB NOCREATEROLE INHERIT CONNECTION LIMIT {} "
+                "ALTER ROLE {} {} NOCREATEDB NOCREATEROLE INHERIT CONNECTION LIMIT {} "
                 "PASSWORD {}"
-            ).format(login, limit, sql.Literal(verifier)))
+            ).format(login, can_login, limit, sql.Literal(verifier)))
         member = admin.execute(
             "SELECT rolsuper OR pg_has_role(current_user, %s, 'MEMBER') "
             "FROM pg_roles WHERE rolname = current_user", (resource.login,),

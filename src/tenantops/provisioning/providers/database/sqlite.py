@@ -1,8 +1,10 @@
 """``sqlite`` databases: one SQLite file per tenant under a data folder.
 
 SQLite has no logins, so the login is emulated the way a server keeps one: a
-``tenantops_logins`` table holds the login's salted scrypt hash, and `read_metadata`
-refuses a password that does not match it.
+``tenantops_logins`` table holds the login's salted scrypt hash and whether it may sign in,
+and `read_metadata` (how the local tenant app connects) refuses a password that does not
+match, and a login that is disabled (``Database.login_enabled`` False: a suspended tenant,
+as PostgreSQL's ``NOLOGIN``). SQLite has no sessions to end.
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ _SCRYPT = {"n": 2**12, "r": 8, "p": 1}
 
 def _hash(password: str, salt: bytes) -> bytes:
     return hashlib.scrypt(password.encode(), salt=salt, dklen=32, **_SCRYPT)
+
+
+def _has_enabled(db: sqlite3.Connection) -> bool:
+    return "enabled" in {row[1] for row in db.execute("PRAGMA table_info(tenantops_logins)")}
 
 
 class SqliteDatabases(DatabaseProvider):
@@ -61,23 +67,33 @@ class SqliteDatabases(DatabaseProvider):
             db.execute("CREATE TABLE IF NOT EXISTS tenantops_meta "
                        "(key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             db.execute("CREATE TABLE IF NOT EXISTS tenantops_logins "
-                       "(login TEXT PRIMARY KEY, salt BLOB NOT NULL, hash BLOB NOT NULL)")
+                       "(login TEXT PRIMARY KEY, salt BLOB NOT NULL, hash BLOB NOT NULL, "
+                       "enabled INTEGER NOT NULL DEFAULT 1)")
+            columns = {row[1] for row in db.execute("PRAGMA table_info(tenantops_logins)")}
+            if "enabled" not in columns:  # made before logins could be disabled
+                db.execute("ALTER TABLE tenantops_logins "
+                           "ADD COLUMN enabled INTEGER NOT NULL DEFAULT 1")
             db.execute("INSERT OR IGNORE INTO tenantops_meta VALUES ('database', ?)",
                        (resource.name,))
             db.execute("INSERT OR IGNORE INTO tenantops_meta VALUES ('created_at', ?)",
                        (dt.datetime.now(dt.timezone.utc).isoformat(),))
-            row = db.execute("SELECT salt, hash FROM tenantops_logins WHERE login = ?",
+            row = db.execute("SELECT salt, hash, enabled FROM tenantops_logins WHERE login = ?",
                              (resource.login,)).fetchone()
             login_changed = row is None or not hmac.compare_digest(_hash(password, row[0]), row[1])
             if login_changed:
                 salt = os.urandom(16)
-                db.execute("INSERT OR REPLACE INTO tenantops_logins VALUES (?, ?, ?)",
-                           (resource.login, salt, _hash(password, salt)))
+                db.execute("INSERT OR REPLACE INTO tenantops_logins VALUES (?, ?, ?, ?)",
+                           (resource.login, salt, _hash(password, salt),
+                            int(resource.login_enabled)))
+            elif bool(row[2]) != resource.login_enabled:
+                db.execute("UPDATE tenantops_logins SET enabled = ? WHERE login = ?",
+                           (int(resource.login_enabled), resource.login))
+                login_changed = True
             db.execute("COMMIT")
         os.chmod(path, 0o600)
         return Ready(
             {"database": resource.name, "login": resource.login, "secret": resource.secret,
-             "location": str(path)},
+             "location": str(path), "login_enabled": resource.login_enabled},
             changed=created or login_changed,
         )
 
@@ -95,9 +111,12 @@ class SqliteDatabases(DatabaseProvider):
         if not path.exists():
             return None
         with self._connect(path) as db:
-            logins = [r[0] for r in db.execute("SELECT login FROM tenantops_logins ORDER BY 1")]
-        login = resource.login if resource.login in logins else (logins[0] if logins else "")
-        return {"name": resource.name, "login": login, "secret": resource.secret}
+            logins = dict(db.execute("SELECT login, enabled FROM tenantops_logins ORDER BY 1")
+                          .fetchall()) if _has_enabled(db) else {
+                r[0]: 1 for r in db.execute("SELECT login FROM tenantops_logins ORDER BY 1")}
+        login = resource.login if resource.login in logins else next(iter(logins), "")
+        return {"name": resource.name, "login": login, "secret": resource.secret,
+                "login_enabled": bool(logins.get(login, 0))}
 
     def read_metadata(self, database: Database) -> dict[str, str]:
         path = self.path(database.name)
@@ -108,12 +127,19 @@ class SqliteDatabases(DatabaseProvider):
             )
         password = self.secrets.read(database.secret)
         with self._connect(path) as db:
-            row = db.execute("SELECT salt, hash FROM tenantops_logins WHERE login = ?",
-                             (database.login,)).fetchone()
+            enabled = "enabled" if _has_enabled(db) else "1"
+            row = db.execute(f"SELECT salt, hash, {enabled} FROM tenantops_logins "  # noqa: S608
+                             "WHERE login = ?", (database.login,)).fetchone()
             if row is None or not hmac.compare_digest(_hash(password, row[0]), row[1]):
                 raise PermanentProviderError(
                     f"login {database.login!r} was refused by database {database.name!r}: the "
                     f"password in secret {database.secret!r} does not match",
+                    provider=self.label, action="read", resource=database.key,
+                )
+            if not row[2]:
+                raise PermanentProviderError(
+                    f"login {database.login!r} was refused by database {database.name!r}: the "
+                    "login is disabled (the tenant is suspended)",
                     provider=self.label, action="read", resource=database.key,
                 )
             return {str(k): str(v) for k, v in db.execute("SELECT key, value FROM tenantops_meta")}

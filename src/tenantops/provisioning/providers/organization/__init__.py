@@ -13,12 +13,14 @@ __all__ = ["OrganizationInvitation", "OrganizationProvider", "TenantOrganization
 @dataclass(frozen=True)
 class TenantOrganization(Resource):
     """Organization ``alias`` named ``name`` owning ``domains``, redirecting to
-    ``redirect_url`` after sign-in."""
+    ``redirect_url`` after sign-in. ``enabled``: False while the tenant is suspended (no
+    member can sign in through it; Keycloak's organization ``enabled`` flag)."""
 
     alias: str
     name: str
     domains: tuple[str, ...]
     redirect_url: str
+    enabled: bool = True
 
     @property
     def key(self) -> str:
@@ -27,7 +29,10 @@ class TenantOrganization(Resource):
 
 @dataclass(frozen=True)
 class OrganizationInvitation(Resource):
-    """An invitation of ``email`` to organization ``alias`` with ``role``."""
+    """An invitation of ``email`` to organization ``alias`` with ``role``.
+
+    ``remove``: the person is neither invited nor a member any more (a pending invitation is
+    deleted, a membership ended), as when a previous administrator is removed."""
 
     alias: str
     email: str

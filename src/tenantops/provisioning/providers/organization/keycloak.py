@@ -21,8 +21,11 @@ converges or deletes an organization that lacks it.
   member or has a pending invitation. Keycloak sends the email itself, so the realm needs SMTP
   (a 500 "Failed to send invite email" is permanent when the realm has no SMTP server,
   transient when its server did not take the message).
+- ``enabled`` is the organization's own ``enabled`` flag: a suspended tenant's organization
+  is disabled, and its members cannot sign in through it (nothing is deleted).
 - Removal deletes the organization (Keycloak also deletes its managed members); an
-  invitation's removal deletes the pending invitation.
+  invitation's removal deletes the pending invitation and ends the person's membership
+  (a previous administrator removed after a new one is invited).
 
 HTTP 429, 5xx (other than the SMTP failure), timeouts and connection errors are transient.
 The client secret and tokens are never logged or put in a message.
@@ -161,6 +164,7 @@ class KeycloakOrganizations(OrganizationProvider):
             "name": existing.get("name"),
             "domains": tuple(sorted(d["name"] for d in existing.get("domains") or [])),
             "redirect_url": existing.get("redirectUrl"),
+            "enabled": bool(existing.get("enabled", True)),
             "organization_id": existing.get("id"),
         }
 
@@ -184,7 +188,7 @@ class KeycloakOrganizations(OrganizationProvider):
         return {
             "alias": resource.alias,
             "name": resource.name,
-            "enabled": True,
+            "enabled": resource.enabled,
             "redirectUrl": resource.redirect_url,
             "domains": [{"name": d, "verified": self.settings.verified_domains}
                         for d in sorted(set(domains))],
@@ -388,15 +392,25 @@ class KeycloakOrganizations(OrganizationProvider):
         if organization is None:
             return Ready({"email": resource.email}, changed=False)
         organization_id = str(organization["id"])
+        changed = False
         pending = self._pending_invitation(organization_id, resource.email)
-        if pending is None:
-            return Ready({"email": resource.email}, changed=False)
-        response = self._request(
-            "DELETE", f"/organizations/{organization_id}/invitations/{pending['id']}"
-        )
-        if response.status_code not in (204, 404):
-            raise self._unexpected(response, f"delete the invitation of {resource.email!r}")
-        return Ready({"email": resource.email}, changed=response.status_code == 204)
+        if pending is not None:
+            response = self._request(
+                "DELETE", f"/organizations/{organization_id}/invitations/{pending['id']}"
+            )
+            if response.status_code not in (204, 404):
+                raise self._unexpected(response, f"delete the invitation of {resource.email!r}")
+            changed = response.status_code == 204
+        member = self._member(organization_id, resource.email)
+        if member is not None:
+            # DELETE /organizations/{id}/members/{member-id} (Keycloak 26 admin REST API,
+            # "Organizations"): the user leaves the organization; the account stays.
+            response = self._request(
+                "DELETE", f"/organizations/{organization_id}/members/{member['id']}")
+            if response.status_code not in (204, 404):
+                raise self._unexpected(response, f"remove member {resource.email!r}")
+            changed = changed or response.status_code == 204
+        return Ready({"email": resource.email}, changed=changed)
 
     def _organization_for(self, resource: OrganizationInvitation) -> dict[str, Any]:
         organization = self._find(resource.alias)
@@ -409,11 +423,17 @@ class KeycloakOrganizations(OrganizationProvider):
         return organization
 
     def _is_member(self, organization_id: str, email: str) -> bool:
+        return self._member(organization_id, email) is not None
+
+    def _member(self, organization_id: str, email: str) -> dict[str, Any] | None:
         response = self._request("GET", f"/organizations/{organization_id}/members",
                                  params={"search": email, "exact": "true"})
         if response.status_code != 200:
             raise self._unexpected(response, "list organization members")
-        return any(str(m.get("email", "")).lower() == email.lower() for m in response.json())
+        for member in response.json():
+            if str(member.get("email", "")).lower() == email.lower():
+                return dict(member)
+        return None
 
     def _pending_invitation(self, organization_id: str, email: str) -> dict[str, Any] | None:
         response = self._request("GET", f"/organizations/{organization_id}/invitations",

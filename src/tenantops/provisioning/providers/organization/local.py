@@ -51,7 +51,7 @@ class LocalOrganizations(OrganizationProvider):
         assert isinstance(resource, TenantOrganization)
         organization, changed = store.ensure(
             alias=resource.alias, name=resource.name, redirect_url=resource.redirect_url,
-            domains=resource.domains,
+            domains=resource.domains, enabled=resource.enabled,
         )
         return Ready({"organization_id": organization.id, "alias": organization.alias},
                      changed=changed)
@@ -74,6 +74,11 @@ class LocalOrganizations(OrganizationProvider):
                 if invitation.email == resource.email:
                     return {"alias": resource.alias, "email": invitation.email,
                             "role": invitation.role}
+            for member in organization.members:
+                if member.email == resource.email:
+                    return {"alias": resource.alias, "email": member.email, "role": member.role,
+                            "status": "member"}
             return None
         return {"alias": organization.alias, "name": organization.name,
-                "domains": tuple(organization.domains), "redirect_url": organization.redirect_url}
+                "domains": tuple(organization.domains), "redirect_url": organization.redirect_url,
+                "enabled": organization.enabled}

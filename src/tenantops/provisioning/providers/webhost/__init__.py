@@ -32,10 +32,15 @@ class SiteIdentity:
 
 @dataclass(frozen=True)
 class HostnameBinding(Resource):
-    """Custom hostname ``hostname`` bound to the site, for tenant ``tenant``."""
+    """Custom hostname ``hostname`` bound to the site, for tenant ``tenant``.
+
+    ``suspended``: the hostname answers with a "suspended" page instead of the tenant's app
+    (local edge: 503; App Service: the binding moves to the suspended-page app); the binding,
+    its certificate and DNS stay."""
 
     hostname: str
     tenant: str
+    suspended: bool = False
 
     @property
     def key(self) -> str:

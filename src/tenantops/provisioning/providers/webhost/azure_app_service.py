@@ -21,6 +21,22 @@ Removal goes the other way: SNI off, certificate deleted (refused with a 409 whi
 bound, so the order matters), hostname binding deleted. Every step is idempotent: each reads
 first and changes only what differs. The site's default hostname, verification ID, plan and
 region are read once, on first use (`site`).
+
+**Suspension.** App Service has no per-hostname "disabled" switch: a request is served by the
+app the hostname is bound to (App Service routes by ``Host`` on its shared front ends,
+"Map an existing custom DNS name"), access restrictions are per app and can filter only on
+headers a proxy sets (``X-Forwarded-Host``, "Access restrictions: filter by HTTP header"),
+and ``hostNamesDisabled`` disables every public hostname of the app. So a suspended
+`HostnameBinding` is *moved* to ``suspended_app_name``, an app on the same plan that answers
+every request with a "suspended" page: the binding is deleted from the tenant app and made
+on the suspended-page app, which App Service verifies with the same ``asuid`` record (the
+custom domain verification ID is the subscription's, the same for all its apps:
+MicrosoftDocs/azure-docs#65663), then bound with SNI to the tenant's certificate (a
+certificate of the webspace serves any app of the plan). Resuming moves it back. The
+certificate, the DNS records and the tenant's data stay. A move interrupted between the
+DELETE and the PUT is finished by the next attempt (it binds the hostname where it belongs
+and restores SNI from the certificate). Every other operation finds the binding on either
+app.
 """
 
 from __future__ import annotations
@@ -80,10 +96,12 @@ class AzureAppService(WebHostProvider):
         self.connection = connection
         self.settings = settings
         self.app = settings.app_name
+        self.suspended_app = settings.suspended_app_name
         self.resource_group = connection.group(
             settings.resource_group, "providers.webhost.azure_app_service.resource_group")
         self._client: WebSiteManagementClient | None = None
         self._site: _Site | None = None
+        self._parking: _Site | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AzureAppService:
@@ -102,17 +120,40 @@ class AzureAppService(WebHostProvider):
 
     def _site_info(self) -> _Site:
         if self._site is None:
-            site = azure_call(f"read web app {self.app} in resource group {self.resource_group}",
-                              lambda: self.client.web_apps.get(self.resource_group, self.app))
-            verification = site.custom_domain_verification_id
-            if not verification or not site.default_host_name or not site.server_farm_id:
-                raise PermanentProviderError(
-                    f"web app {self.app} did not report its customDomainVerificationId, "
-                    "defaultHostName and serverFarmId; is it an App Service or Function App on "
-                    "a Basic or higher plan?", provider=self.label, action="read")
-            self._site = _Site(str(site.id), str(site.default_host_name), str(verification),
-                               str(site.server_farm_id), str(site.location))
+            self._site = self._read_site(self.app)
         return self._site
+
+    def _read_site(self, app: str) -> _Site:
+        site = azure_call(f"read web app {app} in resource group {self.resource_group}",
+                          lambda: self.client.web_apps.get(self.resource_group, app))
+        verification = site.custom_domain_verification_id
+        if not verification or not site.default_host_name or not site.server_farm_id:
+            raise PermanentProviderError(
+                f"web app {app} did not report its customDomainVerificationId, "
+                "defaultHostName and serverFarmId; is it an App Service or Function App on "
+                "a Basic or higher plan?", provider=self.label, action="read")
+        return _Site(str(site.id), str(site.default_host_name), str(verification),
+                     str(site.server_farm_id), str(site.location))
+
+    def _parking_site(self) -> _Site:
+        """The suspended-page app; `PermanentProviderError` when none is configured or it
+        is not on the tenant app's plan (its certificates would not serve it)."""
+        if self.suspended_app is None:
+            raise PermanentProviderError(
+                "providers.webhost.azure_app_service.suspended_app_name is not set, so a "
+                "suspended tenant's hostname has nowhere to go: deploy an app on the same App "
+                "Service plan that answers every request with a suspended page (503), name it "
+                "there, then retry the run", provider=self.label, action="ensure")
+        if self._parking is None:
+            parking = self._read_site(self.suspended_app)
+            if parking.server_farm_id.lower() != self._site_info().server_farm_id.lower():
+                raise PermanentProviderError(
+                    f"the suspended-page app {self.suspended_app} is on plan "
+                    f"{parking.server_farm_id}, not on {self._site_info().server_farm_id} with "
+                    f"{self.app}; a tenant's certificate serves only apps of its plan. Move it "
+                    "to that plan, then retry the run", provider=self.label, action="ensure")
+            self._parking = parking
+        return self._parking
 
     def site(self) -> SiteIdentity:
         info = self._site_info()
@@ -124,11 +165,24 @@ class AzureAppService(WebHostProvider):
 
     # -- reads ------------------------------------------------------------------------------
 
-    def _binding(self, hostname: str) -> ArmHostNameBinding | None:
+    def _binding(self, hostname: str, app: str | None = None) -> ArmHostNameBinding | None:
+        app = app or self.app
         return azure_get(
-            f"read the hostname binding {hostname} of {self.app}",
+            f"read the hostname binding {hostname} of {app}",
             lambda: self.client.web_apps.get_host_name_binding(
-                self.resource_group, self.app, hostname))
+                self.resource_group, app, hostname))
+
+    def _bound(self, hostname: str) -> tuple[str, ArmHostNameBinding] | None:
+        """The app ``hostname`` is bound to (the tenant app, or the suspended-page app) and
+        its binding."""
+        binding = self._binding(hostname)
+        if binding is not None:
+            return self.app, binding
+        if self.suspended_app is not None:
+            parked = self._binding(hostname, self.suspended_app)
+            if parked is not None:
+                return self.suspended_app, parked
+        return None
 
     def _certificate(self, hostname: str) -> ArmCertificate | None:
         name = self.certificate_name(hostname)
@@ -139,25 +193,59 @@ class AzureAppService(WebHostProvider):
 
     def _ensure(self, resource: Resource) -> Outcome:
         if isinstance(resource, HostnameBinding):
-            return self._bind_hostname(resource.hostname)
+            return self._place_hostname(resource)
         if isinstance(resource, Certificate):
             return self._issue_certificate(resource.hostname)
         assert isinstance(resource, SniBinding)
         return self._bind_certificate(resource.hostname, resource.thumbprint)
 
-    def _bind_hostname(self, hostname: str) -> Outcome:
-        if self._binding(hostname) is not None:
-            return Ready({"hostname": hostname, "app": self.app}, changed=False)
-        site = self._site_info()
+    def _place_hostname(self, resource: HostnameBinding) -> Outcome:
+        """Bind the hostname to the tenant app, or (suspended) to the suspended-page app,
+        moving it from the other one when it is there."""
+        hostname = resource.hostname
+        target = self._parking_site() if resource.suspended else self._site_info()
+        app = self.suspended_app if resource.suspended else self.app
+        if app is None:
+            raise PermanentProviderError("no app to bind to", provider=self.label)
+        outputs = {"hostname": hostname, "app": app, "suspended": resource.suspended}
+        bound = self._bound(hostname)
+        if bound is not None and bound[0] == app:
+            return Ready(outputs, changed=False)
+        if bound is not None:
+            moved_from = bound[0]
+            azure_call(f"remove hostname {hostname} from {moved_from} (moving it to {app})",
+                       lambda: self.client.web_apps.delete_host_name_binding(
+                           self.resource_group, moved_from, hostname))
+        outcome = self._bind_hostname(hostname, app, target, ours={
+            self._site_info().id.lower(), target.id.lower()})
+        if isinstance(outcome, Pending):
+            return outcome
+        self._restore_sni(hostname, app)
+        return Ready(outputs, changed=True)
+
+    def _restore_sni(self, hostname: str, app: str) -> None:
+        """Serve ``hostname`` on ``app`` with its certificate, when it has one (a moved
+        binding keeps its TLS; a new one gets SNI from the bind_certificate step)."""
+        certificate = self._certificate(hostname)
+        if certificate is None or not certificate.thumbprint:
+            return
+        binding = self._binding(hostname, app)
+        if binding is None or _text(binding.ssl_state) == "SniEnabled":
+            return
+        self._put_binding(hostname, binding, "SniEnabled", str(certificate.thumbprint).upper(),
+                          app=app)
+
+    def _bind_hostname(self, hostname: str, app: str, site: _Site, *,
+                       ours: set[str]) -> Outcome:
         analysis = azure_call(
-            f"analyze custom hostname {hostname} for {self.app}",
+            f"analyze custom hostname {hostname} for {app}",
             lambda: self.client.web_apps.analyze_custom_hostname(
-                self.resource_group, self.app, host_name=hostname))
+                self.resource_group, app, host_name=hostname))
         conflict = analysis.conflicting_app_resource_id
-        if conflict and str(conflict).lower() != site.id.lower():
+        if conflict and str(conflict).lower() not in ours:
             raise PermanentProviderError(
                 f"{hostname} is already bound to another app ({conflict}); remove the custom "
-                "domain there before binding it to " + self.app)
+                "domain there before binding it to " + app)
         if _text(analysis.custom_domain_verification_test) != "Passed":
             txt = ", ".join(analysis.txt_records or []) or "no TXT record"
             cname = ", ".join(analysis.c_name_records or []) or "no CNAME"
@@ -166,12 +254,12 @@ class AzureAppService(WebHostProvider):
                 f"(it sees {txt}; {cname}); waiting for DNS caches", self.settings.poll_seconds)
         record_type = "CName" if analysis.c_name_records else "A"
         binding = ArmHostNameBinding(properties=HostNameBindingProperties(
-            site_name=self.app, host_name_type="Verified", azure_resource_type="Website",
+            site_name=app, host_name_type="Verified", azure_resource_type="Website",
             custom_host_name_dns_record_type=record_type))
-        azure_call(f"bind hostname {hostname} to {self.app}",
+        azure_call(f"bind hostname {hostname} to {app}",
                    lambda: self.client.web_apps.create_or_update_host_name_binding(
-                       self.resource_group, self.app, hostname, binding))
-        return Ready({"hostname": hostname, "app": self.app}, changed=True)
+                       self.resource_group, app, hostname, binding))
+        return Ready({"hostname": hostname, "app": app}, changed=True)
 
     def _issue_certificate(self, hostname: str) -> Outcome:
         name = self.certificate_name(hostname)
@@ -244,38 +332,40 @@ class AzureAppService(WebHostProvider):
                 "source": self.settings.certificate_source}
 
     def _bind_certificate(self, hostname: str, thumbprint: str) -> Outcome:
-        binding = self._binding(hostname)
-        if binding is None:
+        bound = self._bound(hostname)
+        if bound is None:
             raise PermanentProviderError(
                 f"hostname {hostname} is not bound to {self.app}, so no certificate can be "
                 "bound to it; run the bind_hostname step first")
+        app, binding = bound
         outputs = {"hostname": hostname, "thumbprint": thumbprint, "ssl_state": "SniEnabled"}
         if _text(binding.ssl_state) == "SniEnabled" and \
                 str(binding.thumbprint or "").upper() == thumbprint.upper():
             return Ready(outputs, changed=False)
-        self._put_binding(hostname, binding, "SniEnabled", thumbprint)
+        self._put_binding(hostname, binding, "SniEnabled", thumbprint, app=app)
         return Ready(outputs, changed=True)
 
     def _put_binding(self, hostname: str, current: ArmHostNameBinding, ssl_state: str,
-                     thumbprint: str | None) -> None:
+                     thumbprint: str | None, *, app: str | None = None) -> None:
+        app = app or self.app
         update = ArmHostNameBinding(properties=HostNameBindingProperties(
-            site_name=self.app, host_name_type=_text(current.host_name_type) or "Verified",
+            site_name=app, host_name_type=_text(current.host_name_type) or "Verified",
             azure_resource_type=_text(current.azure_resource_type) or "Website",
             custom_host_name_dns_record_type=_text(current.custom_host_name_dns_record_type)
             or "CName",
             ssl_state=ssl_state, thumbprint=thumbprint))
-        azure_call(f"set SSL state {ssl_state} on hostname {hostname} of {self.app}",
+        azure_call(f"set SSL state {ssl_state} on hostname {hostname} of {app}",
                    lambda: self.client.web_apps.create_or_update_host_name_binding(
-                       self.resource_group, self.app, hostname, update))
+                       self.resource_group, app, hostname, update))
 
     # -- remove -----------------------------------------------------------------------------
 
     def _remove(self, resource: Resource) -> Outcome:
         if isinstance(resource, SniBinding):
-            binding = self._binding(resource.hostname)
-            if binding is None or _text(binding.ssl_state) in ("Disabled", ""):
+            bound = self._bound(resource.hostname)
+            if bound is None or _text(bound[1].ssl_state) in ("Disabled", ""):
                 return Ready({"hostname": resource.hostname}, changed=False)
-            self._put_binding(resource.hostname, binding, "Disabled", None)
+            self._put_binding(resource.hostname, bound[1], "Disabled", None, app=bound[0])
             return Ready({"hostname": resource.hostname}, changed=True)
         if isinstance(resource, Certificate):
             name = self.certificate_name(resource.hostname)
@@ -285,11 +375,13 @@ class AzureAppService(WebHostProvider):
                        lambda: self.client.certificates.delete(self.resource_group, name))
             return Ready({"hostname": resource.hostname}, changed=True)
         assert isinstance(resource, HostnameBinding)
-        if self._binding(resource.hostname) is None:
+        bound = self._bound(resource.hostname)
+        if bound is None:
             return Ready({"hostname": resource.hostname}, changed=False)
-        azure_call(f"remove hostname {resource.hostname} from {self.app}",
+        app = bound[0]
+        azure_call(f"remove hostname {resource.hostname} from {app}",
                    lambda: self.client.web_apps.delete_host_name_binding(
-                       self.resource_group, self.app, resource.hostname))
+                       self.resource_group, app, resource.hostname))
         return Ready({"hostname": resource.hostname}, changed=True)
 
     # -- observe ----------------------------------------------------------------------------
@@ -302,15 +394,17 @@ class AzureAppService(WebHostProvider):
             return {"hostname": resource.hostname,
                     "thumbprint": str(cert.thumbprint).upper() if cert.thumbprint else None}
         assert isinstance(resource, (HostnameBinding, SniBinding))
-        binding = self._binding(resource.hostname)
-        if binding is None:
+        bound = self._bound(resource.hostname)
+        if bound is None:
             return None
+        app, binding = bound
         if isinstance(resource, SniBinding):
             if _text(binding.ssl_state) != "SniEnabled":
                 return None
             return {"hostname": resource.hostname,
                     "thumbprint": str(binding.thumbprint or "").upper()}
-        return {"hostname": resource.hostname, "tenant": resource.tenant}
+        return {"hostname": resource.hostname, "tenant": resource.tenant,
+                "suspended": app != self.app}
 
 
 def _text(value: object) -> str:

@@ -3,13 +3,17 @@ the sample app.
 
 A handshake for a hostname that is not bound with SNI (or without SNI at all) is refused
 with the ``unrecognized_name`` alert, so nothing is served under a certificate for another
-name. Bindings and certificates are read from `EdgeState` on each handshake (cached by file
-change), so a binding made by a worker in another process is served at once.
+name. A suspended binding completes the handshake with its own certificate, and every
+request on it is answered ``503 Service Unavailable`` with a page saying the tenant is
+suspended; nothing reaches the tenant app. Bindings and certificates are read from
+`EdgeState` on each handshake (cached by file change), so a binding made by a worker in
+another process is served at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 import threading
@@ -21,11 +25,23 @@ from tenantops.provisioning.providers.webhost.state import EdgeState
 if TYPE_CHECKING:
     from tenantops.provisioning.providers.webhost.sample_app import SampleApp
 
-__all__ = ["TlsEdge"]
+__all__ = ["SUSPENDED_PAGE", "TlsEdge"]
 
 log = logging.getLogger("tenantops.provisioning.edge")
 
 _REFUSE = ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
+_REQUEST_HEAD_SECONDS = 10.0
+SUSPENDED_PAGE = (
+    b"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+    b"<title>Service suspended</title></head><body><h1>This service is suspended</h1>"
+    b"<p>The account that runs it is suspended. Please contact its administrator.</p>"
+    b"</body></html>\n")
+
+
+class _HostContext(ssl.SSLContext):
+    """The TLS context of one bound hostname; ``suspended`` while its tenant is."""
+
+    suspended = False
 
 
 class TlsEdge:
@@ -41,7 +57,7 @@ class TlsEdge:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.Server | None = None
-        self._contexts: dict[str, tuple[tuple[int, int, str], ssl.SSLContext]] = {}
+        self._contexts: dict[str, tuple[tuple[int, int, str, bool], ssl.SSLContext]] = {}
 
     @property
     def port(self) -> int:
@@ -112,20 +128,26 @@ class TlsEdge:
             stat = cert_path.stat()
         except FileNotFoundError:
             return None
-        stamp = (stat.st_ino, stat.st_mtime_ns, binding.thumbprint)
+        stamp = (stat.st_ino, stat.st_mtime_ns, binding.thumbprint, binding.suspended)
         cached = self._contexts.get(hostname)
         if cached is not None and cached[0] == stamp:
             return cached[1]
         issued = self.state.certificate(hostname)
         if issued is None or issued.thumbprint != binding.thumbprint:
             return None
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context = _HostContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(issued.cert_path, issued.key_path)
+        context.suspended = binding.suspended
         self._contexts[hostname] = (stamp, context)
         return context
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        ssl_object = writer.get_extra_info("ssl_object")
+        context = getattr(ssl_object, "context", None)
+        if isinstance(context, _HostContext) and context.suspended:
+            await _answer_suspended(reader, writer)
+            return
         if self.app is None:
             writer.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n"
                          b"Connection: close\r\n\r\n")
@@ -143,6 +165,23 @@ class TlsEdge:
             _pipe(reader, upstream_writer), _pipe(upstream_reader, writer),
             return_exceptions=True,
         )
+
+
+async def _answer_suspended(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Read the request's head, answer 503 with the suspended page, close."""
+    with contextlib.suppress(asyncio.IncompleteReadError, asyncio.LimitOverrunError,
+                             asyncio.TimeoutError, TimeoutError, OSError):
+        await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), _REQUEST_HEAD_SECONDS)
+    head = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/html; charset=utf-8\r\n"
+            b"Cache-Control: no-store\r\nConnection: close\r\n"
+            b"Content-Length: " + str(len(SUSPENDED_PAGE)).encode() + b"\r\n\r\n")
+    try:
+        writer.write(head + SUSPENDED_PAGE)
+        await writer.drain()
+    except OSError:
+        pass
+    finally:
+        writer.close()
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -3,11 +3,14 @@
 Binding a hostname checks the ``asuid.<label>`` TXT record and the CNAME, as App Service
 does; certificates come from a local CA (after ``issuance_delay_seconds``, to exercise the
 pending path); the TLS edge serves each SNI-bound hostname with its own certificate and
-forwards to the sample tenant app.
+forwards to the sample tenant app. A suspended binding (``HostnameBinding.suspended``) keeps
+its certificate, and the edge answers every request on it with ``503`` and a page saying the
+tenant is suspended; resuming the binding serves the app again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -95,17 +98,25 @@ class LocalEdge(WebHostProvider):
                 f"hostname {resource.hostname} is the web host's default hostname {own} or "
                 "above or below it; it belongs to the platform and cannot be bound for a tenant"
             )
-        if self.settings.verify_domain:
-            self._verify_domain(resource.hostname)
         existing = self.state.binding(resource.hostname)
         if existing is not None and existing.tenant != resource.tenant:
             raise PermanentProviderError(
                 f"hostname {resource.hostname} is already bound for tenant {existing.tenant!r}; "
                 "unbind it there first"
             )
-        if existing is None:
-            self.state.write_binding(Binding(resource.hostname, resource.tenant, "Disabled", None))
-        return Ready({"hostname": resource.hostname}, changed=existing is None)
+        outputs = {"hostname": resource.hostname, "suspended": resource.suspended}
+        if existing is not None:
+            # Bound already (verified then): only its suspended state may change.
+            if existing.suspended == resource.suspended:
+                return Ready(outputs, changed=False)
+            self.state.write_binding(dataclasses.replace(existing,
+                                                         suspended=resource.suspended))
+            return Ready(outputs, changed=True)
+        if self.settings.verify_domain:
+            self._verify_domain(resource.hostname)
+        self.state.write_binding(Binding(resource.hostname, resource.tenant, "Disabled", None,
+                                         resource.suspended))
+        return Ready(outputs, changed=True)
 
     def _verify_domain(self, hostname: str) -> None:
         if self._lookup is None:
@@ -168,8 +179,8 @@ class LocalEdge(WebHostProvider):
         if binding.ssl_state == "SniEnabled" and binding.thumbprint == resource.thumbprint:
             changed = False
         else:
-            self.state.write_binding(Binding(binding.hostname, binding.tenant, "SniEnabled",
-                                             resource.thumbprint))
+            self.state.write_binding(dataclasses.replace(
+                binding, ssl_state="SniEnabled", thumbprint=resource.thumbprint))
             changed = True
         return Ready({"hostname": resource.hostname, "thumbprint": resource.thumbprint,
                       "ssl_state": "SniEnabled"}, changed=changed)
@@ -181,7 +192,8 @@ class LocalEdge(WebHostProvider):
             binding = self.state.binding(resource.hostname)
             if binding is None or binding.ssl_state == "Disabled":
                 return Ready({"hostname": resource.hostname}, changed=False)
-            self.state.write_binding(Binding(binding.hostname, binding.tenant, "Disabled", None))
+            self.state.write_binding(dataclasses.replace(binding, ssl_state="Disabled",
+                                                         thumbprint=None))
             return Ready({"hostname": resource.hostname}, changed=True)
         if isinstance(resource, Certificate):
             binding = self.state.binding(resource.hostname)
@@ -209,4 +221,5 @@ class LocalEdge(WebHostProvider):
             if binding.ssl_state != "SniEnabled":
                 return None
             return {"hostname": binding.hostname, "thumbprint": binding.thumbprint}
-        return {"hostname": binding.hostname, "tenant": binding.tenant}
+        return {"hostname": binding.hostname, "tenant": binding.tenant,
+                "suspended": binding.suspended}

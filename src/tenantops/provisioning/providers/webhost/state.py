@@ -31,6 +31,7 @@ class Binding:
     tenant: str
     ssl_state: str  # "Disabled" or "SniEnabled", as App Service names them
     thumbprint: str | None
+    suspended: bool = False  # the edge answers 503 "suspended" instead of the tenant's app
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,8 @@ class EdgeState:
         data = self._read_json(self.binding_path(hostname))
         if data is None:
             return None
-        return Binding(data["hostname"], data["tenant"], data["ssl_state"], data["thumbprint"])
+        return Binding(data["hostname"], data["tenant"], data["ssl_state"], data["thumbprint"],
+                       bool(data.get("suspended", False)))
 
     def bindings(self) -> list[Binding]:
         folder = self.directory / "bindings"
@@ -119,6 +121,7 @@ class EdgeState:
         self._write_json(self.binding_path(binding.hostname), {
             "hostname": binding.hostname, "tenant": binding.tenant,
             "ssl_state": binding.ssl_state, "thumbprint": binding.thumbprint,
+            "suspended": binding.suspended,
         })
 
     def delete_binding(self, hostname: str) -> bool:

@@ -1,0 +1,202 @@
+"""What every plan is made of: steps as data, the inputs a step's resource is built from,
+and previews.
+
+A plan is data: each `PlanStep` names the provider kind, the verb (``ensure`` or ``remove``),
+how to build its resource from the spec and earlier steps' outputs, which tenant fields its
+resource reads (so an update knows which steps a change touches), and which tenant outputs
+the catalog records when it succeeds. The engine runs one durable step per plan step;
+`preview` asks each provider what it would create, change or delete.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from tenantops.catalog import RunKind, StepTemplate
+from tenantops.config import Settings
+from tenantops.errors import ProvisioningError
+from tenantops.provisioning.providers.base import ProviderKind, Resource, Verb
+from tenantops.provisioning.providers.catalog import DomainRetirement
+from tenantops.provisioning.providers.dns import CustomerDomainRecords, DnsPropagation
+from tenantops.provisioning.providers.registry import Providers
+from tenantops.provisioning.spec import TenantSpec
+
+__all__ = [
+    "PLACEHOLDER",
+    "Change",
+    "ChangeAction",
+    "OutputRecorder",
+    "Plan",
+    "PlanStep",
+    "Preview",
+    "ResourceBuilder",
+    "StepInputs",
+    "preview",
+]
+
+ChangeAction = Literal["create", "update", "unchanged", "delete", "absent", "check"]
+PLACEHOLDER = "<from "
+
+
+@dataclass(frozen=True)
+class StepInputs:
+    """What a step's resource is built from: the spec, the providers (for the web host's
+    identity), settings, and the outputs of the run's earlier steps."""
+
+    spec: TenantSpec
+    providers: Providers
+    settings: Settings
+    outputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    previewing: bool = False
+
+    def output(self, step: str, key: str) -> str:
+        """An earlier step's output; a placeholder while previewing (it has not run yet)."""
+        value = self.outputs.get(step, {}).get(key)
+        if value is None:
+            if self.previewing:
+                return f"{PLACEHOLDER}{step}>"
+            raise ProvisioningError(
+                f"step output {step}.{key} is missing; step {step!r} must succeed first"
+            )
+        return str(value)
+
+    @property
+    def slug_identifier(self) -> str:
+        return self.spec.slug.replace("-", "_")
+
+
+ResourceBuilder = Callable[[StepInputs], Resource]
+OutputRecorder = Callable[[StepInputs, Mapping[str, Any]], dict[str, object]]
+
+
+def _nothing(_inputs: StepInputs, _outputs: Mapping[str, Any]) -> dict[str, object]:
+    return {}
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    """One step: ``kind``'s provider does ``verb`` to the resource ``build`` makes.
+
+    ``reads``: the tenant fields the resource is built from (``custom_domain``, ``plan``,
+    ...); an update runs the onboarding steps that read a changed field. ``provider``: for a
+    custom step (``kind`` ``custom``), the name it is declared under in ``[[steps]]``."""
+
+    name: str
+    kind: ProviderKind
+    verb: Verb
+    build: ResourceBuilder
+    summary: str
+    record: OutputRecorder = _nothing
+    reads: frozenset[str] = frozenset()
+    provider: str | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    kind: RunKind
+    steps: tuple[PlanStep, ...]
+
+    def step(self, name: str) -> PlanStep:
+        for step in self.steps:
+            if step.name == name:
+                return step
+        raise ProvisioningError(f"the {self.kind} plan has no step {name!r}")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(step.name for step in self.steps)
+
+    def templates(self, providers: Providers) -> list[StepTemplate]:
+        """The steps as the catalog records them before they run."""
+        return [StepTemplate(s.name, providers.for_step(s).label, s.verb) for s in self.steps]
+
+
+# -- previews ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Change:
+    """What one step would do to one resource."""
+
+    step: str
+    provider: str
+    action: ChangeAction
+    resource: str
+    summary: str
+    current: dict[str, Any] | None
+    desired: dict[str, Any] | None
+
+    def __str__(self) -> str:
+        sign = {"create": "+", "update": "~", "delete": "-", "check": "?"}.get(self.action, " ")
+        return f"{sign} {self.action:<9} {self.provider:<20} {self.resource}"
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A plan's effect, provider by provider, before anything runs; for a change of the
+    tenant, ``diff`` says which fields change (field → ``{"from", "to"}``)."""
+
+    kind: RunKind
+    slug: str
+    changes: tuple[Change, ...]
+    diff: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def by_provider(self) -> dict[str, list[Change]]:
+        grouped: dict[str, list[Change]] = {}
+        for change in self.changes:
+            grouped.setdefault(change.provider, []).append(change)
+        return grouped
+
+    def count(self, action: ChangeAction) -> int:
+        return sum(1 for c in self.changes if c.action == action)
+
+    def render(self) -> str:
+        lines = [f"{self.kind} {self.slug}:"]
+        for name, change in self.diff.items():
+            lines.append(f"  {name}: {change.get('from')!r} -> {change.get('to')!r}")
+        lines += [f"  {change}" for change in self.changes]
+        lines.append(
+            f"  {self.count('create')} to create, {self.count('update')} to update, "
+            f"{self.count('delete')} to delete, {self.count('unchanged')} unchanged"
+        )
+        return "\n".join(lines)
+
+
+def _differs(desired: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
+    return any(
+        key in current and current[key] != value
+        for key, value in desired.items()
+        if not (isinstance(value, str) and value.startswith(PLACEHOLDER))
+    )
+
+
+def preview(plan: Plan, inputs: StepInputs, *,
+            diff: Mapping[str, Mapping[str, Any]] | None = None) -> Preview:
+    """Ask each provider what exists and say what the plan would create, update or delete.
+    Reads only; nothing is changed. A provider that cannot tell (a command step that does
+    not observe) shows ``check``."""
+    inputs = StepInputs(inputs.spec, inputs.providers, inputs.settings, inputs.outputs,
+                        previewing=True)
+    changes: list[Change] = []
+    for step in plan.steps:
+        resource = step.build(inputs)
+        provider = inputs.providers.for_step(step)
+        desired = resource.desired()
+        action: ChangeAction
+        current = None
+        waits = (DnsPropagation, CustomerDomainRecords, DomainRetirement)
+        if (isinstance(resource, waits) and step.verb == "ensure") or not (
+                provider.observes(resource)):
+            action = "check"
+        else:
+            current = provider.observe(resource)
+            if step.verb == "remove":
+                action = "delete" if current is not None else "absent"
+            elif current is None:
+                action = "create"
+            else:
+                action = "update" if _differs(desired, current) else "unchanged"
+        changes.append(Change(step.name, provider.label, action, resource.key, step.summary,
+                              current, desired if step.verb == "ensure" else None))
+    return Preview(plan.kind, inputs.spec.slug, tuple(changes), dict(diff or {}))

@@ -1,0 +1,232 @@
+"""What a request for each kind of run becomes before the catalog opens it: the options the
+plan is made from (and the tenant's history shows), the plan, the tenant's fields once the
+run is done, and, for a change, the diff (`PreparedRun`).
+
+The same preparation serves the run and its preview, so ``--dry-run`` and the dashboard's
+confirm page show exactly the plan the run would follow. The catalog checks, in the
+transaction that opens the run, that the tenant still is what the preparation read (an
+update's ``from`` values, the names it retires): a plan made from a stale read is refused.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tenantops.catalog import (
+    IdempotencyClaim,
+    RetiringDomain,
+    Run,
+    RunKind,
+    RunRequest,
+    Tenant,
+    is_suspended,
+)
+from tenantops.catalog.runs import CHANGED_FIELDS
+from tenantops.config import Settings
+from tenantops.errors import SpecError, SpecProblem
+from tenantops.provisioning.custom_steps import declared
+from tenantops.provisioning.domains import DomainRules
+from tenantops.provisioning.plans import (
+    Plan,
+    Preview,
+    RetiringName,
+    StepInputs,
+    domain_options,
+    plan_for,
+    preview,
+)
+from tenantops.provisioning.plans.changes import retiring_options
+from tenantops.provisioning.providers.registry import Providers
+from tenantops.provisioning.spec import TenantSpec
+
+__all__ = [
+    "MAX_GRACE_SECONDS",
+    "MAX_REASON_LENGTH",
+    "PreparedRun",
+    "TenantChange",
+    "prepare_offboarding",
+    "prepare_onboarding",
+    "prepare_resumption",
+    "prepare_suspension",
+    "prepare_update",
+]
+
+MAX_REASON_LENGTH = 500
+MAX_GRACE_SECONDS = 90 * 86400.0
+
+
+@dataclass(frozen=True)
+class TenantChange:
+    """What an update asks for: each field to change (None: keep it), tags to set (a value)
+    or remove (None), whether to remove the previous administrator, how long the previous
+    custom domain keeps serving (None: ``domains.change_grace_seconds``), and why."""
+
+    display_name: str | None = None
+    custom_domain: str | None = None
+    plan: str | None = None
+    admin_email: str | None = None
+    tags: Mapping[str, str | None] = field(default_factory=dict)
+    remove_previous_admin: bool = False
+    grace_seconds: float | None = None
+    reason: str | None = None
+
+    def asks_for(self) -> dict[str, Any]:
+        """The fields the request sets, as given."""
+        asked: dict[str, Any] = {name: getattr(self, name) for name in
+                                 ("display_name", "custom_domain", "plan", "admin_email")
+                                 if getattr(self, name) is not None}
+        if self.tags:
+            asked["tags"] = dict(self.tags)
+        return asked
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    """A run ready to be opened: ``spec`` is the tenant once it is done, ``retiring`` the
+    names it will still serve besides its custom domain, ``diff`` the fields that change."""
+
+    kind: RunKind
+    spec: TenantSpec
+    options: dict[str, Any]
+    plan: Plan
+    retiring: tuple[str, ...]
+    diff: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def request(self, providers: Providers, *, requested_by: str,
+                idempotency: IdempotencyClaim | None) -> RunRequest:
+        return RunRequest(self.kind, self.spec.slug, requested_by,
+                          self.plan.templates(providers), self.options,
+                          spec=self.spec if self.kind in ("onboard", "update") else None,
+                          retiring=self.retiring, idempotency=idempotency)
+
+    def preview(self, providers: Providers, settings: Settings) -> Preview:
+        return preview(self.plan, StepInputs(self.spec, providers, settings), diff=self.diff)
+
+
+def _custom(settings: Settings) -> dict[str, Any]:
+    if not settings.steps:
+        return {}
+    return {"custom_steps": [d.options() for d in declared(settings.steps)]}
+
+
+def _retiring_names(domains: Sequence[str], settings: Settings) -> tuple[RetiringName, ...]:
+    rules = DomainRules.from_settings(settings)
+    return tuple(RetiringName(d, rules.kind_of(d)) for d in sorted(set(domains)))
+
+
+def _prepared(kind: RunKind, spec: TenantSpec, options: dict[str, Any],
+              retiring: Sequence[str], diff: dict[str, dict[str, Any]] | None = None
+              ) -> PreparedRun:
+    return PreparedRun(kind, spec, options, plan_for(kind, options), tuple(sorted(retiring)),
+                       diff or {})
+
+
+def prepare_onboarding(spec: TenantSpec, settings: Settings, providers: Providers, *,
+                       previewing: bool = False) -> PreparedRun:
+    options = {**domain_options(spec.custom_domain, settings, providers,
+                                previewing=previewing), **_custom(settings)}
+    return _prepared("onboard", spec, options, ())
+
+
+def prepare_offboarding(tenant: Tenant, retiring: Sequence[RetiringDomain], settings: Settings,
+                        *, keep_database: bool) -> PreparedRun:
+    names = _retiring_names([r.domain for r in retiring], settings)
+    options: dict[str, Any] = {"keep_database": keep_database, **_custom(settings)}
+    if names:
+        options["retiring_domains"] = retiring_options(names)
+    return _prepared("offboard", TenantSpec(**tenant.spec_fields()), options,
+                     [n.domain for n in names])
+
+
+def _reason(reason: str | None, *, required: bool) -> str | None:
+    text = " ".join((reason or "").split())
+    problem = None
+    if required and not text:
+        problem = "is required: say why the tenant is suspended (it is kept in its history)"
+    elif len(text) > MAX_REASON_LENGTH:
+        problem = f"must be at most {MAX_REASON_LENGTH} characters (got {len(text)})"
+    elif any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") for ch in text):
+        problem = "must not contain control or unassigned characters"
+    if problem:
+        raise SpecError([SpecProblem("reason", reason, problem)])
+    return text or None
+
+
+def _state_change(kind: RunKind, tenant: Tenant, retiring: Sequence[RetiringDomain],
+                  settings: Settings, reason: str | None) -> PreparedRun:
+    names = _retiring_names([r.domain for r in retiring], settings)
+    options: dict[str, Any] = {**_custom(settings)}
+    if reason:
+        options["reason"] = reason
+    if names:
+        options["retiring_domains"] = retiring_options(names)
+    return _prepared(kind, TenantSpec(**tenant.spec_fields()), options,
+                     [n.domain for n in names])
+
+
+def prepare_suspension(tenant: Tenant, retiring: Sequence[RetiringDomain], settings: Settings,
+                       *, reason: str | None) -> PreparedRun:
+    return _state_change("suspend", tenant, retiring, settings,
+                         _reason(reason, required=True))
+
+
+def prepare_resumption(tenant: Tenant, retiring: Sequence[RetiringDomain], settings: Settings,
+                       *, reason: str | None = None) -> PreparedRun:
+    return _state_change("resume", tenant, retiring, settings, _reason(reason, required=False))
+
+
+def prepare_update(tenant: Tenant, latest: Run | None, retiring: Sequence[RetiringDomain],
+                   change: TenantChange, settings: Settings, providers: Providers, *,
+                   previewing: bool = False) -> PreparedRun:
+    """The update ``change`` asks of ``tenant`` (its latest run and retiring names as read).
+    `SpecError` for an invalid new value or request. The diff may be empty: nothing to
+    change."""
+    current = tenant.spec_fields()
+    tags = dict(current["tags"])
+    for key, value in change.tags.items():
+        if value is None:
+            tags.pop(key, None)
+        else:
+            tags[key] = value
+    wanted = {**current, **{k: v for k, v in change.asks_for().items() if k != "tags"},
+              "tags": tags}
+    spec = TenantSpec(**wanted)
+    problems: list[SpecProblem] = []
+    if change.remove_previous_admin and spec.admin_email == tenant.admin_email:
+        problems.append(SpecProblem(
+            "remove_previous_admin", True,
+            "needs a new admin_email: the previous administrator is removed only when "
+            "another one is invited"))
+    if change.grace_seconds is not None and not 0 <= change.grace_seconds <= MAX_GRACE_SECONDS:
+        problems.append(SpecProblem("grace_seconds", change.grace_seconds,
+                                    f"must be between 0 and {MAX_GRACE_SECONDS:g} (90 days)"))
+    diff = {name: {"from": current[name], "to": getattr(spec, name)}
+            for name in CHANGED_FIELDS if current[name] != getattr(spec, name)}
+    suspended = is_suspended(tenant.status, (latest.kind, latest.options) if latest else None)
+    if "custom_domain" in diff and suspended:
+        problems.append(SpecProblem(
+            "custom_domain", spec.custom_domain,
+            "cannot change while the tenant is suspended: resume it first (a suspended "
+            "tenant's new hostname could not be verified and certified)"))
+    if problems:
+        raise SpecError(problems)
+    reason = _reason(change.reason, required=False)
+    options: dict[str, Any] = {"changes": diff, "suspended": suspended, **_custom(settings)}
+    if reason:
+        options["reason"] = reason
+    if "admin_email" in diff:
+        options["remove_previous_admin"] = change.remove_previous_admin
+    names = {r.domain for r in retiring}
+    if "custom_domain" in diff:
+        options.update(domain_options(spec.custom_domain, settings, providers,
+                                      previewing=previewing))
+        names = (names | {tenant.custom_domain}) - {spec.custom_domain}
+    retiring_names = _retiring_names(sorted(names), settings)
+    if retiring_names:
+        options["retiring_domains"] = retiring_options(retiring_names)
+        options["grace_seconds"] = (settings.domains.change_grace_seconds
+                                    if change.grace_seconds is None else change.grace_seconds)
+    return _prepared("update", spec, options, sorted(names), diff)
