@@ -131,7 +131,7 @@ def test_suspend_and_resume_over_http(api: Api) -> None:
     assert "nothing to resume" in active.json()["error_description"]
 
 
-def test_changes_need_tenants_write(api: Api) -> None:
+def test_a_reader_changing_a_tenant_is_refused(api: Api) -> None:
     onboarded(api, "sierra")
     assert patch(api, "sierra", {"plan": "free"}, token=api.reader.token).status_code == 403
     assert api.reader.post("/api/tenants/sierra/suspend", {"reason": "x"}).status_code == 403

@@ -87,6 +87,19 @@ def test_update_writes_the_new_values_and_keeps_the_old_domain_claimed(
                                    requested_by="t", steps=STEPS).created
 
 
+def test_claiming_a_domain_another_tenant_is_retiring_is_refused(catalog: Catalog) -> None:
+    before = onboarded(catalog)
+    catalog.open_run(update_request(before, custom_domain="www.acme.test"))
+    for claimed, how in (("portal.acme.test", "is the custom domain of"),
+                         ("deep.portal.acme.test", "is below the custom domain of"),
+                         ("acme.test", "is above the custom domain of")):
+        with pytest.raises(DomainConflictError, match=how) as caught:
+            catalog.open_onboarding(Spec(slug="mallory", custom_domain=claimed),
+                                    requested_by="t", steps=STEPS)
+        assert caught.value.holder == "acme"
+    assert catalog.find_tenant("mallory") is None
+
+
 def test_update_to_another_tenants_domain_is_refused_and_nothing_changes(
         catalog: Catalog) -> None:
     before = onboarded(catalog)
@@ -114,7 +127,7 @@ def test_a_change_while_a_run_is_in_progress_names_that_run(catalog: Catalog) ->
         catalog.open_offboarding("acme", requested_by="t", keep_database=False, steps=STEPS)
 
 
-def test_an_update_prepared_from_stale_values_is_refused(catalog: Catalog) -> None:
+def test_a_change_prepared_from_stale_values_is_refused(catalog: Catalog) -> None:
     before = onboarded(catalog)
     run = catalog.open_run(update_request(before, plan="premium")).run
     catalog.finish_run(run.id, "succeeded")

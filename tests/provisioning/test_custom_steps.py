@@ -151,7 +151,7 @@ def test_exit_code_75_is_a_transient_failure_retried_with_backoff(
     assert run.step("create_billing_customer").attempts == 3
 
 
-def test_a_command_past_its_timeout_has_its_process_group_killed(
+def test_a_command_outliving_its_timeout_is_refused_with_its_process_group(
         make_engine: EngineFactory, tmp_path: Path, site: Path, state: Path) -> None:
     engine = make_engine(steps=steps(tmp_path, state, timeout_seconds=1),
                          engine={"max_attempts": 1})
@@ -175,7 +175,7 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def test_a_command_that_puts_its_secret_in_its_outputs_is_refused(
+def test_a_secret_put_in_a_command_steps_outputs_is_refused(
         make_engine: EngineFactory, tmp_path: Path, site: Path, state: Path) -> None:
     script = tmp_path / "leak.sh"
     script.write_text('#!/usr/bin/env bash\nprintf \'{"key": "%s"}\\n\' "$BILLING_API_KEY"\n')
@@ -202,6 +202,56 @@ def test_a_suspension_runs_the_custom_steps_that_take_part_in_it(
                      "disable_database_login"]
     seeded = json.loads((tmp_path / "seeds" / "acme.json").read_text())
     assert (seeded["kind"], seeded["suspended"]) == ("suspend", True)
+
+
+def test_reading_the_workers_environment_from_a_command_step_is_refused(
+        make_engine: EngineFactory, tmp_path: Path, site: Path, state: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker's own credentials (PGPASSWORD, a client secret in TENANTOPS_*) never reach
+    a command: it gets PATH and a few locale variables, its env table, its declared secrets."""
+    monkeypatch.setenv("PGPASSWORD", "worker-database-password")
+    monkeypatch.setenv("TENANTOPS_PROVIDERS__ORGANIZATION__KEYCLOAK__CLIENT_SECRET", "kc-secret")
+    monkeypatch.setenv("AZURE_CLIENT_SECRET", "azure-secret")
+    engine = make_engine(steps=steps(tmp_path, state))
+    api_key = ready(engine, tmp_path)
+    assert engine.wait(engine.onboard(spec_for("acme"), requested_by="ops").id).status == (
+        "succeeded")
+    env = env_of(state, "ensure")
+    dumped = json.dumps(env)
+    for leaked in ("worker-database-password", "kc-secret", "azure-secret"):
+        assert leaked not in dumped
+    assert set(env) - {"PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "PWD", "SHLVL", "_",
+                       "OLDPWD"} == {
+        *{k for k in env if k.startswith("TENANTOPS_")}, "BILLING_STATE", "BILLING_API_KEY"}
+    assert not any(k.startswith("TENANTOPS_") and api_key in v for k, v in env.items())
+
+
+def test_shell_injection_through_the_tenants_fields_is_refused(
+        make_engine: EngineFactory, tmp_path: Path, site: Path, state: Path) -> None:
+    """Tenant fields arrive as environment values, never through a shell: a display name
+    made of shell syntax reaches the command as those characters and runs nothing."""
+    engine = make_engine(steps=steps(tmp_path, state))
+    ready(engine, tmp_path)
+    marker = state / "pwned"  # the command's working state folder: a short path
+    name = "Acme $(touch $BILLING_STATE/pwned) `touch pwned`; touch pwned"
+    run = engine.wait(engine.onboard(spec_for("acme", display_name=name),
+                                     requested_by="ops").id)
+    assert run.status == "succeeded", run.error
+    assert not marker.exists()
+    assert not (Path.cwd() / "pwned").exists()
+    assert env_of(state, "ensure")["TENANTOPS_TENANT_DISPLAY_NAME"] == name
+
+
+def test_a_secret_echoed_by_a_command_is_redacted_from_the_step_record(
+        make_engine: EngineFactory, tmp_path: Path, site: Path, state: Path) -> None:
+    engine = make_engine(steps=steps(tmp_path, state))
+    api_key = ready(engine, tmp_path)
+    (state / "exit-code").write_text("3")
+    run = engine.wait(engine.onboard(spec_for("acme"), requested_by="ops").id)
+    assert run.failed_step == "create_billing_customer"
+    recorded = json.dumps([(s.error, s.message, s.outputs) for s in run.steps]) + str(run.error)
+    assert api_key not in recorded
+    assert "using key [redacted]" in (run.error or "")
 
 
 # -- refused when the settings load ------------------------------------------------------

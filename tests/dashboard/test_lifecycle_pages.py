@@ -1,0 +1,137 @@
+"""The dashboard's change, suspend and resume pages, without a browser: the change is
+reviewed (its diff and plan) before it is made, a stale confirmation is shown again, the
+suspension's reason is required, and readers are refused."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import pytest
+
+from tenantops.catalog import Run
+from tests.dashboard.conftest import Site
+
+
+def active(site: Site, slug: str = "acme") -> Run:
+    run = site.register(slug)
+    return site.engine.catalog.finish_run(run.id, "succeeded")
+
+
+def form_fields(page: str) -> dict[str, str]:
+    """The hidden fields a browser would send back (values unescaped, as browsers do)."""
+    return {name: html.unescape(value) for name, value in
+            re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', page)}
+
+
+def test_a_change_is_reviewed_then_made(operator_site: Site) -> None:
+    active(operator_site)
+    page = operator_site.client.get("/tenants/acme/edit")
+    assert page.status_code == 200
+    assert 'value="app.acme.test"' in page.text
+    token = operator_site.csrf("/tenants/acme/edit")
+    review = operator_site.client.post("/tenants/acme/edit", data={
+        "csrf_token": token, "display_name": "Acme Ltd", "custom_domain": "www.acme2.test",
+        "plan": "premium", "admin_email": "admin@acme.test", "reason": "new brand"})
+    assert review.status_code == 200
+    assert "Confirm the change of" in review.text
+    assert "www.acme2.test" in review.text
+    assert "premium" in review.text
+    assert "certificate:www.acme2.test" in review.text  # the plan: what the run will do
+    assert operator_site.engine.catalog.get_tenant("acme").plan == "standard"  # nothing yet
+
+    fields = form_fields(review.text)
+    assert fields["confirm"] == "yes"
+    made = operator_site.client.post("/tenants/acme/edit", data=fields,
+                                     follow_redirects=False)
+    assert made.status_code == 303
+    run_id = made.headers["location"].rsplit("/", 1)[-1]
+    run = operator_site.engine.get_run(run_id)
+    assert run.kind == "update"
+    assert run.options["changes"]["plan"] == {"from": "standard", "to": "premium"}
+    assert run.options["reason"] == "new brand"
+    assert run.requested_by == "operator@contoso.test"
+    tenant = operator_site.engine.catalog.get_tenant("acme")
+    assert (tenant.status, tenant.custom_domain) == ("updating", "www.acme2.test")
+
+
+def test_a_stale_confirmation_is_shown_again_not_applied(operator_site: Site) -> None:
+    active(operator_site)
+    token = operator_site.csrf("/tenants/acme/edit")
+    review = operator_site.client.post("/tenants/acme/edit", data={
+        "csrf_token": token, "display_name": "Acme Ltd", "custom_domain": "app.acme.test",
+        "plan": "free", "admin_email": "admin@acme.test"})
+    fields = form_fields(review.text)
+    # Someone else changes the tenant before this confirmation is sent.
+    from tenantops.provisioning.run_requests import TenantChange
+
+    other = operator_site.engine.update("acme", TenantChange(plan="premium"),
+                                        requested_by="someone@contoso.test")
+    assert other is not None
+    operator_site.engine.catalog.finish_run(other.id, "succeeded")
+
+    again = operator_site.client.post("/tenants/acme/edit", data=fields,
+                                      follow_redirects=False)
+    assert again.status_code == 409
+    assert "changed since you reviewed this change; review it again" in again.text
+    assert "premium" in again.text  # the diff as it is now
+    assert operator_site.engine.catalog.get_tenant("acme").plan == "premium"
+    assert [r.kind for r in operator_site.engine.catalog.list_runs("acme")] == [
+        "onboard", "update"]
+
+
+def test_an_invalid_change_is_shown_next_to_its_field(operator_site: Site) -> None:
+    active(operator_site)
+    token = operator_site.csrf("/tenants/acme/edit")
+    page = operator_site.client.post("/tenants/acme/edit", data={
+        "csrf_token": token, "display_name": "Acme Ltd", "custom_domain": "app.acme.test",
+        "plan": "standard", "admin_email": "not-an-email"})
+    assert page.status_code == 422
+    assert 'id="admin_email-error"' in page.text
+    nothing = operator_site.client.post("/tenants/acme/edit", data={
+        "csrf_token": token, "display_name": "Acme Ltd", "custom_domain": "app.acme.test",
+        "plan": "standard", "admin_email": "admin@acme.test"})
+    assert "Nothing to change" in nothing.text
+
+
+def test_suspend_needs_a_reason_and_resume_follows(operator_site: Site) -> None:
+    active(operator_site)
+    page = operator_site.client.get("/tenants/acme/suspend")
+    assert page.status_code == 200
+    assert "organization:acme" in page.text  # the plan: what will change
+    assert "Its users lose access until it is resumed" in page.text
+    token = operator_site.csrf("/tenants/acme/suspend")
+    blank = operator_site.client.post("/tenants/acme/suspend", data={"csrf_token": token,
+                                                                     "reason": " "})
+    assert blank.status_code == 422
+    assert "Reason is required" in blank.text
+    made = operator_site.client.post("/tenants/acme/suspend", data={
+        "csrf_token": token, "reason": "invoice unpaid"}, follow_redirects=False)
+    assert made.status_code == 303
+    run = operator_site.engine.get_run(made.headers["location"].rsplit("/", 1)[-1])
+    assert (run.kind, run.options["reason"]) == ("suspend", "invoice unpaid")
+    operator_site.engine.catalog.finish_run(run.id, "succeeded")
+    tenant_page = operator_site.client.get("/tenants/acme")
+    assert "invoice unpaid" in tenant_page.text
+    assert 'href="/tenants/acme/resume"' in tenant_page.text
+    resumed = operator_site.client.post("/tenants/acme/resume", data={"csrf_token": token},
+                                        follow_redirects=False)
+    assert resumed.status_code == 303
+    busy = operator_site.client.post("/tenants/acme/suspend", data={
+        "csrf_token": token, "reason": "again"})
+    assert busy.status_code == 409
+    assert "Follow the run in progress" in busy.text
+
+
+@pytest.mark.parametrize("path", ["/tenants/acme/edit", "/tenants/acme/suspend",
+                                  "/tenants/acme/resume"])
+def test_a_reader_is_refused_the_change_pages_with_the_role_named(
+        reader_site: Site, path: str) -> None:
+    active(reader_site)
+    page = reader_site.client.get(path)
+    assert page.status_code == 403
+    assert "Tenants.Write" in page.text
+    token = reader_site.csrf("/")
+    posted = reader_site.client.post(path, data={"csrf_token": token, "reason": "x"})
+    assert posted.status_code == 403
+    assert reader_site.engine.catalog.get_tenant("acme").status == "active"
