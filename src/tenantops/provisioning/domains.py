@@ -285,11 +285,11 @@ class PendingDomain:
 
 def pending_domain(domain: str, runs: Sequence[Run]) -> PendingDomain | None:
     """What the customer must still publish, from the tenant's runs (oldest first): set
-    while the latest run is an onboarding of a customer-managed domain whose wait step has
-    not succeeded; None otherwise."""
+    while the latest run is an onboarding, or an update to a new domain, of a
+    customer-managed domain whose wait step has not succeeded; None otherwise."""
     latest = runs[-1] if runs else None
-    if latest is None or latest.kind != "onboard" or domain_kind_of(latest.options) != (
-            "customer"):
+    if latest is None or latest.kind not in ("onboard", "update") or domain_kind_of(
+            latest.options) != "customer":
         return None
     step = next((s for s in latest.steps if s.name == WAIT_STEP), None)
     if step is None or step.status == "succeeded":

@@ -660,15 +660,7 @@ class Engine:
         latest = self.catalog.latest_run(slug)
         prepared = self._prepare_update(slug, change, latest)
         if not prepared.diff:
-            asked = change.asks_for()
-            made = (latest.options.get("changes") or {}) if latest and (
-                latest.kind == "update") else {}
-            if latest is not None and latest.kind == "update" and latest.status not in (
-                    "failed", "cancelled") and all(
-                    name in made and (name == "tags" or made[name].get("to") == value)
-                    for name, value in asked.items()):
-                return latest
-            return None
+            return latest if _repeats(latest, change) else None
         return self._open(prepared, requested_by, idempotency)
 
     def suspend(self, slug: str, *, reason: str, requested_by: str,
@@ -1079,6 +1071,24 @@ class Engine:
         delay = max(0.0, min(max(float(outcome.retry_after), stretched), limit - elapsed))
         return {"step": name, "state": "pending", "retry_after": delay,
                 "message": outcome.reason}
+
+
+def _repeats(latest: Run | None, change: TenantChange) -> bool:
+    """Whether ``change`` asks again what the tenant's latest run, an update that did not
+    fail, changed (a repeated request answered with that run)."""
+    if latest is None or latest.kind != "update" or latest.status in ("failed", "cancelled"):
+        return False
+    made = latest.options.get("changes") or {}
+    for name, value in change.asks_for().items():
+        if name not in made:
+            return False
+        after = made[name].get("to")
+        if name == "tags":
+            if not isinstance(after, dict) or any(after.get(k) != v for k, v in value.items()):
+                return False
+        elif after != value:
+            return False
+    return True
 
 
 def _describe(exc: TenantOpsError) -> str:

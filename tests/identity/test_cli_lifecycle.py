@@ -1,0 +1,111 @@
+"""``tenantops tenants update|suspend|resume`` against a running API with a worker, as an
+Automation job would call them: the dry run prints the diff and the plan and changes nothing,
+each change follows its run to the end, exit codes say what happened."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from typer.testing import CliRunner
+
+from tenantops.api import create_app
+from tenantops.cli.main import app
+from tenantops.emulator.server import EmulatorServer
+from tenantops.provisioning import Engine
+from tests.auth.support import auth_settings
+from tests.identity.conftest import ActAs
+from tests.provisioning.conftest import fast_settings, spec_for
+
+pytestmark = pytest.mark.integration
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def api_root(emulator_server: EmulatorServer,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Engine]]:
+    settings = fast_settings(tmp_path_factory.mktemp("cli-lifecycle") / "data",
+                             domains={"change_grace_seconds": 0}).model_copy(
+        update={"auth": auth_settings(emulator_server.info)})
+    engine = Engine(settings)
+    engine.start()
+    api = create_app(settings, engine=engine)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    server = uvicorn.Server(uvicorn.Config(api, log_config=None, access_log=False,
+                                           lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not server.started:
+        assert thread.is_alive(), "uvicorn stopped before it served"
+        assert time.monotonic() < deadline, "uvicorn did not start serving within 120 s"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}", engine
+    finally:
+        server.should_exit = True
+        thread.join(timeout=60)
+        sock.close()
+        api.state.authenticator.validator.jwks.close()
+        engine.stop()
+
+
+@pytest.fixture
+def operator(act_as: ActAs, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    act_as("aa-onboarding", "automation")
+    monkeypatch.setenv("TENANTOPS_IDENTITY__CACHE_DIR", str(tmp_path / "cache"))
+
+
+def cli(root: str, *args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, [*args, "--api-url", root])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_update_suspend_and_resume_through_the_cli(
+        api_root: tuple[str, Engine], operator: None) -> None:
+    root, engine = api_root
+    assert engine.wait(engine.onboard(spec_for("kilo"), requested_by="t").id).status == (
+        "succeeded")
+
+    code, out, err = cli(root, "tenants", "update", "kilo", "--domain", "www.kilo2.test",
+                         "--plan", "premium", "--dry-run")
+    assert code == 0, err
+    assert "update kilo (dry run: nothing was changed):" in out
+    assert "custom_domain: 'app.kilo.test' -> 'www.kilo2.test'" in out
+    assert "bind_hostname" not in out  # resources, not step names
+    assert "hostname:www.kilo2.test" in out
+    assert engine.catalog.get_tenant("kilo").plan == "standard"
+
+    code, out, err = cli(root, "tenants", "update", "kilo", "--domain", "www.kilo2.test",
+                         "--plan", "premium", "--tag", "tier=gold", "--reason", "rebrand")
+    assert code == 0, err + out
+    tenant = engine.catalog.get_tenant("kilo")
+    assert (tenant.custom_domain, tenant.plan, tenant.tags) == (
+        "www.kilo2.test", "premium", {"tier": "gold"})
+    code, out, _ = cli(root, "tenants", "update", "kilo", "--plan", "premium")
+    assert code == 0  # the same request again: the run that made the change
+    code, out, _ = cli(root, "tenants", "update", "kilo", "--name", "Kilo Ltd")
+    assert (code, out.strip()) == (0, "nothing to change: kilo already is as asked")
+
+    code, _, err = cli(root, "tenants", "suspend", "kilo", "--reason", "invoice unpaid")
+    assert code == 0, err
+    assert engine.catalog.get_tenant("kilo").status == "suspended"
+    code, out, _ = cli(root, "tenants", "show", "kilo")
+    assert "suspended    since" in out
+    assert "invoice unpaid" in out
+    code, _, err = cli(root, "tenants", "resume", "kilo")
+    assert code == 0, err
+    assert engine.catalog.get_tenant("kilo").status == "active"
+    code, _, err = cli(root, "tenants", "resume", "kilo")
+    assert code == 0  # a repeat returns the resumption that made it active
+    code, _, err = cli(root, "tenants", "update", "kilo", "--admin-email", "nope")
+    assert code == 2
+    assert "admin_email" in err
