@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         preview,
     )
     from tenantops.provisioning.providers.registry import Providers, build_providers
+    from tenantops.provisioning.run_requests import TenantChange
 
 __all__ = [
     "Change",
@@ -46,6 +47,7 @@ __all__ = [
     "Providers",
     "StepInputs",
     "StepRef",
+    "TenantChange",
     "TenantSpec",
     "build_providers",
     "current_step",
@@ -62,6 +64,7 @@ _LAZY = {
     **dict.fromkeys(("Change", "Plan", "PlanStep", "Preview", "StepInputs", "offboarding_plan",
                      "onboarding_plan", "plan_for", "preview"), "plan"),
     **dict.fromkeys(("Providers", "build_providers"), "providers.registry"),
+    "TenantChange": "run_requests",
 }
 
 
