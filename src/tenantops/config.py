@@ -859,7 +859,7 @@ def _problem(error: Any) -> str:
     """One validation error as ``setting = value: rule``; a list (``[[steps]]``) is not
     repeated, its rule names what in it is wrong."""
     where = ".".join(str(p) for p in error["loc"])
-    if isinstance(error.get("input"), list):
+    if tuple(error["loc"]) == ("steps",) and isinstance(error.get("input"), list):
         return f"{where}: {str(error['msg']).removeprefix('Value error, ')}"
     return f"{where} = {_shown_input(error)}: {error['msg']}"
 
