@@ -3,7 +3,7 @@ grace period ends (``retiring_domains``), and whether a local organization is en
 (suspended tenants' organizations are not).
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0005
 Create Date: 2026-12-06
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 from tenantops.catalog.models import UtcDateTime
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
