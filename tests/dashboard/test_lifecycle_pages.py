@@ -50,7 +50,7 @@ def test_a_change_is_reviewed_then_made(operator_site: Site) -> None:
     assert run.kind == "update"
     assert run.options["changes"]["plan"] == {"from": "standard", "to": "premium"}
     assert run.options["reason"] == "new brand"
-    assert run.requested_by == "operator@contoso.test"
+    assert run.requested_by == "Olive Operator (operator@contoso.test)"
     tenant = operator_site.engine.catalog.get_tenant("acme")
     assert (tenant.status, tenant.custom_domain) == ("updating", "www.acme2.test")
 

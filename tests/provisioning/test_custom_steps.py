@@ -21,6 +21,9 @@ from tenantops.provisioning.providers.secrets import Secret
 from .conftest import EngineFactory, spec_for
 from .custom_steps_support import install_step_package, write_command
 
+# Command steps start processes (the Python steps' tests share the fixtures).
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

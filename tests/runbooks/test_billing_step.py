@@ -20,6 +20,8 @@ from tests.provisioning.conftest import EngineFactory, make_engine, spec_for
 
 __all__ = ["make_engine"]  # the fixture, from the provisioning tests
 
+pytestmark = pytest.mark.integration  # the step is a process
+
 STEP = Path(__file__).parents[2] / "runbooks" / "steps" / "create_billing_customer.py"
 
 
