@@ -36,21 +36,25 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dbos import DBOS
+from dbos import DBOS, SetWorkflowID
 
 from tenantops import telemetry
 from tenantops.catalog import Run
 from tenantops.config import Settings, TelemetrySettings
 from tenantops.provisioning import Engine, StepInputs, TenantSpec, current_step, onboarding_plan
-from tenantops.provisioning.plan import PlanStep
+from tenantops.provisioning.engine import run_workflow
+from tenantops.provisioning.plan import PlanStep, onboarding_options, plan_for
 from tenantops.provisioning.providers.base import Outcome, Pending, ProviderCall
 
 GOAL_SECONDS_FOR_500 = 120.0
 GOAL_OVERHEAD = 1.5
 GOAL_TELEMETRY = 1.05
+GOAL_VS_DBOS = 1.1
+GOAL_OWN_MS_PER_STEP = 0.5
 WARM_UP = 5
 
 
@@ -67,21 +71,24 @@ class Latency:
 
 
 class ProviderClock:
-    """Middleware adding up the time spent inside provider calls, per run."""
+    """Middleware adding up the time spent inside provider calls, per run: wall time, and
+    the CPU time of the calling thread."""
 
     def __init__(self) -> None:
         self.per_run: dict[str, float] = defaultdict(float)
+        self.cpu_per_run: dict[str, float] = defaultdict(float)
         self._lock = threading.Lock()
 
     def __call__(self, call: ProviderCall, proceed: Callable[[], Outcome]) -> Outcome:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         try:
             return proceed()
         finally:
-            elapsed = time.perf_counter() - started
+            elapsed, used = time.perf_counter() - started, time.thread_time() - cpu
             step = current_step()
             with self._lock:
                 self.per_run[step.run_id if step else ""] += elapsed
+                self.cpu_per_run[step.run_id if step else ""] += used
 
 
 def settings_for(data_dir: Path, concurrency: int) -> Settings:
@@ -146,15 +153,55 @@ def _dbos_only_workflow(slug: str) -> float:
     return time.perf_counter() - started
 
 
-def dbos_only(engine: Engine, clock: ProviderClock, i: int) -> tuple[float, float]:
-    """(run seconds, provider seconds) of onboarding tenant ``i`` with a bare DBOS workflow
-    on the started engine's DBOS: no catalog recording, no tenantops engine."""
+@dataclass(frozen=True)
+class Timed:
+    """One run timed: wall seconds and this thread's CPU seconds, in all and inside
+    providers."""
+
+    run: float
+    providers: float
+    run_cpu: float
+    providers_cpu: float
+
+    @property
+    def overhead(self) -> float:
+        return self.run - self.providers
+
+    @property
+    def overhead_cpu(self) -> float:
+        return self.run_cpu - self.providers_cpu
+
+
+def dbos_only(engine: Engine, clock: ProviderClock, i: int) -> Timed:
+    """Onboarding tenant ``i`` with a bare DBOS workflow on the started engine's DBOS: no
+    catalog recording, no tenantops engine."""
     _dbos_only["engine"] = engine
-    outside = clock.per_run[""]  # calls made outside the engine's runs
+    outside, outside_cpu = clock.per_run[""], clock.cpu_per_run[""]  # calls outside runs
     opened = engine.catalog.open_onboarding(spec(i, "floor"), requested_by="bench", steps=[])
     engine.catalog.cancel_run(opened.run.id)  # the tenant's record only: no run to reconcile
-    run_seconds = _dbos_only_workflow(f"floor{i:04d}")
-    return run_seconds, clock.per_run[""] - outside
+    started, cpu = time.perf_counter(), time.thread_time()
+    _dbos_only_workflow(f"floor{i:04d}")
+    return Timed(time.perf_counter() - started, clock.per_run[""] - outside,
+                 time.thread_time() - cpu, clock.cpu_per_run[""] - outside_cpu)
+
+
+def engine_run(engine: Engine, clock: ProviderClock, i: int) -> tuple[Timed, bool]:
+    """Onboarding tenant ``i`` with the engine's workflow called directly on this thread, as
+    `dbos_only` calls its workflow (and whether it succeeded): the run is registered as
+    `Engine.onboard` does, but not enqueued, so neither side waits for the queue's poll and
+    both are timed the same way, from the workflow's start to its end (loading the run and
+    closing it included)."""
+    tenant = spec(i, "s")
+    options = onboarding_options(tenant, engine.settings, engine.providers)
+    opened = engine.catalog.open_onboarding(
+        tenant, requested_by="bench", steps=plan_for("onboard", options).templates(
+            engine.providers), options=options)
+    started, cpu = time.perf_counter(), time.thread_time()
+    with SetWorkflowID(opened.run.workflow_id):
+        run_workflow(opened.run.id, 0)
+    timed = Timed(time.perf_counter() - started, clock.per_run[opened.run.id],
+                  time.thread_time() - cpu, clock.cpu_per_run[opened.run.id])
+    return timed, engine.get_run(opened.run.id).status == "succeeded"
 
 
 def onboard_all(folder: Path, count: int, concurrency: int
@@ -175,30 +222,64 @@ def onboard_all(folder: Path, count: int, concurrency: int
             sum(1 for run in finished if run.status != "succeeded"))
 
 
-def one_at_a_time(folder: Path, count: int, latency: float = 0.0
-                  ) -> tuple[float, float, float, float, int]:
-    """``count`` onboardings by the engine, one at a time, each followed by the same calls
-    as a bare DBOS workflow (alternating, after a few of each to warm up, so drift in the
-    machine's speed hits both alike); (engine run seconds, engine provider seconds, DBOS
-    run seconds, DBOS provider seconds, failures)."""
+@dataclass
+class Paired:
+    """One-at-a-time figures: the engine's runs and DBOS alone's, in pairs measured back to
+    back."""
+
+    engine: list[Timed] = field(default_factory=list)
+    dbos: list[Timed] = field(default_factory=list)
+    failed: int = 0
+
+    def ratio(self, engine: bool) -> float:
+        """Summed run time / summed time inside providers."""
+        runs = self.engine if engine else self.dbos
+        return sum(t.run for t in runs) / sum(t.providers for t in runs)
+
+    def median(self, engine: bool, what: str) -> float:
+        values: list[float] = [getattr(t, what) for t in (self.engine if engine else self.dbos)]
+        return statistics.median(values)
+
+    def tenantops_per_step(self, steps: int, *, cpu: bool) -> tuple[float, float, float]:
+        """tenantops' own seconds per step: over the pairs, (the engine's time outside
+        providers - DBOS alone's) / steps; median and quartiles. By wall time, or by the
+        CPU time of the thread running both (which other work on a shared machine barely
+        moves)."""
+        what = "overhead_cpu" if cpu else "overhead"
+        differences = [(getattr(e, what) - getattr(d, what)) / steps
+                       for e, d in zip(self.engine, self.dbos, strict=True)]
+        q1, median, q3 = statistics.quantiles(differences, n=4)
+        return median, q1, q3
+
+
+def one_at_a_time(folder: Path, count: int, latency: float = 0.0) -> Paired:
+    """``count`` onboardings by the engine, one at a time, each paired with the same calls
+    as a bare DBOS workflow (alternating which goes first, after a few of each to warm up, so
+    drift in the machine's speed hits both alike). Both workflows are called on this thread
+    and timed from start to end, so the engine's per-run work (loading the run, closing it)
+    counts."""
     clock = ProviderClock()
-    engine = Engine(settings_for(folder, 1),
-                    middleware=[clock, Latency(latency)] if latency else [clock])
+    settings = settings_for(folder, 1).model_copy(deep=True)
+    settings.engine.check_runs_seconds = 3600  # no worker check enqueues the runs called here
+    engine = Engine(settings, middleware=[clock, Latency(latency)] if latency else [clock])
     engine.start()
-    figures = [0.0, 0.0, 0.0, 0.0]
-    failed = 0
+    paired = Paired()
     try:
         for i in range(-WARM_UP, count):
-            run = engine.wait(engine.onboard(spec(i + WARM_UP, "s"), requested_by="bench").id,
-                              timeout=600, poll=0.1)
-            floor = dbos_only(engine, clock, i + WARM_UP)
+            number = i + WARM_UP
+            if i % 2 == 0:
+                timed, succeeded = engine_run(engine, clock, number)
+                floor = dbos_only(engine, clock, number)
+            else:
+                floor = dbos_only(engine, clock, number)
+                timed, succeeded = engine_run(engine, clock, number)
             if i >= 0:
-                failed += run.status != "succeeded"
-                for k, value in enumerate((_run_seconds([run]), clock.per_run[run.id], *floor)):
-                    figures[k] += value
+                paired.failed += not succeeded
+                paired.engine.append(timed)
+                paired.dbos.append(floor)
     finally:
         engine.stop()
-    return figures[0], figures[1], figures[2], figures[3], failed
+    return paired
 
 
 def waits_scaling(folder: Path, count: int, latency: float, concurrency: int,
@@ -303,9 +384,11 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.0, metavar="MS",
                         help="also measure one at a time with every provider call made MS "
                         "milliseconds slower, like calls to a cloud API")
-    parser.add_argument("--scaling-tenants", type=int, default=128,
+    parser.add_argument("--scaling-rounds", type=int, default=8,
                         help="with --latency: tenants onboarded at worker_concurrency 8 and "
-                        "64, each waiting --scaling-wait s for its certificate")
+                        "64, this many times the concurrency (the same number of rounds, so "
+                        "the ramp and the tail weigh alike), each waiting --scaling-wait s "
+                        "for its certificate")
     parser.add_argument("--scaling-wait", type=float, default=5.0, metavar="SECONDS")
     parser.add_argument("--telemetry", type=int, default=0, metavar="N",
                         help="only measure the cost of telemetry: N onboardings with tracing "
@@ -328,13 +411,14 @@ def main() -> None:
               "other work on the machine)")
         return
     if args.latency:
+        tenants = {c: args.scaling_rounds * c for c in (8, 64)}
         with tempfile.TemporaryDirectory() as tmp:
-            scaling = {c: waits_scaling(Path(tmp) / f"c{c}", args.scaling_tenants,
+            scaling = {c: waits_scaling(Path(tmp) / f"c{c}", tenants[c],
                                         args.latency / 1000, c, args.scaling_wait)
                        for c in (8, 64)}
-        rates = {c: args.scaling_tenants / wall * 60 for c, (wall, _, _) in scaling.items()}
+        rates = {c: tenants[c] / wall * 60 for c, (wall, _, _) in scaling.items()}
         for c, (wall, failed, peak) in scaling.items():
-            print(f"waits: {args.scaling_tenants} tenants, provider calls {args.latency:g} ms, "
+            print(f"waits: {tenants[c]} tenants, provider calls {args.latency:g} ms, "
                   f"certificates pending {args.scaling_wait:g} s, worker_concurrency {c}: "
                   f"{wall:.1f} s = {rates[c]:.0f} tenants/minute ({failed} failed; peak RSS "
                   f"{peak} MiB)")
@@ -344,8 +428,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         wall, run_s, provider_s, failed = onboard_all(Path(tmp) / "load", args.tenants,
                                                       args.concurrency)
-        seq_run_s, seq_provider_s, floor_run_s, floor_provider_s, seq_failed = one_at_a_time(
-            Path(tmp) / "sequential", args.sequential)
+        sequential = one_at_a_time(Path(tmp) / "sequential", args.sequential)
         slow = (one_at_a_time(Path(tmp) / "slow", args.sequential, args.latency / 1000)
                 if args.latency else None)
         direct = Engine(settings_for(Path(tmp) / "baseline", 1))
@@ -361,7 +444,10 @@ def main() -> None:
 
     per_minute = args.tenants / wall * 60
     overhead_load = run_s / provider_s
-    overhead_sequential = seq_run_s / seq_provider_s
+    overhead_sequential = sequential.ratio(engine=True)
+    floor_ratio = sequential.ratio(engine=False)
+    own, own_q1, own_q3 = sequential.tenantops_per_step(steps, cpu=False)
+    own_cpu, cpu_q1, cpu_q3 = sequential.tenantops_per_step(steps, cpu=True)
     print(f"machine: {os.cpu_count()} cores; {steps} steps per onboarding; SQLite catalog "
           "and engine; embedded providers")
     print(f"load: {args.tenants} tenants, {args.concurrency} runs at once: all finished in "
@@ -371,28 +457,27 @@ def main() -> None:
           f"{overhead_load:.2f} (runs share {os.cpu_count()} cores and the GIL)")
     print(f"  all {args.tenants} finished in {wall / (per_tenant_direct * args.tenants):.2f} "
           "times the baseline's time for the same calls made one after another")
-    print(f"one at a time: {args.sequential} tenants ({seq_failed} failed): per run "
-          f"{seq_run_s / args.sequential * 1000:.0f} ms, of which "
-          f"{seq_provider_s / args.sequential * 1000:.0f} ms inside providers: overhead ratio "
-          f"{overhead_sequential:.2f}")
-    floor_ratio = floor_run_s / floor_provider_s
-    per_step = 1000 / (args.sequential * steps)
-    engine_step = (seq_run_s - seq_provider_s) * per_step
-    dbos_step = (floor_run_s - floor_provider_s) * per_step
-    print(f"DBOS alone: the same calls as one DBOS step each, no catalog recording: per run "
-          f"{floor_run_s / args.sequential * 1000:.0f} ms, of which "
-          f"{floor_provider_s / args.sequential * 1000:.0f} ms inside providers: ratio "
-          f"{floor_ratio:.2f}")
-    print(f"  per step: providers {seq_provider_s * per_step:.2f} ms; the engine adds "
-          f"{engine_step:.2f} ms, of which DBOS's checkpoint {dbos_step:.2f} ms and tenantops "
-          f"(catalog recording, step logic) {engine_step - dbos_step:.2f} ms")
+    print(f"one at a time: {args.sequential} tenants ({sequential.failed} failed), each "
+          "paired with DBOS alone (the same calls as one DBOS step each, no catalog), both "
+          "workflows called directly and timed from start to end:")
+    for engine, name in ((True, "engine"), (False, "DBOS alone")):
+        print(f"  {name}: per run {sequential.median(engine, 'run') * 1000:.0f} ms (median), "
+              f"of which {sequential.median(engine, 'providers') * 1000:.0f} ms inside "
+              f"providers: overhead ratio {sequential.ratio(engine):.2f}; outside providers "
+              f"{sequential.median(engine, 'overhead') / steps * 1000:.2f} ms per step, "
+              f"{sequential.median(engine, 'overhead_cpu') / steps * 1000:.2f} ms of CPU")
+    print(f"  engine / DBOS alone: {overhead_sequential / floor_ratio:.2f} "
+          f"(goal <= {GOAL_VS_DBOS}: "
+          f"{'met' if overhead_sequential / floor_ratio <= GOAL_VS_DBOS else 'NOT met'})")
+    print(f"  tenantops' own cost per step (engine - DBOS alone, median over pairs): "
+          f"{own * 1000:.2f} ms (quartiles {own_q1 * 1000:.2f}-{own_q3 * 1000:.2f}); "
+          f"CPU {own_cpu * 1000:.2f} ms (quartiles {cpu_q1 * 1000:.2f}-{cpu_q3 * 1000:.2f}); "
+          f"goal <= {GOAL_OWN_MS_PER_STEP} ms: "
+          f"{'met' if own * 1000 <= GOAL_OWN_MS_PER_STEP else 'NOT met'}")
     if slow is not None:
-        slow_run_s, slow_provider_s, slow_floor_s, slow_floor_provider_s, slow_failed = slow
-        print(f"one at a time, provider calls {args.latency:g} ms slower ({slow_failed} "
-              f"failed): per run {slow_run_s / args.sequential * 1000:.0f} ms, of which "
-              f"{slow_provider_s / args.sequential * 1000:.0f} ms inside providers: overhead "
-              f"ratio {slow_run_s / slow_provider_s:.2f} (DBOS alone "
-              f"{slow_floor_s / slow_floor_provider_s:.2f})")
+        print(f"one at a time, provider calls {args.latency:g} ms slower ({slow.failed} "
+              f"failed): per run {slow.median(True, 'run') * 1000:.0f} ms, overhead ratio "
+              f"{slow.ratio(engine=True):.2f} (DBOS alone {slow.ratio(engine=False):.2f})")
     print(f"baseline: the same provider calls made directly, no engine: "
           f"{per_tenant_direct * 1000:.0f} ms per tenant")
     scaled = wall * 500 / args.tenants

@@ -232,6 +232,38 @@ class CatalogSettings(BaseModel):
     )
 
 
+class BudgetSettings(_Section):
+    """A rate budget: at most ``calls`` provider calls per ``per_seconds`` to the providers
+    named, across every worker (``engine.budgets.<name>``; docs/engine.md, "Rate budgets")."""
+
+    providers: list[str] = Field(
+        min_length=1,
+        description="provider kinds ('organization') or kind:name labels "
+        "('webhost:azure-app-service') whose calls this budget counts",
+    )
+    calls: int = Field(ge=1, le=1_000_000, description="calls allowed per per_seconds")
+    per_seconds: float = Field(default=1.0, gt=0, le=86400)
+    burst: int = Field(
+        default=1, ge=1, le=10_000,
+        description="calls that may go at once after a quiet time (1: evenly spaced); the "
+        "service's own window must allow calls + burst - 1",
+    )
+
+    @field_validator("providers")
+    @classmethod
+    def _provider_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            kind = name.split(":", 1)[0]
+            if kind not in _PROVIDER_KINDS or name.count(":") > 1 or name.endswith(":"):
+                raise ValueError(
+                    f"{name!r} is not a provider kind ({', '.join(_PROVIDER_KINDS)}) or a "
+                    "kind:name label such as 'organization:keycloak'")
+        return value
+
+
+_PROVIDER_KINDS = ("catalog", "secrets", "database", "dns", "webhost", "organization")
+
+
 class EngineSettings(_Section):
     """The provisioning engine (``tenantops.provisioning``): DBOS workflows and retries."""
 
@@ -299,6 +331,26 @@ class EngineSettings(_Section):
         default=True,
         description="a worker also runs the embedded DNS responder, TLS edge and sample app",
     )
+    budgets: dict[str, BudgetSettings] = Field(
+        default_factory=dict,
+        description="rate budgets by name: calls per period to the providers each names, "
+        "enforced across all workers",
+    )
+
+    @field_validator("budgets")
+    @classmethod
+    def _budget_names(cls, value: dict[str, BudgetSettings]) -> dict[str, BudgetSettings]:
+        seen: dict[str, str] = {}
+        for name, budget in value.items():
+            if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", name):
+                raise ValueError(f"budget name {name!r}: use 1-63 lowercase letters, digits, "
+                                 "'-' or '_', starting with a letter or digit")
+            for provider in budget.providers:
+                if provider in seen:
+                    raise ValueError(f"provider {provider!r} is in budgets {seen[provider]!r} "
+                                     f"and {name!r}; a provider's calls count in one budget")
+                seen[provider] = name
+        return value
 
 
 class AzureSettings(_Section):

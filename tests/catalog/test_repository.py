@@ -252,3 +252,58 @@ def test_workers_are_live_until_unheard_of_or_signed_off(catalog: Catalog) -> No
     assert catalog.live_workers(dt.timedelta(minutes=1)) == {"worker-a", "worker-b"}
     catalog.worker_left("worker-a", pid=300)
     assert catalog.live_workers(dt.timedelta(minutes=1)) == {"worker-b"}
+
+
+def test_a_step_success_starts_the_next_step_in_the_same_write(catalog: Catalog) -> None:
+    run = catalog.open_onboarding(Spec(), requested_by="a", steps=STEPS).run
+    assert catalog.step_started(run.id, "register") == 1
+    assert catalog.step_succeeded(run.id, "register", {"tenant_id": "t"}, {},
+                                  then_start="create_database") == 1
+    step = catalog.get_run(run.id).step("create_database")
+    assert (step.status, step.attempts) == ("running", 1)
+    assert step.started_at is not None
+    # The previous step ran again (its checkpoint lost in a crash): no second count.
+    assert catalog.step_succeeded(run.id, "register", {"tenant_id": "t"}, {},
+                                  then_start="create_database") == 1
+    assert catalog.get_run(run.id).step("create_database").attempts == 1
+
+
+def test_no_next_step_starts_once_the_run_is_cancelled(catalog: Catalog) -> None:
+    run = catalog.open_onboarding(Spec(), requested_by="a", steps=STEPS).run
+    catalog.step_started(run.id, "register")
+    catalog.cancel_run(run.id)
+    assert catalog.step_succeeded(run.id, "register", {"tenant_id": "t"}, {},
+                                  then_start="create_database") is None
+    after = catalog.get_run(run.id)
+    assert after.step("create_database").status == "cancelled"
+    assert after.step("create_database").attempts == 0
+
+
+def test_the_last_step_closes_the_run_in_its_write(catalog: Catalog) -> None:
+    run = catalog.open_onboarding(Spec(), requested_by="a", steps=STEPS).run
+    for step in STEPS:
+        catalog.step_started(run.id, step.name)
+        catalog.step_succeeded(run.id, step.name, {}, {}, closes_run=step == STEPS[-1])
+    closed = catalog.get_run(run.id)
+    assert closed.status == "succeeded"
+    assert closed.finished_at is not None
+    assert catalog.get_tenant("acme").status == "active"
+    # A closed run stays as it is.
+    assert catalog.close_run(run.id, "failed", error="late", failed_step="register") == (
+        "succeeded")
+    assert catalog.get_run(run.id).status == "succeeded"
+
+
+def test_run_progress_reads_what_a_segment_needs(catalog: Catalog) -> None:
+    run = catalog.open_onboarding(Spec(), requested_by="a", steps=STEPS,
+                                  options={"dns": "platform"}).run
+    catalog.step_started(run.id, "register")
+    catalog.step_succeeded(run.id, "register", {"tenant_id": "t"}, {})
+    progress = catalog.run_progress(run.id)
+    assert (progress.status, progress.segment, progress.kind) == ("running", 0, "onboard")
+    assert progress.workflow_id == run.workflow_id
+    assert progress.options == {"dns": "platform"}
+    assert progress.spec == catalog.get_tenant("acme").spec_fields()
+    assert progress.outputs == {"register": {"tenant_id": "t"}}
+    with pytest.raises(RunNotFoundError):
+        catalog.run_progress("no-such-run")

@@ -11,6 +11,7 @@ import pytest
 import tenantops.catalog
 from tenantops.catalog import (
     AuditStore,
+    BudgetStore,
     Catalog,
     EventStore,
     IdempotencyStore,
@@ -36,7 +37,8 @@ def test_each_aggregate_has_its_own_store_reachable_from_the_facade(tmp_path: Pa
     stores = {
         "tenants": TenantStore, "runs": RunStore, "steps": StepStore,
         "worker_registry": WorkerStore, "idempotency_keys": IdempotencyStore,
-        "organizations": OrganizationStore, "events": EventStore, "audit": AuditStore,
+        "budgets": BudgetStore, "organizations": OrganizationStore, "events": EventStore,
+        "audit": AuditStore,
     }
     for attribute, store in stores.items():
         assert isinstance(getattr(catalog, attribute), store), attribute

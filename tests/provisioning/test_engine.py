@@ -17,7 +17,9 @@ from cryptography.hazmat.primitives import hashes
 
 from tenantops.config import Settings
 from tenantops.errors import ProvisioningError, RunConflictError, TenantConflictError
-from tenantops.provisioning import Engine
+from tenantops.provisioning import Engine, TenantSpec
+from tenantops.provisioning.engine import _RunContext
+from tenantops.provisioning.plan import plan_for
 from tenantops.provisioning.providers.database import Database
 from tenantops.provisioning.providers.dns.zone_file import ZoneFileDns
 from tenantops.provisioning.providers.webhost.local_edge import LocalEdge
@@ -264,3 +266,22 @@ def test_waiting_on_a_run_nobody_executes_says_no_worker_is_alive(settings: Sett
             requester.wait(run.id, timeout=0.2)
     finally:
         requester.stop()
+
+
+def test_the_last_step_run_again_after_closing_its_run_reports_its_success(
+        engine: Engine) -> None:
+    """The last step closes the run in its own transaction; a worker killed after that
+    commit and before the step's checkpoint runs the step again on recovery, which must
+    report the recorded success (not a cancellation) and call no provider."""
+    run = engine.wait(engine.onboard(spec_for("closed"), requested_by="t").id)
+    assert run.status == "succeeded"
+    plan = plan_for(run.kind, run.options)
+    last = plan.steps[-1].name
+    context = _RunContext(TenantSpec(**engine.catalog.get_tenant(run.tenant_slug).spec_fields()),
+                          plan, {s.name: s.outputs for s in run.steps})
+    again = engine._execute(run.id, last, context)
+    assert again == {"step": last, "state": "succeeded", "outputs": run.step(last).outputs,
+                     "closed_run": True}
+    assert engine.get_run(run.id).step(last).attempts == 1
+    # Any other step of a finished run reports the run as ended.
+    assert engine._execute(run.id, plan.steps[0].name, context)["state"] == "cancelled"

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tenantops.catalog import (
     Attempt,
     AuditRecord,
+    BudgetState,
     RetiringDomain,
     Run,
     Step,
@@ -19,6 +20,7 @@ from tenantops.catalog import (
     run_seconds,
     step_seconds,
 )
+from tenantops.config import BudgetSettings
 from tenantops.log import redact, redact_values
 from tenantops.provisioning.domains import domain_kind_of, pending_domain
 from tenantops.provisioning.plans import Preview
@@ -516,3 +518,36 @@ class AuditPage(BaseModel):
     total: int
     limit: int
     offset: int
+
+
+class BudgetOut(BaseModel):
+    name: str
+    providers: list[str] = Field(description="provider kinds or kind:name labels it counts")
+    calls: int
+    per_seconds: float
+    burst: int
+    reserved: int = Field(description="calls reserved against it so far, by every worker")
+    backlog_seconds: float = Field(
+        description="how far ahead of the database's clock its next free slot is: the time "
+        "a call asked for now waits")
+    queued: int = Field(description="calls reserved and not yet due (backlog / interval)")
+
+
+class BudgetsOut(BaseModel):
+    """The rate budgets (engine.budgets) and their queues, shared by every worker."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"budgets": [{
+        "name": "keycloak", "providers": ["organization:keycloak"], "calls": 10,
+        "per_seconds": 1.0, "burst": 1, "reserved": 1204, "backlog_seconds": 12.3,
+        "queued": 123}]}]})
+
+    budgets: list[BudgetOut]
+
+    @classmethod
+    def of(cls, budgets: list[tuple[str, BudgetSettings, BudgetState]]) -> BudgetsOut:
+        return cls(budgets=[BudgetOut(
+            name=name, providers=list(config.providers), calls=config.calls,
+            per_seconds=config.per_seconds, burst=config.burst, reserved=state.reserved,
+            backlog_seconds=round(state.backlog_seconds, 3),
+            queued=int(state.backlog_seconds * config.calls / config.per_seconds),
+        ) for name, config, state in budgets])

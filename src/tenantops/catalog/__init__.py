@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from tenantops.catalog._database import CatalogDatabase
 from tenantops.catalog.audit import AuditEntry, AuditOutcome, AuditRecord, AuditStore, Channel
+from tenantops.catalog.budgets import BudgetState, BudgetStore
 from tenantops.catalog.domain_claims import RetiringDomain, RetiringDomainStore
 from tenantops.catalog.durations import attempt_seconds, run_seconds, step_seconds
 from tenantops.catalog.events import Delivery, DeliveryStatus, Event, EventStore, HistoryEntry
@@ -41,7 +42,7 @@ from tenantops.catalog.runs import (
     segment_workflow_id,
     status_after,
 )
-from tenantops.catalog.steps import StepStore
+from tenantops.catalog.steps import RunProgress, StepStore
 from tenantops.catalog.tenants import (
     Tenant,
     TenantFields,
@@ -57,6 +58,8 @@ __all__ = [
     "AuditOutcome",
     "AuditRecord",
     "AuditStore",
+    "BudgetState",
+    "BudgetStore",
     "Catalog",
     "CatalogDatabase",
     "Channel",
@@ -78,6 +81,7 @@ __all__ = [
     "RetiringDomainStore",
     "Run",
     "RunKind",
+    "RunProgress",
     "RunRequest",
     "RunStatus",
     "RunStore",

@@ -235,7 +235,7 @@ def run_requested(s: Session, run: RunRow, tenant: TenantRow) -> str:
                       extra={"options": _safe(run.options or {})})
 
 
-def run_finished(s: Session, run: RunRow, tenant: TenantRow) -> str:
+def run_finished(s: Writer, run: RunRow | Any, tenant: TenantRow | Any) -> str:
     """The run succeeded (``com.tenantops.tenant.<past tense of its kind>``) or failed
     (``com.tenantops.tenant.failed``, with the step and the error)."""
     if run.status == "succeeded":
@@ -260,7 +260,7 @@ def run_retried(s: Session, run: RunRow, tenant: TenantRow, *, by: str | None,
 def run_started(c: Connection, run_id: str) -> str:
     """The run's first step started (``com.tenantops.run.started``): on its first execution,
     and again after each retry."""
-    run, tenant = _run_and_tenant(c, run_id)
+    run, tenant = run_and_tenant(c, run_id)
     return _run_event(c, f"{EVENT_PREFIX}run.started", run, tenant, actor=run.requested_by)
 
 
@@ -271,7 +271,7 @@ def step_failed(writer: Writer, run_id: str, step: str) -> str:
         StepRow.run_id == run_id, StepRow.name == step)).first()
     if step_row is None:
         raise CatalogError(f"run {run_id} has no step {step!r}")
-    run, tenant = _run_and_tenant(writer, run_id)
+    run, tenant = run_and_tenant(writer, run_id)
     return _run_event(writer, f"{EVENT_PREFIX}step.failed", run, tenant,
                       actor=run.requested_by, extra={"step": {
                           "name": step_row.name, "provider": step_row.provider,
@@ -279,7 +279,8 @@ def step_failed(writer: Writer, run_id: str, step: str) -> str:
                           "error": step_row.error}})
 
 
-def _run_and_tenant(writer: Writer, run_id: str) -> tuple[Any, Any]:
+def run_and_tenant(writer: Writer, run_id: str) -> tuple[Any, Any]:
+    """The run's and its tenant's rows, as events describe them."""
     run = writer.execute(select(RunRow.__table__).where(RunRow.id == run_id)).first()
     tenant = (writer.execute(select(TenantRow.__table__).where(
         TenantRow.id == run.tenant_id)).first() if run is not None else None)

@@ -39,6 +39,7 @@ __all__ = [
     "OrganizationInvitationRow",
     "OrganizationMemberRow",
     "OrganizationRow",
+    "RateBudgetRow",
     "RetiringDomainRow",
     "RunRow",
     "StepAttemptRow",
@@ -259,6 +260,18 @@ class WorkerRow(Base):
     last_seen: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     # The worker's clock minus the database's at its last beat (None: not measured).
     clock_offset_seconds: Mapped[float | None] = mapped_column(Float)
+
+
+class RateBudgetRow(Base):
+    """A rate budget's schedule (`tenantops.catalog.budgets`): the earliest time, in seconds
+    since the epoch by the database's clock, at which its next call may go."""
+
+    __tablename__ = "rate_budgets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_slot: Mapped[float] = mapped_column(Float)
+    reserved: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
 
 class OrganizationRow(Base):

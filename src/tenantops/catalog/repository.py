@@ -7,11 +7,12 @@ on first use. The schema is created and upgraded by `migrate` (Alembic).
 
 Each aggregate has a module and a store of its own, reachable as an attribute:
 `tenants` (`TenantStore`), `runs` (`RunStore`), `steps` (`StepStore`),
-`worker_registry` (`WorkerStore`), `idempotency_keys` (`IdempotencyStore`), `organizations`
-(`OrganizationStore`), `retiring_domains` (`RetiringDomainStore`), `events` (`EventStore`:
-the outbox, each tenant's history and the deliveries to sinks) and `audit` (`AuditStore`,
-append-only). The methods below are the callers' short names for the stores' operations,
-kept so callers do not need to know which store holds what.
+`worker_registry` (`WorkerStore`), `idempotency_keys` (`IdempotencyStore`), `budgets`
+(`BudgetStore`: rate budgets' schedules), `organizations` (`OrganizationStore`),
+`retiring_domains` (`RetiringDomainStore`), `events` (`EventStore`: the outbox, each tenant's
+history and the deliveries to sinks) and `audit` (`AuditStore`, append-only). The methods
+below are the callers' short names for the stores' operations, kept so callers do not need
+to know which store holds what.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from tenantops.catalog._database import CatalogDatabase, now
 from tenantops.catalog.audit import AuditStore
+from tenantops.catalog.budgets import BudgetState, BudgetStore
 from tenantops.catalog.domain_claims import RetiringDomain, RetiringDomainStore
 from tenantops.catalog.events import EventStore
 from tenantops.catalog.idempotency import IdempotencyClaim, IdempotencyStore
@@ -38,7 +40,7 @@ from tenantops.catalog.runs import (
     RunStore,
     StepTemplate,
 )
-from tenantops.catalog.steps import StepStore
+from tenantops.catalog.steps import RunProgress, StepStore
 from tenantops.catalog.tenants import Tenant, TenantFields, TenantStatus, TenantStore
 from tenantops.catalog.workers import Worker, WorkerStore
 
@@ -71,6 +73,7 @@ class Catalog:
         self.events = EventStore(self.database)
         self.audit = AuditStore(self.database)
         self.retiring_domains = RetiringDomainStore(self.database)
+        self.budgets = BudgetStore(self.database)
         self._organizations: OrganizationStore | None = None
 
     @classmethod
@@ -194,6 +197,12 @@ class Catalog:
     ) -> Run:
         return self.runs.finish(run_id, status, error=error, failed_step=failed_step)
 
+    def close_run(
+        self, run_id: str, status: Literal["succeeded", "failed"], *,
+        error: str | None = None, failed_step: str | None = None,
+    ) -> str:
+        return self.runs.close(run_id, status, error=error, failed_step=failed_step)
+
     def cancel_run(self, run_id: str, *, by: str | None = None) -> Run:
         return self.runs.cancel(run_id, by=by)
 
@@ -205,6 +214,9 @@ class Catalog:
 
     # -- steps --------------------------------------------------------------------------
 
+    def run_progress(self, run_id: str) -> RunProgress:
+        return self.steps.progress(run_id)
+
     def step_started(self, run_id: str, name: str, *,
                      resolved: Mapping[str, Any] | None = None) -> int | None:
         return self.steps.started(run_id, name, resolved=resolved)
@@ -213,6 +225,9 @@ class Catalog:
         self, run_id: str, name: str, *, status: Literal["waiting", "retrying"], message: str
     ) -> None:
         self.steps.waiting(run_id, name, status=status, message=message)
+
+    def step_waiting_for_budget(self, run_id: str, name: str, *, message: str) -> None:
+        self.steps.waiting_for_budget(run_id, name, message=message)
 
     def step_pending(self, run_id: str, name: str, *, message: str) -> float:
         return self.steps.pending(run_id, name, message=message)
@@ -223,8 +238,12 @@ class Catalog:
     def step_succeeded(
         self, run_id: str, name: str, outputs: Mapping[str, object],
         tenant_outputs: Mapping[str, object], *, message: str | None = None,
-    ) -> None:
-        self.steps.succeeded(run_id, name, outputs, tenant_outputs, message=message)
+        closes_run: bool = False, then_start: str | None = None,
+        then_resolved: Mapping[str, Any] | None = None,
+    ) -> int | None:
+        return self.steps.succeeded(run_id, name, outputs, tenant_outputs, message=message,
+                                    closes_run=closes_run, then_start=then_start,
+                                    then_resolved=then_resolved)
 
     def step_failed(self, run_id: str, name: str, error: str) -> None:
         self.steps.failed(run_id, name, error)
@@ -245,6 +264,14 @@ class Catalog:
 
     def live_workers(self, within: dt.timedelta) -> set[str]:
         return self.worker_registry.alive(within)
+
+    # -- rate budgets -------------------------------------------------------------------
+
+    def reserve_call(self, budget: str, *, interval: float, burst: int = 1) -> float:
+        return self.budgets.reserve(budget, interval=interval, burst=burst)
+
+    def budget_states(self, names: list[str]) -> list[BudgetState]:
+        return self.budgets.states(names)
 
     # -- idempotency keys ---------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import Row, bindparam, func, select, update
+from sqlalchemy import Connection, Row, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -50,9 +50,11 @@ from tenantops.catalog.models import (
     StepAttemptRow,
     StepRow,
     TenantRow,
+    UtcDateTime,
 )
 from tenantops.catalog.tenants import (
     TENANT_BY_SLUG,
+    TENANT_UPDATE,
     Tenant,
     TenantFields,
     TenantStatus,
@@ -614,35 +616,19 @@ class RunStore:
         self, run_id: str, status: Literal["succeeded", "failed"], *,
         error: str | None = None, failed_step: str | None = None,
     ) -> Run:
-        """Close an active run and set the tenant's status to match. A run already closed
-        (cancelled meanwhile, say) is left as it is."""
-        with self._db.session(write=True) as s:
-            row = s.get(RunRow, run_id)
-            if row is None:
-                raise RunNotFoundError(run_id)
-            if row.status in ACTIVE_RUN_STATUSES:
-                row.status = status
-                row.finished_at = now()
-                row.error = error
-                row.failed_step = failed_step
-                marked = None
-                if failed_step is not None:
-                    marked = s.execute(
-                        update(StepRow)
-                        .where(StepRow.run_id == run_id, StepRow.name == failed_step,
-                               StepRow.status.not_in(("succeeded", "failed")))
-                        .values(status="failed", finished_at=row.finished_at, error=error)
-                    )
-                tenant = tenant_row_by_id(s, row.tenant_id)
-                if status == "succeeded":
-                    tenant.status = status_after(row.kind, row.options or {})
-                else:
-                    tenant.status = "failed"
-                tenant.updated_at = now()
-                if failed_step is not None and int(getattr(marked, "rowcount", 0) or 0):
-                    events.step_failed(s, run_id, failed_step)
-                events.run_finished(s, row, tenant)
-            return get_run(s, run_id)
+        """Close an active run and set the tenant's status to match (`close`); returns the
+        run. A run already closed (cancelled meanwhile, say) is left as it is."""
+        self.close(run_id, status, error=error, failed_step=failed_step)
+        return self.get(run_id)
+
+    def close(
+        self, run_id: str, status: Literal["succeeded", "failed"], *,
+        error: str | None = None, failed_step: str | None = None,
+    ) -> str:
+        """`finish` without reading the run back (the engine's path); returns the run's
+        status afterwards."""
+        with self._db.write() as c:
+            return close_run(c, run_id, status, error=error, failed_step=failed_step)
 
     def cancel(self, run_id: str, *, by: str | None = None) -> Run:
         """Mark an active run cancelled (the tenant becomes ``failed``: half made, half
@@ -724,6 +710,49 @@ class RunStore:
 
 
 # -- shared by the stores of this package ---------------------------------------------------
+
+def close_run(
+    c: Connection, run_id: str, status: Literal["succeeded", "failed"], *,
+    error: str | None = None, failed_step: str | None = None,
+) -> str:
+    """Close the active run ``run_id`` as ``status`` in ``c``'s transaction: its failed step
+    marked failed, the tenant's status set to match (`status_after` the run's kind, or
+    ``failed``), and the events that say so written with it. A run no longer active is left
+    as it is. Returns the run's status after."""
+    found = c.execute(_RUN_TO_CLOSE, {"p_run": run_id}).first()
+    if found is None:
+        raise RunNotFoundError(run_id)
+    if found.status not in ACTIVE_RUN_STATUSES:
+        return str(found.status)
+    stamp = now()
+    c.execute(_CLOSE_RUN, {"p_run": run_id, "status": status, "finished_at": stamp,
+                           "error": error, "failed_step": failed_step})
+    marked = 0
+    if failed_step is not None:
+        marked = c.execute(_FAIL_STEP, {"p_run": run_id, "p_name": failed_step,
+                                        "p_now": stamp, "p_error": error}).rowcount
+    tenant_status = (status_after(found.kind, found.options or {}) if status == "succeeded"
+                     else "failed")
+    c.execute(TENANT_UPDATE, {"p_tenant": found.tenant_id, "status": tenant_status,
+                              "updated_at": stamp})
+    if failed_step is not None and marked:
+        events.step_failed(c, run_id, failed_step)
+    events.run_finished(c, *events.run_and_tenant(c, run_id))
+    return status
+
+
+_RUN_TO_CLOSE = select(RunRow.status, RunRow.kind, RunRow.options, RunRow.tenant_id).where(
+    RunRow.id == bindparam("p_run"))
+# Without .values(): the SET clause is the columns named in the parameters.
+_CLOSE_RUN = update(RunRow).where(RunRow.id == bindparam("p_run"))
+_FAIL_STEP = (
+    update(StepRow)
+    .where(StepRow.run_id == bindparam("p_run"), StepRow.name == bindparam("p_name"),
+           StepRow.status.not_in(("succeeded", "failed")))
+    .values(status="failed", finished_at=bindparam("p_now", type_=UtcDateTime()),
+            error=bindparam("p_error"))
+)
+
 
 def get_run(s: Session, run_id: str) -> Run:
     row = s.get(RunRow, run_id)

@@ -1,15 +1,18 @@
-"""Step progress: what the engine writes as each step of a run starts, waits, succeeds or
-fails (`StepStore`), each attempt recorded in ``step_attempts`` beside the step's current
-state. This is the engine's hot path: Core statements built once, one short transaction per
-write."""
+"""Step progress: what the engine reads when a workflow segment starts (`RunProgress`) and
+writes as each step of a run starts, waits, succeeds or fails (`StepStore`), each attempt
+recorded in ``step_attempts`` beside the step's current state. This is the engine's hot path:
+Core statements built once, one short transaction per step boundary (a step's outcome and
+the next step's start)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import JSON, Connection, bindparam, func, insert, select, update
+from sqlalchemy import JSON, Connection, Update, bindparam, case, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from tenantops.catalog import events
 from tenantops.catalog._database import CatalogDatabase, database_now, now
@@ -21,10 +24,26 @@ from tenantops.catalog.models import (
     TenantRow,
     UtcDateTime,
 )
+from tenantops.catalog.runs import close_run
 from tenantops.catalog.tenants import TENANT_UPDATE, output_values
 from tenantops.errors import CatalogError, RunNotFoundError
 
-__all__ = ["StepStore"]
+__all__ = ["RunProgress", "StepStore"]
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """What a workflow segment needs to carry a run: the run's state, its plan's inputs (kind,
+    options, the tenant's spec fields) and the outputs of the steps that succeeded."""
+
+    status: str
+    segment: int
+    workflow_id: str
+    kind: str
+    options: dict[str, Any]
+    spec: dict[str, Any]
+    outputs: dict[str, dict[str, Any]]
+    trace_context: str | None = None
 
 
 class StepStore:
@@ -36,33 +55,31 @@ class StepStore:
         self._db = database
         self._clock = clock
 
+    def progress(self, run_id: str) -> RunProgress:
+        """The run as a workflow segment starts it, read in one transaction (two indexed
+        queries, no ORM objects); `RunNotFoundError` when unknown."""
+        with self._db.read() as c:
+            row = c.execute(_PROGRESS, {"p_run": run_id}).first()
+            if row is None:
+                raise RunNotFoundError(run_id)
+            outputs = {name: dict(values or {})
+                       for name, values in c.execute(_SUCCEEDED_OUTPUTS, {"p_run": run_id})}
+        return RunProgress(
+            status=row.status, segment=row.segment or 0, workflow_id=row.workflow_id,
+            kind=row.kind, options=dict(row.options or {}),
+            spec={"slug": row.slug, "display_name": row.display_name,
+                  "custom_domain": row.custom_domain, "plan": row.plan,
+                  "admin_email": row.admin_email, "tags": dict(row.tags or {})},
+            outputs=outputs, trace_context=row.trace_context)
+
     def started(self, run_id: str, name: str, *,
                 resolved: Mapping[str, Any] | None = None) -> int | None:
         """Mark the step running (the run too, if it was pending), record a new attempt
         with the resource it asks for (``resolved``), and return its number, counting every
         attempt since the run was created; None (and nothing written) when the run is no
         longer pending or running (cancelled meanwhile)."""
-        stamp = self._clock()
         with self._db.write() as c:
-            found = c.execute(_RUN_STATUS, {"p_run": run_id}).one_or_none()
-            if found is None:
-                raise RunNotFoundError(run_id)
-            status, retries = found
-            if status not in ACTIVE_RUN_STATUSES:
-                return None
-            attempts = c.execute(
-                _STEP_RUNNING, {"p_run": run_id, "p_name": name, "p_now": stamp}).scalar()
-            if attempts is None:
-                raise _no_step(run_id, name)
-            c.execute(_ATTEMPT_BEGUN, {
-                "run_id": run_id, "step": name, "number": int(attempts),
-                "execution": int(retries or 0), "started_at": stamp, "outcome": "running",
-                "resolved": dict(resolved) if resolved is not None else None})
-            if status == "pending":
-                started = c.execute(_RUN_RUNNING, {"p_run": run_id, "p_now": stamp})
-                if getattr(started, "rowcount", 0):
-                    events.run_started(c, run_id)
-            return int(attempts)
+            return _start(c, run_id, name, self._clock(), resolved, prestart=False)
 
     def waiting(
         self, run_id: str, name: str, *, status: Literal["waiting", "retrying"], message: str
@@ -77,6 +94,12 @@ class StepStore:
             _end_attempt(c, run_id, name, {
                 "outcome": status, "finished_at": self._clock(), "message": message,
                 "error": message if status == "retrying" else None})
+
+    def waiting_for_budget(self, run_id: str, name: str, *, message: str) -> None:
+        """The step waits for its rate budget's slot before its next attempt (``waiting``,
+        ``message`` says until when); no attempt is begun or ended."""
+        with self._db.write() as c:
+            _update_step(c, run_id, name, {"status": "waiting", "message": message})
 
     def pending(self, run_id: str, name: str, *, message: str) -> float:
         """The provider said the step's resource is not ready yet (``message`` says what is
@@ -113,9 +136,19 @@ class StepStore:
     def succeeded(
         self, run_id: str, name: str, outputs: Mapping[str, Any],
         tenant_outputs: Mapping[str, object], *, message: str | None = None,
-    ) -> None:
+        closes_run: bool = False, then_start: str | None = None,
+        then_resolved: Mapping[str, Any] | None = None,
+    ) -> int | None:
         """Record the step's outputs, and the tenant's resource outputs it produced;
-        ``message``: what the provider said (a command step's redacted output)."""
+        ``message``: what the provider said (a command step's redacted output).
+
+        One transaction per step boundary, not two: with ``then_start`` (the next step of the
+        plan), that step is marked running and its attempt (asking for ``then_resolved``)
+        recorded in the same transaction, as `started` would, and its attempt number returned
+        (None when the run is no longer active: cancelled meanwhile). A step already
+        ``running`` then (marked so by an earlier execution of this step whose checkpoint a
+        crash lost, before it ever ran) keeps its count and its attempt. With ``closes_run``
+        (the plan's last step), the run is closed as succeeded instead (`close_run`)."""
         stamp = self._clock()
         with self._db.write() as c:
             _update_step(c, run_id, name, {
@@ -128,6 +161,11 @@ class StepStore:
                 values = output_values(records, tenant_outputs)
                 values["updated_at"] = stamp
                 c.execute(TENANT_UPDATE, {"p_tenant": tenant_id, **values})
+            if closes_run:
+                close_run(c, run_id, "succeeded")
+            elif then_start is not None:
+                return _start(c, run_id, then_start, stamp, then_resolved, prestart=True)
+        return None
 
     def failed(self, run_id: str, name: str, error: str) -> None:
         """The step failed for good (the provider said so); a ``com.tenantops.step.failed``
@@ -139,6 +177,47 @@ class StepStore:
             _end_attempt(c, run_id, name, {"outcome": "failed", "finished_at": stamp,
                                            "error": error})
             events.step_failed(c, run_id, name)
+
+
+def _start(c: Connection, run_id: str, name: str, stamp: dt.datetime,
+           resolved: Mapping[str, Any] | None, *, prestart: bool) -> int | None:
+    """Mark the step running (the run too, if it was pending) and record its attempt; the
+    attempt's number, or None (nothing written) when the run is no longer active. A
+    ``prestart`` (the previous step's success starting this one) of a step already running
+    keeps its count and its attempt."""
+    found = c.execute(_RUN_STATUS, {"p_run": run_id}).one_or_none()
+    if found is None:
+        raise RunNotFoundError(run_id)
+    status, retries = found
+    if status not in ACTIVE_RUN_STATUSES:
+        return None
+    statement: Update = _STEP_PRESTARTED if prestart else _STEP_RUNNING
+    attempts = c.execute(statement, {"p_run": run_id, "p_name": name, "p_now": stamp}).scalar()
+    if attempts is None:
+        raise _no_step(run_id, name)
+    attempt = {"run_id": run_id, "step": name, "number": int(attempts),
+               "execution": int(retries or 0), "started_at": stamp, "outcome": "running",
+               "resolved": dict(resolved) if resolved is not None else None}
+    if prestart:  # the attempt may be there already (see above)
+        c.execute(_attempt_once(c.dialect.name), attempt)
+    else:
+        c.execute(_ATTEMPT_BEGUN, attempt)
+    if status == "pending":
+        started = c.execute(_RUN_RUNNING, {"p_run": run_id, "p_now": stamp})
+        if getattr(started, "rowcount", 0):
+            events.run_started(c, run_id)
+    return int(attempts)
+
+
+def _attempt_once(dialect: str) -> Any:
+    """An attempt's insert that does nothing when that attempt is recorded already."""
+    if dialect == "postgresql":
+        return postgresql.insert(StepAttemptRow).values(
+            resolved=bindparam("resolved", type_=JSON(none_as_null=True))
+        ).on_conflict_do_nothing(index_elements=["run_id", "step", "number"])
+    return sqlite.insert(StepAttemptRow).values(
+        resolved=bindparam("resolved", type_=JSON(none_as_null=True))
+    ).on_conflict_do_nothing(index_elements=["run_id", "step", "number"])
 
 
 def _update_step(connection: Connection, run_id: str, name: str, values: dict[str, Any]) -> None:
@@ -161,11 +240,31 @@ def _no_step(run_id: str, name: str) -> CatalogError:
 
 
 # Built once: the hot path then only binds values (no statement construction per call).
+_PROGRESS = (
+    select(RunRow.status, RunRow.segment, RunRow.workflow_id, RunRow.kind, RunRow.options,
+           RunRow.trace_context, TenantRow.slug, TenantRow.display_name,
+           TenantRow.custom_domain, TenantRow.plan, TenantRow.admin_email, TenantRow.tags)
+    .join(TenantRow, TenantRow.id == RunRow.tenant_id).where(RunRow.id == bindparam("p_run"))
+)
+_SUCCEEDED_OUTPUTS = select(StepRow.name, StepRow.outputs).where(
+    StepRow.run_id == bindparam("p_run"), StepRow.status == "succeeded")
 _RUN_STATUS = select(RunRow.status, RunRow.retries).where(RunRow.id == bindparam("p_run"))
 _STEP_RUNNING = (
     update(StepRow)
     .where(StepRow.run_id == bindparam("p_run"), StepRow.name == bindparam("p_name"))
     .values(status="running", attempts=StepRow.attempts + 1,
+            started_at=func.coalesce(StepRow.started_at,
+                                     bindparam("p_now", type_=UtcDateTime())),
+            finished_at=None, message=None)
+    .returning(StepRow.attempts)
+)
+# Marked running at the end of the step before it: an attempt counts once, also when the
+# previous step runs again after a crash (the row then already says running).
+_STEP_PRESTARTED = (
+    update(StepRow)
+    .where(StepRow.run_id == bindparam("p_run"), StepRow.name == bindparam("p_name"))
+    .values(status="running",
+            attempts=StepRow.attempts + case((StepRow.status == "running", 0), else_=1),
             started_at=func.coalesce(StepRow.started_at,
                                      bindparam("p_now", type_=UtcDateTime())),
             finished_at=None, message=None)

@@ -59,7 +59,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -68,8 +68,16 @@ from dbos import DBOS, DBOSClient, DBOSConfig, SetEnqueueOptions, SetWorkflowID
 from sqlalchemy.engine import make_url
 
 from tenantops import telemetry
-from tenantops.catalog import Catalog, IdempotencyClaim, Run, RunKind, segment_workflow_id
-from tenantops.config import Settings
+from tenantops.catalog import (
+    BudgetState,
+    Catalog,
+    IdempotencyClaim,
+    Run,
+    RunKind,
+    segment_workflow_id,
+)
+from tenantops.catalog.models import ACTIVE_RUN_STATUSES
+from tenantops.config import BudgetSettings, Settings
 from tenantops.errors import (
     CatalogError,
     IdempotencyKeyReusedError,
@@ -83,7 +91,7 @@ from tenantops.events.dispatcher import EventDispatcher
 from tenantops.events.sinks import Sink
 from tenantops.log import redact
 from tenantops.provisioning.folder_lock import FolderLock
-from tenantops.provisioning.plans import Plan, Preview, StepInputs, plan_for
+from tenantops.provisioning.plans import Plan, PlanStep, Preview, StepInputs, plan_for
 from tenantops.provisioning.providers.base import (
     EmbeddedService,
     Middleware,
@@ -133,7 +141,7 @@ _NOUNS: dict[RunKind, str] = {"onboard": "onboarding", "offboard": "offboarding"
 _engine: Engine | None = None
 _engine_lock = threading.Lock()
 
-WaitCause = Literal["pending", "backoff", "retry-after"]
+WaitCause = Literal["pending", "backoff", "retry-after", "budget"]
 
 
 class _TakenOver(Exception):
@@ -166,11 +174,25 @@ class StepRef:
 @dataclass(frozen=True)
 class _RunContext:
     """What every step of one run is built from, parsed once per workflow execution from
-    the checkpointed result of ``tenantops.load_run``; ``outputs`` grows as steps succeed."""
+    the checkpointed result of ``tenantops.load_run``; ``outputs`` grows as steps succeed.
+
+    ``started`` holds the attempt number of a step the previous step's success already
+    marked running (None: the run had stopped being active) and the resource it asks for,
+    for that step's execution to use instead of writing its start again. It lives only in
+    this execution: a replayed step (its result from its checkpoint) marks nothing, so the
+    next one writes its start."""
 
     spec: TenantSpec
     plan: Plan
     outputs: dict[str, dict[str, Any]]
+    started: dict[str, tuple[int | None, Resource]] = field(default_factory=dict)
+
+    def next_step(self, name: str) -> str | None:
+        """The step this segment runs after ``name``: the next in the plan that has not
+        succeeded."""
+        names = [step.name for step in self.plan.steps]
+        return next((later for later in names[names.index(name) + 1:]
+                     if later not in self.outputs), None)
 
 
 _current_step: contextvars.ContextVar[StepRef | None] = contextvars.ContextVar(
@@ -218,19 +240,14 @@ def run_workflow(run_id: str, segment: int = 0, resume: dict[str, Any] | None = 
 @DBOS.step(name="tenantops.load_run", retries_allowed=True, max_attempts=5,
            interval_seconds=0.5, should_retry=_is_catalog_error)
 def _load_run_step(run_id: str, segment: int = 0) -> dict[str, Any]:
-    catalog = _active().catalog
-    run = catalog.get_run(run_id)
-    if run.finished:
+    run = _active().catalog.run_progress(run_id)
+    if run.status not in ACTIVE_RUN_STATUSES:
         return {"state": "cancelled" if run.status == "cancelled" else "superseded"}
     if run.segment != segment:
         return {"state": "superseded"}
-    return {
-        "state": "current", "workflow_id": run.workflow_id, "tenant": run.tenant_slug,
-        "trace_context": run.trace_context,
-        "kind": run.kind, "options": dict(run.options),
-        "spec": catalog.get_tenant(run.tenant_slug).spec_fields(),
-        "outputs": {s.name: s.outputs for s in run.steps if s.status == "succeeded"},
-    }
+    return {"state": "current", "workflow_id": run.workflow_id, "tenant": run.spec["slug"],
+            "trace_context": run.trace_context, "kind": run.kind, "options": run.options,
+            "spec": run.spec, "outputs": run.outputs}
 
 
 @DBOS.step(name=_EXECUTE_STEP, retries_allowed=True, max_attempts=5, interval_seconds=0.5,
@@ -249,6 +266,13 @@ def _execute_step(run_id: str, step: str, context: _RunContext) -> dict[str, Any
         return result
 
 
+@DBOS.step(name="tenantops.reserve_call", retries_allowed=True, max_attempts=5,
+           interval_seconds=0.5, should_retry=_is_catalog_error)
+def _reserve_call_step(budget: str) -> float:
+    """Reserve the step's next call against its rate budget; the seconds to wait first."""
+    return _active()._reserve(budget)
+
+
 @DBOS.step(name="tenantops.hand_over", retries_allowed=True, max_attempts=5,
            interval_seconds=0.5, should_retry=_is_catalog_error)
 def _hand_over_step(run_id: str, to_segment: int) -> bool:
@@ -259,9 +283,8 @@ def _hand_over_step(run_id: str, to_segment: int) -> bool:
            interval_seconds=0.5, should_retry=_is_catalog_error)
 def _finish_run_step(run_id: str, failed_step: str | None, error: str | None) -> str:
     if failed_step is None:
-        return _active().catalog.finish_run(run_id, "succeeded").status
-    return _active().catalog.finish_run(
-        run_id, "failed", error=error, failed_step=failed_step).status
+        return _active().catalog.close_run(run_id, "succeeded")
+    return _active().catalog.close_run(run_id, "failed", error=error, failed_step=failed_step)
 
 
 class Engine:
@@ -287,6 +310,10 @@ class Engine:
         # Provider-call spans first (a no-op while telemetry is off), then the caller's.
         self.providers.use([telemetry.trace_provider_calls, *middleware])
         self.waits = waits or DurableWaits()
+        # Which budget counts a provider's calls: by kind:name label first, then by kind.
+        self._budget_by_provider = {provider: name for name, budget in
+                                    settings.engine.budgets.items()
+                                    for provider in budget.providers}
         self.system_database_url = system_database_url(settings)
         self.executor_id = _executor_id(settings, self.system_database_url)
         self.clock_offset_seconds: float | None = None
@@ -930,15 +957,40 @@ class Engine:
         plan = plan_for(loaded["kind"], loaded["options"])
         context = _RunContext(TenantSpec(**loaded["spec"]), plan, loaded["outputs"])
         config = self.settings.engine
+        closed = False
         for step in plan.steps:
             if step.name in context.outputs:
                 continue  # succeeded in an earlier segment
-            failures = int(resume.get("failures", 0)) if resume.get("step") == step.name else 0
+            continued = resume.get("step") == step.name
+            failures = int(resume.get("failures", 0)) if continued else 0
+            budget = self.budget_of(step)
+            # A continuation after a wait for the budget already holds its reserved slot.
+            reserved = continued and bool(resume.get("reserved"))
             while True:
+                if budget is not None and not reserved:
+                    delay = _reserve_call_step(budget)
+                    if delay > 0:
+                        wait = self.waits.actual(delay, run_id=run_id, step=step.name,
+                                                 cause="budget")
+                        if delay > config.long_wait_seconds:
+                            self._show_budget_wait(run_id, step.name, budget, delay)
+                            if not _hand_over_step(run_id, segment + 1):
+                                return "superseded"
+                            with SetWorkflowID(segment_workflow_id(loaded["workflow_id"],
+                                                                   segment + 1)), \
+                                    SetEnqueueOptions(delay_seconds=max(0.0, wait)):
+                                DBOS.enqueue_workflow(
+                                    QUEUE_NAME, run_workflow, run_id, segment + 1,
+                                    {"step": step.name, "failures": failures, "reserved": True})
+                            return "waiting"
+                        DBOS.sleep(max(0.0, wait))
+                reserved = False
                 result = _execute_step(run_id, step.name, context)
                 state = result["state"]
                 if state == "succeeded":
                     context.outputs[step.name] = result["outputs"]
+                    # The last step closes the run in its own transaction (no step of its own).
+                    closed = bool(result.get("closed_run"))
                     break
                 if state == "cancelled":
                     return "cancelled"
@@ -970,8 +1022,42 @@ class Engine:
                                               {"step": step.name, "failures": failures})
                     return "waiting"
                 DBOS.sleep(max(0.0, wait))
-        _finish_run_step(run_id, None, None)
+        if not closed:  # the last step succeeded in an earlier segment, or an older version
+            _finish_run_step(run_id, None, None)
         return "succeeded"
+
+    def budget_of(self, step: PlanStep) -> str | None:
+        """The rate budget that counts calls to the provider of ``step``, if any."""
+        if not self._budget_by_provider:
+            return None
+        try:
+            label = self.providers.for_step(step).label
+        except TenantOpsError:  # a custom step no longer declared: its attempt says so
+            return self._budget_by_provider.get(step.kind)
+        return self._budget_by_provider.get(label) or self._budget_by_provider.get(step.kind)
+
+    def _reserve(self, budget: str) -> float:
+        config = self.settings.engine.budgets[budget]
+        return self.catalog.reserve_call(budget, interval=config.per_seconds / config.calls,
+                                         burst=config.burst)
+
+    def _show_budget_wait(self, run_id: str, step: str, budget: str, delay: float) -> None:
+        config = self.settings.engine.budgets[budget]
+        try:
+            self.catalog.step_waiting_for_budget(
+                run_id, step,
+                message=f"waiting {_duration(delay)} for rate budget {budget!r} "
+                        f"({config.calls} calls per {config.per_seconds:g} s, engine.budgets)")
+        except TenantOpsError as exc:  # only a message; the wait itself is durable
+            log.warning("could not show on run %s that step %s waits for budget %s: %s",
+                        run_id, step, budget, exc)
+
+    def budgets(self) -> list[tuple[str, BudgetSettings, BudgetState]]:
+        """Each configured rate budget, its settings and its schedule now (how many calls it
+        has reserved, how far ahead of the clock its next free slot is)."""
+        configured = self.settings.engine.budgets
+        return [(state.name, configured[state.name], state)
+                for state in self.catalog.budget_states(list(configured))]
 
     def _transient_delay(self, run_id: str, step: str, failures: int,
                          retry_after: float | None) -> tuple[float, WaitCause]:
@@ -994,14 +1080,18 @@ class Engine:
         step = context.plan.step(name)
         spec = context.spec
         inputs = StepInputs(spec, self.providers, self.settings, context.outputs)
-        try:  # the attempt records the resource it asks for; a build error is its outcome
-            resource: Resource | TenantOpsError = step.build(inputs)
-        except TenantOpsError as exc:
-            resource = exc
-        attempt = self.catalog.step_started(run_id, name, resolved=None if isinstance(
-            resource, TenantOpsError) else resource.desired())
-        if attempt is None:  # cancelled since the previous step
-            return {"step": name, "state": "cancelled"}
+        resource: Resource | TenantOpsError
+        if name in context.started:  # marked running by the previous step's success
+            attempt, resource = context.started.pop(name)
+        else:
+            try:  # the attempt records the resource it asks for; a build error is its outcome
+                resource = step.build(inputs)
+            except TenantOpsError as exc:
+                resource = exc
+            attempt = self.catalog.step_started(run_id, name, resolved=None if isinstance(
+                resource, TenantOpsError) else resource.desired())
+        if attempt is None:  # cancelled since the previous step, or closed by this one
+            return self._ended(run_id, name, context)
         if self._halted:
             raise _TakenOver(f"run {run_id}: this worker has stopped; the run resumes where "
                              "a worker starts next")
@@ -1035,9 +1125,48 @@ class Engine:
         if isinstance(outcome, Pending):
             return self._pending(run_id, name, outcome)
         outputs = dict(outcome.outputs)
-        self.catalog.step_succeeded(run_id, name, outputs, step.record(inputs, outputs),
-                                    message=outcome.message)
-        return {"step": name, "state": "succeeded", "outputs": outputs}
+        last = name == context.plan.steps[-1].name
+        following, ahead = self._next_to_start(name, context, outputs)
+        attempt_after = self.catalog.step_succeeded(
+            run_id, name, outputs, step.record(inputs, outputs), message=outcome.message,
+            closes_run=last, then_start=following,
+            then_resolved=None if ahead is None else ahead.desired())
+        if following is not None and ahead is not None:
+            context.started[following] = (attempt_after, ahead)
+        return {"step": name, "state": "succeeded", "outputs": outputs, "closed_run": last}
+
+    def _next_to_start(self, name: str, context: _RunContext, outputs: Mapping[str, Any]
+                       ) -> tuple[str | None, Resource | None]:
+        """The step the success of ``name`` starts in its own transaction, and the resource
+        it will ask for; none for the last step, a step that waits for a rate budget first
+        (its wait may end the segment, and the continuation writes its own start), or one
+        whose resource cannot be built (its own start records that as its outcome)."""
+        if name == context.plan.steps[-1].name:
+            return None, None
+        following = context.next_step(name)
+        if following is None:
+            return None, None
+        planned = context.plan.step(following)
+        if self.budget_of(planned) is not None:
+            return None, None
+        try:
+            ahead = planned.build(StepInputs(context.spec, self.providers, self.settings,
+                                             {**context.outputs, name: dict(outputs)}))
+        except TenantOpsError:
+            return None, None
+        return following, ahead
+
+    def _ended(self, run_id: str, name: str, context: _RunContext) -> dict[str, Any]:
+        """The result of a step whose run is no longer active: ``cancelled``, unless this is
+        the plan's last step and it already closed the run as succeeded (the worker stopped
+        after that transaction, before its checkpoint), in which case its recorded outcome."""
+        if name == context.plan.steps[-1].name:
+            run = self.catalog.get_run(run_id)
+            step = run.step(name)
+            if run.status == "succeeded" and step.status == "succeeded":
+                return {"step": name, "state": "succeeded", "outputs": dict(step.outputs),
+                        "closed_run": True}
+        return {"step": name, "state": "cancelled"}
 
     def _still_holds(self, workflow_id: str | None) -> bool:
         """Whether this worker still executes ``workflow_id`` (a worker that was frozen or

@@ -1,5 +1,5 @@
 """``/api/runs/{id}``: a run's steps as they change; retry and cancel. ``/api/workers``: who
-executes runs."""
+executes runs. ``/api/budgets``: the rate budgets' queues."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 
 from tenantops.api.deps import EngineDep, require_role
 from tenantops.api.routes.tenants import requester
-from tenantops.api.schemas import Problem, RunOut, WorkersOut
+from tenantops.api.schemas import BudgetsOut, Problem, RunOut, WorkersOut
 from tenantops.auth import Principal
 
 __all__ = ["router"]
@@ -56,3 +56,11 @@ def list_workers(principal: Reader, engine: EngineDep) -> WorkersOut:
     config = engine.settings.engine
     return WorkersOut.of(engine.catalog.workers(), config.worker_timeout_seconds,
                          config.clock_skew_tolerance_seconds)
+
+
+@router.get("/budgets", response_model=BudgetsOut, responses={
+    401: _RESPONSES[401], 403: _RESPONSES[403]})
+def list_budgets(principal: Reader, engine: EngineDep) -> BudgetsOut:
+    """The rate budgets (engine.budgets) every worker keeps to, and each one's queue: calls
+    reserved and not yet due, and how long a call asked for now would wait."""
+    return BudgetsOut.of(engine.budgets())
