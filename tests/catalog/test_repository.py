@@ -258,14 +258,20 @@ def test_a_step_success_starts_the_next_step_in_the_same_write(catalog: Catalog)
     run = catalog.open_onboarding(Spec(), requested_by="a", steps=STEPS).run
     assert catalog.step_started(run.id, "register") == 1
     assert catalog.step_succeeded(run.id, "register", {"tenant_id": "t"}, {},
-                                  then_start="create_database") == 1
+                                  then_start="create_database",
+                                  then_resolved={"name": "tenant_acme"}) == 1
     step = catalog.get_run(run.id).step("create_database")
     assert (step.status, step.attempts) == ("running", 1)
     assert step.started_at is not None
+    assert [(a.number, a.outcome, a.resolved) for a in step.history] == [
+        (1, "running", {"name": "tenant_acme"})]
     # The previous step ran again (its checkpoint lost in a crash): no second count.
     assert catalog.step_succeeded(run.id, "register", {"tenant_id": "t"}, {},
-                                  then_start="create_database") == 1
-    assert catalog.get_run(run.id).step("create_database").attempts == 1
+                                  then_start="create_database",
+                                  then_resolved={"name": "tenant_acme"}) == 1
+    again = catalog.get_run(run.id).step("create_database")
+    assert again.attempts == 1
+    assert len(again.history) == 1
 
 
 def test_no_next_step_starts_once_the_run_is_cancelled(catalog: Catalog) -> None:
