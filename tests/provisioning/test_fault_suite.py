@@ -5,8 +5,7 @@ asserts the engine's promises: every run ends succeeded (or failed with the caus
 succeeds on ``retry``), every resource exists exactly once, no step of a run is executed by
 two workers at once, and the time to recover is printed. PostgreSQL faults use a cluster the
 test starts itself on a free port (the shared server is never stopped); the outage lasts
-``OUTAGE_SECONDS`` (30 s, not the issue's minute: the DBOS and catalog reconnect paths are
-the same after 30 s as after 60, and the whole suite stays near 4 minutes on 2 cores).
+``OUTAGE_SECONDS``, the issue's minute.
 """
 
 from __future__ import annotations
@@ -43,7 +42,7 @@ from .middleware import CallLog
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 TENANTS = 8
-OUTAGE_SECONDS = 30.0
+OUTAGE_SECONDS = 60.0
 
 
 @pytest.fixture
@@ -84,7 +83,7 @@ def check_outcome(engine: Engine, runs: list[Run], data: Path, workers: list[Fau
     print(f"{len(calls)} provider call events; {repeated} steps done again after the fault")
 
 
-@pytest.mark.parametrize("outage", [0.0, OUTAGE_SECONDS], ids=["restarted", "stopped-30s"])
+@pytest.mark.parametrize("outage", [0.0, OUTAGE_SECONDS], ids=["restarted", "stopped-60s"])
 def test_postgres_restarted_or_stopped_mid_run(
     tmp_path: Path, cluster: PostgresCluster, outage: float,
 ) -> None:
