@@ -3,7 +3,8 @@ organizations, lifecycle events (the outbox and each tenant's history), and the 
 trail.
 
 SQLAlchemy 2 models, one module and store per aggregate (`tenants`, `runs`, `steps`,
-`workers`, `idempotency`, `domain_claims`, `organizations`, `events`, `audit`), the
+`workers`, `idempotency`, `domain_claims`, `organizations`, `events`, `audit`; and
+`run_reports`, runs across tenants for the dashboard, with `search` for tenants), the
 `Catalog` facade that callers use, and Alembic migrations. SQLite by default
 (``<data_dir>/catalog.sqlite``); PostgreSQL when ``catalog.url`` says so.
 """
@@ -25,6 +26,14 @@ from tenantops.catalog.organizations import (
     OrganizationStore,
 )
 from tenantops.catalog.repository import Catalog, catalog_url
+from tenantops.catalog.run_reports import (
+    ActiveRun,
+    CurrentStep,
+    RunFilter,
+    RunReports,
+    StepOutcomeCount,
+    StepSpan,
+)
 from tenantops.catalog.runs import (
     Attempt,
     AttemptOutcome,
@@ -52,6 +61,7 @@ from tenantops.catalog.tenants import (
 from tenantops.catalog.workers import Worker, WorkerStore
 
 __all__ = [
+    "ActiveRun",
     "Attempt",
     "AttemptOutcome",
     "AuditEntry",
@@ -63,6 +73,7 @@ __all__ = [
     "Catalog",
     "CatalogDatabase",
     "Channel",
+    "CurrentStep",
     "Delivery",
     "DeliveryStatus",
     "DomainTakenError",
@@ -80,12 +91,16 @@ __all__ = [
     "RetiringDomain",
     "RetiringDomainStore",
     "Run",
+    "RunFilter",
     "RunKind",
     "RunProgress",
+    "RunReports",
     "RunRequest",
     "RunStatus",
     "RunStore",
     "Step",
+    "StepOutcomeCount",
+    "StepSpan",
     "StepStatus",
     "StepStore",
     "StepTemplate",

@@ -103,6 +103,11 @@ class AuditStore:
             s.flush()
             return _record(row)
 
+    def last_id(self) -> int:
+        """The newest record's sequence number (0 when there is none)."""
+        with self._db.read() as connection:
+            return int(connection.execute(select(func.max(AuditRow.id))).scalar() or 0)
+
     def page(
         self, *, tenant: str | None = None, principal: str | None = None,
         action: str | None = None, outcome: AuditOutcome | None = None,

@@ -28,6 +28,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
     "ACTIVE_RUN_STATUSES",
+    "SEARCH_OBJECTS",
     "AuditRow",
     "Base",
     "DomainAncestorRow",
@@ -53,6 +54,15 @@ ACTIVE_RUN_STATUSES = ("pending", "running")
 _ACTIVE_RUN = text("status IN ('pending', 'running')")
 _LIVE_TENANT = text("status <> 'offboarded'")
 _UNROUTED = text("routed_at IS NULL")
+_STOPPED_STEP = text("status IN ('running', 'waiting', 'retrying', 'failed', 'cancelled')")
+
+SEARCH_OBJECTS = frozenset({
+    "tenants_search", "tenants_search_data", "tenants_search_idx", "tenants_search_docsize",
+    "tenants_search_config", "ix_tenants_search_trgm",
+})
+"""The tenant search's own objects (migration 0015, `tenantops.catalog.search`): an FTS5
+table and its shadow tables on SQLite, a pg_trgm index on PostgreSQL. Not modelled here, as
+SQLAlchemy has no type for either; the schema test leaves them out."""
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -121,6 +131,7 @@ class TenantRow(Base):
         ),
         Index("ix_tenants_created", "created_at", "id"),
         Index("ix_tenants_status_created", "status", "created_at", "id"),
+        Index("ix_tenants_certificate_expires", "certificate_expires_at"),
     )
 
 
@@ -170,6 +181,10 @@ class RunRow(Base):
             sqlite_where=_ACTIVE_RUN, postgresql_where=_ACTIVE_RUN,
         ),
         Index("ix_runs_tenant_created", "tenant_id", "created_at"),
+        # The runs page and the overview: newest first, all or by status or kind.
+        Index("ix_runs_created", "created_at", "id"),
+        Index("ix_runs_status_created", "status", "created_at", "id"),
+        Index("ix_runs_kind_created", "kind", "created_at", "id"),
     )
 
 
@@ -192,7 +207,13 @@ class StepRow(Base):
     # The database's time of the first Pending in this attempt chain (None: not pending).
     pending_since: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
 
-    __table_args__ = (UniqueConstraint("run_id", "name"),)
+    __table_args__ = (
+        UniqueConstraint("run_id", "name"),
+        # Where runs stand or stopped, by step (the runs page's step filter): only the steps
+        # not pending and not succeeded, a small part of all.
+        Index("ix_steps_stopped", "name", "run_id",
+              sqlite_where=_STOPPED_STEP, postgresql_where=_STOPPED_STEP),
+    )
 
 
 class StepAttemptRow(Base):

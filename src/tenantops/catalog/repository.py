@@ -6,13 +6,13 @@ subclass) instead of SQLAlchemy exceptions. Construction does no I/O; the databa
 on first use. The schema is created and upgraded by `migrate` (Alembic).
 
 Each aggregate has a module and a store of its own, reachable as an attribute:
-`tenants` (`TenantStore`), `runs` (`RunStore`), `steps` (`StepStore`),
-`worker_registry` (`WorkerStore`), `idempotency_keys` (`IdempotencyStore`), `budgets`
-(`BudgetStore`: rate budgets' schedules), `organizations` (`OrganizationStore`),
-`retiring_domains` (`RetiringDomainStore`), `events` (`EventStore`: the outbox, each tenant's
-history and the deliveries to sinks) and `audit` (`AuditStore`, append-only). The methods
-below are the callers' short names for the stores' operations, kept so callers do not need
-to know which store holds what.
+`tenants` (`TenantStore`), `runs` (`RunStore`), `run_reports` (`RunReports`: runs across
+tenants, for the dashboard), `steps` (`StepStore`), `worker_registry` (`WorkerStore`),
+`idempotency_keys` (`IdempotencyStore`), `budgets` (`BudgetStore`: rate budgets' schedules),
+`organizations` (`OrganizationStore`), `retiring_domains` (`RetiringDomainStore`), `events`
+(`EventStore`: the outbox, each tenant's history and the deliveries to sinks) and `audit`
+(`AuditStore`, append-only). The methods below are the callers' short names for the stores'
+operations, kept so callers do not need to know which store holds what.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from tenantops.catalog.budgets import BudgetState, BudgetStore
 from tenantops.catalog.domain_claims import RetiringDomain, RetiringDomainStore
 from tenantops.catalog.events import EventStore
 from tenantops.catalog.idempotency import IdempotencyClaim, IdempotencyStore
+from tenantops.catalog.run_reports import RunReports
 from tenantops.catalog.runs import (
     OpenedRun,
     Run,
@@ -67,6 +68,7 @@ class Catalog:
         self.database = CatalogDatabase(url, pool_size=pool_size)
         self.tenants = TenantStore(self.database)
         self.runs = RunStore(self.database)
+        self.run_reports = RunReports(self.database)
         self.steps = StepStore(self.database, clock=clock)
         self.worker_registry = WorkerStore(self.database)
         self.idempotency_keys = IdempotencyStore(self.database)

@@ -8,11 +8,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from sqlalchemy import Row, bindparam, func, or_, select, update
+from sqlalchemy import Connection, Row, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from tenantops.catalog._database import CatalogDatabase, now
 from tenantops.catalog.models import RetiringDomainRow, TenantRow
+from tenantops.catalog.search import has_fts, search_clause
 from tenantops.errors import CatalogError, TenantNotFoundError
 
 __all__ = ["TENANT_STATUSES", "Tenant", "TenantFields", "TenantStatus", "TenantStore"]
@@ -154,6 +155,7 @@ class TenantStore:
 
     def __init__(self, database: CatalogDatabase) -> None:
         self._db = database
+        self._fts: bool | None = None
 
     def find(self, slug: str) -> Tenant | None:
         with self._db.read() as connection:
@@ -196,25 +198,47 @@ class TenantStore:
         limit: int = 50, offset: int = 0,
     ) -> tuple[list[Tenant], int]:
         """One page of tenants, newest first, and how many match in all. ``search`` matches
-        part of the slug, display name or custom domain, case-insensitively."""
-        with self._db.session(write=False) as s:
-            where = []
+        part of the slug, display name or custom domain, case-insensitively, through the
+        search index where there is one (`tenantops.catalog.search`)."""
+        table = TenantRow.__table__
+        with self._db.read() as connection:
+            where: list[Any] = []
             if status is not None:
-                where.append(TenantRow.status == status)
+                where.append(table.c.status == status)
             if search:
-                pattern = "%" + search.lower().replace("\\", "\\\\").replace(
-                    "%", "\\%").replace("_", "\\_") + "%"
-                where.append(or_(
-                    func.lower(TenantRow.slug).like(pattern, escape="\\"),
-                    func.lower(TenantRow.display_name).like(pattern, escape="\\"),
-                    func.lower(TenantRow.custom_domain).like(pattern, escape="\\"),
-                ))
-            total = s.scalar(select(func.count()).select_from(TenantRow).where(*where)) or 0
-            rows = s.scalars(
-                select(TenantRow).where(*where)
-                .order_by(TenantRow.created_at.desc(), TenantRow.id.desc())
-                .limit(limit).offset(offset)
-            )
+                where.append(search_clause(search, fts=self._has_fts(connection)))
+            total = connection.execute(
+                select(func.count()).select_from(table).where(*where)).scalar() or 0
+            rows = connection.execute(
+                select(table).where(*where)
+                .order_by(table.c.created_at.desc(), table.c.id.desc())
+                .limit(limit).offset(offset))
+            return [tenant_record(r) for r in rows], int(total)
+
+    def _has_fts(self, connection: Connection) -> bool:
+        if self._fts is None:
+            self._fts = has_fts(connection)
+        return self._fts
+
+    def count_by_status(self) -> dict[str, int]:
+        """How many tenants are in each status (statuses with none are left out)."""
+        table = TenantRow.__table__
+        with self._db.read() as connection:
+            return {str(status): int(count) for status, count in connection.execute(
+                select(table.c.status, func.count()).group_by(table.c.status))}
+
+    def certificates_expiring(self, before: dt.datetime, *, limit: int = 20
+                              ) -> tuple[list[Tenant], int]:
+        """Live tenants whose certificate expires before ``before``, soonest first (at most
+        ``limit``), and how many there are in all."""
+        table = TenantRow.__table__
+        where = [table.c.certificate_expires_at.is_not(None),
+                 table.c.certificate_expires_at < before, table.c.status != "offboarded"]
+        with self._db.read() as connection:
+            total = connection.execute(
+                select(func.count()).select_from(table).where(*where)).scalar() or 0
+            rows = connection.execute(select(table).where(*where).order_by(
+                table.c.certificate_expires_at, table.c.slug).limit(limit))
             return [tenant_record(r) for r in rows], int(total)
 
     def register(self, slug: str) -> Tenant:
