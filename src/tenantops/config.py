@@ -180,9 +180,32 @@ class DashboardSettings(_Section):
     secure_cookies: bool | None = Field(
         default=None, description="Secure cookies; unset: Secure unless the request came over "
         "plain HTTP to a loopback address")
-    page_size: int = Field(default=25, ge=5, le=200, description="tenants per page")
+    page_size: int = Field(default=25, ge=5, le=200, description="rows per page")
     poll_seconds: float = Field(
-        default=1.0, ge=0.2, le=60, description="how often a run page refreshes its timeline")
+        default=0.25, ge=0.05, le=60, description="while someone has a live page open, how "
+        "often the server looks for changes (one query per process, whatever the number of "
+        "pages open); the page shows a change within this time plus its render")
+    stream_mode: Literal["auto", "hold", "once"] = Field(
+        default="auto", description="live updates: 'hold' keeps each page's event stream "
+        "open and sends every change; 'once' ends the response after one change and the "
+        "browser reconnects (for hosts that buffer responses, such as Azure Functions); "
+        "'auto': 'once' under Azure Functions (FUNCTIONS_WORKER_RUNTIME set), else 'hold'")
+    stream_seconds: float = Field(
+        default=3600.0, ge=10, le=86400, description="longest life of one event stream; the "
+        "browser then reconnects, resuming from the last update it had")
+    keepalive_seconds: float = Field(
+        default=15.0, ge=1, le=120, description="a comment is sent on an idle event stream "
+        "this often, so that proxies (App Service's front ends close a connection idle for "
+        "230 s) keep it open")
+    stats_seconds: float = Field(
+        default=60.0, ge=1, le=3600, description="how old the overview's trends (runs per "
+        "day, failure rates, durations) may be before they are computed again, off the "
+        "request")
+    trace_url: str | None = Field(
+        default=None, pattern=r"^https?://[^\s]*\{trace_id\}[^\s]*$",
+        description="link from a run to its trace in your tracing tool, with {trace_id} "
+        "where the trace ID goes (Jaeger: http://jaeger:16686/trace/{trace_id}); the run "
+        "page shows the trace ID without it")
 
 
 class ApiSettings(_Section):

@@ -88,7 +88,7 @@ def test_operator_pages_offer_the_actions_their_roles_allow(operator_site: Site)
     run = operator_site.register("acme")
     assert 'href="/onboard"' in operator_site.client.get("/").text
     assert 'href="/tenants/acme/offboard"' in operator_site.client.get("/tenants/acme").text
-    live = operator_site.client.get(f"/runs/{run.id}/live").text
+    live = operator_site.client.get(f"/runs/{run.id}").text
     assert f'action="/runs/{run.id}/cancel"' in live
     assert "/retry" not in live, "a pending run cannot be retried"
 

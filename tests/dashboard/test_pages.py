@@ -1,5 +1,5 @@
 """The read pages: tenants searched, filtered and paged on the server; a tenant's resources;
-a run's timeline and the fragment the page polls; the headers every page sends."""
+a run's timeline; the headers every page sends."""
 
 from __future__ import annotations
 
@@ -17,27 +17,31 @@ def test_tenants_are_paged_newest_first_with_search_and_status_kept(
     operator_site.register("bakery")
     operator_site.engine.catalog.set_tenant_status("shop-03", "active")
 
-    first = operator_site.client.get("/").text
+    first = operator_site.client.get("/tenants").text
     assert "Showing 1 to 25 of 31 tenants." in first
     assert first.index("bakery") < first.index("shop-29") < first.index("shop-06")
     assert "shop-05" not in first
-    assert 'href="/?page=2" rel="next"' in first
-    second = operator_site.client.get("/?page=2").text
+    assert 'href="/tenants?page=2" rel="next"' in first
+    second = operator_site.client.get("/tenants?page=2").text
     assert "Showing 26 to 31 of 31 tenants." in second
     assert "shop-00" in second
     assert "Page 2 of 2" in second
 
-    search = operator_site.client.get("/?q=SHOP-1&status=").text
+    search = operator_site.client.get("/tenants?q=SHOP-1&status=").text
     assert "Showing 1 to 10 of 10 tenants matching “SHOP-1”." in search
-    active = operator_site.client.get("/?q=shop&status=active").text
+    active = operator_site.client.get("/tenants?q=shop&status=active").text
     assert "Showing 1 to 1 of 1 tenant matching “shop” with status active." in active
     assert '<option value="active" selected>' in active
-    assert "No tenant matches these filters." in operator_site.client.get("/?q=zzz").text
+    assert "No tenant matches these filters." in operator_site.client.get("/tenants?q=zzz").text
 
 
 def test_odd_query_values_fall_back_instead_of_failing(operator_site: Site) -> None:
-    for query in ("page=-3", "page=abc", "page=99999999999", "status=evil", "q=" + "x" * 500):
-        assert operator_site.client.get(f"/?{query}").status_code == 200, query
+    for path in ("/", "/tenants", "/runs", "/events", "/audit"):
+        for query in ("page=-3", "page=abc", "page=99999999999", "status=evil",
+                      "q=" + "x" * 500, "kind=evil", "tenant=%00", "since=2026-13-45",
+                      "before=-1", "type=evil", "step=" + "y" * 300):
+            response = operator_site.client.get(f"{path}?{query}")
+            assert response.status_code == 200, (path, query)
 
 
 def test_tenant_page_shows_resources_and_runs(operator_site: Site) -> None:
@@ -59,7 +63,7 @@ def test_tenant_page_shows_resources_and_runs(operator_site: Site) -> None:
     assert "acme-database-password" not in html, "a secret's name is not shown either"
 
 
-def test_run_page_lists_every_step_and_polls_while_active(operator_site: Site) -> None:
+def test_run_page_lists_every_step_and_follows_its_event_stream(operator_site: Site) -> None:
     run = operator_site.register("acme")
     catalog = operator_site.engine.catalog
     catalog.step_started(run.id, "register_tenant")
@@ -67,19 +71,13 @@ def test_run_page_lists_every_step_and_polls_while_active(operator_site: Site) -
     catalog.step_started(run.id, "store_database_secret")
 
     page = operator_site.client.get(f"/runs/{run.id}").text
-    assert f'data-live-url="/runs/{run.id}/live"' in page
-    assert 'data-poll-ms="1000"' in page
+    assert f'data-stream="/live/runs/{run.id}?last=' in page
     assert 'aria-live="polite"' in page
-    assert '<noscript><meta http-equiv="refresh" content="2"></noscript>' in page
     assert page.count('<li class="step step-') == 12
-
-    live = operator_site.client.get(f"/runs/{run.id}/live")
-    assert live.headers["cache-control"] == "no-store"
-    assert "<html" not in live.text
-    assert 'data-active="true"' in live.text
+    assert 'data-active="true"' in page
     assert ("Onboarding acme is running: 1 of 12 steps done; now store_database_secret, "
-            "running.") in live.text
-    assert '<li class="step step-running" id="step-store_database_secret">' in live.text
+            "running.") in page
+    assert '<li class="step step-running" id="step-store_database_secret">' in page
 
 
 def test_every_page_sends_a_strict_content_security_policy(operator_site: Site) -> None:
@@ -95,7 +93,7 @@ def test_every_page_sends_a_strict_content_security_policy(operator_site: Site) 
         '<script src="/static/dashboard.js?v=', ""), "no inline script"
     static = operator_site.client.get("/static/dashboard.js")
     assert static.status_code == 200
-    assert "liveRun" in static.text
+    assert "new EventSource(url)" in static.text
 
 
 def test_api_routes_are_unchanged_by_the_dashboard(operator_site: Site) -> None:
@@ -125,7 +123,7 @@ def test_run_page_shows_what_each_step_asked_for_and_produced_and_its_attempts(
     catalog.step_started(run.id, "create_cname_record", resolved=cname)
     catalog.step_succeeded(run.id, "create_cname_record", {"fqdn": "portal.acme.test."}, {})
 
-    live = operator_site.client.get(f"/runs/{run.id}/live").text
+    live = operator_site.client.get(f"/runs/{run.id}").text
     step = live[live.index('id="step-create_cname_record"'):]
     step = step[:step.index("</li>")]
 

@@ -36,8 +36,8 @@ def test_pages_send_a_signed_out_person_to_sign_in_and_back(site: Site) -> None:
     page = site.client.get("/tenants/acme?x=1", follow_redirects=False)
     assert page.status_code == 303
     assert page.headers["location"] == "/auth/sign-in?next=%2Ftenants%2Facme%3Fx%3D1"
-    live = site.client.get("/runs/abc/live", follow_redirects=False)
-    assert live.status_code == 401, "the live fragment's script reloads the page on 401"
+    live = site.client.get("/live/runs/abc", follow_redirects=False)
+    assert live.status_code == 401, "a page's event stream answers 401, not a redirect"
 
 
 def test_sign_in_asks_the_authority_for_a_code_with_pkce_state_and_nonce(site: Site) -> None:

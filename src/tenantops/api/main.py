@@ -91,6 +91,9 @@ def create_app(
         stop_watching = telemetry.watch_queue(runs_engine.catalog.count_active_runs)
         yield
         stop_watching()
+        dashboard = getattr(app.state, "dashboard", None)
+        if dashboard is not None:
+            dashboard.close()  # its change watcher's thread
         auth.validator.jwks.close()
 
     app = FastAPI(

@@ -54,7 +54,7 @@ def search_clause(search: str, *, fts: bool) -> Any:
     if fts and len(search) >= MIN_INDEXED:
         # A phrase of the whole text: the trigram tokenizer matches it as a substring.
         phrase = '"' + search.replace('"', '""') + '"'
-        matching = select(literal_column("rowid")).select_from(text(FTS_TABLE)).where(
+        matching: Any = select(literal_column("rowid")).select_from(text(FTS_TABLE)).where(
             text(f"{FTS_TABLE} MATCH :search_phrase").bindparams(search_phrase=phrase))
         return literal_column("tenants.rowid").in_(matching)
     return _searched().like(like_pattern(search), escape="\\")

@@ -1,9 +1,15 @@
 """`Dashboard`: who is looking, what their roles allow, and how pages and errors are rendered.
 
 Pages are rendered on the server (Jinja2, autoescaped) and work without JavaScript; a small
-script only refreshes a running run's timeline. Every page sends a strict Content Security
-Policy (scripts and styles from this site only), ``Cache-Control: no-store`` and
-``Referrer-Policy: same-origin``.
+script keeps each page's live part current from the page's event stream
+(`tenantops.dashboard._live`). Every page sends a strict Content Security Policy (scripts and
+styles from this site only), ``Cache-Control: no-store`` and ``Referrer-Policy:
+same-origin``.
+
+A page that updates live is a `LiveView` built by a function registered with
+`Dashboard.add_live_page` under a path pattern: the page's route renders it
+(`Dashboard.render_live`) and ``/live/<the page's path>`` streams its ``live`` block again
+whenever the topics it follows change.
 
 The API maps domain errors to JSON in `tenantops.api.main`; the dashboard's routes use
 `Dashboard.route_class`, which maps the same errors to HTML pages in one place,
@@ -13,13 +19,15 @@ The API maps domain errors to JSON in `tenantops.api.main`; the dashboard's rout
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine
+import re
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
@@ -33,6 +41,8 @@ from tenantops.dashboard._errors import (
     SignInError,
     SignInRequired,
 )
+from tenantops.dashboard._live import ChangeWatcher, LiveView, live_id
+from tenantops.dashboard._overview import TrendCache
 from tenantops.dashboard._signin import SignIn, Viewer
 from tenantops.errors import (
     AuthError,
@@ -48,7 +58,8 @@ from tenantops.errors import (
 )
 from tenantops.provisioning.engine import Engine
 
-__all__ = ["AUDIT", "DELETE", "READ", "STATIC_PATH", "WRITE", "Dashboard"]
+__all__ = ["AUDIT", "DELETE", "LIVE_PATH", "READ", "STATIC_PATH", "WRITE", "Dashboard",
+           "PageBuilder"]
 
 log = logging.getLogger("tenantops.dashboard")
 
@@ -57,6 +68,11 @@ AUDIT = "Audit.Read"
 
 _HERE = Path(__file__).parent
 STATIC_PATH = "/static"
+LIVE_PATH = "/live"
+
+PageBuilder = Callable[[Request, Viewer, Mapping[str, str], Mapping[str, str]], LiveView]
+"""Builds a live page: (request, viewer, the path's parameters, the query) -> `LiveView`.
+Called in a worker thread (it reads the catalog), for the page and for each update."""
 
 _CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
         "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
@@ -94,6 +110,52 @@ class Dashboard:
                                       READ=READ, WRITE=WRITE, DELETE=DELETE,
                                       AUDIT=AUDIT)
         self.route_class = _route_class(self)
+        self.watcher = ChangeWatcher(engine.catalog, interval=config.poll_seconds)
+        self.trends = TrendCache(engine.catalog, self.watcher, max_age=config.stats_seconds)
+        self._live_pages: list[tuple[re.Pattern[str], PageBuilder]] = []
+        self.nav: list[tuple[str, str, str | None]] = []
+        """The main navigation: (label, path, app role needed to see it or None)."""
+
+    def close(self) -> None:
+        """Stop the change watcher (the app is shutting down)."""
+        self.watcher.close()
+
+    # -- live pages ------------------------------------------------------------------------
+
+    def add_live_page(self, pattern: str, builder: PageBuilder) -> None:
+        """Serve updates of the page whose path matches ``pattern`` (a regular expression
+        with named groups: ``/runs/(?P<run_id>[0-9a-f]{32})``) at ``/live<path>``."""
+        self._live_pages.append((re.compile(pattern), builder))
+
+    def live_page(self, path: str) -> tuple[PageBuilder, dict[str, str]] | None:
+        for pattern, builder in self._live_pages:
+            match = pattern.fullmatch(path)
+            if match is not None:
+                return builder, match.groupdict()
+        return None
+
+    def render_block(self, request: Request, template: str, block: str, *,
+                     viewer: Viewer | None, context: Mapping[str, Any]) -> str:
+        """One block of ``template`` alone (the ``live`` block a stream sends)."""
+        compiled = self.templates.get_template(template)
+        variables = dict(context)
+        variables.update(request=request, viewer=viewer, csrf=viewer.csrf if viewer else "",
+                         mode=self.sign_in.mode if self.sign_in else "unconfigured")
+        return "".join(compiled.blocks[block](compiled.new_context(variables)))
+
+    def render_live(self, request: Request, viewer: Viewer, view: LiveView, *,
+                    status: int = 200) -> HTMLResponse:
+        """The page of ``view``: its ``live`` block rendered once, placed in the page, and
+        the URL of its stream (which knows, by the block's digest, what the page holds)."""
+        html = self.render_block(request, view.template, "live", viewer=viewer,
+                                 context=view.context)
+        digest = live_id(html)
+        query = [(k, v) for k, v in request.query_params.multi_items() if k != "last"]
+        stream = f"{LIVE_PATH}{request.url.path}?{urlencode([*query, ('last', digest)])}"
+        live_html = Markup(html)  # noqa: S704 (rendered by the autoescaping environment)
+        return self.render(request, view.template, viewer=viewer, status=status,
+                           live_html=live_html, live_id=digest, stream_url=stream,
+                           **view.context)
 
     # -- who is looking ----------------------------------------------------------------------
 
@@ -126,7 +188,7 @@ class Dashboard:
         html = self.templates.get_template(template).render(
             request=request, viewer=viewer, csrf=viewer.csrf if viewer else "",
             mode=self.sign_in.mode if self.sign_in else "unconfigured",
-            path=request.url.path, **context)
+            path=request.url.path, nav=self.nav, **context)
         response = HTMLResponse(html, status_code=status)
         self.secure_headers(response)
         if viewer is not None and viewer.new_session is not None and self.sign_in is not None:
@@ -142,7 +204,7 @@ class Dashboard:
         response.headers["X-Frame-Options"] = "DENY"
 
     def send_to_sign_in(self, request: Request, signal: SignInRequired) -> Response:
-        if request.url.path.endswith("/live"):
+        if request.url.path.startswith(LIVE_PATH + "/"):
             return PlainTextResponse("signed out", status_code=401,
                                      headers={"Cache-Control": "no-store"})
         query = urlencode({"next": signal.next_path})

@@ -17,7 +17,9 @@ the API is unaffected.
 from __future__ import annotations
 
 import ipaddress
+import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -89,6 +91,11 @@ class DashboardConfig:
     poll_seconds: float
     leeway_seconds: int
     missing: tuple[str, ...] = ()
+    stream_once: bool = False
+    stream_seconds: float = 3600.0
+    keepalive_seconds: float = 15.0
+    stats_seconds: float = 60.0
+    trace_url: str | None = None
 
     @property
     def authorize_url(self) -> str:
@@ -104,9 +111,10 @@ class DashboardConfig:
         return f"api://{self.api_client_id}/.default openid profile"
 
 
-def resolve(settings: Settings) -> DashboardConfig:
+def resolve(settings: Settings, environ: Mapping[str, str] = os.environ) -> DashboardConfig:
     """The dashboard's configuration; `ConfigError` for a placeholder or too short secret
-    against a real authority (module docstring)."""
+    against a real authority (module docstring). ``environ`` tells whether this process runs
+    under Azure Functions (whose responses are buffered: `stream_once`)."""
     dash = settings.dashboard
     auth = settings.auth
     authority = auth.authority.rstrip("/")
@@ -165,4 +173,8 @@ def resolve(settings: Settings) -> DashboardConfig:
         secure_cookies=dash.secure_cookies, page_size=dash.page_size,
         poll_seconds=dash.poll_seconds, leeway_seconds=auth.leeway_seconds,
         missing=tuple(missing),
+        stream_once=dash.stream_mode == "once" or (
+            dash.stream_mode == "auto" and bool(environ.get("FUNCTIONS_WORKER_RUNTIME"))),
+        stream_seconds=dash.stream_seconds, keepalive_seconds=dash.keepalive_seconds,
+        stats_seconds=dash.stats_seconds, trace_url=dash.trace_url,
     )

@@ -11,7 +11,7 @@ from starlette.staticfiles import StaticFiles
 from tenantops.auth import Authenticator
 from tenantops.config import Settings
 from tenantops.dashboard import _actions, _audit, _auth_routes, _pages
-from tenantops.dashboard._app import STATIC_PATH, Dashboard
+from tenantops.dashboard._app import AUDIT, READ, STATIC_PATH, WRITE, Dashboard
 from tenantops.dashboard._config import resolve
 from tenantops.dashboard._session import CookieJar
 from tenantops.dashboard._signin import EasyAuthSignIn, OidcSignIn, SignIn
@@ -48,6 +48,11 @@ def mount_dashboard(app: FastAPI, settings: Settings, engine: Engine, *,
                     ", ".join(config.missing))
         app.include_router(_pages.unconfigured_routes(dashboard))
         return dashboard
+    dashboard.nav.extend([
+        ("Overview", "/", READ), ("Runs", "/runs", READ), ("Tenants", "/tenants", READ),
+        ("Events", "/events", READ), ("Audit trail", "/audit", AUDIT),
+        ("Onboard a tenant", "/onboard", WRITE),
+    ])
     app.include_router(_auth_routes.routes(dashboard))
     app.include_router(_pages.routes(dashboard))
     app.include_router(_actions.routes(dashboard))

@@ -19,60 +19,78 @@
     });
   }
 
-  // Live run timeline: poll the run's HTML fragment while the run is active, replace the part
-  // that changed, keep keyboard focus where it was, and announce the new state politely.
-  function liveRun() {
-    var live = document.getElementById("run-live");
-    if (!live || live.getAttribute("data-active") !== "true") { return; }
-    var url = live.getAttribute("data-live-url");
-    var every = parseInt(live.getAttribute("data-poll-ms"), 10) || 1000;
-    var announcer = document.getElementById("run-announcer");
-    var last = null;
-    var failures = 0;
+  // Live pages: the page's event stream (Server-Sent Events, tenantops.dashboard._live) sends
+  // its live part again whenever it changes. Replace it, keep keyboard focus and open
+  // <details> where they were, and announce the change politely. EventSource reconnects by
+  // itself and sends Last-Event-ID, so a page that lost its stream catches up at once.
+  function liveStream() {
+    var live = document.getElementById("live");
+    if (!live || !window.EventSource) { return; }
+    var url = live.getAttribute("data-stream");
+    var status = document.getElementById("live-status");
+    var announcer = document.getElementById("live-announcer");
+    var source = new EventSource(url);
 
-    function apply(html) {
-      var template = document.createElement("template");
-      template.innerHTML = html;
-      var fresh = template.content.querySelector(".run-live");
-      if (!fresh) { return true; }
-      var focusedId = document.activeElement && document.activeElement.id;
-      live.innerHTML = "";
-      live.appendChild(fresh);
+    function show(text) {
+      if (!status) { return; }
+      status.hidden = false;
+      status.textContent = text;
+    }
+
+    function replace(html) {
+      var focusedId = document.activeElement && live.contains(document.activeElement)
+        ? document.activeElement.id : null;
+      var open = [];
+      live.querySelectorAll("details[open]").forEach(function (d, i) { open.push(d.id || i); });
+      live.innerHTML = html;
+      live.querySelectorAll("details").forEach(function (d, i) {
+        if (open.indexOf(d.id || i) >= 0) { d.open = true; }
+      });
       if (focusedId) {
         var again = document.getElementById(focusedId);
         if (again) { again.focus(); }
       }
-      if (announcer) { announcer.textContent = fresh.getAttribute("data-summary") || ""; }
-      var active = fresh.getAttribute("data-active") === "true";
-      live.setAttribute("data-active", active ? "true" : "false");
-      return active;
+      var summary = live.querySelector("[data-summary]");
+      if (announcer) {
+        announcer.textContent = summary ? summary.getAttribute("data-summary") : "Updated.";
+      }
+      live.setAttribute("data-updates", String(parseInt(live.getAttribute("data-updates") || "0", 10) + 1));
+      elapsed();
     }
 
-    function poll() {
-      fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html" }, cache: "no-store" })
-        .then(function (response) {
-          if (response.status === 401) { window.location.reload(); return null; }
-          if (!response.ok) { throw new Error("HTTP " + response.status); }
-          return response.text();
-        })
-        .then(function (html) {
-          if (html === null) { return; }
-          failures = 0;
-          var active = true;
-          if (html.trim() !== last) { last = html.trim(); active = apply(html); }
-          if (active) { window.setTimeout(poll, every); }
-        })
-        .catch(function () {
-          failures += 1;
-          window.setTimeout(poll, Math.min(every * Math.pow(2, failures), 30000));
-        });
-    }
-    window.setTimeout(poll, every);
+    source.addEventListener("open", function () { show("Live"); });
+    source.addEventListener("update", function (event) { replace(event.data); });
+    source.addEventListener("signed-out", function () {
+      source.close();
+      window.location.reload();
+    });
+    source.addEventListener("error", function () {
+      if (source.readyState === EventSource.CLOSED) { show("Not updating: reload the page"); }
+      else { show("Reconnecting…"); }
+    });
+    window.addEventListener("pagehide", function () { source.close(); });
+  }
+
+  // "For 3 min": times since something began keep counting between updates.
+  function format(seconds) {
+    if (seconds < 60) { return Math.floor(seconds) + " s"; }
+    if (seconds < 3600) { return Math.floor(seconds / 60) + " min " + Math.floor(seconds % 60) + " s"; }
+    if (seconds < 86400) { return Math.floor(seconds / 3600) + " h " + Math.floor((seconds % 3600) / 60) + " min"; }
+    return Math.floor(seconds / 86400) + " d " + Math.floor((seconds % 86400) / 3600) + " h";
+  }
+
+  function elapsed() {
+    var now = Date.now();
+    document.querySelectorAll("time[data-since]").forEach(function (t) {
+      var since = Date.parse(t.getAttribute("data-since"));
+      if (!isNaN(since) && now >= since) { t.textContent = format((now - since) / 1000); }
+    });
   }
 
   document.addEventListener("DOMContentLoaded", function () {
     focusOnLoad();
     skipLink();
-    liveRun();
+    liveStream();
+    window.setInterval(elapsed, 1000);
   });
 }());
