@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import (
     Browser,
     BrowserContext,
@@ -22,6 +24,7 @@ from playwright.sync_api import (
 )
 
 from tenantops.api import create_app
+from tenantops.dashboard._app import Dashboard
 from tenantops.emulator.server import EmulatorInfo
 from tenantops.provisioning import Engine, TenantSpec
 from tests.dashboard.browser import (
@@ -39,6 +42,7 @@ QUOTA = ("quota exceeded: the subscription allows 10 databases; raise the quota 
          "unused databases")
 PHONE: ViewportSize = {"width": 375, "height": 812}
 DESKTOP: ViewportSize = {"width": 1280, "height": 900}
+AXE = Axe()
 
 
 @dataclass
@@ -47,6 +51,7 @@ class Live:
     engine: Engine
     outage: Outage
     browser: Browser
+    dashboard: Dashboard
 
 
 @pytest.fixture(scope="module")
@@ -61,12 +66,13 @@ def live(tmp_path_factory: pytest.TempPathFactory, emulator: EmulatorInfo) -> It
     engine.start()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     try:
-        with serve_in_thread(create_app(settings, engine=engine)) as base_url, \
+        app = create_app(settings, engine=engine)
+        with serve_in_thread(app) as base_url, \
                 sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(chromium),
                                                  args=CHROMIUM_ARGS)
             try:
-                yield Live(base_url, engine, outage, browser)
+                yield Live(base_url, engine, outage, browser, app.state.dashboard)
             finally:
                 browser.close()
     finally:
@@ -95,7 +101,7 @@ def sign_in(page: Page, live: Live, who: tuple[str, str]) -> None:
     page.get_by_label("Username").fill(who[0])
     page.get_by_label("Password").fill(who[1])
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Tenants", exact=True)).to_be_visible()
+    expect(page.get_by_role("heading", name="Overview", exact=True)).to_be_visible()
     assert page.url == f"{live.base_url}/"
 
 
@@ -138,6 +144,9 @@ def test_operator_onboards_retries_after_an_outage_and_offboards(
     shoot(page, "onboard-invalid")
     at_phone_width(page, "onboard")
 
+    streams: list[str] = []
+    page.on("request", lambda request: streams.append(request.url)
+            if "/live/" in request.url else None)
     page.get_by_label("Slug").fill("contoso-retail")
     page.get_by_role("button", name="Onboard tenant").click()
     expect(page.get_by_role("heading", name="Onboarding contoso-retail")).to_be_visible()
@@ -150,8 +159,11 @@ def test_operator_onboards_retries_after_an_outage_and_offboards(
     expect(step_badge(page, "create_database")).to_have_text("Failed")
     expect(page.locator("#run-error")).to_contain_text(QUOTA)
     expect(page.locator("#step-create_database .step-error")).to_contain_text(QUOTA)
-    expect(page.locator("#run-announcer")).to_contain_text("failed at step create_database")
+    expect(page.locator("#live-announcer")).to_contain_text("failed at step create_database")
     assert page.evaluate("window.__sameDocument") is True, "the page reloaded instead"
+    assert [url.split("?")[0] for url in streams] == [
+        run_url.replace("/runs/", "/live/runs/")], "one stream for the page, no polling"
+    expect(page.locator("#live-status")).to_have_text("Live")
     shoot(page, "run-failed")
 
     # Fixed; retried from the failed step; every step succeeds.
@@ -165,7 +177,7 @@ def test_operator_onboards_retries_after_an_outage_and_offboards(
     expect(badges).to_have_text(["Succeeded"] * 12)
     expect(page.locator("#step-create_database")).to_contain_text("2 attempts")
     expect(page.get_by_role("button", name="Retry from create_database")).to_have_count(0)
-    expect(page.locator("#run-announcer")).to_contain_text("succeeded: 12 of 12 steps done")
+    expect(page.locator("#live-announcer")).to_contain_text("succeeded: 12 of 12 steps done")
     assert page.evaluate("window.__sameDocument") is True
     shoot(page, "run-succeeded")
     at_phone_width(page, "run")
@@ -174,7 +186,7 @@ def test_operator_onboards_retries_after_an_outage_and_offboards(
     page.get_by_role("navigation", name="Breadcrumb").get_by_role(
         "link", name="contoso-retail").click()
     expect(page.get_by_role("heading", name="Contoso Retail contoso-retail")).to_be_visible()
-    expect(page.locator(".page-heading .badge")).to_have_text("Active")
+    expect(page.locator(".tenant-status .badge")).to_have_text("Active")
     dns = page.get_by_role("table", name="DNS records")
     expect(dns).to_contain_text("CNAME")
     expect(dns).to_contain_text("asuid.portal.contoso-retail.test")
@@ -230,16 +242,23 @@ def test_reader_sees_runs_and_errors_but_no_action_buttons(
     sign_in(page, live, READER)
     expect(page.locator(".account-roles")).to_have_text("Tenants.Read")
     expect(page.get_by_role("link", name="Onboard a tenant")).to_have_count(0)
-    shoot(page, "reader-tenants")
+    shoot(page, "reader-overview")
 
-    page.get_by_role("link", name="Northwind Traders").click()
-    expect(page.get_by_role("heading", name="Northwind Traders northwind")).to_be_visible()
-    expect(page.get_by_role("link", name="Offboard northwind…")).to_have_count(0)
-    page.get_by_role("link", name="Onboarding run").click()
+    # The failed run, from the overview, in one click (its error on the run page).
+    page.locator("#failed-runs").get_by_role("link", name="Onboarding northwind").click()
     expect(page.locator("#run-error")).to_contain_text(QUOTA)
     expect(page.get_by_role("button")).to_have_text(["Sign out"])
     shoot(page, "reader-run")
     at_phone_width(page, "reader-run")
+    # ... or through every failed run, in two.
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Overview").click()
+    page.get_by_role("link", name="Every failed run").click()
+    page.get_by_role("link", name="Onboarding of northwind").click()
+    expect(page.locator("#run-error")).to_contain_text(QUOTA)
+
+    page.get_by_role("navigation", name="Breadcrumb").get_by_role("link", name="northwind").click()
+    expect(page.get_by_role("heading", name="Northwind Traders northwind")).to_be_visible()
+    expect(page.get_by_role("link", name="Offboard northwind…")).to_have_count(0)
 
     # Asking anyway: the page says which role is missing.
     page.goto(f"{live.base_url}/onboard")
@@ -248,3 +267,76 @@ def test_reader_sees_runs_and_errors_but_no_action_buttons(
         "Onboarding a tenant needs the app role Tenants.Write. You are signed in as "
         "reader@contoso.test, with Tenants.Read.")
     shoot(page, "reader-refused")
+
+
+PAGES = ["/", "/runs", "/runs?status=failed", "/tenants", "/events", "/audit", "/onboard"]
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_every_page_passes_axe_in_both_colour_schemes(
+    live: Live, scheme: Literal["light", "dark"],
+) -> None:
+    engine = live.engine
+    live.outage.broken = True
+    failed = engine.wait(engine.onboard(TenantSpec(
+        slug=f"axe-{scheme}", display_name=f"Axe {scheme.title()}",
+        custom_domain=f"app.axe-{scheme}.test", admin_email=f"it@axe-{scheme}.test"),
+        requested_by="operator@contoso.test").id, timeout=30)
+    live.outage.fix()
+    context = live.browser.new_context(ignore_https_errors=True, viewport=DESKTOP,
+                                       color_scheme=scheme)
+    context.set_default_timeout(15_000)
+    try:
+        page = context.new_page()
+        sign_in(page, live, OPERATOR)
+        # The trends are computed off the request; the overview's stream brings them.
+        expect(page.locator(".day-chart")).to_be_visible(timeout=30_000)
+        live.dashboard.trends.refresh()  # with this test's run in them, for the screenshots
+        found: dict[str, list[str]] = {}
+        for path in [*PAGES, f"/runs/{failed.id}", f"/tenants/axe-{scheme}"]:
+            page.goto(f"{live.base_url}{path}")
+            expect(page.locator("#main")).to_be_visible()
+            results = AXE.run(page)
+            assert results.response["testEngine"]["name"] == "axe-core"
+            assert results.response["url"].startswith(live.base_url + path.split("?")[0])
+            serious = [f"{v['id']} ({v['impact']}): {v['help']} at "
+                       f"{[n['target'] for n in v['nodes']][:3]}"
+                       for v in results.response["violations"]
+                       if v["impact"] in ("serious", "critical")]
+            if serious:
+                found[path] = serious
+            name = "home" if path == "/" else path.strip("/").replace("/", "-").replace(
+                "?", "-").replace("=", "-")
+            shoot(page, f"{scheme}-{name}")
+        assert not found, f"axe-core found serious or critical violations: {found}"
+    finally:
+        context.close()
+
+
+def test_keyboard_alone_reaches_a_failed_run_from_the_overview(
+    live: Live, context: BrowserContext,
+) -> None:
+    engine = live.engine
+    live.outage.broken = True
+    failed = engine.wait(engine.onboard(TenantSpec(
+        slug="keyboard", display_name="Keyboard Ltd", custom_domain="app.keyboard.test",
+        admin_email="it@keyboard.test"), requested_by="operator@contoso.test").id, timeout=30)
+    live.outage.fix()
+    page = context.new_page()
+    sign_in(page, live, READER)
+    target = page.locator("#failed-runs").get_by_role("link", name="Onboarding keyboard")
+    expect(target).to_be_visible()
+    for _ in range(60):
+        page.keyboard.press("Tab")
+        if target.evaluate("link => link === document.activeElement"):
+            break
+    else:
+        raise AssertionError("Tab never reached the failed run's link on the overview")
+    expect(target).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(f"{live.base_url}/runs/{failed.id}")
+    expect(page.locator("#run-error")).to_contain_text(QUOTA)
+    # Every focusable element shows where focus is.
+    page.keyboard.press("Tab")
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none", "focus is visible"
