@@ -99,3 +99,15 @@ def test_failures_and_trend_figures_count_what_happened(catalog: Catalog) -> Non
     spans = {(s.step, s.provider) for s in reports.step_spans(since)}
     assert ("activate", "catalog:sqlite") in spans
     assert all(s.seconds >= 0 for s in reports.step_spans(since))
+
+
+def test_pages_past_the_middle_read_from_the_oldest_end_in_the_same_order(
+    catalog: Catalog,
+) -> None:
+    ids = [onboard(catalog, f"tenant-{i}") for i in range(7)]
+    newest_first = list(reversed(ids))
+    reports = catalog.run_reports
+    for offset in range(8):
+        page, total = reports.page(RunFilter(), limit=3, offset=offset)
+        assert total == 7
+        assert [r.id for r in page] == newest_first[offset:offset + 3], offset

@@ -6,6 +6,8 @@ at desktop width and at 375 px."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,9 +90,19 @@ def context(live: Live) -> Iterator[BrowserContext]:
     context.close()
 
 
+DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images" / "dashboard"
+DOC_SHOTS = {"light-home": "overview", "dark-home": "overview-dark",
+             "dark-runs-status-failed": "runs-failed-dark", "run-succeeded": "run",
+             "tenant": "tenant", "light-runs": "runs"}
+"""Screenshots that docs/dashboard.md shows, copied there with TENANTOPS_DOC_SCREENSHOTS=1."""
+
+
 def shoot(page: Page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
+    if os.environ.get("TENANTOPS_DOC_SCREENSHOTS") == "1" and name in DOC_SHOTS:
+        DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, DOCS_IMAGES / f"{DOC_SHOTS[name]}.png")
     return path
 
 

@@ -18,13 +18,14 @@ import pytest
 from tenantops.api import create_app
 from tenantops.catalog import Run
 from tenantops.dashboard._app import Dashboard
+from tenantops.dashboard._config import resolve
 from tenantops.dashboard._live import live_id, sse_event
 from tenantops.emulator.server import EmulatorInfo
 from tenantops.provisioning import Engine, TenantSpec
 from tenantops.provisioning.plan import onboarding_plan
 from tests.auth.support import ssl_context
 from tests.dashboard.browser import serve_in_thread
-from tests.dashboard.conftest import OPERATOR, dashboard_settings
+from tests.dashboard.conftest import OPERATOR, SiteFactory, dashboard_settings
 from tests.support.processes import READY_SECONDS
 
 pytestmark = pytest.mark.integration
@@ -178,3 +179,28 @@ def test_sse_messages_carry_multi_line_html_as_data_lines() -> None:
     message = sse_event("update", "<p>\r\none</p>\rtwo", event_id="abc")
     assert message == "event: update\nid: abc\ndata: <p>\ndata: one</p>\ndata: two\n\n"
     assert live_id("<p>x</p>") == live_id("<p>x</p>") != live_id("<p>y</p>")
+
+
+def test_a_buffering_host_gets_one_update_per_response(make_site: SiteFactory) -> None:
+    """stream_mode = once (Azure Functions buffers a response until it ends): the stream
+    ends after its first update, and the browser's EventSource reconnects."""
+    site = make_site(dashboard={"stream_mode": "once", "poll_seconds": 0.1})
+    assert site.sign_in(OPERATOR).status_code == 303
+    run = site.register("acme")
+    url = stream_url(site.client.get(f"/runs/{run.id}").text)
+    site.engine.catalog.step_started(run.id, "register_tenant")
+    body = site.client.get(url).text  # ends by itself: the page's HTML is out of date
+    messages = body.split("\n\n")
+    updates = [m for m in messages if m.startswith("event: update")]
+    assert len(updates) == 1
+    assert '<li class="step step-running" id="step-register_tenant">' in updates[0]
+    assert messages[0] == "retry: 250", "the browser reconnects at once"
+
+
+def test_stream_mode_auto_is_once_under_azure_functions(tmp_path: Path,
+                                                        emulator: EmulatorInfo) -> None:
+    settings = dashboard_settings(tmp_path, emulator)
+    assert resolve(settings, {"FUNCTIONS_WORKER_RUNTIME": "python"}).stream_once
+    assert not resolve(settings, {}).stream_once
+    held = dashboard_settings(tmp_path, emulator, dashboard={"stream_mode": "hold"})
+    assert not resolve(held, {"FUNCTIONS_WORKER_RUNTIME": "python"}).stream_once

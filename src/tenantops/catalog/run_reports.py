@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, select
+from sqlalchemy import Connection, Row, bindparam, func, select
 
 from tenantops.catalog._database import CatalogDatabase
 from tenantops.catalog.models import ACTIVE_RUN_STATUSES, RunRow, StepAttemptRow, StepRow, TenantRow
@@ -34,6 +34,14 @@ __all__ = [
 
 STOPPED_STEP_STATUSES = ("running", "waiting", "retrying", "failed", "cancelled")
 """A step in one of these is where its run stands (or stopped): ``ix_steps_stopped``."""
+
+def _stopped() -> Any:
+    """``steps.status IN ('running', ...)`` with the values written into the SQL: SQLite uses
+    the partial index ``ix_steps_stopped`` only when a query's condition is the index's own,
+    which bound parameters are not."""
+    return StepRow.__table__.c.status.in_(bindparam(
+        None, list(STOPPED_STEP_STATUSES), expanding=True, literal_execute=True))
+
 
 _RUNS = RunRow.__table__
 _STEPS = StepRow.__table__
@@ -128,11 +136,20 @@ class RunReports:
             where = self._where(connection, filters)
             total = connection.execute(
                 select(func.count()).select_from(_RUNS).where(*where)).scalar() or 0
-            rows = connection.execute(
-                select(_RUNS, _TENANTS.c.slug.label("tenant_slug"))
-                .join(_TENANTS, _TENANTS.c.id == _RUNS.c.tenant_id).where(*where)
-                .order_by(_RUNS.c.created_at.desc(), _RUNS.c.id.desc())
-                .limit(limit).offset(offset)).all()
+            query = select(_RUNS, _TENANTS.c.slug.label("tenant_slug")).join(
+                _TENANTS, _TENANTS.c.id == _RUNS.c.tenant_id).where(*where)
+            newest = (_RUNS.c.created_at.desc(), _RUNS.c.id.desc())
+            if offset * 2 > total:
+                # Past the middle: read from the oldest end (a short offset there, not a long
+                # one here), then turn the rows round.
+                count = max(0, min(limit, int(total) - offset))
+                oldest = (_RUNS.c.created_at.asc(), _RUNS.c.id.asc())
+                rows = list(reversed(connection.execute(
+                    query.order_by(*oldest).limit(count)
+                    .offset(max(0, int(total) - offset - count))).all()))
+            else:
+                rows = list(connection.execute(
+                    query.order_by(*newest).limit(limit).offset(offset)).all())
             return _with_steps(connection, rows), int(total)
 
     def _where(self, connection: Connection, filters: RunFilter) -> list[Any]:
@@ -148,7 +165,7 @@ class RunReports:
         if filters.step:
             # Spelled as ix_steps_stopped's condition, so the planner can use it.
             where.append(_RUNS.c.id.in_(select(_STEPS.c.run_id).where(
-                _STEPS.c.name == filters.step, _STEPS.c.status.in_(STOPPED_STEP_STATUSES))))
+                _STEPS.c.name == filters.step, _stopped())))
         if filters.tenant:
             exact = select(_TENANTS.c.id).where(_TENANTS.c.slug == filters.tenant)
             if connection.execute(exact).first() is not None:
@@ -164,7 +181,7 @@ class RunReports:
         """The names of the steps runs stand or stopped at (the step filter's choices)."""
         with self._db.read() as connection:
             return [str(name) for (name,) in connection.execute(
-                select(_STEPS.c.name).where(_STEPS.c.status.in_(STOPPED_STEP_STATUSES))
+                select(_STEPS.c.name).where(_stopped())
                 .group_by(_STEPS.c.name).order_by(_STEPS.c.name))]
 
     # -- what is happening now ----------------------------------------------------------
@@ -189,7 +206,7 @@ class RunReports:
                        _STEPS.c.pending_since, _STEPS.c.started_at, _STEPS.c.position)
                 .join(_RUNS, _RUNS.c.id == _STEPS.c.run_id)
                 .where(_RUNS.c.status.in_(ACTIVE_RUN_STATUSES),
-                       _STEPS.c.status.in_(STOPPED_STEP_STATUSES))
+                       _stopped())
                 .order_by(_STEPS.c.position)):
                 if step.run_id in current:
                     continue  # the earliest unfinished step is where the run is
