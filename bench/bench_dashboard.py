@@ -117,6 +117,7 @@ def seed(engine: Engine, tenants: int, runs: int, steps: int) -> str:
             moment = created + dt.timedelta(seconds=1)
             for position, (name, provider) in enumerate(plan):
                 seconds = 0.5 + (n * 7 + position * 13) % 40 / 4
+                finished: dt.datetime | None
                 if position < stop_at:
                     step_status, finished = "succeeded", moment + dt.timedelta(seconds=seconds)
                 elif position == stop_at and status != "cancelled":
