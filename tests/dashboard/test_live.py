@@ -5,6 +5,7 @@ missed at once, a stream without a session is refused, and one watcher serves ev
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from tenantops.provisioning import Engine, TenantSpec
 from tenantops.provisioning.plan import onboarding_plan
 from tests.auth.support import ssl_context
 from tests.dashboard.browser import serve_in_thread
-from tests.dashboard.conftest import OPERATOR, SiteFactory, dashboard_settings
+from tests.dashboard.conftest import OPERATOR, READER, SiteFactory, dashboard_settings
 from tests.support.processes import READY_SECONDS
 
 pytestmark = pytest.mark.integration
@@ -168,11 +169,20 @@ def test_one_watcher_serves_every_open_page(served: Served) -> None:
     first, second = served.register("acme"), served.register("contoso")
     urls = [stream_url(served.client.get(f"/runs/{r.id}").text) for r in (first, second)]
     with served.client.stream("GET", urls[0]) as a, served.client.stream("GET", urls[1]) as b:
+        # The response starts before its body subscribes: wait for both subscriptions.
+        deadline = time.monotonic() + READY_SECONDS
+        while served.dashboard.watcher.watching < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert served.dashboard.watcher.watching == 2
         served.engine.catalog.step_started(second.id, "register_tenant")
         next_update(b, '<li class="step step-running" id="step-register_tenant">')
         served.engine.catalog.step_started(first.id, "register_tenant")
         next_update(a, '<li class="step step-running" id="step-register_tenant">')
+    # Closed pages let go of the watcher (which stops once nobody watches).
+    deadline = time.monotonic() + READY_SECONDS
+    while served.dashboard.watcher.watching and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert served.dashboard.watcher.watching == 0
 
 
 def test_sse_messages_carry_multi_line_html_as_data_lines() -> None:
@@ -204,3 +214,23 @@ def test_stream_mode_auto_is_once_under_azure_functions(tmp_path: Path,
     assert not resolve(settings, {}).stream_once
     held = dashboard_settings(tmp_path, emulator, dashboard={"stream_mode": "hold"})
     assert not resolve(held, {"FUNCTIONS_WORKER_RUNTIME": "python"}).stream_once
+
+
+def test_streaming_a_page_without_its_role_is_refused(make_site: SiteFactory) -> None:
+    """The stream builds the page with the viewer's roles: a reader gets the audit page's
+    refusal, not its records, from /live/audit as from /audit."""
+    site = make_site()
+    assert site.sign_in(READER).status_code == 303
+    refused = site.client.get("/live/audit")
+    assert refused.status_code == 403
+    assert "Reading the audit trail needs the app role Audit.Read" in refused.text
+    assert "text/event-stream" not in refused.headers["content-type"]
+
+
+def test_streaming_a_page_that_is_not_live_is_refused(make_site: SiteFactory) -> None:
+    site = make_site()
+    assert site.sign_in(READER).status_code == 303
+    for path in ("/live/onboard", "/live/tenants/acme/offboard", "/live/auth/sign-out",
+                 "/live/runs/0123/retry", "/live/runs/not-a-run"):
+        response = site.client.get(path)
+        assert response.status_code == 404, path

@@ -81,7 +81,7 @@ def test_trends_are_svg_with_a_description_and_a_table(operator_site: Site) -> N
     assert "The trends are being computed" in before, "a page never waits for them"
     dashboard_of(operator_site).trends.refresh()
     html = operator_site.client.get("/").text
-    assert '<svg class="day-chart" viewBox="0 0 620 210" role="img"' in html
+    assert '<svg class="day-chart" viewBox="0 0 640 210" role="img"' in html
     assert re.search(r'<desc id="day-chart-desc">2 onboardings and 0 offboardings requested '
                      r"in the last 30 days; the busiest day was \d\d \w{3} with 2 onboardings",
                      html)
