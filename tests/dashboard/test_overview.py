@@ -6,11 +6,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from sqlalchemy import update
+
 from tenantops.catalog import Catalog
+from tenantops.catalog.models import RunRow
 from tenantops.dashboard._app import Dashboard
 from tenantops.dashboard._overview import compute_trends, percentile
 from tenantops.dashboard._present import trace_id_of
-from tests.dashboard.conftest import Site
+from tests.dashboard.conftest import OPERATOR, Site, SiteFactory
 
 QUOTA = "quota exceeded: the subscription allows 10 databases"
 
@@ -161,3 +164,25 @@ def test_run_page_shows_attempts_as_bars(operator_site: Site) -> None:
         in step
     assert step.count("<rect ") == 2
     assert "register_tenant attempt 1: Transient fault, tried again" in step
+
+
+def test_run_page_lists_retries_with_who_asked_and_links_the_trace(
+    make_site: SiteFactory,
+) -> None:
+    site = make_site(dashboard={"trace_url": "http://jaeger.test:16686/trace/{trace_id}"})
+    assert site.sign_in(OPERATOR).status_code == 303
+    catalog = site.engine.catalog
+    run = site.register("acme")
+    fail(catalog, run.id)
+    catalog.reopen_run(run.id, by="Olive Operator (operator@contoso.test)")
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    with catalog.engine.begin() as connection:
+        connection.execute(update(RunRow).where(RunRow.id == run.id).values(
+            trace_context=f"00-{trace}-00f067aa0ba902b7-01"))
+
+    html = site.client.get(f"/runs/{run.id}").text
+    history = html[html.index('id="retries-heading"'):]
+    assert "onboarding retried by Olive Operator (operator@contoso.test) from step " \
+        "create_database" in history
+    assert history.index("failed") < history.index("retried"), "oldest first"
+    assert f'<a href="http://jaeger.test:16686/trace/{trace}" id="trace-link">{trace}</a>' in html

@@ -95,7 +95,6 @@ def routes(dashboard: Dashboard) -> APIRouter:
     router = APIRouter(route_class=dashboard.route_class, include_in_schema=False)
     catalog = dashboard.engine.catalog
     size = dashboard.config.page_size
-    telemetry_on = dashboard.engine.settings.telemetry.enabled()
 
     # -- the overview ------------------------------------------------------------------
 
@@ -224,7 +223,7 @@ def routes(dashboard: Dashboard) -> APIRouter:
         tenant = catalog.find_tenant(run.tenant_slug)
         view = run_view(run, custom_domain=tenant.custom_domain if tenant else None)
         history = [(e, describe(e)) for e in catalog.events.page(run_id=run_id, limit=200)]
-        trace_id = trace_id_of(run.trace_context) if telemetry_on else None
+        trace_id = trace_id_of(run.trace_context)
         trace_url = dashboard.config.trace_url
         return LiveView("run.html", {
             "run": view, "history": history, "format_time": format_time,
