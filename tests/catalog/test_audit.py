@@ -87,4 +87,12 @@ def test_changing_a_record_through_the_orm_is_refused_in_code(
 
 def test_the_store_offers_no_way_to_change_or_remove_a_record(catalog: Catalog) -> None:
     public = {name for name in dir(catalog.audit) if not name.startswith("_")}
-    assert public == {"append", "page"}
+    assert public == {"append", "last_id", "page"}, "reads and one append, nothing else"
+
+
+def test_the_newest_record_is_known_without_reading_the_trail(catalog: Catalog) -> None:
+    assert catalog.audit.last_id() == 0
+    first = catalog.audit.append(entry())
+    assert catalog.audit.last_id() == first.id
+    second = catalog.audit.append(entry())
+    assert catalog.audit.last_id() == second.id > first.id
