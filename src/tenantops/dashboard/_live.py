@@ -53,8 +53,8 @@ __all__ = [
 log = logging.getLogger("tenantops.dashboard")
 
 Job = Callable[[], frozenset[str]]
-"""Work for the watcher's thread (computing the overview's trends); returns the topics to
-wake when it is done."""
+"""Work the watcher runs on a thread of its own (computing the overview's trends); returns
+the topics to wake when it is done."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,8 @@ class _State:
 
 class ChangeWatcher:
     """Looks for changes in the catalog while anyone watches (module docstring); runs
-    background jobs on the same thread. Starts on first use, stops when idle or closed."""
+    background jobs, each on a thread of its own. Starts on first use, stops when idle or
+    closed."""
 
     def __init__(self, catalog: Catalog, *, interval: float, idle_seconds: float = 5.0
                  ) -> None:
@@ -126,6 +127,8 @@ class ChangeWatcher:
         self._lock = threading.Lock()
         self._subscriptions: set[Subscription] = set()
         self._jobs: dict[str, Job] = {}
+        self._done: set[str] = set()
+        self._workers: set[threading.Thread] = set()
         self._thread: threading.Thread | None = None
         self._closed = threading.Event()
         self._wake = threading.Event()
@@ -149,10 +152,29 @@ class ChangeWatcher:
             return len(self._subscriptions)
 
     def submit(self, key: str, job: Job) -> None:
-        """Run ``job`` on the watcher's thread soon (once, if submitted again meanwhile)."""
+        """Run ``job`` on a thread of its own soon (once, if submitted again while it runs),
+        so that a long job (the trends: seconds at 100,000 runs) never delays the look for
+        changes; the topics it returns wake their streams at the next look."""
         with self._lock:
-            self._jobs.setdefault(key, job)
+            if key in self._jobs or self._closed.is_set():
+                return
+            self._jobs[key] = job
             self._ensure_thread()
+            worker = threading.Thread(target=self._work, args=(key, job), daemon=True,
+                                      name=f"tenantops-dashboard-{key}")
+            self._workers.add(worker)
+        worker.start()
+
+    def _work(self, key: str, job: Job) -> None:
+        topics: frozenset[str] = frozenset()
+        try:
+            topics = job()
+        except TenantOpsError as exc:
+            log.warning("dashboard job %s failed: %s", key, exc)
+        with self._lock:
+            self._jobs.pop(key, None)
+            self._done |= topics
+            self._workers.discard(threading.current_thread())
         self._wake.set()
 
     def close(self) -> None:
@@ -160,8 +182,8 @@ class ChangeWatcher:
         self._closed.set()
         self._wake.set()
         with self._lock:
-            thread = self._thread
-        if thread is not None:
+            threads = [t for t in (self._thread, *self._workers) if t is not None]
+        for thread in threads:
             thread.join(timeout=30)
 
     def _ensure_thread(self) -> None:
@@ -178,14 +200,8 @@ class ChangeWatcher:
         while not self._closed.is_set():
             with self._lock:
                 subscriptions = list(self._subscriptions)
-                jobs = list(self._jobs.items())
-                self._jobs.clear()
-            topics: set[str] = set()
-            for key, job in jobs:
-                try:
-                    topics |= job()
-                except TenantOpsError as exc:
-                    log.warning("dashboard job %s failed: %s", key, exc)
+                topics: set[str] = set(self._done)
+                self._done.clear()
             if subscriptions:
                 idle_since = time.monotonic()
                 try:

@@ -212,7 +212,7 @@ def compute_trends(catalog: Catalog, now: dt.datetime) -> Trends:
 
 
 class TrendCache:
-    """The latest `Trends`, computed on the change watcher's thread when older than
+    """The latest `Trends`, computed on a thread of the change watcher's when older than
     ``max_age`` seconds (a page never waits for them: it shows what there is, and the
     overview's stream sends the new ones). ``clock`` is injectable for tests."""
 
