@@ -11,7 +11,9 @@ median of ``--requests`` requests after a warm-up. The overview's trends are com
 the request (`TrendCache`); their computation is timed on its own, and the overview is timed
 with them cached, as a person sees it.
 
-Run: .venv/bin/python bench/bench_dashboard.py [--requests 20] [--runs 100000]
+Run: .venv/bin/python bench/bench_dashboard.py [--requests 20] [--runs 100000] [--postgres]
+(``--postgres``: the catalogs are throwaway databases on ``TENANTOPS_TEST_POSTGRES_URL``,
+scripts/services/postgres.sh; else SQLite files.)
 Goals (issue 18): every page at 10,000 tenants / 100,000 runs takes at most 100 ms of server
 time, and a search at most 2 times the plain list it filters.
 """
@@ -22,16 +24,19 @@ import argparse
 import base64
 import datetime as dt
 import json
+import os
 import statistics
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import insert
+from sqlalchemy import create_engine, insert, text
+from sqlalchemy.engine import make_url
 
 from tenantops.api import create_app
 from tenantops.catalog.models import EventRow, RunRow, StepAttemptRow, StepRow, TenantRow
@@ -179,10 +184,39 @@ def median_ms(client: TestClient, path: str, requests: int) -> float:
     return statistics.median(times) * 1000
 
 
-def measure(tenants: int, runs: int, steps: int, requests: int, root: Path
-            ) -> dict[str, float]:
+@contextmanager
+def catalog_url(postgres: bool) -> Iterator[str | None]:
+    """A throwaway PostgreSQL database's URL, or None (SQLite in the data folder)."""
+    if not postgres:
+        yield None
+        return
+    server = os.environ.get("TENANTOPS_TEST_POSTGRES_URL")
+    if not server:
+        raise SystemExit("set TENANTOPS_TEST_POSTGRES_URL (scripts/services/postgres.sh)")
+    admin = create_engine(make_url(server).set(drivername="postgresql+psycopg"),
+                          isolation_level="AUTOCOMMIT")
+    name = f"bench_dashboard_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def measure(tenants: int, runs: int, steps: int, requests: int, root: Path,
+            postgres: bool) -> dict[str, float]:
+    with catalog_url(postgres) as url:
+        return measure_on(tenants, runs, steps, requests, root, url)
+
+
+def measure_on(tenants: int, runs: int, steps: int, requests: int, root: Path,
+               url: str | None) -> dict[str, float]:
     settings = Settings(
         data_dir=root / f"data-{runs}", log_level="WARNING",
+        catalog={"url": url},
         auth={"authority": "https://login.microsoftonline.com",
               "tenant_id": TENANT_ID, "client_id": API_CLIENT_ID,
               "trust_easy_auth_principal": True,
@@ -235,14 +269,18 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--runs", type=int, default=100_000)
     parser.add_argument("--steps", type=int, default=6, choices=range(1, len(STEPS) + 1))
+    parser.add_argument("--postgres", action="store_true",
+                        help="catalogs on TENANTOPS_TEST_POSTGRES_URL instead of SQLite")
     args = parser.parse_args()
     large_tenants = max(100, args.runs // 10)
     with tempfile.TemporaryDirectory(prefix="tenantops-bench-dashboard-") as tmp:
         print("baseline", flush=True)
-        small = measure(100, 1000, args.steps, args.requests, Path(tmp))
+        small = measure(100, 1000, args.steps, args.requests, Path(tmp), args.postgres)
         print("large", flush=True)
-        large = measure(large_tenants, args.runs, args.steps, args.requests, Path(tmp))
-    print(f"\ndashboard server time, median of {args.requests} requests (in process)")
+        large = measure(large_tenants, args.runs, args.steps, args.requests, Path(tmp),
+                        args.postgres)
+    where = "PostgreSQL" if args.postgres else "SQLite"
+    print(f"\ndashboard server time on {where}, median of {args.requests} requests (in process)")
     head = f"{large_tenants:,} / {args.runs:,}"
     print(f"{'tenants / runs':24}{'100 / 1,000':>14}{head:>20}{'ratio':>8}")
     for name in small:
