@@ -68,7 +68,12 @@
       if (source.readyState === EventSource.CLOSED) { show("Not updating: reload the page"); }
       else { show("Reconnecting…"); }
     });
+    // Leaving the page closes its stream; coming back to it from the browser's back-forward
+    // cache shows it as it was, so load it again (and with it a new stream).
     window.addEventListener("pagehide", function () { source.close(); });
+    window.addEventListener("pageshow", function (event) {
+      if (event.persisted) { window.location.reload(); }
+    });
   }
 
   // "For 3 min": times since something began keep counting between updates.
