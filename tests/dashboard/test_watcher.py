@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 from tenantops.catalog import Catalog, StepTemplate
-from tenantops.dashboard._live import ChangeWatcher
+from tenantops.dashboard._live import ChangeWatcher, LiveView, event_stream
 from tests.catalog.test_repository import Spec
 from tests.support.processes import READY_SECONDS
 
@@ -53,3 +53,34 @@ def test_a_long_job_does_not_delay_changes_and_its_topics_wake_streams(tmp_path:
         release.set()
         watcher.close()
         catalog.close()
+
+
+def test_a_stream_whose_session_ended_says_so_and_ends(tmp_path: Path) -> None:
+    catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.sqlite'}")
+    catalog.migrate()
+    watcher = ChangeWatcher(catalog, interval=0.05)
+    rendered: list[int] = []
+
+    def render() -> str:
+        rendered.append(1)
+        return "<p>secret page</p>"
+
+    async def never() -> bool:
+        return False
+
+    async def scenario() -> list[str]:
+        view = LiveView("run.html", {}, frozenset({"runs"}))
+        return [message async for message in event_stream(
+            watcher, view, render, last_id=None, signed_in=lambda: False,
+            is_disconnected=never, once=False, stream_seconds=READY_SECONDS,
+            keepalive_seconds=READY_SECONDS, retry_ms=2000)]
+
+    try:
+        messages = asyncio.run(scenario())
+    finally:
+        watcher.close()
+        catalog.close()
+    assert messages == ["retry: 2000\n\n",
+                        "event: signed-out\ndata: Your session ended; sign in again.\n\n"]
+    assert rendered == [], "nothing of the page is rendered for a signed-out stream"
+    assert watcher.watching == 0
