@@ -5,7 +5,7 @@ trigram tokenizer, kept by triggers; PostgreSQL: a pg_trgm GIN index, when the e
 be created).
 
 Revision ID: 0015
-Revises: 0009
+Revises: 0011
 Create Date: 2026-12-06
 """
 
