@@ -186,3 +186,31 @@ def test_run_page_lists_retries_with_who_asked_and_links_the_trace(
         "create_database" in history
     assert history.index("failed") < history.index("retried"), "oldest first"
     assert f'<a href="http://jaeger.test:16686/trace/{trace}" id="trace-link">{trace}</a>' in html
+
+
+def test_overview_shows_each_rate_budgets_queue_and_the_runs_waiting_for_it(
+        make_site: SiteFactory) -> None:
+    """Issue 19: "the dashboard shows the queue" of a rate budget (engine.budgets)."""
+    site = make_site(engine={"budgets": {"keycloak": {
+        "providers": ["organization"], "calls": 1, "per_seconds": 1.0}}})
+    assert site.sign_in(OPERATOR).status_code == 303
+    catalog = site.engine.catalog
+    waits = [catalog.reserve_call("keycloak", interval=1.0) for _ in range(10)]
+    assert waits[-1] > 8, "ten calls at one a second: the last waits about nine seconds"
+    run = site.register("northwind")
+    catalog.step_started(run.id, "create_organization")
+    site.engine._show_budget_wait(run.id, "create_organization", "keycloak", waits[-1])
+
+    html = site.client.get("/").text
+    budgets = html[html.index('id="budgets-heading"'):]
+    row = re.search(r"<th scope=\"row\">keycloak</th><td>1 calls per 1 s</td>"
+                    r"<td>(\d+)</td><td>in ([\d.]+) s</td>", budgets)
+    assert row, budgets[:600]
+    assert 7 <= int(row.group(1)) <= 9, "the calls reserved and not yet due"
+    waiting = html[html.index('id="waiting-heading"'):html.index('id="running-heading"')]
+    assert "On a rate budget&#39;s next free slot" in waiting
+    assert f'href="/runs/{run.id}"' in waiting
+
+
+def test_overview_has_no_budget_panel_when_no_budget_is_configured(operator_site: Site) -> None:
+    assert 'id="budgets-heading"' not in operator_site.client.get("/").text

@@ -1,6 +1,7 @@
 """The overview, the landing page: what needs someone now (failed runs, runs waiting and on
 what, since when), what is in progress, the fleet by status, certificates about to expire,
-drifted tenants once drift is recorded; then the trends (runs per day, failure rate by step,
+drifted tenants once drift is recorded, the rate budgets' queues when budgets are configured;
+then the trends (runs per day, failure rate by step,
 p50/p95 duration by step and provider), computed off the request (`TrendCache`).
 """
 
@@ -14,7 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tenantops.catalog import ActiveRun, Catalog, Run, Tenant
+from tenantops.catalog import ActiveRun, BudgetState, Catalog, Run, Tenant
+from tenantops.config import BudgetSettings
 from tenantops.dashboard._live import ChangeWatcher
 from tenantops.dashboard._present import (
     KIND_LABELS,
@@ -27,6 +29,7 @@ __all__ = [
     "TREND_DAYS",
     "WAITING_ON",
     "ActiveRow",
+    "BudgetRow",
     "DayBar",
     "DriftedTenant",
     "StepDuration",
@@ -34,6 +37,7 @@ __all__ = [
     "TrendCache",
     "Trends",
     "active_rows",
+    "budget_rows",
     "compute_trends",
     "day_label",
     "describe_trends",
@@ -53,8 +57,13 @@ WAITING_ON = {
     "customer-dns": "the customer's DNS records",
     "certificate": "a certificate",
     "retry": "a retry after a transient fault (Retry-After or backoff)",
+    "budget": "a rate budget's next free slot",
     "provider": "a provider's operation",
 }
+
+
+BUDGET_WAIT = " for rate budget "
+"""What the engine's message says of a step waiting for its budget (`Engine._show_budget_wait`)."""
 
 
 def waiting_on(run: ActiveRun) -> str | None:
@@ -69,9 +78,32 @@ def waiting_on(run: ActiveRun) -> str | None:
         return None
     if step.name == WAIT_STEP:
         return "customer-dns"
+    if step.message and BUDGET_WAIT in step.message:
+        return "budget"
     if "certificate" in step.name:
         return "certificate"
     return "provider"
+
+
+@dataclass(frozen=True)
+class BudgetRow:
+    """A rate budget as the overview shows it: its limit and its queue now."""
+
+    name: str
+    limit: str
+    queued: int
+    backlog_seconds: float
+
+
+def budget_rows(budgets: Sequence[tuple[str, BudgetSettings, BudgetState]]) -> list[BudgetRow]:
+    """The configured budgets (`Engine.budgets`), with the calls queued behind each: the
+    schedule's lead over the database's clock divided by the budget's interval."""
+    return [BudgetRow(
+        name=name,
+        limit=f"{config.calls} calls per {config.per_seconds:g} s",
+        queued=int(state.backlog_seconds * config.calls / config.per_seconds),
+        backlog_seconds=state.backlog_seconds,
+    ) for name, config, state in budgets]
 
 
 @dataclass(frozen=True)

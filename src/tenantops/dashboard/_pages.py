@@ -36,6 +36,7 @@ from tenantops.dashboard._overview import (
     TREND_DAYS,
     WAITING_ON,
     active_rows,
+    budget_rows,
     day_label,
     describe_trends,
     drifted_tenants,
@@ -120,6 +121,7 @@ def routes(dashboard: Dashboard) -> APIRouter:
             "trends": trends, "trend_days": TREND_DAYS, "day_label": day_label,
             "describe_trends": describe_trends, "format_duration": format_duration,
             "format_time": format_time, "shown": SHOWN,
+            "budgets": budget_rows(dashboard.engine.budgets()),
         }, frozenset({"runs", "tenants", "stats", "events"}), LIST_INTERVAL)
 
     # -- tenants -----------------------------------------------------------------------
