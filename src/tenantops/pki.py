@@ -17,6 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from tenantops.errors import ConfigError
+
 __all__ = ["LeafCertificate", "LocalCA", "write_private"]
 
 _CA_VALIDITY = dt.timedelta(days=3650)
@@ -67,8 +69,14 @@ class LocalCA:
             return self._key, self._cert
         key_path = self.folder / "ca.key"
         if key_path.is_file() and self.cert_path.is_file():
-            key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-            assert isinstance(key, ec.EllipticCurvePrivateKey)
+            loaded = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+            if not isinstance(loaded, ec.EllipticCurvePrivateKey):
+                raise ConfigError(
+                    f"{key_path} does not hold the elliptic-curve key of the local CA. Put "
+                    "back the key it made, or remove "
+                    f"{self.folder} to make a new CA (the certificates it issued are then "
+                    "issued again, and clients that trust the old CA must trust the new one)")
+            key = loaded
             cert = x509.load_pem_x509_certificate(self.cert_path.read_bytes())
         else:
             key = ec.generate_private_key(ec.SECP256R1())

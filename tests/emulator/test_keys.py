@@ -8,10 +8,14 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from tenantops.emulator.directory import API_CLIENT_ID, default_directory
 from tenantops.emulator.keys import KeyStore
 from tenantops.emulator.server import EmulatorServer
+from tenantops.errors import EmulatorError
 from tests.emulator.helpers import claims_of
 
 
@@ -66,3 +70,17 @@ def test_running_emulator_picks_up_rotation_done_by_another_process(tmp_path: Pa
 
 def _b64(segment: str) -> bytes:
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def test_a_signing_key_of_another_kind_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    kid = KeyStore(tmp_path).active().kid
+    other = ec.generate_private_key(ec.SECP256R1())
+    (tmp_path / f"{kid}.pem").write_bytes(other.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    with pytest.raises(EmulatorError) as caught:
+        KeyStore(tmp_path).active()
+    message = str(caught.value)
+    assert f"{tmp_path / (kid + '.pem')} does not hold an RSA private key" in message
+    assert f"remove {tmp_path} to start with new keys" in message
+    assert "BEGIN" not in message, "the key itself is never shown"

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from tenantops.errors import EmulatorError
 from tenantops.pki import write_private
 
 __all__ = ["KeyStore", "SigningKey"]
@@ -105,9 +106,14 @@ class KeyStore:
         entries = json.loads(self._manifest.read_text(encoding="utf-8"))
         keys = []
         for entry in entries:
-            pem = (self.folder / f"{entry['kid']}.pem").read_bytes()
-            private = serialization.load_pem_private_key(pem, password=None)
-            assert isinstance(private, rsa.RSAPrivateKey)
+            path = self.folder / f"{entry['kid']}.pem"
+            private = serialization.load_pem_private_key(path.read_bytes(), password=None)
+            if not isinstance(private, rsa.RSAPrivateKey):
+                raise EmulatorError(
+                    f"{path} does not hold an RSA private key: the emulator signs RS256 as "
+                    "Entra ID does. Put back the key it made, "
+                    f"or remove {self.folder} to start with new keys (tokens signed with the "
+                    "old ones then fail validation)")
             der = base64.b64decode(entry["certificate"])
             keys.append(SigningKey(entry["kid"], private, der, entry["created_at"],
                                    entry.get("retired_at")))
