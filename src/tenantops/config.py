@@ -51,6 +51,7 @@ __all__ = [
     "DatabaseProviderSettings",
     "DnsProviderSettings",
     "DomainSettings",
+    "DriftSettings",
     "EmulatorSettings",
     "EngineSettings",
     "EventGridSettings",
@@ -219,6 +220,11 @@ class ApiSettings(_Section):
         default=32 * 1024, ge=1024, le=16 * 1024 * 1024,
         description="largest request body the app reads (API JSON and dashboard forms); a "
         "larger one gets 413 unread")
+    max_import_bytes: int = Field(
+        default=1024 * 1024, ge=1024, le=64 * 1024 * 1024,
+        description="largest body of POST /api/tenants/import (a list of tenant specs with "
+        "their resource names, about 0.5 KiB each), instead of max_body_bytes; the CLI sends "
+        "a large file in several requests")
 
 
 IdentitySource = Literal[
@@ -374,6 +380,31 @@ class EngineSettings(_Section):
                                      f"and {name!r}; a provider's calls count in one budget")
                 seen[provider] = name
         return value
+
+
+class DriftSettings(_Section):
+    """``[drift]``: drift checks (each tenant's resources observed and compared with what
+    the catalog records), reconcile runs, and imports of existing tenants (docs/engine.md)."""
+
+    check_interval_seconds: float | None = Field(
+        default=None, ge=1, le=30 * 86400,
+        description="the worker checks every active or suspended tenant this often; unset "
+        "(the default): only on demand (tenantops drift, GET /api/drift)")
+    auto_reconcile: bool = Field(
+        default=False,
+        description="a scheduled check that finds a tenant drifted or missing opens a "
+        "reconcile run for it at once (never for a tenant with a run in progress)")
+    concurrency: int = Field(
+        default=4, ge=1, le=64,
+        description="tenants observed at once by a fleet check, a scheduled check or an "
+        "import")
+    batch_size: int = Field(
+        default=20, ge=1, le=1000,
+        description="tenants a worker claims at a time for scheduled checks")
+    import_max_tenants: int = Field(
+        default=200, ge=1, le=5000,
+        description="tenants one import request may hold (each is observed through every "
+        "provider before the answer)")
 
 
 class AzureSettings(_Section):
@@ -619,7 +650,7 @@ class DomainSettings(_Section):
         "serving (beside the new one) before it is removed; an update may ask for another")
 
 
-RunKindName = Literal["onboard", "offboard", "update", "suspend", "resume"]
+RunKindName = Literal["onboard", "offboard", "update", "suspend", "resume", "reconcile"]
 
 
 class CustomStepSettings(_Section):
@@ -636,8 +667,9 @@ class CustomStepSettings(_Section):
     after: str | None = Field(default=None, description="the onboarding step it runs after")
     runs_in: list[RunKindName] = Field(
         default_factory=lambda: list[RunKindName](("onboard", "offboard")),
-        description="kinds of run it takes part in: ensured in onboard, update, suspend and "
-        "resume runs, removed in offboard runs")
+        description="kinds of run it takes part in: ensured in onboard, update, suspend, "
+        "resume and reconcile runs, removed in offboard runs; in reconcile, drift checks "
+        "observe it too (when it can observe)")
     description: str = Field(default="", max_length=200,
                              description="what it does, as runs and previews show it")
     command: list[str] = Field(default_factory=list,
@@ -897,6 +929,7 @@ class Settings(BaseSettings):
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
+    drift: DriftSettings = Field(default_factory=DriftSettings)
     providers: ProvidersSettings = Field(default_factory=ProvidersSettings)
     azure: AzureSettings = Field(default_factory=AzureSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)

@@ -22,7 +22,7 @@ from tenantops.catalog import (
 )
 from tenantops.config import BudgetSettings
 from tenantops.log import redact, redact_values
-from tenantops.provisioning.domains import domain_kind_of, pending_domain
+from tenantops.provisioning.domains import pending_domain, recorded_domain_kind
 from tenantops.provisioning.plans import Preview
 from tenantops.provisioning.run_requests import MAX_GRACE_SECONDS, MAX_REASON_LENGTH
 
@@ -270,9 +270,7 @@ class DomainOut(BaseModel):
 
     @classmethod
     def of(cls, tenant: Tenant, runs: list[Run]) -> DomainOut:
-        claims = [r for r in runs if r.kind == "onboard" or (
-            r.kind == "update" and "custom_domain" in (r.options.get("changes") or {}))]
-        kind = domain_kind_of(claims[-1].options) if claims else "platform"
+        kind = recorded_domain_kind(runs)
         pending = pending_domain(tenant.custom_domain, runs)
         if pending is None:
             return cls(name=tenant.custom_domain, kind=kind, waiting=False, pending_records=[],

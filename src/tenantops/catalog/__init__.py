@@ -1,9 +1,9 @@
 """The tenant catalog: tenants, their runs and steps, workers, idempotency keys, local
-organizations, lifecycle events (the outbox and each tenant's history), and the audit
-trail.
+organizations, lifecycle events (the outbox and each tenant's history), the audit
+trail, and each tenant's last drift check.
 
 SQLAlchemy 2 models, one module and store per aggregate (`tenants`, `runs`, `steps`,
-`workers`, `idempotency`, `domain_claims`, `organizations`, `events`, `audit`; and
+`workers`, `idempotency`, `domain_claims`, `organizations`, `events`, `audit`, `drift`; and
 `run_reports`, runs across tenants for the dashboard, with `search` for tenants), the
 `Catalog` facade that callers use, and Alembic migrations. SQLite by default
 (``<data_dir>/catalog.sqlite``); PostgreSQL when ``catalog.url`` says so.
@@ -15,6 +15,7 @@ from tenantops.catalog._database import CatalogDatabase
 from tenantops.catalog.audit import AuditEntry, AuditOutcome, AuditRecord, AuditStore, Channel
 from tenantops.catalog.budgets import BudgetState, BudgetStore
 from tenantops.catalog.domain_claims import RetiringDomain, RetiringDomainStore
+from tenantops.catalog.drift import DRIFT_STATES, DriftRecord, DriftState, DriftStore
 from tenantops.catalog.durations import attempt_seconds, run_seconds, step_seconds
 from tenantops.catalog.events import Delivery, DeliveryStatus, Event, EventStore, HistoryEntry
 from tenantops.catalog.idempotency import IdempotencyClaim, IdempotencyStore
@@ -62,6 +63,7 @@ from tenantops.catalog.workers import Worker, WorkerStore
 
 __all__ = [
     "ActiveRun",
+    "DRIFT_STATES",
     "Attempt",
     "AttemptOutcome",
     "AuditEntry",
@@ -77,6 +79,9 @@ __all__ = [
     "Delivery",
     "DeliveryStatus",
     "DomainTakenError",
+    "DriftRecord",
+    "DriftState",
+    "DriftStore",
     "Event",
     "EventStore",
     "HistoryEntry",

@@ -72,6 +72,7 @@ __all__ = [
     "run_retried",
     "run_started",
     "step_failed",
+    "tenant_fields",
     "tenant_subject",
     "type_matches",
 ]
@@ -191,7 +192,8 @@ def _lock_tenant(writer: Writer, tenant_id: str) -> None:
     writer.execute(select(TenantRow.id).where(TenantRow.id == tenant_id).with_for_update())
 
 
-def _tenant_fields(tenant: TenantRow | Any) -> dict[str, Any]:
+def tenant_fields(tenant: TenantRow | Any) -> dict[str, Any]:
+    """The tenant as its events carry it (`TENANT_FIELDS`, after the change)."""
     fields: dict[str, Any] = {"slug": tenant.slug}
     for name in TENANT_FIELDS:
         value = getattr(tenant, name)
@@ -222,7 +224,7 @@ def _run_event(writer: Writer, type: str, run: RunRow | Any, tenant: TenantRow |
     if isinstance(writer, Session):
         writer.flush()  # the tenant's and the run's changes first (and the lock with them)
     _lock_tenant(writer, tenant.id)
-    data: dict[str, Any] = {"tenant": _tenant_fields(tenant), "run": _run_fields(run)}
+    data: dict[str, Any] = {"tenant": tenant_fields(tenant), "run": _run_fields(run)}
     data.update(extra or {})
     return record(writer, type=type, subject=tenant_subject(tenant.slug), data=data,
                   tenant_slug=tenant.slug, run_id=run.id, actor=actor)

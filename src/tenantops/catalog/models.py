@@ -32,6 +32,7 @@ __all__ = [
     "AuditRow",
     "Base",
     "DomainAncestorRow",
+    "DriftReportRow",
     "EventDeliveryRow",
     "EventDispatcherRow",
     "EventRow",
@@ -441,3 +442,27 @@ class AuditRow(Base):
         Index("ix_audit_records_tenant", "tenant", "id"),
         Index("ix_audit_records_principal_oid", "principal_oid", "id"),
     )
+
+
+class DriftReportRow(Base):
+    """The last drift check of one tenant: what its resources were found to be, compared
+    with what the catalog records (``state``: ``in_sync``, ``drifted``, ``missing`` or
+    ``unknown``; null until its first check), and the claim of the worker checking it now
+    (``claimed_by`` until ``claimed_at`` is old: scheduled checks never run twice at once).
+    ``resources`` is the report, resource by resource; never a secret's value."""
+
+    __tablename__ = "drift_reports"
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    state: Mapped[str | None] = mapped_column(String(16))
+    checked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    checked_by: Mapped[str | None] = mapped_column(String(256))
+    resources: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    reconcile_run_id: Mapped[str | None] = mapped_column(String(32))
+
+    __table_args__ = (Index("ix_drift_reports_state_checked", "state", "checked_at"),)

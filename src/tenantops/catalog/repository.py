@@ -10,8 +10,8 @@ Each aggregate has a module and a store of its own, reachable as an attribute:
 tenants, for the dashboard), `steps` (`StepStore`), `worker_registry` (`WorkerStore`),
 `idempotency_keys` (`IdempotencyStore`), `budgets` (`BudgetStore`: rate budgets' schedules),
 `organizations` (`OrganizationStore`), `retiring_domains` (`RetiringDomainStore`), `events`
-(`EventStore`: the outbox, each tenant's history and the deliveries to sinks) and `audit`
-(`AuditStore`, append-only). The methods below are the callers' short names for the stores'
+(`EventStore`: the outbox, each tenant's history and the deliveries to sinks), `audit`
+(`AuditStore`, append-only) and `drift` (`DriftStore`: each tenant's last drift check). The methods below are the callers' short names for the stores'
 operations, kept so callers do not need to know which store holds what.
 """
 
@@ -29,6 +29,7 @@ from tenantops.catalog._database import CatalogDatabase, now
 from tenantops.catalog.audit import AuditStore
 from tenantops.catalog.budgets import BudgetState, BudgetStore
 from tenantops.catalog.domain_claims import RetiringDomain, RetiringDomainStore
+from tenantops.catalog.drift import DriftRecord, DriftStore
 from tenantops.catalog.events import EventStore
 from tenantops.catalog.idempotency import IdempotencyClaim, IdempotencyStore
 from tenantops.catalog.run_reports import RunReports
@@ -76,6 +77,7 @@ class Catalog:
         self.audit = AuditStore(self.database)
         self.retiring_domains = RetiringDomainStore(self.database)
         self.budgets = BudgetStore(self.database)
+        self.drift = DriftStore(self.database)
         self._organizations: OrganizationStore | None = None
 
     @classmethod
@@ -274,6 +276,10 @@ class Catalog:
 
     def budget_states(self, names: list[str]) -> list[BudgetState]:
         return self.budgets.states(names)
+    # -- drift --------------------------------------------------------------------------
+
+    def last_drift(self, slug: str) -> DriftRecord | None:
+        return self.drift.get(slug)
 
     # -- idempotency keys ---------------------------------------------------------------
 

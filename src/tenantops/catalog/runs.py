@@ -58,6 +58,7 @@ from tenantops.catalog.tenants import (
     Tenant,
     TenantFields,
     TenantStatus,
+    output_values,
     tenant_record,
     tenant_row,
     tenant_row_by_id,
@@ -94,7 +95,7 @@ __all__ = [
     "status_after",
 ]
 
-RunKind = Literal["onboard", "offboard", "update", "suspend", "resume"]
+RunKind = Literal["onboard", "offboard", "update", "suspend", "resume", "reconcile", "adopt"]
 RunStatus = Literal["pending", "running", "succeeded", "failed", "cancelled"]
 StepStatus = Literal[
     "pending", "running", "waiting", "retrying", "succeeded", "failed", "cancelled"
@@ -132,13 +133,19 @@ RUN_KINDS: dict[str, KindRules] = {
     "suspend": KindRules("suspending", "suspended", ("active", "suspended"),
                          ("update", "suspend", "resume"), "suspend"),
     "resume": KindRules("resuming", "active", ("suspended",), ("suspend", "resume"), "resume"),
+    # Restores the recorded state (issue 15 §5): a suspended tenant stays suspended.
+    "reconcile": KindRules("reconciling", "active", ("active", "suspended"), ("reconcile",),
+                           "reconcile"),
+    # Records a tenant made before tenantops (issue 14 §5); done when it opens.
+    "adopt": KindRules("active", "active", (), (), "adopt"),
 }
 
 
 def status_after(kind: str, options: Mapping[str, Any]) -> TenantStatus:
-    """The tenant's status once a run of ``kind`` with ``options`` succeeded: an update of
-    a suspended tenant leaves it suspended."""
-    if kind == "update" and options.get("suspended"):
+    """The tenant's status once a run of ``kind`` with ``options`` succeeded: an update or a
+    reconciliation of a suspended tenant leaves it suspended, and a tenant adopted as
+    suspended is."""
+    if kind in ("update", "reconcile", "adopt") and options.get("suspended"):
         return "suspended"
     return RUN_KINDS[kind].after
 
@@ -162,6 +169,9 @@ class RunRequest:
     spec: TenantFields | None = None
     retiring: tuple[str, ...] | None = None
     idempotency: IdempotencyClaim | None = None
+    outputs: Mapping[str, object] | None = None
+    """For an adoption: what was found of the tenant's resources, recorded on the tenant as
+    a run's steps would record it (`tenantops.catalog.tenants.OUTPUT_COLUMNS`)."""
 
 
 @dataclass(frozen=True)
@@ -399,6 +409,8 @@ class RunStore:
             opened = self._open_onboarding(s, request)
         elif request.kind == "offboard":
             opened = self._open_offboarding(s, request)
+        elif request.kind == "adopt":
+            opened = self._open_adoption(s, request)
         else:
             opened = self._open_change(s, request)
         if claim is not None:
@@ -444,6 +456,49 @@ class RunStore:
         record_ancestors(s, row.id, spec.custom_domain)
         run = _new_run(s, row, "onboard", request.requested_by, dict(request.options),
                        request.steps)
+        return OpenedRun(load_run(s, run, row.slug), created=True)
+
+    def _open_adoption(self, s: Session, request: RunRequest) -> OpenedRun:
+        """Register a tenant made before tenantops, with what was found of its resources,
+        and its adoption run, already succeeded: the observation happened before (nothing
+        is left to do, nothing to resume). A live tenant with the slug, or a custom domain
+        equal to, above or below another live tenant's, is a conflict."""
+        spec = request.spec
+        if spec is None:
+            raise CatalogError("an adoption must be opened with the tenant's spec")
+        row = s.scalar(select(TenantRow).where(TenantRow.slug == spec.slug))
+        if row is not None and row.status != "offboarded":
+            raise TenantConflictError(
+                f"slug {spec.slug!r} is taken: tenantops already knows tenant {spec.slug!r} "
+                f"({row.status}); an import adopts tenants tenantops does not know yet. Compare "
+                f"it with its resources instead: tenantops drift {spec.slug}")
+        check_domain_free(s, spec.custom_domain, spec.slug)
+        if row is None:
+            row = TenantRow(id=new_id(), slug=spec.slug, created_at=now(), dns_records={})
+            s.add(row)
+        _write_fields(row, spec)
+        options = dict(request.options)
+        stamp = now()
+        row.status = status_after("adopt", options)
+        row.updated_at = row.registered_at = stamp
+        for column, value in output_values(row.dns_records, request.outputs or {}).items():
+            setattr(row, column, value)
+        s.flush()
+        record_ancestors(s, row.id, spec.custom_domain)
+        run = _new_run(s, row, "adopt", request.requested_by, options, request.steps)
+        run.status = "succeeded"
+        run.started_at = run.finished_at = stamp
+        summary = {key: options[key] for key in ("outcome", "missing", "drifted")
+                   if key in options}
+        s.execute(update(StepRow).where(StepRow.run_id == run.id).values(
+            status="succeeded", attempts=1, started_at=stamp, finished_at=stamp,
+            outputs=summary))
+        for step in request.steps:
+            s.add(StepAttemptRow(run_id=run.id, step=step.name, number=1, execution=0,
+                                 started_at=stamp, finished_at=stamp, outcome="succeeded",
+                                 resolved={"slug": spec.slug}))
+        s.flush()
+        events.run_finished(s, run, row)
         return OpenedRun(load_run(s, run, row.slug), created=True)
 
     def _open_offboarding(self, s: Session, request: RunRequest) -> OpenedRun:
@@ -847,7 +902,8 @@ def _refused(slug: str, status: str, kind: str, latest: RunRow | None) -> Tenant
         f"{_PARTICIPLE[kind]}", slug=slug, status=status)
 
 
-_PARTICIPLE = {"update": "changed", "suspend": "suspended", "resume": "resumed"}
+_PARTICIPLE = {"update": "changed", "suspend": "suspended", "resume": "resumed",
+               "reconcile": "reconciled"}
 
 
 def _new_run(

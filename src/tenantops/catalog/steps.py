@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sqlalchemy import JSON, Connection, Update, bindparam, case, func, insert, select, update
@@ -44,6 +44,9 @@ class RunProgress:
     spec: dict[str, Any]
     outputs: dict[str, dict[str, Any]]
     trace_context: str | None = None
+    names: dict[str, str | None] = field(default_factory=dict)
+    """Where the tenant's resources are, as recorded (`ResourceNames.to_json`'s keys): an
+    adopted tenant's own names."""
 
 
 class StepStore:
@@ -70,7 +73,9 @@ class StepStore:
             spec={"slug": row.slug, "display_name": row.display_name,
                   "custom_domain": row.custom_domain, "plan": row.plan,
                   "admin_email": row.admin_email, "tags": dict(row.tags or {})},
-            outputs=outputs, trace_context=row.trace_context)
+            outputs=outputs, trace_context=row.trace_context,
+            names={"database": row.database_name, "login": row.database_login,
+                   "secret": row.database_secret, "organization_id": row.organization_id})
 
     def started(self, run_id: str, name: str, *,
                 resolved: Mapping[str, Any] | None = None) -> int | None:
@@ -243,7 +248,9 @@ def _no_step(run_id: str, name: str) -> CatalogError:
 _PROGRESS = (
     select(RunRow.status, RunRow.segment, RunRow.workflow_id, RunRow.kind, RunRow.options,
            RunRow.trace_context, TenantRow.slug, TenantRow.display_name,
-           TenantRow.custom_domain, TenantRow.plan, TenantRow.admin_email, TenantRow.tags)
+           TenantRow.custom_domain, TenantRow.plan, TenantRow.admin_email, TenantRow.tags,
+           TenantRow.database_name, TenantRow.database_login, TenantRow.database_secret,
+           TenantRow.organization_id)
     .join(TenantRow, TenantRow.id == RunRow.tenant_id).where(RunRow.id == bindparam("p_run"))
 )
 _SUCCEEDED_OUTPUTS = select(StepRow.name, StepRow.outputs).where(

@@ -19,13 +19,14 @@ from tenantops.errors import CatalogError, TenantNotFoundError
 __all__ = ["TENANT_STATUSES", "Tenant", "TenantFields", "TenantStatus", "TenantStore"]
 
 TenantStatus = Literal["provisioning", "active", "updating", "suspending", "suspended",
-                       "resuming", "failed", "offboarding", "offboarded"]
+                       "resuming", "reconciling", "failed", "offboarding", "offboarded"]
 TENANT_STATUSES: tuple[TenantStatus, ...] = (
-    "provisioning", "active", "updating", "suspending", "suspended", "resuming", "failed",
-    "offboarding", "offboarded")
+    "provisioning", "active", "updating", "suspending", "suspended", "resuming", "reconciling",
+    "failed", "offboarding", "offboarded")
 """Every status: ``provisioning`` → ``active``; ``active`` ⇄ ``updating``; ``active`` →
-``suspending`` → ``suspended`` → ``resuming`` → ``active``; ``failed`` when a run failed or
-was cancelled; ``offboarding`` → ``offboarded`` (the record stays as history)."""
+``suspending`` → ``suspended`` → ``resuming`` → ``active``; ``active`` or ``suspended`` →
+``reconciling`` → the same; ``failed`` when a run failed or was cancelled; ``offboarding``
+→ ``offboarded`` (the record stays as history)."""
 
 # Tenant columns a step may set from its outputs; JSON dict columns merge (None deletes).
 OUTPUT_COLUMNS = frozenset({

@@ -57,6 +57,7 @@ __all__ = [
     "is_dev_mode",
     "new_verification_token",
     "pending_domain",
+    "recorded_domain_kind",
     "relation",
 ]
 
@@ -270,6 +271,15 @@ def customer_records(domain: str, *, default_hostname: str, verification_id: str
 def domain_kind_of(options: Mapping[str, Any]) -> DomainKind:
     """The kind a run's options say (runs opened before kinds existed: ``platform``)."""
     return "customer" if options.get("domain_kind") == "customer" else "platform"
+
+
+def recorded_domain_kind(runs: Sequence[Run]) -> DomainKind:
+    """The kind of a tenant's current custom domain, as the run that claimed it recorded
+    (its onboarding, its latest domain change, or its adoption), from its runs oldest
+    first; ``platform`` when none says."""
+    claims = [r for r in runs if r.kind in ("onboard", "adopt") or (
+        r.kind == "update" and "custom_domain" in (r.options.get("changes") or {}))]
+    return domain_kind_of(claims[-1].options) if claims else "platform"
 
 
 @dataclass(frozen=True)

@@ -90,8 +90,16 @@ from tenantops.errors import (
 from tenantops.events.dispatcher import EventDispatcher
 from tenantops.events.sinks import Sink
 from tenantops.log import redact
+from tenantops.provisioning.drift import DriftWatch
 from tenantops.provisioning.folder_lock import FolderLock
-from tenantops.provisioning.plans import Plan, PlanStep, Preview, StepInputs, plan_for
+from tenantops.provisioning.plans import (
+    Plan,
+    PlanStep,
+    Preview,
+    ResourceNames,
+    StepInputs,
+    plan_for,
+)
 from tenantops.provisioning.providers.base import (
     EmbeddedService,
     Middleware,
@@ -105,6 +113,7 @@ from tenantops.provisioning.run_requests import (
     TenantChange,
     prepare_offboarding,
     prepare_onboarding,
+    prepare_reconcile,
     prepare_resumption,
     prepare_suspension,
     prepare_update,
@@ -136,7 +145,8 @@ _FORGET_WORKERS_AFTER = dt.timedelta(days=1)
 
 _NOUNS: dict[RunKind, str] = {"onboard": "onboarding", "offboard": "offboarding",
                               "update": "update", "suspend": "suspension",
-                              "resume": "resumption"}
+                              "resume": "resumption", "reconcile": "reconciliation",
+                              "adopt": "adoption"}
 
 _engine: Engine | None = None
 _engine_lock = threading.Lock()
@@ -186,6 +196,7 @@ class _RunContext:
     plan: Plan
     outputs: dict[str, dict[str, Any]]
     started: dict[str, tuple[int | None, Resource]] = field(default_factory=dict)
+    names: ResourceNames = field(default_factory=ResourceNames)
 
     def next_step(self, name: str) -> str | None:
         """The step this segment runs after ``name``: the next in the plan that has not
@@ -247,7 +258,9 @@ def _load_run_step(run_id: str, segment: int = 0) -> dict[str, Any]:
         return {"state": "superseded"}
     return {"state": "current", "workflow_id": run.workflow_id, "tenant": run.spec["slug"],
             "trace_context": run.trace_context, "kind": run.kind, "options": run.options,
-            "spec": run.spec, "outputs": run.outputs}
+            "spec": run.spec, "outputs": run.outputs,
+            # Where the tenant's resources are when not where its slug says (an adopted one's).
+            "names": run.names}
 
 
 @DBOS.step(name=_EXECUTE_STEP, retries_allowed=True, max_attempts=5, interval_seconds=0.5,
@@ -338,6 +351,7 @@ class Engine:
         self._restarts: dict[str, tuple[int, float]] = {}
         self.problems: dict[str, str] = {}
         self._probe: ReadinessProbe | None = None
+        self.drift_watch: DriftWatch | None = None
 
     # -- lifecycle (the worker role) ------------------------------------------------------
 
@@ -394,6 +408,10 @@ class Engine:
                 self.settings, self.catalog, executor_id=self.settings.engine.executor_id,
                 sinks=self._event_sinks)
             self.dispatcher.start()
+            # Scheduled drift checks (docs/engine.md), when drift.check_interval_seconds.
+            if self.settings.drift.check_interval_seconds is not None:
+                self.drift_watch = DriftWatch(self)
+                self.drift_watch.start()
         except TenantOpsError:
             self.stop()
             raise
@@ -417,6 +435,9 @@ class Engine:
         if self.dispatcher is not None:
             self.dispatcher.stop()
             self.dispatcher = None
+        if self.drift_watch is not None:
+            self.drift_watch.stop()
+            self.drift_watch = None
         if _engine is self:
             DBOS.destroy()
         # Workflow threads still running stop at their next step; DBOS, destroyed, records
@@ -714,6 +735,25 @@ class Engine:
                                       self.settings, reason=reason)
         return self._open(prepared, requested_by, idempotency)
 
+    def reconcile_tenant(self, slug: str, *, requested_by: str, reason: str | None = None,
+                         idempotency: IdempotencyClaim | None = None) -> Run:
+        """Restore the tenant's recorded state: every resource converged back (what a drift
+        check reports missing is made again, what differs is converged), or return the
+        reconciliation already in progress."""
+        earlier = self._claimed(idempotency)
+        if earlier is not None:
+            return earlier
+        return self._open(self._prepare_reconcile(slug, reason), requested_by, idempotency)
+
+    def preview_reconcile(self, slug: str) -> Preview:
+        """What reconciling ``slug`` would create or converge (reads only): its drift."""
+        return self._prepare_reconcile(slug, None).preview(self.providers, self.settings)
+
+    def _prepare_reconcile(self, slug: str, reason: str | None) -> PreparedRun:
+        tenant, runs = self.catalog.tenant_and_runs(slug)
+        return prepare_reconcile(tenant, runs, self.catalog.retiring_domains_of(slug),
+                                 self.settings, reason=reason)
+
     def preview_onboarding(self, spec: TenantSpec | Mapping[str, object]) -> Preview:
         """What onboarding ``spec`` would create or change, provider by provider."""
         if not isinstance(spec, TenantSpec):
@@ -955,7 +995,8 @@ class Engine:
     def _run_steps(self, run_id: str, segment: int, resume: Mapping[str, Any],
                    loaded: Mapping[str, Any]) -> str:
         plan = plan_for(loaded["kind"], loaded["options"])
-        context = _RunContext(TenantSpec(**loaded["spec"]), plan, loaded["outputs"])
+        context = _RunContext(TenantSpec(**loaded["spec"]), plan, loaded["outputs"],
+                              names=ResourceNames.from_json(loaded.get("names")))
         config = self.settings.engine
         closed = False
         for step in plan.steps:
@@ -1079,7 +1120,8 @@ class Engine:
         outcome. Provider failures are results, not exceptions, so DBOS checkpoints them."""
         step = context.plan.step(name)
         spec = context.spec
-        inputs = StepInputs(spec, self.providers, self.settings, context.outputs)
+        inputs = StepInputs(spec, self.providers, self.settings, context.outputs,
+                            names=context.names)
         resource: Resource | TenantOpsError
         if name in context.started:  # marked running by the previous step's success
             attempt, resource = context.started.pop(name)
@@ -1151,7 +1193,8 @@ class Engine:
             return None, None
         try:
             ahead = planned.build(StepInputs(context.spec, self.providers, self.settings,
-                                             {**context.outputs, name: dict(outputs)}))
+                                             {**context.outputs, name: dict(outputs)},
+                                             names=context.names))
         except TenantOpsError:
             return None, None
         return following, ahead

@@ -28,10 +28,11 @@ from tenantops.catalog.runs import CHANGED_FIELDS
 from tenantops.config import Settings
 from tenantops.errors import SpecError, SpecProblem
 from tenantops.provisioning.custom_steps import declared
-from tenantops.provisioning.domains import DomainRules
+from tenantops.provisioning.domains import DomainRules, recorded_domain_kind
 from tenantops.provisioning.plans import (
     Plan,
     Preview,
+    ResourceNames,
     RetiringName,
     StepInputs,
     domain_options,
@@ -47,8 +48,10 @@ __all__ = [
     "MAX_REASON_LENGTH",
     "PreparedRun",
     "TenantChange",
+    "prepare_adoption",
     "prepare_offboarding",
     "prepare_onboarding",
+    "prepare_reconcile",
     "prepare_resumption",
     "prepare_suspension",
     "prepare_update",
@@ -86,7 +89,9 @@ class TenantChange:
 @dataclass(frozen=True)
 class PreparedRun:
     """A run ready to be opened: ``spec`` is the tenant once it is done, ``retiring`` the
-    names it will still serve besides its custom domain, ``diff`` the fields that change."""
+    names it will still serve besides its custom domain, ``diff`` the fields that change,
+    ``names`` where its resources are (when not where its slug says), ``outputs`` what an
+    adoption records of them."""
 
     kind: RunKind
     spec: TenantSpec
@@ -94,16 +99,20 @@ class PreparedRun:
     plan: Plan
     retiring: tuple[str, ...]
     diff: dict[str, dict[str, Any]] = field(default_factory=dict)
+    names: ResourceNames = field(default_factory=ResourceNames)
+    outputs: dict[str, object] = field(default_factory=dict)
 
     def request(self, providers: Providers, *, requested_by: str,
                 idempotency: IdempotencyClaim | None) -> RunRequest:
         return RunRequest(self.kind, self.spec.slug, requested_by,
                           self.plan.templates(providers), self.options,
-                          spec=self.spec if self.kind in ("onboard", "update") else None,
-                          retiring=self.retiring, idempotency=idempotency)
+                          spec=self.spec if self.kind in ("onboard", "update", "adopt") else None,
+                          retiring=self.retiring, idempotency=idempotency,
+                          outputs=self.outputs if self.kind == "adopt" else None)
 
     def preview(self, providers: Providers, settings: Settings) -> Preview:
-        return preview(self.plan, StepInputs(self.spec, providers, settings), diff=self.diff)
+        return preview(self.plan, StepInputs(self.spec, providers, settings, names=self.names),
+                       diff=self.diff)
 
 
 def _custom(settings: Settings) -> dict[str, Any]:
@@ -118,10 +127,10 @@ def _retiring_names(domains: Sequence[str], settings: Settings) -> tuple[Retirin
 
 
 def _prepared(kind: RunKind, spec: TenantSpec, options: dict[str, Any],
-              retiring: Sequence[str], diff: dict[str, dict[str, Any]] | None = None
-              ) -> PreparedRun:
+              retiring: Sequence[str], diff: dict[str, dict[str, Any]] | None = None,
+              tenant: Tenant | None = None) -> PreparedRun:
     return PreparedRun(kind, spec, options, plan_for(kind, options), tuple(sorted(retiring)),
-                       diff or {})
+                       diff or {}, ResourceNames.of(tenant))
 
 
 def prepare_onboarding(spec: TenantSpec, settings: Settings, providers: Providers, *,
@@ -138,7 +147,7 @@ def prepare_offboarding(tenant: Tenant, retiring: Sequence[RetiringDomain], sett
     if names:
         options["retiring_domains"] = retiring_options(names)
     return _prepared("offboard", TenantSpec(**tenant.spec_fields()), options,
-                     [n.domain for n in names])
+                     [n.domain for n in names], tenant=tenant)
 
 
 def _reason(reason: str | None, *, required: bool) -> str | None:
@@ -164,7 +173,7 @@ def _state_change(kind: RunKind, tenant: Tenant, retiring: Sequence[RetiringDoma
     if names:
         options["retiring_domains"] = retiring_options(names)
     return _prepared(kind, TenantSpec(**tenant.spec_fields()), options,
-                     [n.domain for n in names])
+                     [n.domain for n in names], tenant=tenant)
 
 
 def prepare_suspension(tenant: Tenant, retiring: Sequence[RetiringDomain], settings: Settings,
@@ -229,4 +238,40 @@ def prepare_update(tenant: Tenant, latest: Run | None, retiring: Sequence[Retiri
         options["retiring_domains"] = retiring_options(retiring_names)
         options["grace_seconds"] = (settings.domains.change_grace_seconds
                                     if change.grace_seconds is None else change.grace_seconds)
-    return _prepared("update", spec, options, sorted(names), diff)
+    return _prepared("update", spec, options, sorted(names), diff, tenant=tenant)
+
+
+def prepare_reconcile(tenant: Tenant, runs: Sequence[Run], retiring: Sequence[RetiringDomain],
+                      settings: Settings, *, reason: str | None = None) -> PreparedRun:
+    """The reconcile run of ``tenant`` (its runs oldest first, its retiring names as read):
+    every resource of its recorded state converged back, in the state the tenant is meant
+    to be in (a suspended tenant's stay suspended), for the kind of domain its runs
+    recorded. `SpecError` for an invalid ``reason``."""
+    latest = runs[-1] if runs else None
+    names = _retiring_names([r.domain for r in retiring], settings)
+    options: dict[str, Any] = {
+        "domain_kind": recorded_domain_kind(runs),
+        "suspended": is_suspended(tenant.status, (latest.kind, latest.options)
+                                  if latest is not None else None),
+        **_custom(settings)}
+    text = _reason(reason, required=False)
+    if text:
+        options["reason"] = text
+    if names:
+        options["retiring_domains"] = retiring_options(names)
+    return _prepared("reconcile", TenantSpec(**tenant.spec_fields()), options,
+                     [n.domain for n in names], tenant=tenant)
+
+
+def prepare_adoption(spec: TenantSpec, names: ResourceNames, settings: Settings, *,
+                     suspended: bool, outputs: Mapping[str, object],
+                     summary: Mapping[str, Any]) -> PreparedRun:
+    """The adoption run an import records for ``spec`` (made before tenantops): the kind of
+    its domain as the rules say now, whether it is suspended, and what was found
+    (``summary``: outcome, missing and drifted resources; ``outputs``: what the tenant's
+    record keeps of them)."""
+    rules = DomainRules.from_settings(settings)
+    options: dict[str, Any] = {"domain_kind": rules.kind_of(spec.custom_domain),
+                               "suspended": suspended, "source": "import", **dict(summary)}
+    return PreparedRun("adopt", spec, options, plan_for("adopt", options), (), {}, names,
+                       dict(outputs))

@@ -3,6 +3,8 @@
 - `base`: what a plan is made of (`PlanStep`, `Plan`, `StepInputs`) and previews;
 - `onboarding`: onboarding and offboarding, whose steps the other plans reuse;
 - `changes`: update, suspend and resume;
+- `reconcile`: a tenant's recorded state, which reconcile runs restore and drift checks
+  compare with, and the adoption of a tenant made before tenantops;
 - `custom`: where the custom steps of the settings go in each plan;
 - `kinds`: `plan_for`, the plan of a run from its kind and options.
 """
@@ -15,7 +17,9 @@ from tenantops.provisioning.plans.base import (
     Plan,
     PlanStep,
     Preview,
+    ResourceNames,
     StepInputs,
+    differences,
     preview,
 )
 from tenantops.provisioning.plans.changes import resume_plan, suspend_plan, update_plan
@@ -37,10 +41,17 @@ from tenantops.provisioning.plans.onboarding import (
     onboarding_options,
     onboarding_plan,
 )
+from tenantops.provisioning.plans.reconcile import (
+    RECONCILED_STEPS,
+    adoption_plan,
+    reconcile_plan,
+    reconcile_state,
+)
 
 __all__ = [
     "OFFBOARDING_COUNTERPARTS",
     "ONBOARDING_STEPS",
+    "RECONCILED_STEPS",
     "Change",
     "ChangeAction",
     "CustomStepResource",
@@ -48,10 +59,13 @@ __all__ = [
     "Plan",
     "PlanStep",
     "Preview",
+    "ResourceNames",
     "RetiringName",
     "State",
     "StepInputs",
+    "adoption_plan",
     "customer_onboarding_plan",
+    "differences",
     "domain_options",
     "offboarding_plan",
     "onboarding_options",
@@ -59,6 +73,8 @@ __all__ = [
     "onboarding_plan",
     "plan_for",
     "preview",
+    "reconcile_plan",
+    "reconcile_state",
     "resume_plan",
     "suspend_plan",
     "update_plan",

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tenantops.catalog import RunKind, StepTemplate
+from tenantops.catalog import RunKind, StepTemplate, Tenant
 from tenantops.config import Settings
 from tenantops.errors import ProvisioningError
 from tenantops.provisioning.providers.base import ProviderKind, Resource, Verb
@@ -32,7 +32,9 @@ __all__ = [
     "PlanStep",
     "Preview",
     "ResourceBuilder",
+    "ResourceNames",
     "StepInputs",
+    "differences",
     "preview",
 ]
 
@@ -41,15 +43,54 @@ PLACEHOLDER = "<from "
 
 
 @dataclass(frozen=True)
+class ResourceNames:
+    """Where a tenant's resources are when tenantops did not name them from its slug: the
+    database, login and password secret of a tenant adopted with its own names
+    (``tenantops import``), and the organization the tenant was recorded with (its ID lets a
+    provider take over an adopted organization made without tenantops' mark). None: the
+    name tenantops gives (``tenant_<slug>``, ``<slug>_app``, ``<slug>-database-password``).
+
+    Read from the tenant's record (`of`): the outputs its runs, or its adoption, recorded."""
+
+    database: str | None = None
+    login: str | None = None
+    secret: str | None = None
+    organization_id: str | None = None
+
+    @classmethod
+    def of(cls, tenant: Tenant | None) -> ResourceNames:
+        if tenant is None:
+            return cls()
+        return cls(tenant.database_name, tenant.database_login, tenant.database_secret,
+                   tenant.organization_id)
+
+    def to_json(self) -> dict[str, str | None]:
+        return {"database": self.database, "login": self.login, "secret": self.secret,
+                "organization_id": self.organization_id}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> ResourceNames:
+        data = data or {}
+
+        def text(key: str) -> str | None:
+            value = data.get(key)
+            return str(value) if value else None
+
+        return cls(text("database"), text("login"), text("secret"), text("organization_id"))
+
+
+@dataclass(frozen=True)
 class StepInputs:
     """What a step's resource is built from: the spec, the providers (for the web host's
-    identity), settings, and the outputs of the run's earlier steps."""
+    identity), settings, the outputs of the run's earlier steps, and where the tenant's
+    resources are when not where its slug says (``names``)."""
 
     spec: TenantSpec
     providers: Providers
     settings: Settings
     outputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     previewing: bool = False
+    names: ResourceNames = field(default_factory=ResourceNames)
 
     def output(self, step: str, key: str) -> str:
         """An earlier step's output; a placeholder while previewing (it has not run yet)."""
@@ -126,6 +167,8 @@ class Change:
     summary: str
     current: dict[str, Any] | None
     desired: dict[str, Any] | None
+    differences: tuple[str, ...] = ()
+    """For ``update``: the fields of ``desired`` that ``current`` holds otherwise."""
 
     def __str__(self) -> str:
         sign = {"create": "+", "update": "~", "delete": "-", "check": "?"}.get(self.action, " ")
@@ -163,11 +206,28 @@ class Preview:
         return "\n".join(lines)
 
 
-def _differs(desired: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
-    return any(
-        key in current and current[key] != value
-        for key, value in desired.items()
-        if not (isinstance(value, str) and value.startswith(PLACEHOLDER))
+def _comparable(value: Any) -> Any:
+    """Lists and tuples compare as sorted lists (a provider may list domains in its own
+    order), mappings key by key."""
+    if isinstance(value, (list, tuple)):
+        items = [_comparable(v) for v in value]
+        try:
+            return sorted(items)
+        except TypeError:
+            return items
+    if isinstance(value, Mapping):
+        return {str(k): _comparable(v) for k, v in value.items()}
+    return value
+
+
+def differences(desired: Mapping[str, Any], current: Mapping[str, Any]) -> tuple[str, ...]:
+    """The fields of ``desired`` that ``current`` holds with another value; a field the
+    provider does not report, and a placeholder for an earlier step's output, is no
+    difference."""
+    return tuple(
+        key for key, value in desired.items()
+        if key in current and not (isinstance(value, str) and value.startswith(PLACEHOLDER))
+        and _comparable(current[key]) != _comparable(value)
     )
 
 
@@ -177,7 +237,7 @@ def preview(plan: Plan, inputs: StepInputs, *,
     Reads only; nothing is changed. A provider that cannot tell (a command step that does
     not observe) shows ``check``."""
     inputs = StepInputs(inputs.spec, inputs.providers, inputs.settings, inputs.outputs,
-                        previewing=True)
+                        previewing=True, names=inputs.names)
     changes: list[Change] = []
     for step in plan.steps:
         resource = step.build(inputs)
@@ -185,6 +245,7 @@ def preview(plan: Plan, inputs: StepInputs, *,
         desired = resource.desired()
         action: ChangeAction
         current = None
+        differing: tuple[str, ...] = ()
         waits = (DnsPropagation, CustomerDomainRecords, DomainRetirement)
         if (isinstance(resource, waits) and step.verb == "ensure") or not (
                 provider.observes(resource)):
@@ -196,7 +257,8 @@ def preview(plan: Plan, inputs: StepInputs, *,
             elif current is None:
                 action = "create"
             else:
-                action = "update" if _differs(desired, current) else "unchanged"
+                differing = differences(desired, current)
+                action = "update" if differing else "unchanged"
         changes.append(Change(step.name, provider.label, action, resource.key, step.summary,
-                              current, desired if step.verb == "ensure" else None))
+                              current, desired if step.verb == "ensure" else None, differing))
     return Preview(plan.kind, inputs.spec.slug, tuple(changes), dict(diff or {}))

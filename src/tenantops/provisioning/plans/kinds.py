@@ -18,6 +18,7 @@ from tenantops.provisioning.plans.onboarding import (
     offboarding_plan,
     steps_for_domain,
 )
+from tenantops.provisioning.plans.reconcile import adoption_plan, reconcile_plan, reconcile_state
 
 __all__ = ["plan_for"]
 
@@ -38,6 +39,10 @@ def plan_for(kind: RunKind | str, options: Mapping[str, Any]) -> Plan:
         plan, state = suspend_plan(options), State(True)
     elif kind == "resume":
         plan, state = resume_plan(options), State(False)
+    elif kind == "reconcile":
+        plan, state = reconcile_plan(options), reconcile_state(options)
+    elif kind == "adopt":
+        return adoption_plan()
     else:
         raise ProvisioningError(f"no plan for runs of kind {kind!r}; the catalog holds a run "
                                 "this version of tenantops does not know")

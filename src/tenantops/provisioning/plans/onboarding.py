@@ -88,14 +88,21 @@ class RetiringName:
 
 # -- resources, built the same way for every plan and for previews -------------------------
 
+def _secret_name(i: StepInputs) -> str:
+    return i.names.secret or f"{i.spec.slug}-database-password"
+
+
 def _secret(i: StepInputs) -> Resource:
-    return Secret(f"{i.spec.slug}-database-password")
+    return Secret(_secret_name(i))
 
 
 def database(state: State) -> Callable[[StepInputs], Resource]:
+    """The tenant's database and login: named from its slug, or as recorded (an adopted
+    tenant keeps the names its runbooks gave them)."""
     def build(i: StepInputs) -> Resource:
-        return Database(f"tenant_{i.slug_identifier}", f"{i.slug_identifier}_app",
-                        f"{i.spec.slug}-database-password", login_enabled=not state.suspended)
+        return Database(i.names.database or f"tenant_{i.slug_identifier}",
+                        i.names.login or f"{i.slug_identifier}_app", _secret_name(i),
+                        login_enabled=not state.suspended)
     return build
 
 
@@ -125,6 +132,7 @@ def organization(state: State) -> Callable[[StepInputs], Resource]:
             domains=(i.spec.custom_domain, *state.retiring),
             redirect_url=f"https://{i.spec.custom_domain}{path}",
             enabled=not state.suspended,
+            organization_id=i.names.organization_id,
         )
     return build
 

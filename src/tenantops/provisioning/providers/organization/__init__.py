@@ -3,7 +3,9 @@ organizations, or the catalog for ``local``): its domains, redirect URL and invi
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 from tenantops.provisioning.providers.base import Provider, Resource
 
@@ -14,17 +16,30 @@ __all__ = ["OrganizationInvitation", "OrganizationProvider", "TenantOrganization
 class TenantOrganization(Resource):
     """Organization ``alias`` named ``name`` owning ``domains``, redirecting to
     ``redirect_url`` after sign-in. ``enabled``: False while the tenant is suspended (no
-    member can sign in through it; Keycloak's organization ``enabled`` flag)."""
+    member can sign in through it; Keycloak's organization ``enabled`` flag).
+
+    ``organization_id``: the organization recorded for the tenant, if any. A provider that
+    marks its organizations (Keycloak's tenant attribute) takes over the organization with
+    this ID and alias although it lacks the mark: one made before tenantops, adopted by
+    ``tenantops import``. It says where the organization is, not what it should be, so it is
+    not part of `desired`; ``managed`` is: the organization carries tenantops' mark."""
 
     alias: str
     name: str
     domains: tuple[str, ...]
     redirect_url: str
     enabled: bool = True
+    organization_id: str | None = None
 
     @property
     def key(self) -> str:
         return f"organization:{self.alias}"
+
+    def desired(self) -> dict[str, Any]:
+        wanted = dataclasses.asdict(self)
+        del wanted["organization_id"]
+        wanted["managed"] = True
+        return wanted
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,12 @@ converges or deletes an organization that lacks it.
 - Removal deletes the organization (Keycloak also deletes its managed members); an
   invitation's removal deletes the pending invitation and ends the person's membership
   (a previous administrator removed after a new one is invited).
+- Adoption (``tenantops import``): an organization made before tenantops has the tenant's
+  alias but not the attribute. `observe` still reports it (found by alias, ``managed``
+  false, with its ID), and once the tenant is recorded with that ID
+  (`TenantOrganization.organization_id`) the next run that converges it (a reconcile) adds
+  the attribute: from then on it is tenantops' like any other. Without the recorded ID,
+  an organization lacking the attribute is never converged nor deleted.
 
 HTTP 429, 5xx (other than the SMTP failure), timeouts and connection errors are transient.
 The client secret and tokens are never logged or put in a message.
@@ -101,7 +107,7 @@ class KeycloakOrganizations(OrganizationProvider):
             return self._ensure_invitation(resource)
         assert isinstance(resource, TenantOrganization)
         wanted = self._representation(resource)
-        existing = self._find(resource.alias)
+        existing = self._locate(resource)
         if existing is None:
             self._refuse_taken_domains(resource, own_id=None)
             response = self._request("POST", "/organizations", json=wanted)
@@ -137,7 +143,7 @@ class KeycloakOrganizations(OrganizationProvider):
         if isinstance(resource, OrganizationInvitation):
             return self._remove_invitation(resource)
         assert isinstance(resource, TenantOrganization)
-        existing = self._find(resource.alias)
+        existing = self._locate(resource)
         if existing is None:
             return Ready({"alias": resource.alias}, changed=False)
         response = self._request("DELETE", f"/organizations/{existing['id']}")
@@ -148,7 +154,11 @@ class KeycloakOrganizations(OrganizationProvider):
 
     def _observe(self, resource: Resource) -> dict[str, Any] | None:
         assert isinstance(resource, (TenantOrganization, OrganizationInvitation))
-        existing = self._find(resource.alias)
+        if isinstance(resource, TenantOrganization):
+            # Any organization with the alias: one tenantops did not mark shows as such.
+            existing = self._locate(resource) or self._find_by_alias(resource.alias)
+        else:
+            existing = self._find(resource.alias)
         if existing is None:
             return None
         if isinstance(resource, OrganizationInvitation):
@@ -166,7 +176,28 @@ class KeycloakOrganizations(OrganizationProvider):
             "redirect_url": existing.get("redirectUrl"),
             "enabled": bool(existing.get("enabled", True)),
             "organization_id": existing.get("id"),
+            "managed": self._is_ours(existing, resource.alias),
         }
+
+    def _locate(self, resource: TenantOrganization) -> dict[str, Any] | None:
+        """The tenant's organization: the one tenantops marked for its alias, else the one
+        recorded for the tenant (`TenantOrganization.organization_id`, an adopted
+        organization not marked yet), which must have the tenant's alias."""
+        found = self._find(resource.alias)
+        if found is not None or not resource.organization_id:
+            return found
+        response = self._request(
+            "GET", f"/organizations/{quote(resource.organization_id, safe='')}")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self._unexpected(
+                response, f"read organization {resource.organization_id!r} recorded for "
+                f"tenant {resource.alias!r}")
+        organization = dict(response.json())
+        if organization.get("alias") != resource.alias:
+            return None  # not the tenant's any more: another organization has that ID
+        return organization
 
     def _representation(self, resource: TenantOrganization) -> dict[str, Any]:
         """What Keycloak should hold; refuses malformed values before any request."""

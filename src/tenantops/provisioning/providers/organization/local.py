@@ -81,4 +81,4 @@ class LocalOrganizations(OrganizationProvider):
             return None
         return {"alias": organization.alias, "name": organization.name,
                 "domains": tuple(organization.domains), "redirect_url": organization.redirect_url,
-                "enabled": organization.enabled}
+                "enabled": organization.enabled, "managed": True}
