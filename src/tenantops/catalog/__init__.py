@@ -63,7 +63,6 @@ from tenantops.catalog.workers import Worker, WorkerStore
 
 __all__ = [
     "ActiveRun",
-    "DRIFT_STATES",
     "Attempt",
     "AttemptOutcome",
     "AuditEntry",

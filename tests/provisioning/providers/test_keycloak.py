@@ -100,7 +100,7 @@ def test_ensure_creates_the_organization_with_domain_redirect_and_tenant_attribu
     assert provider.observe(tenant) == {
         "alias": tenant.alias, "name": tenant.name, "domains": tenant.domains,
         "redirect_url": tenant.redirect_url, "organization_id": stored["id"],
-        "enabled": True,
+        "enabled": True, "managed": True,
     }
 
 
