@@ -287,7 +287,15 @@ class PostgresDatabases(DatabaseProvider):
     def _ensure_metadata(
         self, tenant_db: psycopg.Connection[tuple[Any, ...]], resource: Database
     ) -> bool:
-        # Objects are made as the login, so the login owns everything in its database.
+        # Objects are made as the login, so the login owns everything in its database. A
+        # login dropped by hand (REASSIGN OWNED, DROP ROLE) left tenantops' table to another
+        # role: a reconcile gives it back (the tenant app's own tables are the app's).
+        owner = tenant_db.execute(
+            "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = "
+            "to_regclass('public.tenantops_meta')").fetchone()
+        if owner is not None and owner[0] != resource.login:
+            self._run(tenant_db, resource, sql.SQL("ALTER TABLE public.tenantops_meta OWNER TO {}")
+                      .format(sql.Identifier(resource.login)))
         self._run(tenant_db, resource,
                   sql.SQL("SET ROLE {}").format(sql.Identifier(resource.login)))
         self._run(tenant_db, resource, sql.SQL("REVOKE ALL ON SCHEMA public FROM PUBLIC"))
