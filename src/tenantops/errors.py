@@ -86,6 +86,7 @@ __all__ = [
     "DirectoryError",
     "DisallowedAlgorithmError",
     "DomainConflictError",
+    "DriftNotCheckedError",
     "EmulatorError",
     "EventDeliveryError",
     "EventDeliveryNotFoundError",
@@ -224,6 +225,16 @@ class TenantNotFoundError(CatalogError):
         super().__init__(
             f"no tenant with slug {slug!r} in the catalog; check the slug or onboard it first"
         )
+        self.slug = slug
+
+
+class DriftNotCheckedError(CatalogError):
+    """Tenant ``slug`` has no drift report yet: it was never checked."""
+
+    def __init__(self, slug: str) -> None:
+        super().__init__(
+            f"tenant {slug!r} was never checked for drift; check it now: tenantops drift "
+            f"{slug} (GET /api/tenants/{slug}/drift)")
         self.slug = slug
 
 

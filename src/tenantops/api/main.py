@@ -26,7 +26,7 @@ from tenantops import __version__, telemetry
 from tenantops.api.deps import CurrentPrincipal
 from tenantops.api.edge import RequestEdge
 from tenantops.api.middleware import RequestObserver
-from tenantops.api.routes import audit, events, health, meta, runs, tenants, whoami
+from tenantops.api.routes import audit, drift, events, health, meta, runs, tenants, whoami
 from tenantops.auth import Authenticator, error_body, www_authenticate
 from tenantops.config import Settings
 from tenantops.dashboard import mount_dashboard
@@ -34,6 +34,7 @@ from tenantops.errors import (
     AuthError,
     CatalogError,
     ConfirmationError,
+    DriftNotCheckedError,
     EventDeliveryNotFoundError,
     IdempotencyKeyReusedError,
     ProvisioningError,
@@ -54,6 +55,7 @@ __all__ = ["create_app"]
 _STATUS: list[tuple[type[TenantOpsError], int, str]] = [
     (TenantNotFoundError, 404, "tenant_not_found"),
     (RunNotFoundError, 404, "run_not_found"),
+    (DriftNotCheckedError, 404, "drift_not_checked"),
     (EventDeliveryNotFoundError, 404, "delivery_not_found"),
     (SpecError, 422, "invalid_spec"),
     (ConfirmationError, 422, "confirmation_mismatch"),
@@ -157,6 +159,7 @@ def create_app(
     app.include_router(meta.router, prefix="/api")
     app.include_router(whoami.router, prefix="/api")
     app.include_router(tenants.router, prefix="/api")
+    app.include_router(drift.router, prefix="/api")
     app.include_router(runs.router, prefix="/api")
     app.include_router(events.router, prefix="/api")
     app.include_router(audit.router, prefix="/api")

@@ -52,6 +52,9 @@ REQUEST_ID_HEADER = "X-Request-ID"
 ACTIONS: dict[tuple[str, str], str] = {
     ("POST", "/api/tenants"): "tenant.onboard",
     ("DELETE", "/api/tenants/{slug}"): "tenant.offboard",
+    ("POST", "/api/tenants/{slug}/reconcile"): "tenant.reconcile",
+    ("POST", "/api/drift/check"): "drift.check",
+    ("POST", "/api/tenants/import"): "tenant.import",
     ("POST", "/api/runs/{run_id}/retry"): "run.retry",
     ("POST", "/api/runs/{run_id}/cancel"): "run.cancel",
     ("POST", "/onboard"): "tenant.onboard",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,6 +23,7 @@ from tenantops.catalog import (
 from tenantops.config import BudgetSettings
 from tenantops.log import redact, redact_values
 from tenantops.provisioning.domains import pending_domain, recorded_domain_kind
+from tenantops.provisioning.drift import DriftReport
 from tenantops.provisioning.plans import Preview
 from tenantops.provisioning.run_requests import MAX_GRACE_SECONDS, MAX_REASON_LENGTH
 
@@ -31,12 +32,19 @@ __all__ = [
     "AuditOut",
     "AuditPage",
     "ChangeAccepted",
+    "DifferenceOut",
     "DnsRecordOut",
     "DomainOut",
+    "DriftCheckOut",
+    "DriftCheckRequest",
+    "DriftOut",
+    "DriftPage",
     "PlannedChangeOut",
     "PreviewOut",
     "Problem",
     "ProblemDetail",
+    "ReconcileRequest",
+    "ResourceDriftOut",
     "ResumeRequest",
     "RetiringDomainOut",
     "RunKindName",
@@ -55,9 +63,10 @@ __all__ = [
     "WorkersOut",
 ]
 
-RunKindName = Literal["onboard", "offboard", "update", "suspend", "resume"]
+RunKindName = Literal["onboard", "offboard", "update", "suspend", "resume", "reconcile",
+                      "adopt"]
 TenantStatusName = Literal["provisioning", "active", "updating", "suspending", "suspended",
-                           "resuming", "failed", "offboarding", "offboarded"]
+                           "resuming", "reconciling", "failed", "offboarding", "offboarded"]
 
 
 class TenantRequest(BaseModel):
@@ -549,3 +558,88 @@ class BudgetsOut(BaseModel):
             backlog_seconds=round(state.backlog_seconds, 3),
             queued=int(state.backlog_seconds * config.calls / config.per_seconds),
         ) for name, config, state in budgets])
+
+
+class DifferenceOut(BaseModel):
+    """One field of a resource that is not as recorded."""
+
+    field: str
+    recorded: Any
+    found: Any
+
+
+class ResourceDriftOut(BaseModel):
+    """One resource of a drift check, in the plan-preview format: ``action`` is what a
+    reconcile would do to it."""
+
+    step: str
+    provider: str
+    resource: str
+    summary: str
+    state: Literal["in_sync", "drifted", "missing", "unknown", "unchecked"]
+    action: Literal["create", "update", "unchanged", "delete", "absent", "check"]
+    differences: list[DifferenceOut]
+    error: str | None = Field(description="why the resource could not be observed")
+
+
+class DriftOut(BaseModel):
+    """A tenant's drift check: ``state`` is the worst of its resources' (``missing`` before
+    ``drifted`` before ``unknown`` before ``in_sync``)."""
+
+    tenant: str
+    status: TenantStatusName
+    state: Literal["in_sync", "drifted", "missing", "unknown"]
+    checked_at: dt.datetime | None
+    checked_by: str | None
+    reconcile_run_id: str | None = Field(
+        description="the reconcile run a scheduled check opened (drift.auto_reconcile)")
+    resources: list[ResourceDriftOut]
+
+    @classmethod
+    def of(cls, report: DriftReport) -> DriftOut:
+        return cls(
+            tenant=report.slug, status=cast(TenantStatusName, report.status),
+            state=report.state, checked_at=report.checked_at, checked_by=report.checked_by,
+            reconcile_run_id=report.reconcile_run_id,
+            resources=[ResourceDriftOut(
+                step=r.step, provider=r.provider, resource=r.resource, summary=r.summary,
+                state=r.state, action=r.action, error=r.error,
+                differences=[DifferenceOut(field=d.field, recorded=redact_values(d.recorded),
+                                           found=redact_values(d.found))
+                             for d in r.differences])
+                for r in report.resources])
+
+
+class DriftPage(BaseModel):
+    """The last drift check of each live tenant, most recently checked first; ``counts``:
+    how many active or suspended tenants are in each state (``unchecked``: never checked)."""
+
+    items: list[DriftOut]
+    total: int
+    limit: int
+    offset: int
+    counts: dict[str, int]
+
+
+class DriftCheckRequest(BaseModel):
+    """``POST /api/drift/check``: the tenants to check now (all active and suspended ones
+    when ``tenants`` is absent)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tenants: list[str] | None = Field(default=None, max_length=1000)
+
+
+class DriftCheckOut(BaseModel):
+    """What a fleet check found: each tenant's report, and the tenants it could not check
+    (a run in progress, say) with why."""
+
+    checked: list[DriftOut]
+    skipped: dict[str, str]
+    counts: dict[str, int]
+
+
+class ReconcileRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=MAX_REASON_LENGTH)

@@ -62,6 +62,8 @@ class DriftRecord:
     resources: tuple[dict[str, Any], ...]
     error: str | None
     reconcile_run_id: str | None
+    status: str = ""
+    """The tenant's status when read."""
 
     @property
     def off_track(self) -> tuple[dict[str, Any], ...]:
@@ -69,13 +71,13 @@ class DriftRecord:
         return tuple(r for r in self.resources if r.get("state") != "in_sync")
 
 
-def _record(row: DriftReportRow | Any, slug: str) -> DriftRecord:
+def _record(row: DriftReportRow | Any, slug: str, status: str = "") -> DriftRecord:
     state: DriftState = row.state if row.state in DRIFT_STATES else "unknown"
     return DriftRecord(
         slug=slug, state=state,
         checked_at=row.checked_at or dt.datetime.min.replace(tzinfo=dt.timezone.utc),
         checked_by=row.checked_by or "", resources=tuple(dict(r) for r in row.resources or []),
-        error=row.error, reconcile_run_id=row.reconcile_run_id)
+        error=row.error, reconcile_run_id=row.reconcile_run_id, status=status)
 
 
 def _keys(resources: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -120,7 +122,7 @@ class DriftStore:
                 _drift_event(s, tenant, "detected", row, checked_by)
             elif state == "in_sync" and before[0] in _OFF_TRACK:
                 _drift_event(s, tenant, "resolved", row, checked_by)
-            return _record(row, slug)
+            return _record(row, slug, tenant.status)
 
     def opened_reconcile(self, slug: str, run_id: str) -> None:
         """Note on the tenant's last report the reconcile run that check opened."""
@@ -137,7 +139,7 @@ class DriftStore:
             row = s.get(DriftReportRow, tenant.id)
             if row is None or row.state is None:
                 return None
-            return _record(row, slug)
+            return _record(row, slug, tenant.status)
 
     def page(self, *, states: Sequence[DriftState] | None = None, limit: int = 50,
              offset: int = 0) -> tuple[list[DriftRecord], int]:
@@ -147,13 +149,19 @@ class DriftStore:
             where = [DriftReportRow.state.is_not(None), TenantRow.status != "offboarded"]
             if states is not None:
                 where.append(DriftReportRow.state.in_(list(states)))
-            joined = select(DriftReportRow, TenantRow.slug).join(
+            joined = select(DriftReportRow, TenantRow.slug, TenantRow.status).join(
                 TenantRow, TenantRow.id == DriftReportRow.tenant_id).where(*where)
             total = s.scalar(select(func.count()).select_from(DriftReportRow).join(
                 TenantRow, TenantRow.id == DriftReportRow.tenant_id).where(*where)) or 0
             rows = s.execute(joined.order_by(DriftReportRow.checked_at.desc(),
                                              TenantRow.slug).limit(limit).offset(offset)).all()
-            return [_record(row, slug) for row, slug in rows], int(total)
+            return [_record(row, slug, status) for row, slug, status in rows], int(total)
+
+    def settled_slugs(self) -> list[str]:
+        """The slugs of the tenants drift checks look at (`CHECKED_STATUSES`), in order."""
+        with self._db.session(write=False) as s:
+            return list(s.scalars(select(TenantRow.slug).where(
+                TenantRow.status.in_(CHECKED_STATUSES)).order_by(TenantRow.slug)))
 
     def counts(self) -> dict[str, int]:
         """How many tenants whose state drift checks look at are in each drift state, and
