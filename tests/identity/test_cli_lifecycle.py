@@ -109,3 +109,46 @@ def test_update_suspend_and_resume_through_the_cli(
     code, _, err = cli(root, "tenants", "update", "kilo", "--admin-email", "nope")
     assert code == 2
     assert "admin_email" in err
+
+
+def test_drift_and_reconcile_through_the_cli(
+        api_root: tuple[str, Engine], operator: None) -> None:
+    from tenantops.provisioning.providers.organization import TenantOrganization
+
+    root, engine = api_root
+    spec = spec_for("lima")
+    assert engine.wait(engine.onboard(spec, requested_by="t").id).status == "succeeded"
+    code, out, err = cli(root, "drift", "lima")
+    assert code == 0, err
+    assert out.splitlines()[0] == "drift lima (active): in sync"
+
+    engine.providers.organization.remove(TenantOrganization(
+        "lima", spec.display_name, (spec.custom_domain,), f"https://{spec.custom_domain}/"))
+    code, out, err = cli(root, "drift", "lima")
+    assert code == 1, err
+    assert out.splitlines()[0] == "drift lima (active): missing"
+    assert "  + missing   organization:local     organization:lima  (gone)" in out
+    assert "restore it: tenantops reconcile lima" in out
+    code, out, _ = cli(root, "drift", "--state", "missing")
+    assert (code, out.splitlines()[0]) == (1, "drift lima (active): missing")
+    code, _, err = cli(root, "drift", "--state", "sideways")
+    assert (code, err.strip()) == (
+        2, "error: --state 'sideways' is not one of in_sync, drifted, missing, unknown")
+
+    code, out, err = cli(root, "reconcile", "lima", "--dry-run")
+    assert code == 0, err
+    assert "+ create    organization:local     organization:lima" in out
+    assert engine.catalog.get_tenant("lima").status == "active"
+    assert [r.kind for r in engine.catalog.tenant_and_runs("lima")[1]] == ["onboard"]
+
+    code, out, err = cli(root, "reconcile", "lima", "--reason", "org deleted by hand")
+    assert code == 0, err + out
+    runs = engine.catalog.tenant_and_runs("lima")[1]
+    assert [(r.kind, r.status) for r in runs] == [("onboard", "succeeded"),
+                                                  ("reconcile", "succeeded")]
+    code, out, _ = cli(root, "drift", "lima")
+    assert (code, out.splitlines()[0]) == (0, "drift lima (active): in sync")
+    code, out, _ = cli(root, "reconcile", "lima")
+    assert code == 0
+    assert "nothing to reconcile: lima's resources are as recorded" in out
+    assert len(engine.catalog.tenant_and_runs("lima")[1]) == 2

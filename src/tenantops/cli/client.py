@@ -154,7 +154,7 @@ class Api:
         self.sleep = sleep
 
     def _send(self, method: str, path: str, *, body: Any = None,
-              params: dict[str, str] | None = None,
+              params: dict[str, Any] | None = None,
               headers: dict[str, str] | None = None) -> dict[str, Any]:
         """The JSON answer; `_Unavailable` when trying again later may help; exits otherwise."""
         import httpx
@@ -189,7 +189,7 @@ class Api:
         return result
 
     def call(self, method: str, path: str, *, body: Any = None,
-             params: dict[str, str] | None = None,
+             params: dict[str, Any] | None = None,
              headers: dict[str, str] | None = None) -> dict[str, Any]:
         """One request; any failure exits with its code (6 when the API is unavailable)."""
         try:

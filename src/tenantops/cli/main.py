@@ -18,6 +18,7 @@ from tenantops.cli import auth as auth_cmd
 from tenantops.cli import azure as azure_cmd
 from tenantops.cli import call as call_cmd
 from tenantops.cli import demo as demo_cmd
+from tenantops.cli import drift as drift_cmd
 from tenantops.cli import emulator as emulator_cmd
 from tenantops.cli import events as events_cmd
 from tenantops.cli import runs as runs_cmd
@@ -45,6 +46,8 @@ app.command("worker")(worker_cmd.worker)
 app.command("onboard")(tenants_cmd.onboard)
 app.command("offboard")(tenants_cmd.offboard)
 app.add_typer(tenants_cmd.app, name="tenants")
+app.command("drift")(drift_cmd.drift)
+app.command("reconcile")(drift_cmd.reconcile)
 app.add_typer(runs_cmd.app, name="runs")
 app.add_typer(events_cmd.app, name="events")
 app.command("audit")(audit_cmd.audit)
