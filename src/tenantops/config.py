@@ -220,11 +220,6 @@ class ApiSettings(_Section):
         default=32 * 1024, ge=1024, le=16 * 1024 * 1024,
         description="largest request body the app reads (API JSON and dashboard forms); a "
         "larger one gets 413 unread")
-    max_import_bytes: int = Field(
-        default=1024 * 1024, ge=1024, le=64 * 1024 * 1024,
-        description="largest body of POST /api/tenants/import (a list of tenant specs with "
-        "their resource names, about 0.5 KiB each), instead of max_body_bytes; the CLI sends "
-        "a large file in several requests")
 
 
 IdentitySource = Literal[
@@ -402,9 +397,10 @@ class DriftSettings(_Section):
         default=20, ge=1, le=1000,
         description="tenants a worker claims at a time for scheduled checks")
     import_max_tenants: int = Field(
-        default=200, ge=1, le=5000,
+        default=50, ge=1, le=1000,
         description="tenants one import request may hold (each is observed through every "
-        "provider before the answer)")
+        "provider before the answer; tenantops import sends a larger file in several "
+        "requests, and api.max_body_bytes bounds each)")
 
 
 class AzureSettings(_Section):

@@ -22,12 +22,14 @@ from tenantops.catalog import (
 )
 from tenantops.config import BudgetSettings
 from tenantops.log import redact, redact_values
+from tenantops.provisioning.adoption import AdoptionResult
 from tenantops.provisioning.domains import pending_domain, recorded_domain_kind
-from tenantops.provisioning.drift import DriftReport
+from tenantops.provisioning.drift import DriftReport, ResourceDrift
 from tenantops.provisioning.plans import Preview
 from tenantops.provisioning.run_requests import MAX_GRACE_SECONDS, MAX_REASON_LENGTH
 
 __all__ = [
+    "AdoptionOut",
     "AttemptOut",
     "AuditOut",
     "AuditPage",
@@ -39,6 +41,8 @@ __all__ = [
     "DriftCheckRequest",
     "DriftOut",
     "DriftPage",
+    "ImportOut",
+    "ImportRequest",
     "PlannedChangeOut",
     "PreviewOut",
     "Problem",
@@ -601,13 +605,7 @@ class DriftOut(BaseModel):
             tenant=report.slug, status=cast(TenantStatusName, report.status),
             state=report.state, checked_at=report.checked_at, checked_by=report.checked_by,
             reconcile_run_id=report.reconcile_run_id,
-            resources=[ResourceDriftOut(
-                step=r.step, provider=r.provider, resource=r.resource, summary=r.summary,
-                state=r.state, action=r.action, error=r.error,
-                differences=[DifferenceOut(field=d.field, recorded=redact_values(d.recorded),
-                                           found=redact_values(d.found))
-                             for d in r.differences])
-                for r in report.resources])
+            resources=[_resource_out(r) for r in report.resources])
 
 
 class DriftPage(BaseModel):
@@ -643,3 +641,49 @@ class ReconcileRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str | None = Field(default=None, max_length=MAX_REASON_LENGTH)
+
+
+class ImportRequest(BaseModel):
+    """``POST /api/tenants/import``: tenant specs, each with optional ``resources``
+    (``database``, ``login``, ``secret``, ``organization_id``: the names its runbooks gave)
+    and ``suspended``. Each entry is validated on its own: an invalid one is refused alone."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tenants: list[Any] = Field(min_length=1, max_length=1000)
+
+
+class AdoptionOut(BaseModel):
+    slug: str
+    outcome: Literal["adopted", "partial", "refused"]
+    reasons: list[str] = Field(description="what is missing or differs (partial), or why "
+                               "it was refused")
+    recorded: bool
+    run_id: str | None
+    resources: list[ResourceDriftOut]
+
+
+class ImportOut(BaseModel):
+    """Each entry's outcome, in order, and how many of each."""
+
+    dry_run: bool
+    results: list[AdoptionOut]
+    counts: dict[str, int]
+
+    @classmethod
+    def of(cls, results: list[AdoptionResult], *, dry_run: bool) -> ImportOut:
+        out = [AdoptionOut(
+            slug=r.slug, outcome=r.outcome, reasons=[redact(x) for x in r.reasons],
+            recorded=r.recorded, run_id=r.run_id,
+            resources=[_resource_out(d) for d in r.resources]) for r in results]
+        counts = {o: sum(1 for r in results if r.outcome == o)
+                  for o in ("adopted", "partial", "refused")}
+        return cls(dry_run=dry_run, results=out, counts=counts)
+
+
+def _resource_out(r: ResourceDrift) -> ResourceDriftOut:
+    return ResourceDriftOut(
+        step=r.step, provider=r.provider, resource=r.resource, summary=r.summary,
+        state=r.state, action=r.action, error=r.error,
+        differences=[DifferenceOut(field=d.field, recorded=redact_values(d.recorded),
+                                   found=redact_values(d.found)) for d in r.differences])

@@ -278,6 +278,14 @@ class Catalog:
         return self.budgets.states(names)
     # -- drift --------------------------------------------------------------------------
 
+    def check_domain_free(self, domain: str, slug: str) -> None:
+        """`DomainConflictError` when ``domain`` is equal to, above or below a name another
+        live tenant holds (what opening a run of ``slug`` with it would refuse); reads only."""
+        from tenantops.catalog.domain_claims import check_domain_free
+
+        with self.database.session(write=False) as s:
+            check_domain_free(s, domain, slug)
+
     def last_drift(self, slug: str) -> DriftRecord | None:
         return self.drift.get(slug)
 

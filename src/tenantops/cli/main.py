@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from tenantops import __version__
+from tenantops.cli import adopt as adopt_cmd
 from tenantops.cli import audit as audit_cmd
 from tenantops.cli import auth as auth_cmd
 from tenantops.cli import azure as azure_cmd
@@ -48,6 +49,7 @@ app.command("offboard")(tenants_cmd.offboard)
 app.add_typer(tenants_cmd.app, name="tenants")
 app.command("drift")(drift_cmd.drift)
 app.command("reconcile")(drift_cmd.reconcile)
+app.command("import")(adopt_cmd.import_tenants)
 app.add_typer(runs_cmd.app, name="runs")
 app.add_typer(events_cmd.app, name="events")
 app.command("audit")(audit_cmd.audit)

@@ -84,12 +84,15 @@ from tenantops.errors import (
     ProviderError,
     ProvisioningError,
     RunStateError,
+    SpecError,
+    SpecProblem,
     TenantOpsError,
     TransientProviderError,
 )
 from tenantops.events.dispatcher import EventDispatcher
 from tenantops.events.sinks import Sink
 from tenantops.log import redact
+from tenantops.provisioning.adoption import AdoptionResult, Importer
 from tenantops.provisioning.drift import DriftWatch
 from tenantops.provisioning.folder_lock import FolderLock
 from tenantops.provisioning.plans import (
@@ -753,6 +756,24 @@ class Engine:
         tenant, runs = self.catalog.tenant_and_runs(slug)
         return prepare_reconcile(tenant, runs, self.catalog.retiring_domains_of(slug),
                                  self.settings, reason=reason)
+
+    def import_tenants(self, entries: Sequence[object], *, dry_run: bool,
+                       requested_by: str) -> list[AdoptionResult]:
+        """Adopt tenants made before tenantops (`tenantops.provisioning.adoption`): each
+        entry observed through the providers (reads only), and recorded unless ``dry_run``
+        when it is adopted or partial. `SpecError` when there are more than
+        ``drift.import_max_tenants`` entries."""
+        limit = self.settings.drift.import_max_tenants
+        if len(entries) > limit:
+            raise SpecError([SpecProblem(
+                "tenants", f"{len(entries)} entries",
+                f"at most {limit} per request (drift.import_max_tenants); send the rest in "
+                "another request (tenantops import does)")])
+        return Importer(self).run(entries, dry_run=dry_run, requested_by=requested_by)
+
+    def open_prepared(self, prepared: PreparedRun, *, requested_by: str) -> Run:
+        """Open a run prepared elsewhere (an adoption): see `_open`."""
+        return self._open(prepared, requested_by, None)
 
     def preview_onboarding(self, spec: TenantSpec | Mapping[str, object]) -> Preview:
         """What onboarding ``spec`` would create or change, provider by provider."""

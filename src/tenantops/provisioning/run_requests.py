@@ -271,6 +271,7 @@ def prepare_adoption(spec: TenantSpec, names: ResourceNames, settings: Settings,
     (``summary``: outcome, missing and drifted resources; ``outputs``: what the tenant's
     record keeps of them)."""
     rules = DomainRules.from_settings(settings)
+    rules.check(spec.custom_domain)
     options: dict[str, Any] = {"domain_kind": rules.kind_of(spec.custom_domain),
                                "suspended": suspended, "source": "import", **dict(summary)}
     return PreparedRun("adopt", spec, options, plan_for("adopt", options), (), {}, names,

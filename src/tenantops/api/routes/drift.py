@@ -29,6 +29,8 @@ from tenantops.api.schemas import (
     DriftCheckRequest,
     DriftOut,
     DriftPage,
+    ImportOut,
+    ImportRequest,
     PreviewOut,
     Problem,
     ReconcileRequest,
@@ -97,6 +99,20 @@ def check_drift(principal: Reader, engine: EngineDep,
             checked.append(DriftOut.of(result))
     counts = {state: sum(1 for c in checked if c.state == state) for state in DRIFT_STATES}
     return DriftCheckOut(checked=checked, skipped=skipped, counts=counts)
+
+
+@router.post("/tenants/import", response_model=ImportOut,
+             responses={**_REFUSALS, 422: {"model": Problem, "description": "more tenants "
+                                           "than drift.import_max_tenants"}})
+def import_tenants(body: ImportRequest, principal: Writer, engine: EngineDep,
+                   dry_run: DryRun = False) -> ImportOut:
+    """Adopt tenants made before tenantops: each one's resources observed through the
+    providers without changing anything, then recorded (unless ``dry_run``) when all were
+    found (``adopted``) or some are missing or differ (``partial``: a reconcile makes them);
+    ``refused`` says why and records nothing. An invalid entry is refused alone."""
+    results = engine.import_tenants(body.tenants, dry_run=dry_run,
+                                    requested_by=requester(principal, engine))
+    return ImportOut.of(results, dry_run=dry_run)
 
 
 @router.post("/tenants/{slug}/reconcile", status_code=202,
