@@ -110,3 +110,30 @@ def test_an_offboarded_tenant_is_neither_checked_nor_reconciled(api: Api) -> Non
     assert "only active and suspended tenants" in drift.json()["error_description"]
     assert reconcile.status_code == 409
     assert "offboarded" in reconcile.json()["error_description"]
+
+
+def test_import_needs_tenants_write_and_at_most_the_configured_entries(api: Api) -> None:
+    body = {"tenants": [spec("imported")]}
+    assert api.reader.post("/api/tenants/import", body).status_code == 403
+
+    dry = api.writer.post("/api/tenants/import?dry_run=true", body)
+    assert dry.status_code == 200
+    [result] = dry.json()["results"]
+    assert (result["slug"], result["outcome"], result["recorded"]) == (
+        "imported", "partial", False)
+    assert dry.json()["counts"] == {"adopted": 0, "partial": 1, "refused": 0}
+    assert api.reader.get("/api/tenants/imported").status_code == 404
+
+    recorded = api.writer.post("/api/tenants/import", body).json()
+    [result] = recorded["results"]
+    assert result["recorded"] is True
+    run = api.reader.get(f"/api/runs/{result['run_id']}").json()
+    assert (run["kind"], run["status"]) == ("adopt", "succeeded")
+    assert api.reader.get("/api/tenants/imported").json()["status"] == "active"
+
+    limit = api.engine.settings.drift.import_max_tenants
+    many = api.writer.post("/api/tenants/import",
+                           {"tenants": [spec(f"many{i}") for i in range(limit + 1)]})
+    assert many.status_code == 422
+    assert f"at most {limit} per request (drift.import_max_tenants)" in (
+        many.json()["error_description"])

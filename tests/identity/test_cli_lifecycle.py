@@ -152,3 +152,40 @@ def test_drift_and_reconcile_through_the_cli(
     assert code == 0
     assert "nothing to reconcile: lima's resources are as recorded" in out
     assert len(engine.catalog.tenant_and_runs("lima")[1]) == 2
+
+
+def test_import_through_the_cli_from_csv(
+        api_root: tuple[str, Engine], operator: None, tmp_path: Path) -> None:
+    root, engine = api_root
+    made = spec_for("mike")
+    assert engine.wait(engine.onboard(made, requested_by="t").id).status == "succeeded"
+    csv_file = tmp_path / "tenants.csv"
+    csv_file.write_text(
+        "slug,display_name,custom_domain,plan,admin_email,tags,database,login,suspended\n"
+        "oscar,Oscar Ltd,www.oscar.test,premium,admin@oscar.test,tier=gold;region=eu,"
+        "oscar_db,oscar_login,true\n"
+        "mike,Mike,www.mike2.test,standard,admin@mike.test,,,,\n")
+
+    code, out, err = cli(root, "import", str(csv_file), "--dry-run")
+    assert code == 1, err  # partial and refused
+    assert "partial  oscar (dry run: not recorded)" in out
+    assert "  database:oscar_db (database:sqlite): gone" in out
+    assert "  secret:oscar-database-password (secrets:local): gone" in out
+    assert "refused  mike" in out
+    assert "slug 'mike' is taken" in out
+    assert "0 adopted, 1 partial, 1 refused (dry run: nothing recorded)" in out
+    assert engine.catalog.find_tenant("oscar") is None
+
+    code, out, err = cli(root, "import", str(csv_file), "--batch", "1")
+    assert code == 1, err
+    assert "0 adopted, 1 partial, 1 refused" in out
+    assert "make what partial tenants miss: tenantops reconcile SLUG" in out
+    oscar = engine.catalog.get_tenant("oscar")
+    assert (oscar.status, oscar.plan, oscar.tags) == ("suspended", "premium",
+                                                      {"tier": "gold", "region": "eu"})
+    assert (oscar.database_name, oscar.database_login) == ("oscar_db", "oscar_login")
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("slug,tags\nx,notatag\n")
+    code, _, err = cli(root, "import", str(bad))
+    assert (code, err.strip()) == (2, "error: line 2: tag 'notatag' must be key=value")

@@ -673,7 +673,9 @@ class ImportOut(BaseModel):
     @classmethod
     def of(cls, results: list[AdoptionResult], *, dry_run: bool) -> ImportOut:
         out = [AdoptionOut(
-            slug=r.slug, outcome=r.outcome, reasons=[redact(x) for x in r.reasons],
+            # A refusal may quote the entry's values; the rest name resources only.
+            slug=r.slug, outcome=r.outcome,
+            reasons=[redact(x) if r.outcome == "refused" else x for x in r.reasons],
             recorded=r.recorded, run_id=r.run_id,
             resources=[_resource_out(d) for d in r.resources]) for r in results]
         counts = {o: sum(1 for r in results if r.outcome == o)

@@ -119,16 +119,17 @@ def _describe(r: ResourceDrift) -> str:
 
 
 def _outputs(found: Sequence[ResourceDrift], names: ResourceNames) -> dict[str, object]:
-    """What the tenant's record keeps of what was found: its database names (as found, else
-    as given), its organization's ID, the DNS records it has."""
+    """What the tenant's record keeps: its database names (as given, else tenantops' own),
+    its organization's ID (as found, else as given), the DNS records and hostname it has."""
     outputs: dict[str, object] = {}
     by_step = {r.step: r for r in found}
     database = by_step.get("create_database")
-    if database is not None and database.current and database.current.get("name"):
-        outputs.update(database_name=database.current["name"],
-                       database_login=database.current.get("login") or (
-                           database.desired or {}).get("login"),
-                       database_secret=(database.desired or {}).get("secret"))
+    if database is not None and database.desired:
+        # Where they are, or where a reconcile is to make them: the names given (else
+        # tenantops' own), whether found or not.
+        outputs.update(database_name=database.desired.get("name"),
+                       database_login=database.desired.get("login"),
+                       database_secret=database.desired.get("secret"))
     organization = by_step.get("create_organization")
     if organization is not None and organization.current and organization.current.get(
             "organization_id"):
