@@ -48,10 +48,11 @@ STATUS_LABELS = {
     "succeeded": "Succeeded", "failed": "Failed", "cancelled": "Cancelled",
     "provisioning": "Provisioning", "active": "Active", "offboarding": "Offboarding",
     "offboarded": "Offboarded", "updating": "Updating", "suspending": "Suspending",
-    "suspended": "Suspended", "resuming": "Resuming",
+    "suspended": "Suspended", "resuming": "Resuming", "reconciling": "Reconciling",
 }
 KIND_LABELS = {"onboard": "Onboarding", "offboard": "Offboarding", "update": "Update",
-                "suspend": "Suspension", "resume": "Resumption"}
+               "suspend": "Suspension", "resume": "Resumption", "reconcile": "Reconciliation",
+               "adopt": "Adoption"}
 
 
 def format_duration(seconds: float | None) -> str:
