@@ -124,7 +124,7 @@ def test_suspend_needs_a_reason_and_resume_follows(operator_site: Site) -> None:
 
 
 @pytest.mark.parametrize("path", ["/tenants/acme/edit", "/tenants/acme/suspend",
-                                  "/tenants/acme/resume"])
+                                  "/tenants/acme/resume", "/tenants/acme/reconcile"])
 def test_a_reader_is_refused_the_change_pages_with_the_role_named(
         reader_site: Site, path: str) -> None:
     active(reader_site)
@@ -135,3 +135,41 @@ def test_a_reader_is_refused_the_change_pages_with_the_role_named(
     posted = reader_site.client.post(path, data={"csrf_token": token, "reason": "x"})
     assert posted.status_code == 403
     assert reader_site.engine.catalog.get_tenant("acme").status == "active"
+
+
+def test_drift_is_shown_and_the_reconcile_plan_comes_before_the_run(operator_site: Site) -> None:
+    active(operator_site)
+    tenant_page = operator_site.client.get("/tenants/acme")
+    assert "Never checked." in tenant_page.text
+    assert 'href="/tenants/acme/reconcile"' in tenant_page.text
+    operator_site.engine.catalog.drift.record(
+        "acme", state="missing", checked_by="tests", resources=[{
+            "step": "create_organization", "provider": "organization:local",
+            "resource": "organization:acme", "state": "missing", "action": "create",
+            "differences": []}, {
+            "step": "create_database", "provider": "database:sqlite",
+            "resource": "database:tenant_acme", "state": "drifted", "action": "update",
+            "differences": [{"field": "login_enabled", "recorded": True, "found": False}]}])
+    tenant_page = operator_site.client.get("/tenants/acme")
+    assert "<strong>missing</strong>" in tenant_page.text
+    assert "organization:acme" in tenant_page.text
+    assert "login_enabled: recorded True, found False" in tenant_page.text
+
+    page = operator_site.client.get("/tenants/acme/reconcile")
+    assert page.status_code == 200
+    assert "nothing is deleted" in page.text
+    # The site's tenant was never made on the providers: everything is to be created.
+    assert '<span class="change change-create">create</span> <code class="breakable">' \
+        'organization:acme</code>' in page.text
+    assert "change-delete" not in page.text
+    assert [r.kind for r in operator_site.engine.catalog.list_runs("acme")] == ["onboard"]
+    token = operator_site.csrf("/tenants/acme/reconcile")
+    made = operator_site.client.post("/tenants/acme/reconcile", data={
+        "csrf_token": token, "reason": "organization deleted by hand"}, follow_redirects=False)
+    assert made.status_code == 303
+    run = operator_site.engine.get_run(made.headers["location"].rsplit("/", 1)[-1])
+    assert (run.kind, run.options["reason"]) == ("reconcile", "organization deleted by hand")
+    assert operator_site.engine.catalog.get_tenant("acme").status == "reconciling"
+    again = operator_site.client.post("/tenants/acme/suspend", data={
+        "csrf_token": token, "reason": "busy"})
+    assert again.status_code == 409

@@ -258,8 +258,13 @@ def routes(dashboard: Dashboard) -> APIRouter:
         preview_error = None
         changes: list[Any] = []
         try:
-            preview = (engine.preview_suspension(slug) if kind == "suspend"
-                       else engine.preview_resumption(slug))
+            if kind == "reconcile":
+                # The live drift check: what a reconcile would create or converge.
+                preview = engine.preview_reconcile(slug)
+            elif kind == "suspend":
+                preview = engine.preview_suspension(slug)
+            else:
+                preview = engine.preview_resumption(slug)
             changes = list(preview.changes)
         except TenantOpsError as exc:
             preview_error = str(exc)
@@ -307,6 +312,27 @@ def routes(dashboard: Dashboard) -> APIRouter:
                               reason_error=exc.problems[0].rule)
         except _REFUSED as exc:
             return state_page(request, viewer, slug, "resume", status=409, reason=reason,
+                              error=str(exc),
+                              active_run=getattr(exc, "active_run_id", None) or None)
+        return RedirectResponse(f"/runs/{run.id}", status_code=303)
+
+    @router.get("/tenants/{slug}/reconcile", name="dashboard_reconcile")
+    def reconcile_page(request: Request, slug: str, viewer: ViewerDep) -> HTMLResponse:
+        dashboard.require(viewer, WRITE, "Reconciling a tenant")
+        return state_page(request, viewer, slug, "reconcile")
+
+    @router.post("/tenants/{slug}/reconcile", name="dashboard_reconcile_submit")
+    def reconcile(request: Request, slug: str, viewer: CheckedViewer,
+                  reason: Annotated[str, Form()] = "") -> Response:
+        dashboard.require(viewer, WRITE, "Reconciling a tenant")
+        try:
+            run = engine.reconcile_tenant(slug, reason=reason or None,
+                                          requested_by=requester(viewer.principal, names))
+        except SpecError as exc:
+            return state_page(request, viewer, slug, "reconcile", status=422, reason=reason,
+                              reason_error=exc.problems[0].rule)
+        except _REFUSED as exc:
+            return state_page(request, viewer, slug, "reconcile", status=409, reason=reason,
                               error=str(exc),
                               active_run=getattr(exc, "active_run_id", None) or None)
         return RedirectResponse(f"/runs/{run.id}", status_code=303)

@@ -168,6 +168,7 @@ def routes(dashboard: Dashboard) -> APIRouter:
             "certificate_soon": bool(expiry and expiry - now < dt.timedelta(days=14)),
             "certificate_expired": bool(expiry and expiry <= now),
             "changes": history_view(catalog.events.history(slug, limit=HISTORY_SHOWN)),
+            "drift": catalog.last_drift(slug),
         }, frozenset({f"tenant:{slug}"}))
 
     # -- runs --------------------------------------------------------------------------
