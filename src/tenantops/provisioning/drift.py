@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from tenantops.catalog import Catalog, DriftRecord, DriftState, Run, Tenant
 from tenantops.catalog.drift import CHECKED_STATUSES
-from tenantops.config import Settings
+from tenantops.config import DriftSettings, Settings
 from tenantops.errors import (
     ProviderError,
     ProvisioningError,
@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUTOMATIC_REQUESTER",
+    "SCHEDULE_REQUESTER",
     "Difference",
     "DriftChecker",
     "DriftReport",
@@ -350,16 +351,24 @@ class DriftWatch:
     worker's heartbeat."""
 
     engine: Engine
+    settings: Settings | None = None
+    """The settings to schedule by; the engine's when None."""
     checker: DriftChecker = field(init=False)
     _thread: threading.Thread | None = field(init=False, default=None)
     _stop: threading.Event = field(init=False, default_factory=threading.Event)
 
     def __post_init__(self) -> None:
-        self.checker = DriftChecker.of(self.engine)
+        if self.settings is None:
+            self.settings = self.engine.settings
+        self.checker = DriftChecker(self.engine.catalog, self.engine.providers, self.settings)
+
+    @property
+    def config(self) -> DriftSettings:
+        return (self.settings or self.engine.settings).drift
 
     @property
     def interval(self) -> float:
-        interval = self.engine.settings.drift.check_interval_seconds
+        interval = self.config.check_interval_seconds
         if interval is None:
             raise ProvisioningError("drift checks are not scheduled "
                                     "(drift.check_interval_seconds is unset)")
@@ -373,7 +382,7 @@ class DriftWatch:
                                         daemon=True)
         self._thread.start()
         log.info("drift checks scheduled: every tenant every %g s%s", self.interval,
-                 ", reconciled when off track" if self.engine.settings.drift.auto_reconcile
+                 ", reconciled when off track" if self.config.auto_reconcile
                  else "")
 
     def stop(self) -> None:
@@ -400,7 +409,7 @@ class DriftWatch:
     def run_once(self) -> int:
         """Claim the tenants that are due (a batch), check them, and reconcile those off
         track when configured; returns how many were checked."""
-        config = self.engine.settings.drift
+        config = self.config
         slugs = self.engine.catalog.drift.claim_due(
             every=dt.timedelta(seconds=self.interval), by=self.engine.executor_id,
             limit=config.batch_size,
@@ -420,7 +429,7 @@ class DriftWatch:
         return len(slugs)
 
     def _reconcile_if_asked(self, report: DriftReport) -> None:
-        if not self.engine.settings.drift.auto_reconcile or report.state not in (
+        if not self.config.auto_reconcile or report.state not in (
                 "drifted", "missing"):
             return
         try:

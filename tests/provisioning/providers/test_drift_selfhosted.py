@@ -6,6 +6,8 @@ reconcile run restores it, checked through the server's own interface again."""
 
 from __future__ import annotations
 
+import dataclasses
+import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,8 +21,15 @@ from psycopg import sql
 from tenantops.catalog import Catalog
 from tenantops.config import Settings
 from tenantops.errors import TenantStateError
-from tenantops.provisioning.drift import DriftChecker, DriftReport
+from tenantops.provisioning.drift import (
+    AUTOMATIC_REQUESTER,
+    SCHEDULE_REQUESTER,
+    DriftChecker,
+    DriftReport,
+    DriftWatch,
+)
 from tenantops.provisioning.engine import Engine
+from tenantops.provisioning.providers.organization.keycloak import KeycloakOrganizations
 
 from .selfhosted import scratch_databases, selfhosted_providers, selfhosted_settings
 from .servers import (
@@ -232,3 +241,63 @@ def test_a_tenant_whose_run_is_unsettled_is_not_checked(stack: Stack) -> None:
 
     with pytest.raises(TenantStateError, match="only active and suspended tenants"):
         stack.checker.check(slug)
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_an_unreachable_provider_makes_its_resource_unknown_not_the_check(
+    stack: Stack,
+) -> None:
+    slug = onboarded(stack)
+    unreachable = KeycloakOrganizations(keycloak_settings(
+        url=f"http://127.0.0.1:{closed_port()}", timeout_seconds=2.0))
+    try:
+        providers = dataclasses.replace(stack.engine.providers, organization=unreachable)
+        checker = DriftChecker(stack.engine.catalog, providers, stack.settings)
+
+        report = checker.check_and_record(slug, checked_by="tests")
+    finally:
+        unreachable.close()
+
+    states = found(report)
+    assert report.state == "unknown", report.render()
+    assert states["create_organization"] == "unknown"
+    assert states["create_database"] == states["create_cname_record"] == "in_sync"
+    [organization] = [r for r in report.resources if r.step == "create_organization"]
+    assert organization.error is not None
+    assert organization.error.startswith("organization:keycloak")
+    assert "client_secret" not in organization.error
+    secret = Path(require_env("TENANTOPS_TEST_KEYCLOAK_CLIENT_SECRET_FILE")).read_text().strip()
+    assert secret not in report.render()
+
+
+def test_scheduled_checks_claim_due_tenants_and_reconcile_when_configured(
+    stack: Stack,
+) -> None:
+    slug = onboarded(stack)
+    tenant = stack.engine.catalog.get_tenant(slug)
+    settings = stack.settings.model_copy(update={"drift": stack.settings.drift.model_copy(
+        update={"check_interval_seconds": 3600.0, "auto_reconcile": True,
+                "batch_size": 1000})})
+    watch = DriftWatch(stack.engine, settings)
+    nsupdate_delete(stack, tenant.custom_domain, "CNAME")
+
+    checked = watch.run_once()
+    again = watch.run_once()  # nothing is due any more: every tenant was just checked
+
+    assert checked >= 1
+    assert again == 0
+    record = stack.engine.catalog.last_drift(slug)
+    assert record is not None
+    assert (record.state, record.checked_by) == ("missing", SCHEDULE_REQUESTER)
+    assert record.reconcile_run_id is not None
+    run = stack.engine.wait(record.reconcile_run_id, timeout=RUN_TIMEOUT)
+    assert (run.kind, run.status, run.requested_by) == (
+        "reconcile", "succeeded", AUTOMATIC_REQUESTER)
+    assert run.options["reason"] == "a scheduled drift check found it missing"
+    site = stack.engine.providers.webhost.site()
+    assert dig(tenant.custom_domain, "CNAME") == [f"{site.default_hostname}."]
