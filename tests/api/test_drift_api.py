@@ -85,7 +85,7 @@ def test_a_fleet_check_reports_each_tenant_and_skips_the_unsettled(api: Api) -> 
     assert (body["counts"]["in_sync"], body["counts"]["missing"]) == (1, 1)
 
 
-def test_reconcile_needs_tenants_write_and_a_known_tenant(api: Api) -> None:
+def test_reconciling_a_tenant_with_tenants_read_only_is_refused(api: Api) -> None:
     onboarded(api, "guarded")
     refused = api.reader.post("/api/tenants/guarded/reconcile")
     assert refused.status_code == 403
@@ -112,7 +112,7 @@ def test_an_offboarded_tenant_is_neither_checked_nor_reconciled(api: Api) -> Non
     assert "offboarded" in reconcile.json()["error_description"]
 
 
-def test_import_needs_tenants_write_and_at_most_the_configured_entries(api: Api) -> None:
+def test_importing_with_tenants_read_only_or_too_many_entries_is_refused(api: Api) -> None:
     body = {"tenants": [spec("imported")]}
     assert api.reader.post("/api/tenants/import", body).status_code == 403
 

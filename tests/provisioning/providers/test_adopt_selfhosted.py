@@ -146,7 +146,7 @@ def test_a_tenant_with_only_its_database_is_partial_and_reconcile_makes_the_rest
     assert databases(f"legacy_{slug}") == [(f"legacy_{slug}", f"legacy_{slug}_login")]
 
 
-def test_resources_owned_by_another_tenant_are_refused_and_nothing_is_recorded(
+def test_importing_resources_recorded_for_another_tenant_is_refused(
     stack: Stack,
 ) -> None:
     owner = unique_slug("adp")
@@ -178,7 +178,7 @@ def test_resources_owned_by_another_tenant_are_refused_and_nothing_is_recorded(
     assert stack.engine.catalog.find_tenant(other) is None
 
 
-def test_a_database_owned_by_another_tenants_login_is_refused(stack: Stack) -> None:
+def test_importing_a_database_owned_by_another_tenants_login_is_refused(stack: Stack) -> None:
     owner = unique_slug("adp")
     make_database(f"legacy_{owner}", f"legacy_{owner}_login")
     [first] = stack.engine.import_tenants([{**spec_for(owner).model_dump(), "resources": {
