@@ -15,7 +15,7 @@ from tenantops.catalog._database import CatalogDatabase
 from tenantops.catalog.audit import AuditEntry, AuditOutcome, AuditRecord, AuditStore, Channel
 from tenantops.catalog.budgets import BudgetState, BudgetStore
 from tenantops.catalog.domain_claims import RetiringDomain, RetiringDomainStore
-from tenantops.catalog.drift import DRIFT_STATES, DriftRecord, DriftState, DriftStore
+from tenantops.catalog.drift import DriftRecord, DriftState, DriftStore
 from tenantops.catalog.durations import attempt_seconds, run_seconds, step_seconds
 from tenantops.catalog.events import Delivery, DeliveryStatus, Event, EventStore, HistoryEntry
 from tenantops.catalog.idempotency import IdempotencyClaim, IdempotencyStore

@@ -8,6 +8,7 @@ pass by skipping the servers it was supposed to test against.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import os
 import secrets
@@ -169,3 +170,19 @@ def point_realm_smtp_at(admin: httpx.Client, port: int) -> None:
         "fromDisplayName": "tenantops tests",
     }})
     response.raise_for_status()
+
+
+def keep_realm_smtp_working(admin: httpx.Client) -> None:
+    """For tests that onboard through Keycloak without reading the invitation: leave the
+    realm's SMTP server alone while something answers there (another test module's sink,
+    which it may be reading), else point it at the shared sink (``TENANTOPS_TEST_SMTP_PORT``,
+    always up). Never points it away from a live sink, so modules running side by side under
+    xdist do not take each other's invitations."""
+    realm = admin.get("")
+    realm.raise_for_status()
+    current = (realm.json().get("smtpServer") or {}).get("port")
+    if current:
+        with contextlib.suppress(OSError), socket.create_connection(
+                ("127.0.0.1", int(current)), timeout=2):
+            return
+    point_realm_smtp_at(admin, int(require_env("TENANTOPS_TEST_SMTP_PORT")))

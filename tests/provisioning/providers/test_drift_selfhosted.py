@@ -33,11 +33,10 @@ from tenantops.provisioning.providers.organization.keycloak import KeycloakOrgan
 
 from .selfhosted import scratch_databases, selfhosted_providers, selfhosted_settings
 from .servers import (
-    SmtpSink,
     dns_settings,
+    keep_realm_smtp_working,
     keycloak_admin,
     keycloak_settings,
-    point_realm_smtp_at,
     postgres_url,
     require_env,
     unique_slug,
@@ -61,9 +60,7 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     keycloak = keycloak_admin(keycloak_settings())
-    smtp = SmtpSink()
-    smtp.start()
-    point_realm_smtp_at(keycloak, smtp.port)
+    keep_realm_smtp_working(keycloak)  # invitations are sent, not read, here
     folder = tmp_path_factory.mktemp("drift")
     key_file = folder / "nsupdate.key"
     secret = Path(require_env("TENANTOPS_TEST_BIND_TSIG_SECRET_FILE")).read_text().strip()
@@ -85,7 +82,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             organizations_provider = providers.organization
             assert hasattr(organizations_provider, "close")
             organizations_provider.close()
-            smtp.stop()
             keycloak.close()
 
 

@@ -35,7 +35,8 @@ from tenantops.api.schemas import (
     Problem,
     ReconcileRequest,
 )
-from tenantops.catalog import DRIFT_STATES, DriftState
+from tenantops.catalog import DriftState
+from tenantops.catalog.drift import DRIFT_STATES
 from tenantops.errors import DriftNotCheckedError, TenantOpsError
 from tenantops.provisioning.drift import DriftChecker, DriftReport
 
