@@ -15,6 +15,7 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -172,17 +173,29 @@ def point_realm_smtp_at(admin: httpx.Client, port: int) -> None:
     response.raise_for_status()
 
 
-def keep_realm_smtp_working(admin: httpx.Client) -> None:
-    """For tests that onboard through Keycloak without reading the invitation: leave the
-    realm's SMTP server alone while something answers there (another test module's sink,
-    which it may be reading), else point it at the shared sink (``TENANTOPS_TEST_SMTP_PORT``,
-    always up). Never points it away from a live sink, so modules running side by side under
-    xdist do not take each other's invitations."""
+@contextlib.contextmanager
+def realm_smtp_working(admin: httpx.Client) -> Iterator[None]:
+    """For tests that onboard through Keycloak without reading the invitation: while the
+    realm's SMTP server answers (another test module's sink, which that module may be
+    reading), leave it; else point the realm at a sink of our own for the duration. Never
+    points the realm away from a live sink, so modules running side by side under xdist do
+    not take each other's invitations."""
     realm = admin.get("")
     realm.raise_for_status()
     current = (realm.json().get("smtpServer") or {}).get("port")
     if current:
-        with contextlib.suppress(OSError), socket.create_connection(
-                ("127.0.0.1", int(current)), timeout=2):
+        try:
+            with socket.create_connection(("127.0.0.1", int(current)), timeout=2):
+                pass
+        except OSError:
+            pass
+        else:
+            yield
             return
-    point_realm_smtp_at(admin, int(require_env("TENANTOPS_TEST_SMTP_PORT")))
+    sink = SmtpSink()
+    sink.start()
+    try:
+        point_realm_smtp_at(admin, sink.port)
+        yield
+    finally:
+        sink.stop()

@@ -34,10 +34,10 @@ from tenantops.provisioning.providers.organization.keycloak import KeycloakOrgan
 from .selfhosted import scratch_databases, selfhosted_providers, selfhosted_settings
 from .servers import (
     dns_settings,
-    keep_realm_smtp_working,
     keycloak_admin,
     keycloak_settings,
     postgres_url,
+    realm_smtp_working,
     require_env,
     unique_slug,
 )
@@ -60,14 +60,15 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     keycloak = keycloak_admin(keycloak_settings())
-    keep_realm_smtp_working(keycloak)  # invitations are sent, not read, here
     folder = tmp_path_factory.mktemp("drift")
     key_file = folder / "nsupdate.key"
     secret = Path(require_env("TENANTOPS_TEST_BIND_TSIG_SECRET_FILE")).read_text().strip()
     key_file.write_text(f'key "{require_env("TENANTOPS_TEST_BIND_TSIG_KEY_NAME")}" '
                         f'{{ algorithm hmac-sha256; secret "{secret}"; }};\n')
     key_file.chmod(0o600)
-    with scratch_databases("catalog", "engine") as (catalog_db, engine_db):
+    # Invitations are sent, not read, here.
+    with realm_smtp_working(keycloak), scratch_databases("catalog", "engine") as (
+            catalog_db, engine_db):
         settings = selfhosted_settings(folder, catalog_db=catalog_db, engine_db=engine_db,
                                        dns_server="bind")
         catalog = Catalog.from_settings(settings)
