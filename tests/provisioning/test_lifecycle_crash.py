@@ -115,3 +115,46 @@ def test_sigkilled_worker_finishes_every_change_suspension_and_resumption(
     finally:
         worker.stop()
         requester.stop()
+
+
+def test_sigkilled_worker_finishes_every_reconcile_with_each_resource_made_once(
+        tmp_path: Path) -> None:
+    from tenantops.provisioning.drift import DriftChecker
+    from tenantops.provisioning.providers.organization import TenantOrganization
+
+    data = tmp_path / "data"
+    worker = Worker(tmp_path)
+    worker.config.write_text(CONFIG.format(data=data))
+    settings = load_settings(worker.config)
+    worker.start()
+    requester = Engine(settings)
+    chance = random.Random(20261207)
+    slugs = [f"rec{i:02d}" for i in range(TENANTS)]
+    try:
+        specs = [spec_for(s) for s in slugs]
+        onboarded = wait_all(requester, [requester.onboard(spec, requested_by="crash")
+                                         for spec in specs], timeout=180)
+        assert {r.status for r in onboarded} == {"succeeded"}
+        for spec in specs:  # deleted behind tenantops' back
+            requester.providers.organization.remove(TenantOrganization(
+                spec.slug, spec.display_name, (spec.custom_domain,),
+                f"https://{spec.custom_domain}/"))
+        checker = DriftChecker.of(requester)
+        assert {checker.check(s).state for s in slugs} == {"missing"}
+
+        reconciles = [requester.reconcile_tenant(s, requested_by="crash") for s in slugs]
+        landed = killing(worker, requester, reconciles, chance)
+        reconciled = wait_all(requester, reconciles, timeout=240)
+        worker.stop()
+
+        assert [(r.status, r.error) for r in reconciled] == [("succeeded", None)] * TENANTS
+        assert landed >= 1, "no kill landed while reconcile runs were going on"
+        organizations = requester.catalog.organizations.list()
+        assert sorted(o.alias for o in organizations) == slugs  # each made once
+        assert {checker.check(s).state for s in slugs} == {"in_sync"}
+        assert {requester.catalog.get_tenant(s).status for s in slugs} == {"active"}
+        assert_no_succeeded_step_ran_again(requester, reconciled, CallLog(worker.calls).read(),
+                                           worker.killed_pids)
+    finally:
+        worker.stop()
+        requester.stop()
