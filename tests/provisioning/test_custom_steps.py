@@ -207,6 +207,34 @@ def test_a_suspension_runs_the_custom_steps_that_take_part_in_it(
     assert (seeded["kind"], seeded["suspended"]) == ("suspend", True)
 
 
+def test_a_reconcile_runs_the_custom_steps_that_take_part_in_it_and_drift_observes_them(
+        make_engine: EngineFactory, tmp_path: Path, site: Path, state: Path) -> None:
+    from tenantops.provisioning.drift import DriftChecker
+
+    declared = steps(tmp_path, state)
+    declared[0]["runs_in"] = ["onboard", "offboard", "reconcile"]
+    engine = make_engine(steps=declared)
+    ready(engine, tmp_path)
+    assert engine.wait(engine.onboard(spec_for("acme"), requested_by="ops").id).status == (
+        "succeeded")
+
+    report = DriftChecker.of(engine).check("acme")
+    run = engine.wait(engine.reconcile_tenant("acme", requested_by="ops").id)
+
+    # seed_records takes part in reconcile runs; the billing step does not.
+    [seed] = [r for r in report.resources if r.step == "seed_records"]
+    # It observes (its file), and is compared field by field like a built-in resource: the
+    # sample step records the tenant's slug where its resource holds the tenant's fields.
+    assert (seed.state, [d.field for d in seed.differences]) == ("drifted", ["tenant"])
+    assert "create_billing_customer" not in [r.step for r in report.resources]
+    assert run.status == "succeeded", run.error
+    names = [s.name for s in run.steps]
+    assert names.index("seed_records") == names.index("create_database") + 1
+    assert "create_billing_customer" not in names
+    seeded = json.loads((tmp_path / "seeds" / "acme.json").read_text())
+    assert (seeded["kind"], seeded["suspended"]) == ("reconcile", False)
+
+
 def test_reading_the_workers_environment_from_a_command_step_is_refused(
         make_engine: EngineFactory, tmp_path: Path, site: Path, state: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
