@@ -173,3 +173,25 @@ def test_drift_is_shown_and_the_reconcile_plan_comes_before_the_run(operator_sit
     again = operator_site.client.post("/tenants/acme/suspend", data={
         "csrf_token": token, "reason": "busy"})
     assert again.status_code == 409
+
+
+def test_the_drift_page_lists_last_checks_filtered_by_state(reader_site: Site) -> None:
+    active(reader_site)
+    active(reader_site, "bravo")
+    active(reader_site, "charlie")
+    reader_site.engine.catalog.drift.record("acme", state="missing", checked_by="tests",
+                                            resources=[{"resource": "dns:CNAME:app.acme.test",
+                                                        "state": "missing"}])
+    reader_site.engine.catalog.drift.record("bravo", state="in_sync", checked_by="tests",
+                                            resources=[])
+
+    page = reader_site.client.get("/drift")
+    assert page.status_code == 200
+    assert 'href="/drift"' in reader_site.client.get("/").text  # in the main navigation
+    assert "1 missing" in page.text
+    assert "1 in sync" in page.text
+    assert "1 never checked" in page.text  # charlie
+    assert "<code>dns:CNAME:app.acme.test</code> missing" in page.text
+    missing = reader_site.client.get("/drift", params={"state": "missing"})
+    assert 'href="/tenants/acme"' in missing.text
+    assert 'href="/tenants/bravo"' not in missing.text

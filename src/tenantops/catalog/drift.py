@@ -67,8 +67,23 @@ class DriftRecord:
 
     @property
     def off_track(self) -> tuple[dict[str, Any], ...]:
-        """The resources that are not in sync."""
-        return tuple(r for r in self.resources if r.get("state") != "in_sync")
+        """The resources that are not in sync (nor left unchecked)."""
+        return tuple(r for r in self.resources
+                     if r.get("state") not in ("in_sync", "unchecked"))
+
+    @property
+    def summary(self) -> str:
+        """``missing: organization:acme; drifted: database:tenant_acme``: what the
+        dashboard's overview lists."""
+        by_state: dict[str, list[str]] = {}
+        for r in self.off_track:
+            by_state.setdefault(str(r.get("state")), []).append(str(r.get("resource")))
+        return "; ".join(f"{state}: {', '.join(names)}" for state, names in by_state.items())
+
+    @property
+    def detected_at(self) -> dt.datetime:
+        """When the check that found it was made."""
+        return self.checked_at
 
 
 def _record(row: DriftReportRow | Any, slug: str, status: str = "") -> DriftRecord:
@@ -162,6 +177,12 @@ class DriftStore:
         with self._db.session(write=False) as s:
             return list(s.scalars(select(TenantRow.slug).where(
                 TenantRow.status.in_(CHECKED_STATUSES)).order_by(TenantRow.slug)))
+
+    def drifted(self, *, limit: int = 50) -> list[DriftRecord]:
+        """The live tenants whose last check found them drifted or missing, most recently
+        checked first (the dashboard's overview)."""
+        records, _ = self.page(states=["drifted", "missing"], limit=limit)
+        return records
 
     def counts(self) -> dict[str, int]:
         """How many tenants whose state drift checks look at are in each drift state, and

@@ -50,7 +50,8 @@ def mount_dashboard(app: FastAPI, settings: Settings, engine: Engine, *,
         return dashboard
     dashboard.nav.extend([
         ("Overview", "/", READ), ("Runs", "/runs", READ), ("Tenants", "/tenants", READ),
-        ("Events", "/events", READ), ("Audit trail", "/audit", AUDIT),
+        ("Drift", "/drift", READ), ("Events", "/events", READ),
+        ("Audit trail", "/audit", AUDIT),
         ("Onboard a tenant", "/onboard", WRITE),
     ])
     app.include_router(_auth_routes.routes(dashboard))

@@ -21,7 +21,8 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
 
-from tenantops.catalog import RunFilter, TenantStatus, tenants
+from tenantops.catalog import DriftState, RunFilter, TenantStatus, tenants
+from tenantops.catalog.drift import DRIFT_STATES
 from tenantops.catalog.events import EVENT_PREFIX
 from tenantops.catalog.run_reports import STOPPED_STEP_STATUSES
 from tenantops.catalog.runs import RUN_KINDS
@@ -260,6 +261,21 @@ def routes(dashboard: Dashboard) -> APIRouter:
             "format_time": format_time,
         }, frozenset({"events"}) if before is None else frozenset(), LIST_INTERVAL)
 
+    # -- drift -------------------------------------------------------------------------
+
+    def drift_list(request: Request, viewer: Viewer, params: Mapping[str, str],
+                   query: Mapping[str, str]) -> LiveView:
+        dashboard.require(viewer, READ, "Viewing drift")
+        state = query.get("state", "")
+        chosen: DriftState | None = next((s for s in DRIFT_STATES if s == state), None)
+        reports, _ = catalog.drift.page(states=[chosen] if chosen else None, limit=500)
+        return LiveView("drift.html", {
+            "reports": reports, "counts": catalog.drift.counts(),
+            "state_filter": chosen or "",
+            "scheduled": dashboard.engine.settings.drift.check_interval_seconds,
+            "format_time": format_time,
+        }, frozenset({"events", "tenants"}), LIST_INTERVAL)
+
     pages: list[tuple[str, str, PageBuilder]] = [
         ("/", "dashboard_overview", overview),
         ("/tenants", "dashboard_tenants", tenant_list),
@@ -267,6 +283,7 @@ def routes(dashboard: Dashboard) -> APIRouter:
         ("/runs", "dashboard_runs", run_list),
         ("/runs/{run_id}", "dashboard_run", run_page),
         ("/events", "dashboard_events", event_list),
+        ("/drift", "dashboard_drift", drift_list),
     ]
     for path, name, builder in pages:
         dashboard.add_live_page(_pattern(path), builder)
