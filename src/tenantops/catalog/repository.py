@@ -11,8 +11,9 @@ tenants, for the dashboard), `steps` (`StepStore`), `worker_registry` (`WorkerSt
 `idempotency_keys` (`IdempotencyStore`), `budgets` (`BudgetStore`: rate budgets' schedules),
 `organizations` (`OrganizationStore`), `retiring_domains` (`RetiringDomainStore`), `events`
 (`EventStore`: the outbox, each tenant's history and the deliveries to sinks), `audit`
-(`AuditStore`, append-only) and `drift` (`DriftStore`: each tenant's last drift check). The methods below are the callers' short names for the stores'
-operations, kept so callers do not need to know which store holds what.
+(`AuditStore`, append-only) and `drift` (`DriftStore`: each tenant's last drift check). The
+methods below are the callers' short names for the stores' operations, kept so callers do
+not need to know which store holds what.
 """
 
 from __future__ import annotations

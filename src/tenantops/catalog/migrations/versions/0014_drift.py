@@ -2,7 +2,7 @@
 as drifted and what scheduled checks claim one tenant at a time.
 
 Revision ID: 0014
-Revises: 0011
+Revises: 0015
 Create Date: 2026-12-06
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from tenantops.catalog.models import UtcDateTime
 
 revision = "0014"
-down_revision = "0011"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
