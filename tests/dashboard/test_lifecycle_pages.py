@@ -187,7 +187,10 @@ def test_the_drift_page_lists_last_checks_filtered_by_state(reader_site: Site) -
 
     page = reader_site.client.get("/drift")
     assert page.status_code == 200
-    assert 'href="/drift"' in reader_site.client.get("/").text  # in the main navigation
+    overview = reader_site.client.get("/").text
+    assert 'href="/drift"' in overview  # in the main navigation
+    assert "Drifted tenants" in overview  # the overview lists the tenants off track
+    assert "missing: dns:CNAME:app.acme.test" in overview
     assert "1 missing" in page.text
     assert "1 in sync" in page.text
     assert "1 never checked" in page.text  # charlie
