@@ -24,6 +24,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -37,6 +38,8 @@ from pydantic_settings import (
 from tenantops.errors import ConfigError
 
 __all__ = [
+    "DEFAULT_PLANS",
+    "DEFAULT_SERVER",
     "ApiSettings",
     "AppServiceWebHostSettings",
     "AuthSettings",
@@ -49,6 +52,7 @@ __all__ = [
     "CustomStepSettings",
     "DashboardSettings",
     "DatabaseProviderSettings",
+    "DatabaseServerSettings",
     "DnsProviderSettings",
     "DomainSettings",
     "DriftSettings",
@@ -60,6 +64,9 @@ __all__ = [
     "KeyVaultSecretsSettings",
     "KeycloakOrganizationSettings",
     "OrganizationProviderSettings",
+    "PlanDatabaseSettings",
+    "PlanOrganizationSettings",
+    "PlanSettings",
     "PostgresDatabaseSettings",
     "ProvidersSettings",
     "Rfc2136DnsSettings",
@@ -502,17 +509,136 @@ class PostgresDatabaseSettings(_Section):
     admin_password: SecretStr | None = Field(default=None, description="the admin role's password")
     connection_limit: int = Field(default=20, ge=1, le=10000, description="per tenant login")
     connect_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    tools_directory: Path | None = Field(
+        default=None, description="where pg_dump and pg_restore are, for moves (at least the "
+        "servers' major version); unset: the PATH, then the newest "
+        "/usr/lib/postgresql/<version>/bin")
+    move_timeout_seconds: float = Field(
+        default=3600.0, gt=0, le=7 * 86400,
+        description="the longest one copy of a tenant's data may take during a move")
+
+
+_SERVER_NAME = r"^[a-z][a-z0-9-]{0,31}$"
+_POOL_NAME = r"^[a-z][a-z0-9-]{0,31}$"
+DEFAULT_SERVER = "default"
+"""The name of the one database server there is when ``providers.database.servers`` lists
+none: the server of the provider's own section (``admin_url``, ``directory``, ``server``)."""
+
+DatabaseProviderName = Literal["sqlite", "postgres", "azure-sql", "azure-postgres"]
+# Which fields of a server entry each database provider reads (the rest must stay unset).
+_SERVER_FIELDS: dict[str, tuple[str, ...]] = {
+    "sqlite": ("directory",),
+    "postgres": ("admin_url", "admin_password"),
+    "azure-sql": ("server", "resource_group"),
+    "azure-postgres": ("server", "resource_group"),
+}
+_REQUIRED_SERVER_FIELDS: dict[str, tuple[str, ...]] = {
+    "sqlite": ("directory",), "postgres": ("admin_url",), "azure-sql": ("server",),
+    "azure-postgres": ("server",),
+}
+
+
+class DatabaseServerSettings(_Section):
+    """One ``[[providers.database.servers]]`` entry: a database server (a *stamp*) tenants are
+    placed on. A new tenant goes to the least-loaded server of its plan's pool that has room
+    (docs/placement.md); ``tenantops tenants move`` moves one to another server."""
+
+    name: str = Field(pattern=_SERVER_NAME, description="how placements, moves and the "
+                      "dashboard name the server (a-z, 0-9, '-'; at most 32)")
+    pool: str = Field(default="default", pattern=_POOL_NAME,
+                      description="the pool it belongs to; a plan's database.pool picks one")
+    capacity: int | None = Field(
+        default=None, ge=1, le=1_000_000,
+        description="the most tenant copies (databases or schemas) it may hold, counting a "
+        "move's copy in progress and an old copy kept for its grace period; unset: no limit")
+    draining: bool = Field(
+        default=False, description="place no new tenant on it (moves away from it still work)")
+    admin_url: str | None = Field(
+        default=None, description="postgres: libpq URL of the admin role (see "
+        "[providers.database.postgres]), without the password")
+    admin_password: SecretStr | None = Field(default=None, description="postgres: its password")
+    directory: Path | None = Field(default=None, description="sqlite: the folder of the files")
+    server: str | None = Field(
+        default=None, description="azure-sql: the logical server; azure-postgres: the flexible "
+        "server")
+    resource_group: str | None = Field(
+        default=None, description="azure: its resource group (the provider section's, then "
+        "azure.resource_group, if unset)")
 
 
 class DatabaseProviderSettings(BaseModel):
     """Where each tenant's database is created."""
 
-    name: Literal["sqlite", "postgres", "azure-sql", "azure-postgres"] = "sqlite"
+    name: DatabaseProviderName = "sqlite"
     azure_sql: AzureSqlDatabaseSettings = Field(default_factory=AzureSqlDatabaseSettings)
     azure_postgres: AzurePostgresDatabaseSettings = Field(
         default_factory=AzurePostgresDatabaseSettings)
     directory: Path | None = Field(default=None, description="<data_dir>/databases when unset")
     postgres: PostgresDatabaseSettings = Field(default_factory=PostgresDatabaseSettings)
+    servers: list[DatabaseServerSettings] = Field(
+        default_factory=list,
+        description="the database servers (stamps) tenants are placed on; empty: one, named "
+        "'default', the server of the provider's own section (docs/placement.md)")
+
+    @model_validator(mode="after")
+    def _check_servers(self) -> DatabaseProviderSettings:
+        names = [s.name for s in self.servers]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"servers: names must be unique; {', '.join(repeated)} repeats")
+        used = _SERVER_FIELDS[self.name]
+        for index, server in enumerate(self.servers):
+            for field_name in ("admin_url", "admin_password", "directory", "server",
+                               "resource_group"):
+                if field_name not in used and getattr(server, field_name) is not None:
+                    raise ValueError(
+                        f"servers[{index}].{field_name} is not read by the {self.name} "
+                        f"provider (providers.database.name); its servers take "
+                        f"{', '.join(used)}")
+            for field_name in _REQUIRED_SERVER_FIELDS[self.name]:
+                if getattr(server, field_name) is None:
+                    raise ValueError(
+                        f"servers[{index}] ({server.name}) needs {field_name}: the "
+                        f"{self.name} provider reaches its servers by it")
+        if self.servers:
+            replaced = {"postgres": ("postgres", self.postgres, ("admin_url", "admin_password")),
+                        "sqlite": ("", self, ("directory",)),
+                        "azure-sql": ("azure_sql", self.azure_sql, ("server",)),
+                        "azure-postgres": ("azure_postgres", self.azure_postgres, ("server",))}
+            section, model, fields = replaced[self.name]
+            for field_name in fields:
+                if field_name in model.model_fields_set:
+                    where = f"providers.database.{section + '.' if section else ''}{field_name}"
+                    raise ValueError(
+                        f"{where} is set and providers.database.servers lists servers: the "
+                        "list replaces the provider's own server; give that server an entry "
+                        f"(name it '{DEFAULT_SERVER}' to keep the tenants placed on it)")
+        return self
+
+    def server_list(self) -> list[DatabaseServerSettings]:
+        """The servers tenants are placed on: ``servers``, or the one server named
+        ``default`` that the provider's own section describes."""
+        if self.servers:
+            return list(self.servers)
+        fields: dict[str, Any] = {"name": DEFAULT_SERVER}
+        if self.name == "postgres":
+            fields.update(admin_url=self.postgres.admin_url,
+                          admin_password=self.postgres.admin_password)
+        elif self.name == "sqlite":
+            fields.update(directory=self.directory)
+        elif self.name == "azure-sql":
+            fields.update(server=self.azure_sql.server,
+                          resource_group=self.azure_sql.resource_group)
+        else:
+            fields.update(server=self.azure_postgres.server,
+                          resource_group=self.azure_postgres.resource_group)
+        return [DatabaseServerSettings.model_construct(
+            pool="default", capacity=None, draining=False, **{
+                **dict.fromkeys(("admin_url", "admin_password", "directory", "server",
+                                 "resource_group")), **fields})]
+
+    def server(self, name: str) -> DatabaseServerSettings | None:
+        return next((s for s in self.server_list() if s.name == name), None)
 
 
 class Rfc2136DnsSettings(_Section):
@@ -889,6 +1015,109 @@ class TelemetrySettings(_Section):
         return bool(self.otlp_endpoint) or self.app_insights_connection_string(environ) is not None
 
 
+_PLAN_NAME = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
+_IDENTIFIER = r"^[a-z][a-z0-9_]{0,62}$"
+_AZURE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+DEFAULT_PLANS = ("free", "standard", "premium")
+"""The plans there are with no ``[plans]`` table: each gives the tenant its own database on
+the servers of pool ``default`` (what every tenant had before plans decided anything)."""
+
+
+class PlanDatabaseSettings(_Section):
+    """``[plans.<name>.database]``: where a tenant of the plan keeps its data."""
+
+    mode: Literal["database", "schema"] = Field(
+        default="database", description="database: its own database; schema: a schema of its "
+        "own in a shared, pooled database (postgres only)")
+    pool: str = Field(default="default", pattern=_POOL_NAME,
+                      description="the server pool its tenants are placed on")
+    shared_database: str = Field(
+        default="tenantops_shared", pattern=_IDENTIFIER,
+        description="schema mode: the pooled database on each server that holds the schemas")
+    elastic_pool: str | None = Field(
+        default=None, pattern=_AZURE_NAME,
+        description="azure-sql: the elastic pool of the plan's databases (default: "
+        "providers.database.azure_sql.elastic_pool)")
+    sku: str | None = Field(
+        default=None, pattern=_AZURE_NAME,
+        description="azure-sql: a single database of this SKU instead of an elastic pool "
+        "(S0, GP_S_Gen5_1, ...)")
+
+    @model_validator(mode="after")
+    def _one_home(self) -> PlanDatabaseSettings:
+        if self.elastic_pool and self.sku:
+            raise ValueError("set elastic_pool or sku, not both: an Azure SQL database is "
+                             "either in an elastic pool or a single database with its own SKU")
+        if self.shared_database.startswith("tenant_"):
+            raise ValueError(f"shared_database {self.shared_database!r} must not start with "
+                             "'tenant_': tenants' own databases are named tenant_<slug>")
+        return self
+
+
+class PlanOrganizationSettings(_Section):
+    """``[plans.<name>.organization]``: what the plan gives the tenant's organization."""
+
+    attributes: dict[str, str] = Field(
+        default_factory=dict,
+        description="organization attributes: features and limits as the tenant app reads "
+        "them (Keycloak organization attributes 'tenantops-plan-<key>')")
+
+    @field_validator("attributes")
+    @classmethod
+    def _keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, item in value.items():
+            if not re.fullmatch(r"[a-z][a-z0-9_.-]{0,47}", key):
+                raise ValueError(f"attribute {key!r} must be 1-48 of a-z, 0-9, '_', '.', '-', "
+                                 "starting with a letter")
+            if len(item) > 255:
+                raise ValueError(f"attribute {key!r} must be at most 255 characters")
+        return value
+
+
+class PlanSettings(_Section):
+    """``[plans.<name>]``: what a plan means to each provider (docs/placement.md)."""
+
+    description: str = Field(default="", max_length=200)
+    database: PlanDatabaseSettings = Field(default_factory=PlanDatabaseSettings)
+    organization: PlanOrganizationSettings = Field(default_factory=PlanOrganizationSettings)
+
+
+def _default_plans() -> dict[str, PlanSettings]:
+    return {name: PlanSettings() for name in DEFAULT_PLANS}
+
+
+def check_plans(plans: Mapping[str, PlanSettings], database: DatabaseProviderSettings) -> None:
+    """Refuse, naming the setting, a plan that no server can serve: a pool with no server,
+    a mode or an Azure option the database provider does not have."""
+    if not plans:
+        raise ValueError("plans is empty: tenants need at least one plan (or leave [plans] "
+                         f"out for the defaults {', '.join(DEFAULT_PLANS)})")
+    pools: dict[str, list[str]] = {}
+    for server in database.server_list():
+        pools.setdefault(server.pool, []).append(server.name)
+    for name, plan in plans.items():
+        if not _PLAN_NAME.match(name):
+            raise ValueError(f"plans.{name}: a plan's name must be 1-16 of a-z, 0-9 and '-', "
+                             "starting with a letter")
+        wanted = plan.database
+        if wanted.pool not in pools:
+            known = "; ".join(f"{pool}: {', '.join(names)}" for pool, names in pools.items())
+            raise ValueError(
+                f"plans.{name}.database.pool = {wanted.pool!r}: no server is in that pool "
+                f"(pools: {known}); add a [[providers.database.servers]] entry with pool = "
+                f"{wanted.pool!r}")
+        if wanted.mode == "schema" and database.name != "postgres":
+            raise ValueError(
+                f"plans.{name}.database.mode = 'schema': the {database.name} provider gives "
+                "each tenant its own database only (schemas in a pooled database need "
+                "providers.database.name = 'postgres')")
+        for option in ("elastic_pool", "sku"):
+            if getattr(wanted, option) is not None and database.name != "azure-sql":
+                raise ValueError(
+                    f"plans.{name}.database.{option} is for the azure-sql provider; "
+                    f"providers.database.name is {database.name!r}")
+
+
 class ProvidersSettings(BaseModel):
     """Which provider serves each kind of resource; every default is embedded."""
 
@@ -933,6 +1162,20 @@ class Settings(BaseSettings):
     steps: list[CustomStepSettings] = Field(
         default_factory=list, description="steps of your own, placed in the plans "
         "([[steps]]; docs/custom-steps.md)")
+    plans: dict[str, PlanSettings] = Field(
+        default_factory=_default_plans,
+        description="what each plan means to the providers ([plans.<name>]; "
+        "docs/placement.md); with none, free, standard and premium, each a database of its "
+        "own")
+
+    @field_validator("plans")
+    @classmethod
+    def _check_plans(cls, plans: dict[str, PlanSettings], info: ValidationInfo
+                     ) -> dict[str, PlanSettings]:
+        providers = info.data.get("providers")
+        if isinstance(providers, ProvidersSettings):
+            check_plans(plans, providers.database)
+        return plans
 
     @field_validator("steps")
     @classmethod
@@ -963,6 +1206,8 @@ def _problem(error: Any) -> str:
     """One validation error as ``setting = value: rule``; a list (``[[steps]]``) is not
     repeated, its rule names what in it is wrong."""
     where = ".".join(str(p) for p in error["loc"])
+    if tuple(error["loc"]) == ("plans",) and isinstance(error.get("input"), dict):
+        return str(error["msg"]).removeprefix("Value error, ")
     if tuple(error["loc"]) == ("steps",) and isinstance(error.get("input"), list):
         return f"{where}: {str(error['msg']).removeprefix('Value error, ')}"
     return f"{where} = {_shown_input(error)}: {error['msg']}"
@@ -1007,6 +1252,16 @@ def _shown_input(error: object) -> str:
     if any(_SECRET_SETTING.search(part) for part in location):
         return "'<hidden>'"
     value = details.get("input")
-    if isinstance(value, dict) and any(_SECRET_SETTING.search(str(k)) for k in value):
-        return "{...}"
+    if isinstance(value, (dict, list)) and _holds_secret(value):
+        return "{...}" if isinstance(value, dict) else "[...]"
     return repr(value)
+
+
+def _holds_secret(value: object) -> bool:
+    """Whether a value holds, at any depth, a key that names a secret (a server entry's
+    admin_password inside providers.database, say)."""
+    if isinstance(value, dict):
+        return any(_SECRET_SETTING.search(str(k)) or _holds_secret(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_secret(item) for item in value)
+    return False

@@ -35,6 +35,8 @@ never has to catch a library's exception type.
     │   ├── RunStateError            retry/cancel asked of a run in a state that forbids it
     │   ├── ConfirmationError        a destructive request whose confirmation does not match
     │   ├── IdempotencyKeyReusedError   an Idempotency-Key sent again with another request
+    │   ├── PlacementError           no database server can take the tenant (full, draining,
+    │   │                            outside the plan's pool, unknown); names them
     │   └── ProviderError            a provider action failed; names provider, action, resource
     │       ├── TransientProviderError   429, 5xx, timeout, reset: retried with backoff
     │       └── PermanentProviderError   anything else: the run stops with this message
@@ -102,6 +104,7 @@ __all__ = [
     "MissingRoleError",
     "MissingTokenError",
     "PermanentProviderError",
+    "PlacementError",
     "ProviderError",
     "ProvisioningError",
     "RunConflictError",
@@ -349,6 +352,17 @@ class TenantStateError(ProvisioningError):
 
 class RunStateError(ProvisioningError):
     """The run's state forbids what was asked (retrying a run that succeeded, say)."""
+
+
+class PlacementError(ProvisioningError):
+    """No database server can take the tenant: every server of its plan's pool is full or
+    draining, or the one named is unknown, full, draining, outside the pool or already holds
+    a copy of the tenant. ``pool`` and ``server`` name what was asked for."""
+
+    def __init__(self, message: str, *, pool: str, server: str | None = None) -> None:
+        super().__init__(message)
+        self.pool = pool
+        self.server = server
 
 
 class ConfirmationError(ProvisioningError):

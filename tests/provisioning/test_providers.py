@@ -114,7 +114,8 @@ def test_database_login_uses_the_secret_and_refuses_a_wrong_one(providers: Provi
     assert (first.changed, second.changed) == (True, False)
     assert providers.database.read_metadata(database)["database"] == "tenant_acme"
     assert providers.database.observe(database) == {
-        "name": "tenant_acme", "login": "acme_app", "secret": "acme-db", "login_enabled": True}
+        "name": "tenant_acme", "login": "acme_app", "secret": "acme-db", "server": "default",
+        "login_enabled": True}
     providers.secrets.remove(Secret("acme-db"))
     providers.secrets.ensure(Secret("acme-db"))  # a new password the database does not know
     with pytest.raises(PermanentProviderError, match="login 'acme_app' was refused"):

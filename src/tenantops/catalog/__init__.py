@@ -1,11 +1,11 @@
 """The tenant catalog: tenants, their runs and steps, workers, idempotency keys, local
-organizations, lifecycle events (the outbox and each tenant's history), the audit
-trail, and each tenant's last drift check.
+organizations, where each tenant's data is placed, lifecycle events (the outbox and each
+tenant's history), the audit trail, and each tenant's last drift check.
 
 SQLAlchemy 2 models, one module and store per aggregate (`tenants`, `runs`, `steps`,
-`workers`, `idempotency`, `domain_claims`, `organizations`, `events`, `audit`, `drift`; and
-`run_reports`, runs across tenants for the dashboard, with `search` for tenants), the
-`Catalog` facade that callers use, and Alembic migrations. SQLite by default
+`workers`, `idempotency`, `domain_claims`, `organizations`, `placement`, `events`, `audit`,
+`drift`; and `run_reports`, runs across tenants for the dashboard, with `search` for
+tenants), the `Catalog` facade that callers use, and Alembic migrations. SQLite by default
 (``<data_dir>/catalog.sqlite``); PostgreSQL when ``catalog.url`` says so.
 """
 
@@ -25,6 +25,13 @@ from tenantops.catalog.organizations import (
     Member,
     Organization,
     OrganizationStore,
+)
+from tenantops.catalog.placement import (
+    CopyState,
+    Placement,
+    PlacementStore,
+    ServerSlot,
+    choose_server,
 )
 from tenantops.catalog.repository import Catalog, catalog_url
 from tenantops.catalog.run_reports import (
@@ -74,6 +81,7 @@ __all__ = [
     "Catalog",
     "CatalogDatabase",
     "Channel",
+    "CopyState",
     "CurrentStep",
     "Delivery",
     "DeliveryStatus",
@@ -92,6 +100,8 @@ __all__ = [
     "OpenedRun",
     "Organization",
     "OrganizationStore",
+    "Placement",
+    "PlacementStore",
     "RetiringDomain",
     "RetiringDomainStore",
     "Run",
@@ -102,6 +112,7 @@ __all__ = [
     "RunRequest",
     "RunStatus",
     "RunStore",
+    "ServerSlot",
     "Step",
     "StepOutcomeCount",
     "StepSpan",
@@ -116,6 +127,7 @@ __all__ = [
     "WorkerStore",
     "attempt_seconds",
     "catalog_url",
+    "choose_server",
     "is_suspended",
     "run_seconds",
     "segment_workflow_id",

@@ -41,6 +41,7 @@ __all__ = [
     "OrganizationInvitationRow",
     "OrganizationMemberRow",
     "OrganizationRow",
+    "PlacementRow",
     "RateBudgetRow",
     "RetiringDomainRow",
     "RunRow",
@@ -56,6 +57,7 @@ _ACTIVE_RUN = text("status IN ('pending', 'running')")
 _LIVE_TENANT = text("status <> 'offboarded'")
 _UNROUTED = text("routed_at IS NULL")
 _STOPPED_STEP = text("status IN ('running', 'waiting', 'retrying', 'failed', 'cancelled')")
+_NOT_RETIRING = text("state <> 'retiring'")
 
 SEARCH_OBJECTS = frozenset({
     "tenants_search", "tenants_search_data", "tenants_search_idx", "tenants_search_docsize",
@@ -257,6 +259,36 @@ class RetiringDomainRow(Base):
     __table_args__ = (Index("ix_retiring_domains_tenant", "tenant_id"),)
 
 
+class PlacementRow(Base):
+    """One copy of a tenant's data on a database server (`tenantops.catalog.placement`):
+    ``current`` (the copy the tenant is served from), ``target`` (being made by a move), or
+    ``retiring`` (the copy a move left behind, kept until its grace period ends, then
+    removed). ``database`` is the tenant's own database (mode ``database``) or the pooled
+    one that holds its ``schema`` (mode ``schema``); ``details`` what else the plan chose
+    (an Azure SQL elastic pool or SKU)."""
+
+    __tablename__ = "placements"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    state: Mapped[str] = mapped_column(String(16))
+    server: Mapped[str] = mapped_column(String(32))
+    mode: Mapped[str] = mapped_column(String(16))
+    database: Mapped[str] = mapped_column(String(63))
+    schema: Mapped[str | None] = mapped_column(String(63))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    run_id: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    retire_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        # One current copy and one copy being made per tenant; old copies may be several.
+        Index("uq_placements_tenant_state", "tenant_id", "state", unique=True,
+              sqlite_where=_NOT_RETIRING, postgresql_where=_NOT_RETIRING),
+        Index("ix_placements_server", "server"),
+    )
+
+
 class IdempotencyKeyRow(Base):
     """An ``Idempotency-Key`` a caller (``scope``: its tenant and object ID) sent, the request
     it came with, and the run it made."""
@@ -306,6 +338,8 @@ class OrganizationRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     # False while the tenant is suspended: no member may sign in (Keycloak's ``enabled``).
     enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # What the tenant's plan gives it (features, limits): Keycloak's organization attributes.
+    attributes: Mapped[dict[str, str] | None] = mapped_column(JSON)
 
 
 class OrganizationDomainRow(Base):

@@ -9,7 +9,8 @@ Each aggregate has a module and a store of its own, reachable as an attribute:
 `tenants` (`TenantStore`), `runs` (`RunStore`), `run_reports` (`RunReports`: runs across
 tenants, for the dashboard), `steps` (`StepStore`), `worker_registry` (`WorkerStore`),
 `idempotency_keys` (`IdempotencyStore`), `budgets` (`BudgetStore`: rate budgets' schedules),
-`organizations` (`OrganizationStore`), `retiring_domains` (`RetiringDomainStore`), `events`
+`organizations` (`OrganizationStore`), `retiring_domains` (`RetiringDomainStore`),
+`placements` (`PlacementStore`: which server holds each copy of a tenant's data), `events`
 (`EventStore`: the outbox, each tenant's history and the deliveries to sinks), `audit`
 (`AuditStore`, append-only) and `drift` (`DriftStore`: each tenant's last drift check). The
 methods below are the callers' short names for the stores' operations, kept so callers do
@@ -33,6 +34,7 @@ from tenantops.catalog.domain_claims import RetiringDomain, RetiringDomainStore
 from tenantops.catalog.drift import DriftRecord, DriftStore
 from tenantops.catalog.events import EventStore
 from tenantops.catalog.idempotency import IdempotencyClaim, IdempotencyStore
+from tenantops.catalog.placement import Placement, PlacementStore
 from tenantops.catalog.run_reports import RunReports
 from tenantops.catalog.runs import (
     OpenedRun,
@@ -79,6 +81,7 @@ class Catalog:
         self.retiring_domains = RetiringDomainStore(self.database)
         self.budgets = BudgetStore(self.database)
         self.drift = DriftStore(self.database)
+        self.placements = PlacementStore(self.database)
         self._organizations: OrganizationStore | None = None
 
     @classmethod
@@ -155,6 +158,20 @@ class Catalog:
 
     def retiring_domains_of(self, slug: str) -> list[RetiringDomain]:
         return self.retiring_domains.of(slug)
+
+    # -- placement ----------------------------------------------------------------------
+
+    def placement_of(self, slug: str) -> Placement | None:
+        """Where ``slug`` is served from: its current copy (None before its database)."""
+        return self.placements.current(slug)
+
+    def placements_of(self, slug: str) -> list[Placement]:
+        """Every copy of ``slug``'s data: current, a move's target, old ones retiring."""
+        return self.placements.of(slug)
+
+    def server_loads(self) -> dict[str, int]:
+        """How many tenant copies each database server holds."""
+        return self.placements.loads()
 
     # -- runs ---------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ import ipaddress
 import re
 import unicodedata
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import idna
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -33,7 +33,10 @@ MAX_DOMAIN_LENGTH = 64
 DISPLAY_NAME_MAX = 100
 MAX_TAGS, TAG_VALUE_MAX = 20, 256
 PLANS = ("free", "standard", "premium")
-Plan = Literal["free", "standard", "premium"]
+"""The plans there are when the settings have no ``[plans]`` table (`Settings.plans` is the
+set a request is checked against: `tenantops.provisioning.run_requests`)."""
+Plan = str
+_PLAN_NAME = re.compile(r"[a-z][a-z0-9-]{0,15}")
 
 # Names that collide with the platform's own hostnames, databases or routes.
 RESERVED_SLUGS = frozenset({
@@ -100,7 +103,8 @@ class TenantSpec(BaseModel):
     slug: str = Field(description="lowercase DNS label, 3 to 32 characters")
     display_name: str = Field(description="the tenant's name as people see it")
     custom_domain: str = Field(description="hostname the tenant's users visit (a subdomain)")
-    plan: Plan = Field(default="standard", description="one of free, standard, premium")
+    plan: Plan = Field(default="standard", description="one of the plans in the settings "
+                       "([plans]; free, standard, premium by default)")
     admin_email: str = Field(description="the first administrator, invited to the organization")
     tags: dict[str, str] = Field(default_factory=dict)
 
@@ -184,8 +188,9 @@ class TenantSpec(BaseModel):
     @field_validator("plan", mode="before")
     @classmethod
     def _check_plan(cls, value: object) -> object:
-        if isinstance(value, str) and value not in PLANS:
-            raise ValueError(f"must be one of {', '.join(PLANS)}")
+        if isinstance(value, str) and not _PLAN_NAME.fullmatch(value):
+            raise ValueError("must be a plan's name: 1 to 16 of a-z, 0-9 and '-', starting "
+                             "with a letter (the plans are in the settings: [plans])")
         return value
 
     @field_validator("admin_email", mode="before")
@@ -241,7 +246,5 @@ def _problems(exc: ValidationError) -> list[SpecProblem]:
             rule = "is required"
         elif error["type"] == "extra_forbidden":
             rule = "is not a field of a tenant spec"
-        elif error["type"] == "literal_error" and field == "plan":
-            rule = f"must be one of {', '.join(PLANS)}"
         problems.append(SpecProblem(field, error.get("input"), rule))
     return problems

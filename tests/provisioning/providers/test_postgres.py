@@ -171,7 +171,7 @@ def test_ensure_twice_changes_nothing(
     assert count == (1,)
     assert provider.observe(database) == {
         "name": database.name, "owner": database.login, "login": database.login,
-        "secret": database.secret, "login_enabled": True,
+        "secret": database.secret, "server": "default", "login_enabled": True,
     }
 
 

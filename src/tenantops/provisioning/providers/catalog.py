@@ -1,18 +1,30 @@
 """The catalog as a provider: the plan's first and last steps register the tenant's
 configuration record and activate it (offboarding: deactivate, then deregister); after a
-domain change, the grace period of the names the tenant retires, and their release."""
+domain change, the grace period of the names the tenant retires, and their release; where
+each copy of the tenant's data is placed (`DatabasePlacement`), the switch of a move to its
+new copy (`PlacementSwitch`), the grace period of the old copy (`CopyRetirement`) and the
+record of a copy removed (`PlacementRecord`)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from tenantops.catalog import Catalog
+from tenantops.catalog import Catalog, CopyState, Placement, ServerSlot
 from tenantops.errors import CatalogError, TenantNotFoundError, TransientProviderError
 from tenantops.provisioning.providers.base import Outcome, Pending, Provider, Ready, Resource
 
-__all__ = ["CatalogProvider", "DomainRetirement", "TenantActivation", "TenantRegistration"]
+__all__ = [
+    "CatalogProvider",
+    "CopyRetirement",
+    "DatabasePlacement",
+    "DomainRetirement",
+    "PlacementRecord",
+    "PlacementSwitch",
+    "TenantActivation",
+    "TenantRegistration",
+]
 
 # A grace period is waited for durably; the window past its end covers a worker that was
 # down when it ended.
@@ -57,10 +69,86 @@ class DomainRetirement(Resource):
         return f"retiring:{self.slug}:{','.join(self.domains)}"
 
 
+@dataclass(frozen=True)
+class DatabasePlacement(Resource):
+    """A copy of tenant ``slug``'s data (``state``: its current one, or a move's target) is
+    placed on a server of ``servers`` (``named``: that one), and recorded; ``ensure`` again
+    returns the same server. Outputs: where (``server``, ``mode``, ``database``,
+    ``schema``, ``details``)."""
+
+    slug: str
+    state: str
+    run_id: str
+    pool: str
+    mode: str
+    database: str
+    schema: str | None
+    servers: tuple[ServerSlot, ...]
+    named: str | None = None
+    elastic_pool: str | None = None
+    sku: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"placement:{self.slug}:{self.state}"
+
+
+@dataclass(frozen=True)
+class PlacementSwitch(Resource):
+    """Tenant ``slug`` is served from the copy run ``run_id`` made (its current copy becomes
+    retiring)."""
+
+    slug: str
+    run_id: str
+
+    @property
+    def key(self) -> str:
+        return f"placement:{self.slug}:switch"
+
+
+@dataclass(frozen=True)
+class CopyRetirement(Resource):
+    """The copies run ``run_id`` retired are kept ``grace_seconds`` from when ``ensure`` is
+    first called (`Pending` until then)."""
+
+    slug: str
+    run_id: str
+    grace_seconds: float
+
+    @property
+    def key(self) -> str:
+        return f"placement:{self.slug}:retiring"
+
+
+@dataclass(frozen=True)
+class PlacementRecord(Resource):
+    """The record of a copy of ``slug``'s data at ``server``/``database``/``schema``
+    (``remove``: forgotten, once its data is gone; ``states``: which records may go)."""
+
+    slug: str
+    server: str
+    database: str
+    schema: str | None
+    states: tuple[str, ...] = ("retiring", "target")
+
+    @property
+    def key(self) -> str:
+        where = self.database if self.schema is None else f"{self.database}.{self.schema}"
+        return f"placement:{self.slug}:{self.server}/{where}"
+
+
+_COPY_STATES: tuple[CopyState, ...] = ("current", "target", "retiring")
+
+
+def _where(placement: Placement) -> dict[str, Any]:
+    return {**placement.options(), "state": placement.state}
+
+
 class CatalogProvider(Provider):
     kind = "catalog"
     name = "sql"
-    resource_types = (TenantRegistration, TenantActivation, DomainRetirement)
+    resource_types = (TenantRegistration, TenantActivation, DomainRetirement,
+                      DatabasePlacement, PlacementSwitch, CopyRetirement, PlacementRecord)
 
     def __init__(self, catalog: Catalog) -> None:
         super().__init__()
@@ -90,11 +178,40 @@ class CatalogProvider(Provider):
     def _converge(self, resource: Resource) -> Outcome:
         if isinstance(resource, DomainRetirement):
             return self._grace(resource)
+        if isinstance(resource, DatabasePlacement):
+            state: Literal["current", "target"] = (
+                "target" if resource.state == "target" else "current")
+            details = {k: v for k, v in (("elastic_pool", resource.elastic_pool),
+                                         ("sku", resource.sku)) if v is not None}
+            placed = self.catalog.placements.place(
+                resource.slug, state=state, run_id=resource.run_id,
+                candidates=resource.servers, pool=resource.pool,
+                mode="schema" if resource.mode == "schema" else "database",
+                database=resource.database, schema=resource.schema, details=details,
+                named=resource.named)
+            return Ready(_where(placed), changed=placed.run_id == resource.run_id)
+        if isinstance(resource, PlacementSwitch):
+            serving = self.catalog.placement_of(resource.slug)
+            placed = self.catalog.placements.switch(resource.slug, resource.run_id)
+            return Ready(_where(placed), changed=serving != placed)
+        if isinstance(resource, CopyRetirement):
+            ends = self.catalog.placements.start_grace(resource.slug, resource.run_id,
+                                                       resource.grace_seconds)
+            left = (ends - dt.datetime.now(dt.timezone.utc)).total_seconds()
+            if left > 0:
+                return Pending(
+                    f"the old copy of the tenant's data is kept until {ends.isoformat()} "
+                    "(the move's grace period); then it is removed", left,
+                    timeout_seconds=resource.grace_seconds + _GRACE_SLACK_SECONDS)
+            return Ready({"retired_at": ends.isoformat()}, changed=False)
+        if isinstance(resource, PlacementRecord):
+            return Ready({}, changed=False)
         if isinstance(resource, TenantRegistration):
             before = self.catalog.get_tenant(resource.slug)
             tenant = self.catalog.register_tenant(resource.slug)
             return Ready({"tenant_id": tenant.id}, changed=before.registered_at is None)
-        assert isinstance(resource, TenantActivation)
+        if not isinstance(resource, TenantActivation):
+            raise TransientProviderError(f"not a catalog resource: {resource.key}")
         before = self.catalog.get_tenant(resource.slug)
         self.catalog.set_tenant_status(resource.slug, "active")
         return Ready({"status": "active"}, changed=before.status != "active")
@@ -112,6 +229,15 @@ class CatalogProvider(Provider):
                      changed=False)
 
     def _withdraw(self, resource: Resource) -> Outcome:
+        if isinstance(resource, PlacementRecord):
+            released = self.catalog.placements.release(
+                resource.slug, server=resource.server, database=resource.database,
+                schema=resource.schema, states=[s for s in _COPY_STATES
+                                                if s in resource.states])
+            return Ready({"server": resource.server, "database": resource.database,
+                          "schema": resource.schema}, changed=released)
+        if isinstance(resource, (DatabasePlacement, PlacementSwitch, CopyRetirement)):
+            return Ready({}, changed=False)
         if isinstance(resource, DomainRetirement):
             released = self.catalog.retiring_domains.release(resource.slug, resource.domains)
             return Ready({"domains": list(resource.domains)}, changed=released)
@@ -126,6 +252,17 @@ class CatalogProvider(Provider):
         return Ready({"status": "offboarding"}, changed=before.status != "offboarding")
 
     def _observe(self, resource: Resource) -> dict[str, Any] | None:
+        if isinstance(resource, (DatabasePlacement, PlacementRecord)):
+            copies = self.catalog.placements_of(resource.slug) if self.catalog.find_tenant(
+                resource.slug) else []
+            if isinstance(resource, DatabasePlacement):
+                found = next((p for p in copies if p.state == resource.state), None)
+            else:
+                found = next((p for p in copies if (p.server, p.database, p.schema) == (
+                    resource.server, resource.database, resource.schema)), None)
+            return None if found is None else {"slug": resource.slug, **_where(found)}
+        if isinstance(resource, (PlacementSwitch, CopyRetirement)):
+            return None
         if isinstance(resource, DomainRetirement):
             held = [r for r in self.catalog.retiring_domains.of(resource.slug)
                     if r.domain in resource.domains]

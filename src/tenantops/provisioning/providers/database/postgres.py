@@ -24,27 +24,48 @@ when it is not a superuser it grants itself membership in each tenant login it c
 which PostgreSQL requires to create a database owned by that login and to drop it later.
 Identifiers are quoted by psycopg's `sql.Identifier`, and `Database` itself refuses any name
 outside ``[a-z][a-z0-9_]*`` before a connection is opened.
+
+**Schema mode** (`Database.schema` set: a plan's ``mode = "schema"``): the tenant's data is
+the schema ``schema`` (owned by the login) in the pooled database ``name`` (owned by the admin
+role, made on first use, CONNECT for the tenants' logins only), and the login's
+``search_path`` in that database is its schema. Other tenants' logins cannot use the schema
+(no USAGE); they see its name in the catalogs, as every PostgreSQL role does.
+
+**Servers**: each `Database` names its server (`Database.server`); the provider reaches
+each as ``[[providers.database.servers]]`` says (or the section's own ``admin_url``: the
+server ``default``). **Moves** (`DatabaseCopy`, `CopyCheck`) are in
+`tenantops.provisioning.providers.database.pg_copy`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
 
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
 
-from tenantops.config import PostgresDatabaseSettings
+from tenantops.config import DEFAULT_SERVER, DatabaseServerSettings, PostgresDatabaseSettings
 from tenantops.errors import PermanentProviderError, TransientProviderError
 from tenantops.provisioning.providers.base import Outcome, Ready, Resource
-from tenantops.provisioning.providers.database import Database, DatabaseProvider
+from tenantops.provisioning.providers.database import (
+    CopyCheck,
+    Database,
+    DatabaseCopy,
+    DatabaseMode,
+    DatabaseProvider,
+)
 from tenantops.provisioning.providers.secrets import SecretsProvider
 
-__all__ = ["PostgresDatabases"]
+__all__ = ["PostgresDatabases", "PostgresServer"]
+
+Connection = psycopg.Connection[tuple[Any, ...]]
 
 # SQLSTATE classes and codes worth retrying: connection trouble, resources, lock conflicts,
 # the server shutting down or starting.
@@ -60,15 +81,30 @@ _TRANSIENT_CONNECT_TEXT = (
 )
 
 
+@dataclass(frozen=True)
+class PostgresServer:
+    """One server tenants' databases go on: how the admin role reaches it."""
+
+    name: str
+    admin_url: str
+    admin_password: str | None = None
+
+
 class PostgresDatabases(DatabaseProvider):
-    """Tenant databases on the PostgreSQL server at ``admin_url``.
+    """Tenant databases on PostgreSQL servers: ``admin_url`` is the server ``default``, or
+    ``servers`` lists them.
 
     ``admin_url`` is a libpq URL or conninfo string for the admin role, without the password
     when possible: give it as ``admin_password``, or let libpq find it (``PGPASSWORD``,
-    ``~/.pgpass``). ``connection_limit`` caps each tenant login's sessions.
+    ``~/.pgpass``). ``connection_limit`` caps each tenant login's sessions. ``tools_directory``
+    and ``move_timeout``: where ``pg_dump``/``pg_restore`` are and how long one copy of a move
+    may take.
     """
 
     name = "postgres"
+    resource_types = (Database, DatabaseCopy, CopyCheck)
+    modes: ClassVar[tuple[DatabaseMode, ...]] = ("database", "schema")
+    copies_data = True
 
     def __init__(
         self,
@@ -78,6 +114,9 @@ class PostgresDatabases(DatabaseProvider):
         admin_password: str | None = None,
         connection_limit: int = 20,
         connect_timeout: float = 10.0,
+        servers: Sequence[PostgresServer] | None = None,
+        tools_directory: Path | None = None,
+        move_timeout: float = 3600.0,
     ) -> None:
         super().__init__()
         if connection_limit < 1:
@@ -85,72 +124,117 @@ class PostgresDatabases(DatabaseProvider):
                 f"connection_limit must be at least 1 (got {connection_limit})",
                 provider="database:postgres",
             )
+        self.servers: dict[str, PostgresServer] = {
+            s.name: s for s in (servers or [PostgresServer(DEFAULT_SERVER, admin_url,
+                                                           admin_password)])}
         self.admin_url = admin_url
         self.secrets = secrets
         self.connection_limit = connection_limit
         self.connect_timeout = connect_timeout
+        self.tools_directory = tools_directory
+        self.move_timeout = move_timeout
         self._admin_password = admin_password
 
     @classmethod
     def from_settings(
-        cls, settings: PostgresDatabaseSettings, secrets: SecretsProvider
+        cls, settings: PostgresDatabaseSettings, secrets: SecretsProvider,
+        servers: Sequence[DatabaseServerSettings] | None = None,
     ) -> PostgresDatabases:
-        """The provider ``[providers.database.postgres]`` describes (no I/O)."""
+        """The provider ``[providers.database.postgres]`` describes, on ``servers`` (the
+        ``providers.database.servers``; none: the section's own server) (no I/O)."""
         password = settings.admin_password
         return cls(
             settings.admin_url, secrets,
             admin_password=password.get_secret_value() if password is not None else None,
             connection_limit=settings.connection_limit,
             connect_timeout=settings.connect_timeout_seconds,
+            servers=[PostgresServer(s.name, s.admin_url or settings.admin_url,
+                                    s.admin_password.get_secret_value()
+                                    if s.admin_password is not None else None)
+                     for s in servers] if servers else None,
+            tools_directory=settings.tools_directory,
+            move_timeout=settings.move_timeout_seconds,
         )
 
+    def server(self, database: Database) -> PostgresServer:
+        """The server ``database`` names; `PermanentProviderError` for one not configured."""
+        found = self.servers.get(database.server)
+        if found is None:
+            raise PermanentProviderError(
+                f"database server {database.server!r} is not configured (servers: "
+                f"{', '.join(sorted(self.servers))}); add it to providers.database.servers, "
+                "or move the tenant off it while it still is", resource=database.key)
+        return found
+
+    # -- ensure ------------------------------------------------------------------------------
+
     def _ensure(self, resource: Resource) -> Outcome:
-        assert isinstance(resource, Database)
+        if isinstance(resource, DatabaseCopy):
+            from tenantops.provisioning.providers.database.pg_copy import copy
+
+            return copy(self, resource)
+        if isinstance(resource, CopyCheck):
+            from tenantops.provisioning.providers.database.pg_copy import check
+
+            return check(self, resource)
+        if not isinstance(resource, Database):
+            raise PermanentProviderError(f"not a database: {resource.key}")
         password = self.secrets.read(resource.secret)
-        with self._admin_connection(resource) as admin:
+        with self.admin_connection(resource) as admin:
             changed = self._ensure_login(admin, resource, password)
-            changed = self._ensure_database(admin, resource) or changed
+            if resource.schema is None:
+                changed = self._ensure_database(admin, resource) or changed
+            else:
+                changed = self._ensure_shared_database(admin, resource) or changed
             if not resource.login_enabled:
                 self._end_sessions(admin, resource)
             host, port = admin.info.host, admin.info.port
-        with self._admin_connection(resource, dbname=resource.name) as tenant_db:
-            changed = self._ensure_metadata(tenant_db, resource) or changed
-        return Ready(
-            {
-                "database": resource.name,
-                "login": resource.login,
-                "secret": resource.secret,
-                "location": f"postgresql://{resource.login}@{host}:{port}/{resource.name}",
-                "login_enabled": resource.login_enabled,
-            },
-            changed=changed,
-        )
+        if resource.schema is not None:
+            with self.admin_connection(resource, dbname=resource.name) as shared:
+                changed = self._ensure_schema(shared, resource) or changed
+                if not resource.empty:
+                    changed = self._ensure_metadata(shared, resource) or changed
+        elif not resource.empty:
+            with self.admin_connection(resource, dbname=resource.name) as tenant_db:
+                changed = self._ensure_metadata(tenant_db, resource) or changed
+        outputs: dict[str, Any] = {
+            "database": resource.name,
+            "login": resource.login,
+            "secret": resource.secret,
+            "server": resource.server,
+            "mode": resource.mode,
+            "location": f"postgresql://{resource.login}@{host}:{port}/{resource.name}",
+            "login_enabled": resource.login_enabled,
+        }
+        if resource.schema is not None:
+            outputs["schema"] = resource.schema
+        return Ready(outputs, changed=changed)
 
-    def _end_sessions(self, admin: psycopg.Connection[tuple[Any, ...]],
-                      resource: Database) -> None:
+    def _end_sessions(self, admin: Connection, resource: Database) -> None:
         self._run(admin, resource, sql.SQL(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE usename = {} AND pid <> pg_backend_pid()").format(sql.Literal(resource.login)))
 
+    # -- remove ------------------------------------------------------------------------------
+
     def _remove(self, resource: Resource) -> Outcome:
-        assert isinstance(resource, Database)
+        if isinstance(resource, (DatabaseCopy, CopyCheck)):
+            return Ready({}, changed=False)
+        if not isinstance(resource, Database):
+            raise PermanentProviderError(f"not a database: {resource.key}")
         changed = False
-        with self._admin_connection(resource) as admin:
-            if self._database_owner(admin, resource.name) is not None:
-                # Refuse new sessions first so none slips in between terminate and drop.
-                self._run(admin, resource, sql.SQL(
-                    "ALTER DATABASE {} ALLOW_CONNECTIONS false"
-                ).format(sql.Identifier(resource.name)))
-                self._run(
-                    admin, resource,
-                    sql.SQL("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                            "WHERE datname = {} AND pid <> pg_backend_pid()"
-                            ).format(sql.Literal(resource.name)),
-                )
-                self._run(admin, resource, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-                          .format(sql.Identifier(resource.name)))
-                changed = True
-            if self._role(admin, resource.login) is not None:
+        with self.admin_connection(resource) as admin:
+            role = self._role(admin, resource.login)
+            if resource.schema is None:
+                changed = self._drop_database(admin, resource, resource.name)
+            elif self._database_owner(admin, resource.name) is not None:
+                with self.admin_connection(resource, dbname=resource.name) as shared:
+                    changed = self._drop_schema(shared, resource, role is not None)
+                if role is not None:
+                    self._run(admin, resource, sql.SQL("REVOKE ALL ON DATABASE {} FROM {}")
+                              .format(sql.Identifier(resource.name),
+                                      sql.Identifier(resource.login)))
+            if role is not None and not resource.keep_login:
                 self._run(
                     admin, resource,
                     sql.SQL("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
@@ -160,29 +244,80 @@ class PostgresDatabases(DatabaseProvider):
                 self._run(admin, resource,
                           sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(resource.login)))
                 changed = True
-        return Ready({"database": resource.name, "login": resource.login}, changed=changed)
+        outputs: dict[str, Any] = {"database": resource.name, "login": resource.login,
+                                   "server": resource.server}
+        if resource.schema is not None:
+            outputs["schema"] = resource.schema
+        return Ready(outputs, changed=changed)
+
+    def _drop_database(self, admin: Connection, resource: Database, name: str) -> bool:
+        if self._database_owner(admin, name) is None:
+            return False
+        # Refuse new sessions first so none slips in between terminate and drop.
+        self._run(admin, resource, sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false")
+                  .format(sql.Identifier(name)))
+        self._run(
+            admin, resource,
+            sql.SQL("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = {} AND pid <> pg_backend_pid()").format(sql.Literal(name)),
+        )
+        self._run(admin, resource, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+                  .format(sql.Identifier(name)))
+        return True
+
+    def _drop_schema(self, shared: Connection, resource: Database, role_exists: bool) -> bool:
+        if resource.schema is None:
+            return False
+        self._run(shared, resource, sql.SQL(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
+            "current_database() AND usename = {} AND pid <> pg_backend_pid()"
+        ).format(sql.Literal(resource.login)))
+        existed = self._schema_owner(shared, resource.schema) is not None
+        self._run(shared, resource, sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE")
+                  .format(sql.Identifier(resource.schema)))
+        if role_exists:
+            self._run(shared, resource, sql.SQL("ALTER ROLE {} IN DATABASE {} RESET ALL").format(
+                sql.Identifier(resource.login), sql.Identifier(resource.name)))
+        return existed
+
+    # -- observe -----------------------------------------------------------------------------
 
     def _observe(self, resource: Resource) -> dict[str, Any] | None:
-        assert isinstance(resource, Database)
-        with self._admin_connection(resource) as admin:
+        if isinstance(resource, (DatabaseCopy, CopyCheck)):
+            return None
+        if not isinstance(resource, Database):
+            raise PermanentProviderError(f"not a database: {resource.key}")
+        with self.admin_connection(resource) as admin:
             owner = self._database_owner(admin, resource.name)
             role = self._role(admin, resource.login)
+        schema_owner = None
+        if resource.schema is not None and owner is not None:
+            with self.admin_connection(resource, dbname=resource.name) as shared:
+                schema_owner = self._schema_owner(shared, resource.schema)
+            if schema_owner is None:
+                owner = None  # the pooled database exists, the tenant's schema does not
         if owner is None and role is None:
             return None
-        return {
+        found: dict[str, Any] = {
             "name": resource.name if owner is not None else None,
-            "owner": owner,
+            "owner": schema_owner or owner,
             "login": resource.login if role is not None else None,
             "secret": resource.secret,
+            "server": resource.server,
             "login_enabled": bool(role["rolcanlogin"]) if role is not None else False,
         }
+        if resource.schema is not None:
+            found["schema"] = resource.schema if schema_owner is not None else None
+        return found
+
+    # -- the tenant's own connection ----------------------------------------------------------
 
     def read_metadata(self, database: Database) -> dict[str, str]:
         password = self.secrets.read(database.secret)
         try:
             conninfo = psycopg.conninfo.make_conninfo(
-                self.admin_url, dbname=database.name, user=database.login, password=password,
-                connect_timeout=math.ceil(self.connect_timeout),
+                self.server(database).admin_url, dbname=database.name, user=database.login,
+                password=password, connect_timeout=math.ceil(self.connect_timeout),
             )
             with psycopg.connect(conninfo, autocommit=True) as db:
                 rows = db.execute("SELECT key, value FROM tenantops_meta").fetchall()
@@ -196,26 +331,49 @@ class PostgresDatabases(DatabaseProvider):
         return {str(key): str(value) for key, value in rows}
 
     @contextmanager
-    def _admin_connection(
-        self, resource: Database, *, dbname: str | None = None
-    ) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
+    def connect(self, database: Database) -> Iterator[Connection]:
+        """An admin connection in the tenant's database acting as its login (``SET ROLE``,
+        so what it creates the tenant owns), its schema first on the search path; in a
+        transaction committed when the block ends."""
+        with self.admin_connection(database, dbname=database.name, autocommit=False) as db:
+            try:
+                db.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(database.login)))
+                if database.schema is not None:
+                    db.execute(sql.SQL("SET search_path = {}").format(
+                        sql.Identifier(database.schema)))
+            except psycopg.Error as exc:
+                raise self._translate(exc, "connect", database) from None
+            yield db
+
+    # -- connections and the admin's work ------------------------------------------------------
+
+    def admin_conninfo(self, resource: Database, *, dbname: str | None = None,
+                       with_password: bool = True) -> str:
+        """The admin role's conninfo for ``resource``'s server (in ``dbname``)."""
+        server = self.server(resource)
         extra: dict[str, Any] = {"connect_timeout": math.ceil(self.connect_timeout),
                                  "application_name": "tenantops"}
         if dbname is not None:
             extra["dbname"] = dbname
-        if self._admin_password is not None:
-            extra["password"] = self._admin_password
+        if with_password and server.admin_password is not None:
+            extra["password"] = server.admin_password
+        return psycopg.conninfo.make_conninfo(server.admin_url, **extra)
+
+    @contextmanager
+    def admin_connection(
+        self, resource: Database, *, dbname: str | None = None, autocommit: bool = True,
+    ) -> Iterator[Connection]:
+        """A connection as the admin role to ``resource``'s server (``dbname``: another
+        database than the URL's)."""
         try:
-            conninfo = psycopg.conninfo.make_conninfo(self.admin_url, **extra)
-            connection = psycopg.connect(conninfo, autocommit=True)
+            connection = psycopg.connect(self.admin_conninfo(resource, dbname=dbname),
+                                         autocommit=autocommit)
         except psycopg.Error as exc:
             raise self._connect_error(exc, resource) from None
         with connection:
             yield connection
 
-    def _ensure_login(
-        self, admin: psycopg.Connection[tuple[Any, ...]], resource: Database, password: str
-    ) -> bool:
+    def _ensure_login(self, admin: Connection, resource: Database, password: str) -> bool:
         # INHERIT: the login's rights on its database's public schema come from the implicit
         # pg_database_owner membership, which a NOINHERIT role would not use. It is granted
         # no other role, so INHERIT gives it nothing else.
@@ -261,9 +419,7 @@ class PostgresDatabases(DatabaseProvider):
             self._run(admin, resource, sql.SQL("GRANT {} TO CURRENT_USER").format(login))
         return changed
 
-    def _ensure_database(
-        self, admin: psycopg.Connection[tuple[Any, ...]], resource: Database
-    ) -> bool:
+    def _ensure_database(self, admin: Connection, resource: Database) -> bool:
         name, login = sql.Identifier(resource.name), sql.Identifier(resource.login)
         owner = self._database_owner(admin, resource.name)
         changed = False
@@ -284,60 +440,108 @@ class PostgresDatabases(DatabaseProvider):
                   sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(name))
         return changed
 
-    def _ensure_metadata(
-        self, tenant_db: psycopg.Connection[tuple[Any, ...]], resource: Database
-    ) -> bool:
-        # Objects are made as the login, so the login owns everything in its database. A
-        # login dropped by hand (REASSIGN OWNED, DROP ROLE) left tenantops' table to another
-        # role: a reconcile gives it back (the tenant app's own tables are the app's).
+    def _ensure_shared_database(self, admin: Connection, resource: Database) -> bool:
+        """The pooled database (the admin's), and CONNECT on it for this tenant's login."""
+        name, login = sql.Identifier(resource.name), sql.Identifier(resource.login)
+        changed = False
+        if self._database_owner(admin, resource.name) is None:
+            try:
+                self._run(admin, resource, sql.SQL(
+                    "CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'").format(name))
+                changed = True
+            except pg_errors.DuplicateDatabase:
+                pass  # another tenant's step made it meanwhile
+        self._run(admin, resource,
+                  sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(name))
+        self._run(admin, resource, sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+            name, login))
+        return changed
+
+    def _ensure_schema(self, shared: Connection, resource: Database) -> bool:
+        """The tenant's schema in the pooled database, owned by its login and first (alone)
+        on its search path there."""
+        if resource.schema is None:
+            return False
+        schema, login = sql.Identifier(resource.schema), sql.Identifier(resource.login)
+        self._run(shared, resource, sql.SQL("REVOKE ALL ON SCHEMA public FROM PUBLIC"))
+        owner = self._schema_owner(shared, resource.schema)
+        changed = False
+        if owner is None and not resource.empty:
+            try:
+                self._run(shared, resource, sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}")
+                          .format(schema, login))
+                owner, changed = resource.login, True
+            except pg_errors.DuplicateSchema:
+                owner = self._schema_owner(shared, resource.schema)
+        if owner is not None and owner != resource.login:
+            self._run(shared, resource, sql.SQL("ALTER SCHEMA {} OWNER TO {}").format(
+                schema, login))
+            changed = True
+        self._run(shared, resource, sql.SQL("ALTER ROLE {} IN DATABASE {} SET search_path = {}")
+                  .format(login, sql.Identifier(resource.name), schema))
+        return changed
+
+    def _ensure_metadata(self, tenant_db: Connection, resource: Database) -> bool:
+        # Objects are made as the login, so the login owns everything in its database (or
+        # schema). A login dropped by hand (REASSIGN OWNED, DROP ROLE) left tenantops' table
+        # to another role: a reconcile gives it back (the tenant app's own tables are the
+        # app's).
+        where = f"{resource.schema or 'public'}.tenantops_meta"
         owner = tenant_db.execute(
-            "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = "
-            "to_regclass('public.tenantops_meta')").fetchone()
-        if owner is not None and owner[0] != resource.login:
-            self._run(tenant_db, resource, sql.SQL("ALTER TABLE public.tenantops_meta OWNER TO {}")
-                      .format(sql.Identifier(resource.login)))
+            "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = to_regclass(%s)",
+            (where,)).fetchone()
+        if owner is not None and owner[0] is not None and owner[0] != resource.login:
+            self._run(tenant_db, resource, sql.SQL("ALTER TABLE {} OWNER TO {}").format(
+                sql.Identifier(resource.schema or "public", "tenantops_meta"),
+                sql.Identifier(resource.login)))
         self._run(tenant_db, resource,
                   sql.SQL("SET ROLE {}").format(sql.Identifier(resource.login)))
-        self._run(tenant_db, resource, sql.SQL("REVOKE ALL ON SCHEMA public FROM PUBLIC"))
+        if resource.schema is None:
+            self._run(tenant_db, resource, sql.SQL("REVOKE ALL ON SCHEMA public FROM PUBLIC"))
+            table = sql.Identifier("tenantops_meta")
+        else:
+            table = sql.Identifier(resource.schema, "tenantops_meta")
         self._run(tenant_db, resource, sql.SQL(
-            "CREATE TABLE IF NOT EXISTS tenantops_meta (key text PRIMARY KEY, value text NOT NULL)"
-        ))
+            "CREATE TABLE IF NOT EXISTS {} (key text PRIMARY KEY, value text NOT NULL)"
+        ).format(table))
         cursor = tenant_db.execute(
-            "INSERT INTO tenantops_meta VALUES ('database', %s), ('created_at', %s) "
-            "ON CONFLICT (key) DO NOTHING",
+            sql.SQL("INSERT INTO {} VALUES ('database', %s), ('created_at', %s) "
+                    "ON CONFLICT (key) DO NOTHING").format(table),
             (resource.name, dt.datetime.now(dt.timezone.utc).isoformat()),
         )
         self._run(tenant_db, resource, sql.SQL("RESET ROLE"))
         return cursor.rowcount > 0
 
-    def _role(
-        self, admin: psycopg.Connection[tuple[Any, ...]], login: str
-    ) -> dict[str, Any] | None:
+    def _role(self, admin: Connection, login: str) -> dict[str, Any] | None:
         cursor = admin.execute(
             "SELECT rolsuper, rolreplication, rolbypassrls, rolcanlogin, rolcreatedb, "
             "rolcreaterole, rolinherit, rolconnlimit FROM pg_roles WHERE rolname = %s", (login,),
         )
         row = cursor.fetchone()
-        if row is None:
+        if row is None or cursor.description is None:
             return None
-        assert cursor.description is not None
         return {column.name: value for column, value in zip(cursor.description, row, strict=True)}
 
-    def _database_owner(
-        self, admin: psycopg.Connection[tuple[Any, ...]], name: str
-    ) -> str | None:
+    def _database_owner(self, admin: Connection, name: str) -> str | None:
         row = admin.execute(
             "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", (name,)
         ).fetchone()
         return None if row is None else str(row[0])
 
+    def _schema_owner(self, connection: Connection, name: str) -> str | None:
+        row = connection.execute(
+            "SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = %s", (name,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
     def _run(
-        self, connection: psycopg.Connection[tuple[Any, ...]], resource: Database,
+        self, connection: Connection, resource: Database,
         statement: sql.SQL | sql.Composed,
     ) -> None:
         try:
             connection.execute(statement)
-        except (pg_errors.DuplicateObject, pg_errors.DuplicateDatabase):
+        except (pg_errors.DuplicateObject, pg_errors.DuplicateDatabase,
+                pg_errors.DuplicateSchema):
             raise
         except psycopg.Error as exc:
             raise self._translate(exc, "run", resource) from None
@@ -380,14 +584,17 @@ class PostgresDatabases(DatabaseProvider):
     ) -> PermanentProviderError | TransientProviderError:
         text = _first_line(exc)
         answered = "FATAL:" in str(exc)
+        where = f"server {resource.server!r}"
         if answered and not any(t in str(exc) for t in _TRANSIENT_CONNECT_TEXT):
             return PermanentProviderError(
-                f"PostgreSQL refused the admin connection ({text}); check the admin URL, role "
-                "and password in [providers.database.postgres]",
+                f"PostgreSQL ({where}) refused the admin connection ({text}); check the admin "
+                "URL, role and password in [providers.database.postgres] (or its "
+                "providers.database.servers entry)",
                 resource=resource.key,
             )
         return TransientProviderError(
-            f"could not connect to PostgreSQL ({text}); will retry", resource=resource.key
+            f"could not connect to PostgreSQL ({where}: {text}); will retry",
+            resource=resource.key
         )
 
 
@@ -395,3 +602,4 @@ def _first_line(exc: psycopg.Error) -> str:
     text = str(exc).strip().splitlines()
     message = text[0] if text else type(exc).__name__
     return message.removeprefix("connection failed: ")
+

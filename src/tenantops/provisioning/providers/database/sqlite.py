@@ -5,6 +5,12 @@ SQLite has no logins, so the login is emulated the way a server keeps one: a
 and `read_metadata` (how the local tenant app connects) refuses a password that does not
 match, and a login that is disabled (``Database.login_enabled`` False: a suspended tenant,
 as PostgreSQL's ``NOLOGIN``). SQLite has no sessions to end.
+
+Servers are folders (``[[providers.database.servers]]`` ``directory``; the one named
+``default`` is ``providers.database.directory``). A move copies a tenant's file into another
+folder with SQLite's online backup API (`sqlite3.Connection.backup`), into a temporary file
+renamed into place once complete, so a copy cut short leaves no half file; the check counts
+every table's rows in both files. SQLite has no schemas: each tenant has a file of its own.
 """
 
 from __future__ import annotations
@@ -14,14 +20,20 @@ import hashlib
 import hmac
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
+from tenantops.config import DEFAULT_SERVER
 from tenantops.errors import PermanentProviderError
 from tenantops.provisioning.providers.base import Outcome, Ready, Resource
-from tenantops.provisioning.providers.database import Database, DatabaseProvider
+from tenantops.provisioning.providers.database import (
+    CopyCheck,
+    Database,
+    DatabaseCopy,
+    DatabaseProvider,
+)
 from tenantops.provisioning.providers.secrets import SecretsProvider
 
 __all__ = ["SqliteDatabases"]
@@ -39,17 +51,39 @@ def _has_enabled(db: sqlite3.Connection) -> bool:
 
 
 class SqliteDatabases(DatabaseProvider):
-    """Tenant databases as ``<directory>/<name>.sqlite``."""
+    """Tenant databases as ``<directory>/<name>.sqlite``; ``servers`` maps each server's
+    name to its folder (default: ``directory`` is the server ``default``)."""
 
     name = "sqlite"
+    resource_types = (Database, DatabaseCopy, CopyCheck)
+    copies_data = True
 
-    def __init__(self, directory: Path, secrets: SecretsProvider) -> None:
+    def __init__(self, directory: Path, secrets: SecretsProvider, *,
+                 servers: Mapping[str, Path] | None = None) -> None:
         super().__init__()
         self.directory = directory
+        self.servers: dict[str, Path] = dict(servers or {DEFAULT_SERVER: directory})
         self.secrets = secrets
 
-    def path(self, name: str) -> Path:
-        return self.directory / f"{name}.sqlite"
+    def folder(self, server: str) -> Path:
+        found = self.servers.get(server)
+        if found is None:
+            raise PermanentProviderError(
+                f"database server {server!r} is not configured (servers: "
+                f"{', '.join(sorted(self.servers))}); add it to providers.database.servers, or "
+                "move the tenant off it while it still is")
+        return found
+
+    def path(self, name: str, server: str = DEFAULT_SERVER) -> Path:
+        return self.folder(server) / f"{name}.sqlite"
+
+    def _located(self, database: Database) -> Path:
+        if database.schema is not None:
+            raise PermanentProviderError(
+                f"the sqlite provider keeps each tenant in a file of its own; schema "
+                f"{database.schema!r} in a pooled database needs the postgres provider",
+                resource=database.key)
+        return self.path(database.name, database.server)
 
     @contextmanager
     def _connect(self, path: Path) -> Iterator[sqlite3.Connection]:
@@ -57,10 +91,15 @@ class SqliteDatabases(DatabaseProvider):
             yield connection
 
     def _ensure(self, resource: Resource) -> Outcome:
-        assert isinstance(resource, Database)
+        if isinstance(resource, DatabaseCopy):
+            return self._copy(resource)
+        if isinstance(resource, CopyCheck):
+            return self._check(resource)
+        if not isinstance(resource, Database):
+            raise PermanentProviderError(f"not a database: {resource.key}")
         password = self.secrets.read(resource.secret)
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path = self.path(resource.name)
+        path = self._located(resource)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         created = not path.exists()
         with self._connect(path) as db:
             db.execute("BEGIN IMMEDIATE")
@@ -93,21 +132,90 @@ class SqliteDatabases(DatabaseProvider):
         os.chmod(path, 0o600)
         return Ready(
             {"database": resource.name, "login": resource.login, "secret": resource.secret,
-             "location": str(path), "login_enabled": resource.login_enabled},
+             "server": resource.server, "mode": resource.mode,
+             "location": f"sqlite:///{path}", "login_enabled": resource.login_enabled},
             changed=created or login_changed,
         )
 
     def _remove(self, resource: Resource) -> Outcome:
-        assert isinstance(resource, Database)
-        path = self.path(resource.name)
+        if isinstance(resource, (DatabaseCopy, CopyCheck)):
+            return Ready({}, changed=False)
+        if not isinstance(resource, Database):
+            raise PermanentProviderError(f"not a database: {resource.key}")
+        path = self._located(resource)
         existed = path.exists()
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
-        return Ready({"database": resource.name}, changed=existed)
+        return Ready({"database": resource.name, "server": resource.server}, changed=existed)
+
+    def _copy(self, resource: DatabaseCopy) -> Outcome:
+        """The source's file copied by SQLite's backup API into a temporary file beside the
+        target, renamed into place once complete."""
+        source, target = self._located(resource.source), self._located(resource.target)
+        if source == target:
+            raise PermanentProviderError(
+                f"a move's source and target are the same file ({source}); nothing to copy",
+                resource=resource.key)
+        if not source.exists():
+            raise PermanentProviderError(
+                f"database {resource.source.name!r} does not exist at {source}",
+                resource=resource.key)
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        partial = target.with_name(f".{target.name}.copying")
+        partial.unlink(missing_ok=True)
+        with self._connect(source) as reading, closing(
+                sqlite3.connect(partial, isolation_level=None)) as writing:
+            reading.backup(writing)
+        os.chmod(partial, 0o600)
+        with open(partial, "rb") as handle:
+            os.fsync(handle.fileno())
+        for suffix in ("-wal", "-shm", "-journal"):
+            Path(f"{target}{suffix}").unlink(missing_ok=True)
+        os.replace(partial, target)
+        return Ready({"source": resource.source.key, "target": resource.target.key,
+                      "bytes": target.stat().st_size}, changed=True)
+
+    def _check(self, resource: CopyCheck) -> Outcome:
+        before = self._counts(self._located(resource.source))
+        after = self._counts(self._located(resource.target))
+        differing = [f"{table}: {before.get(table, 'missing')} rows at the source, "
+                     f"{after.get(table, 'missing')} in the copy"
+                     for table in sorted(set(before) | set(after))
+                     if before.get(table) != after.get(table)]
+        if differing:
+            raise PermanentProviderError(
+                f"the copy of {resource.source.key} on {resource.target.key} differs: "
+                f"{'; '.join(differing[:20])}; the tenant is still served from the source. "
+                "Retry the move (the copy is made again)", resource=resource.key)
+        return Ready({"tables": len(before), "rows": sum(before.values())}, changed=False)
+
+    def _counts(self, path: Path) -> dict[str, int]:
+        if not path.exists():
+            return {}
+        with self._connect(path) as db:
+            tables = [name for (name,) in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND name NOT LIKE 'sqlite_%'")]
+            return {table: int(db.execute(
+                f'SELECT count(*) FROM "{table.replace(chr(34), chr(34) * 2)}"'  # noqa: S608
+            ).fetchone()[0]) for table in tables}
+
+    @contextmanager
+    def connect(self, database: Database) -> Iterator[sqlite3.Connection]:
+        """The tenant's file, in a transaction committed when the block ends."""
+        path = self._located(database)
+        if not path.exists():
+            raise PermanentProviderError(f"database {database.name!r} does not exist at {path}",
+                                         resource=database.key)
+        with closing(sqlite3.connect(path, timeout=30)) as connection, connection:
+            yield connection
 
     def _observe(self, resource: Resource) -> dict[str, Any] | None:
-        assert isinstance(resource, Database)
-        path = self.path(resource.name)
+        if isinstance(resource, (DatabaseCopy, CopyCheck)):
+            return None
+        if not isinstance(resource, Database):
+            raise PermanentProviderError(f"not a database: {resource.key}")
+        path = self._located(resource)
         if not path.exists():
             return None
         with self._connect(path) as db:
@@ -116,10 +224,10 @@ class SqliteDatabases(DatabaseProvider):
                 r[0]: 1 for r in db.execute("SELECT login FROM tenantops_logins ORDER BY 1")}
         login = resource.login if resource.login in logins else next(iter(logins), "")
         return {"name": resource.name, "login": login, "secret": resource.secret,
-                "login_enabled": bool(logins.get(login, 0))}
+                "server": resource.server, "login_enabled": bool(logins.get(login, 0))}
 
     def read_metadata(self, database: Database) -> dict[str, str]:
-        path = self.path(database.name)
+        path = self._located(database)
         if not path.exists():
             raise PermanentProviderError(
                 f"database {database.name!r} does not exist at {path}",

@@ -1,4 +1,5 @@
-"""Secrets providers: where generated credentials (database passwords) are kept.
+"""Secrets providers: where generated credentials (database passwords) are kept, and the
+tenant app's connection to its data (`ConnectionSecret`).
 
 The value of a secret never leaves the provider except through `SecretsProvider.read`,
 called by whoever must use it (the database provider setting a login's password, the
@@ -10,11 +11,12 @@ from __future__ import annotations
 import re
 from abc import abstractmethod
 from dataclasses import dataclass
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from tenantops.errors import PermanentProviderError
 from tenantops.provisioning.providers.base import Provider, Resource
 
-__all__ = ["Secret", "SecretsProvider"]
+__all__ = ["ConnectionSecret", "Secret", "SecretsProvider", "connection_url"]
 
 _SECRET_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,126}")
 
@@ -37,11 +39,50 @@ class Secret(Resource):
         return f"secret:{self.name}"
 
 
+@dataclass(frozen=True)
+class ConnectionSecret(Resource):
+    """Secret ``name``: how the tenant's app connects to its data, the URL ``location``
+    (without a password) with ``login`` and the password kept in ``password_secret`` put in
+    (`connection_url`). ``ensure`` writes it when it differs: a move switches it to the new
+    copy of the data. ``remove`` deletes it."""
+
+    name: str
+    location: str
+    login: str
+    password_secret: str
+
+    def __post_init__(self) -> None:
+        Secret(self.name)
+        Secret(self.password_secret)
+
+    @property
+    def key(self) -> str:
+        return f"secret:{self.name}"
+
+
+def connection_url(location: str, login: str, password: str) -> str:
+    """``location`` with ``login`` and ``password`` as its user information (a file URL,
+    ``sqlite:///...``, has none and is returned as it is)."""
+    parts = urlsplit(location)
+    if parts.scheme == "sqlite" or not parts.hostname:
+        return location
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    netloc = f"{quote(login, safe='')}:{quote(password, safe='')}@{host}"
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
 class SecretsProvider(Provider):
     """Generates and keeps secrets."""
 
     kind = "secrets"
-    resource_types = (Secret,)
+    resource_types = (Secret, ConnectionSecret)
+
+    def connection_value(self, resource: ConnectionSecret) -> str:
+        """What a `ConnectionSecret` holds (reads the password)."""
+        return connection_url(resource.location, resource.login,
+                              self.read(resource.password_secret))
 
     @abstractmethod
     def read(self, name: str) -> str:

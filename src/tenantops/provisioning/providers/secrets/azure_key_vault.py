@@ -17,6 +17,8 @@ own tests show ``GET /deletedsecrets`` answering 404 right after the delete, and
   and the step succeeds, saying so in its outputs (``purge_refused``); a later onboarding of
   the same tenant recovers it.
 - `read` returns the latest value. Values never appear in outputs, logs or messages.
+- A `ConnectionSecret` (the tenant app's connection, switched by a move) is written when
+  its value differs from the latest version: a new version, the old ones kept by Key Vault.
 
 What is in progress (a recovery, a deletion awaiting its purge) is remembered in the process
 only: after a restart the next call reads the vault again and carries on, except that a purge
@@ -39,7 +41,7 @@ from tenantops.provisioning.providers.azure.calls import azure_call, azure_get
 from tenantops.provisioning.providers.azure.connection import AzureConnection
 from tenantops.provisioning.providers.azure.errors import arm_error_parts, translate_azure_error
 from tenantops.provisioning.providers.base import Outcome, Pending, Ready, Resource
-from tenantops.provisioning.providers.secrets import Secret, SecretsProvider
+from tenantops.provisioning.providers.secrets import ConnectionSecret, Secret, SecretsProvider
 
 __all__ = ["KeyVaultSecrets"]
 
@@ -82,22 +84,33 @@ class KeyVaultSecrets(SecretsProvider):
                          lambda: self.client.get_secret(name))
 
     def _ensure(self, resource: Resource) -> Outcome:
-        assert isinstance(resource, Secret)
+        if not isinstance(resource, (Secret, ConnectionSecret)):
+            raise PermanentProviderError(f"not a secret: {resource.key}")
         name = resource.name
-        outputs = {"secret": name, "vault": self.vault_url}
-        if self._current(name) is not None:
+        outputs: dict[str, Any] = {"secret": name, "vault": self.vault_url}
+        value: str | None = None
+        if isinstance(resource, ConnectionSecret):
+            value = self.connection_value(resource)
+            outputs["location"] = resource.location
+        current = self._current(name)
+        if current is not None:
             if name in self._recovering:
                 self._recovering.discard(name)
-                return Ready({**outputs, "recovered": True}, changed=True)
-            return Ready(outputs, changed=False)
+                if value is None or current.value == value:
+                    return Ready({**outputs, "recovered": True}, changed=True)
+            elif value is None or current.value == value:
+                return Ready(outputs, changed=False)
         if name in self._recovering:
             return Pending(f"Key Vault is recovering secret {name} in {self.vault_url} (deleted "
                            "by an earlier offboarding); waiting until it is readable",
                            self.poll_seconds)
         doing = f"store secret {name} in {self.vault_url}"
         try:
-            self.client.set_secret(name, secrets.token_urlsafe(32),
-                                   content_type="tenantops-generated")
+            if value is None:
+                self.client.set_secret(name, secrets.token_urlsafe(32),
+                                       content_type="tenantops-generated")
+            else:
+                self.client.set_secret(name, value, content_type="tenantops-connection")
         except HttpResponseError as exc:
             code, _ = arm_error_parts(exc)
             if exc.status_code == 409 and "ObjectIsDeletedButRecoverable" in code:
@@ -117,7 +130,8 @@ class KeyVaultSecrets(SecretsProvider):
         return Ready(outputs, changed=True)
 
     def _remove(self, resource: Resource) -> Outcome:
-        assert isinstance(resource, Secret)
+        if not isinstance(resource, (Secret, ConnectionSecret)):
+            raise PermanentProviderError(f"not a secret: {resource.key}")
         name = resource.name
         outputs: dict[str, Any] = {"secret": name, "vault": self.vault_url}
         self._recovering.discard(name)
@@ -157,9 +171,16 @@ class KeyVaultSecrets(SecretsProvider):
         return Ready({**outputs, "purged": True}, changed=True)
 
     def _observe(self, resource: Resource) -> dict[str, Any] | None:
-        assert isinstance(resource, Secret)
+        if not isinstance(resource, (Secret, ConnectionSecret)):
+            raise PermanentProviderError(f"not a secret: {resource.key}")
         existing = self._current(resource.name)
-        return None if existing is None else {"name": resource.name}
+        if existing is None:
+            return None
+        if isinstance(resource, ConnectionSecret):
+            same = existing.value == self.connection_value(resource)
+            return {"name": resource.name,
+                    "location": resource.location if same else "<another>"}
+        return {"name": resource.name}
 
     def read(self, name: str) -> str:
         found = self._current(name)

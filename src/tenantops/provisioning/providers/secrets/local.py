@@ -9,7 +9,7 @@ from typing import Any
 
 from tenantops.errors import PermanentProviderError
 from tenantops.provisioning.providers.base import Outcome, Ready, Resource
-from tenantops.provisioning.providers.secrets import Secret, SecretsProvider
+from tenantops.provisioning.providers.secrets import ConnectionSecret, Secret, SecretsProvider
 
 __all__ = ["LocalSecrets"]
 
@@ -28,9 +28,12 @@ class LocalSecrets(SecretsProvider):
         return self.directory / Secret(name).name
 
     def _ensure(self, resource: Resource) -> Outcome:
-        assert isinstance(resource, Secret)
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.directory, 0o700)
+        if isinstance(resource, ConnectionSecret):
+            return self._write(resource)
+        if not isinstance(resource, Secret):
+            raise PermanentProviderError(f"not a secret: {resource.key}")
         path = self._path(resource.name)
         value = secrets.token_urlsafe(32).encode()
         try:
@@ -47,16 +50,42 @@ class LocalSecrets(SecretsProvider):
             os.fsync(handle.fileno())
         return Ready({"secret": resource.name}, changed=True)
 
+    def _write(self, resource: ConnectionSecret) -> Outcome:
+        """The connection's value, written whole (a temporary file renamed into place)."""
+        value = self.connection_value(resource).encode()
+        path = self._path(resource.name)
+        if path.is_file() and path.read_bytes() == value:
+            return Ready({"secret": resource.name, "location": resource.location},
+                         changed=False)
+        partial = path.with_name(f".{path.name}.writing")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(value)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, path)
+        return Ready({"secret": resource.name, "location": resource.location}, changed=True)
+
     def _remove(self, resource: Resource) -> Outcome:
-        assert isinstance(resource, Secret)
+        if not isinstance(resource, (Secret, ConnectionSecret)):
+            raise PermanentProviderError(f"not a secret: {resource.key}")
         path = self._path(resource.name)
         existed = path.exists()
         path.unlink(missing_ok=True)
         return Ready({"secret": resource.name}, changed=existed)
 
     def _observe(self, resource: Resource) -> dict[str, Any] | None:
-        assert isinstance(resource, Secret)
-        return {"name": resource.name} if self._path(resource.name).is_file() else None
+        if not isinstance(resource, (Secret, ConnectionSecret)):
+            raise PermanentProviderError(f"not a secret: {resource.key}")
+        path = self._path(resource.name)
+        if not path.is_file():
+            return None
+        if isinstance(resource, ConnectionSecret):
+            # Compared, never shown: the value holds the password.
+            same = path.read_bytes() == self.connection_value(resource).encode()
+            return {"name": resource.name,
+                    "location": resource.location if same else "<another>"}
+        return {"name": resource.name}
 
     def read(self, name: str) -> str:
         try:
