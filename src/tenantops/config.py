@@ -575,6 +575,10 @@ class DatabaseProviderSettings(BaseModel):
         default_factory=AzurePostgresDatabaseSettings)
     directory: Path | None = Field(default=None, description="<data_dir>/databases when unset")
     postgres: PostgresDatabaseSettings = Field(default_factory=PostgresDatabaseSettings)
+    move_grace_seconds: float = Field(
+        default=86400.0, ge=0, le=90 * 86400,
+        description="how long a move keeps the old copy of a tenant's data before removing "
+        "it (tenantops tenants move --grace-seconds overrides it)")
     servers: list[DatabaseServerSettings] = Field(
         default_factory=list,
         description="the database servers (stamps) tenants are placed on; empty: one, named "

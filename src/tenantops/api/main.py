@@ -37,6 +37,7 @@ from tenantops.errors import (
     DriftNotCheckedError,
     EventDeliveryNotFoundError,
     IdempotencyKeyReusedError,
+    PlacementError,
     ProvisioningError,
     RunConflictError,
     RunNotFoundError,
@@ -64,6 +65,7 @@ _STATUS: list[tuple[type[TenantOpsError], int, str]] = [
     (RunConflictError, 409, "run_conflict"),
     (TenantStateError, 409, "tenant_state"),
     (RunStateError, 409, "run_state"),
+    (PlacementError, 409, "placement_refused"),
     (CatalogError, 503, "catalog_unavailable"),
     (ProvisioningError, 500, "provisioning_error"),
 ]

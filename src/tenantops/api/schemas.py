@@ -11,6 +11,7 @@ from tenantops.catalog import (
     Attempt,
     AuditRecord,
     BudgetState,
+    Placement,
     RetiringDomain,
     Run,
     Step,
@@ -43,6 +44,8 @@ __all__ = [
     "DriftPage",
     "ImportOut",
     "ImportRequest",
+    "MoveRequest",
+    "PlacementOut",
     "PlannedChangeOut",
     "PreviewOut",
     "Problem",
@@ -306,6 +309,49 @@ class RetiringDomainOut(BaseModel):
         return cls(domain=retiring.domain, run_id=retiring.run_id, retire_at=retiring.retire_at)
 
 
+class PlacementOut(BaseModel):
+    """A copy of the tenant's data: where it is, and whether it is the one the tenant is
+    served from (``current``), being made by a move (``target``), or kept for a move's
+    grace period (``retiring``)."""
+
+    state: Literal["current", "target", "retiring"]
+    server: str
+    mode: Literal["database", "schema"]
+    database: str
+    schema_name: str | None = Field(
+        default=None, description="the tenant's schema in the pooled database (mode schema)")
+    details: dict[str, Any] = Field(default_factory=dict,
+                                    description="what else the plan chose (elastic_pool, sku)")
+    run_id: str | None = Field(description="the run that made the copy (a retiring one: the "
+                               "move that retires it)")
+    retire_at: dt.datetime | None = None
+
+    @classmethod
+    def of(cls, placement: Placement) -> PlacementOut:
+        return cls(state=placement.state, server=placement.server, mode=placement.mode,
+                   database=placement.database, schema_name=placement.schema,
+                   details=dict(placement.details), run_id=placement.run_id,
+                   retire_at=placement.retire_at)
+
+
+class MoveRequest(BaseModel):
+    """Move a tenant's data to another server (or into its plan's mode), or undo a move that
+    did not switch (``abandon``)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"server": "pg-2", "reason": "rebalance"}, {"abandon": True}]})
+
+    server: str | None = Field(
+        default=None, description="the server (providers.database.servers); none: the "
+        "least-loaded server of the tenant plan's pool with room")
+    abandon: bool = Field(default=False, description="undo an unfinished move: drop its copy, "
+                          "the tenant's login signs in to its data again")
+    grace_seconds: float | None = Field(
+        default=None, description="how long the old copy is kept (default: "
+        "providers.database.move_grace_seconds)")
+    reason: str | None = Field(default=None, max_length=MAX_REASON_LENGTH)
+
+
 class SuspensionOut(BaseModel):
     """Why and since when a tenant is suspended, and who asked."""
 
@@ -332,6 +378,9 @@ class TenantDetail(TenantOut):
         default_factory=list, description="previous custom domains still served during the "
         "grace period of a domain change")
     suspension: SuspensionOut | None = None
+    placements: list[PlacementOut] = Field(
+        default_factory=list, description="where the tenant's data is: the copy it is served "
+        "from first, then a move's copy being made, then old copies kept for a grace period")
     runs: list[RunOut]
 
 

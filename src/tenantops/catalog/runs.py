@@ -857,7 +857,18 @@ def _same_change(kind: str, active: Mapping[str, Any] | None,
     made = {name: change.get("to") for name, change in
             ((active or {}).get("changes") or {}).items()}
     return wanted == made and bool(requested.get("remove_previous_admin")) == bool(
-        (active or {}).get("remove_previous_admin"))
+        (active or {}).get("remove_previous_admin")) and _move_of(requested) == _move_of(
+        active or {})
+
+
+def _move_of(options: Mapping[str, Any]) -> tuple[object, ...] | None:
+    """What a move asks (where to, or to abandon), to tell a repeated request."""
+    move = options.get("move")
+    if not isinstance(move, Mapping):
+        return None
+    target = move.get("target") or {}
+    return (bool(move.get("abandon")), target.get("server"), target.get("pool"),
+            target.get("mode"))
 
 
 def _check_retiring(s: Session, row: TenantRow, request: RunRequest, *,

@@ -25,7 +25,7 @@ from tenantops.cli.events import history_lines
 from tenantops.cli.progress import exit_for_run
 from tenantops.errors import TenantOpsError
 
-__all__ = ["app", "offboard", "onboard", "resume", "suspend", "update"]
+__all__ = ["app", "move", "offboard", "onboard", "resume", "suspend", "update"]
 
 app = typer.Typer(help="List, show, change, suspend and resume tenants.", no_args_is_help=True)
 
@@ -223,6 +223,46 @@ def resume(
                        nothing=f"{slug} is active")
 
 
+@app.command("move")
+def move(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="The tenant to move.")],
+    server: Annotated[str | None, typer.Option(
+        "--server", help="The server to move its data to (providers.database.servers); "
+        "default: the least-loaded of its plan's pool with room.")] = None,
+    abandon: Annotated[bool, typer.Option(
+        "--abandon", help="Undo a move that did not switch: drop its copy, let the tenant's "
+        "login sign in to its data again.")] = False,
+    grace: Annotated[float | None, typer.Option(
+        "--grace-seconds", help="How long the old copy is kept (default: "
+        "providers.database.move_grace_seconds).")] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why; kept in the history.")
+                      ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan; change nothing.")
+                       ] = False,
+    wait: WaitOption = True,
+    timeout: TimeoutOption = 600.0,
+    api_url: ApiUrlOption = None,
+    identity: IdentityOption = None,
+    source: SourceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Move a tenant's data to another database server: copy, a short write freeze,
+    row-count check, switch, and removal of the old copy after a grace period."""
+    body: dict[str, Any] = {"server": server, "abandon": abandon or None,
+                            "grace_seconds": grace, "reason": reason}
+    body = {k: v for k, v in body.items() if v is not None}
+    with api_session(ctx, api_url, identity, source) as api:
+        if dry_run:
+            preview = api.call("POST", f"/tenants/{slug}/move", body=body,
+                               params={"dry_run": "true"})
+            print_json(preview) if as_json else _show_preview(preview)
+            return
+        accepted = api.call("POST", f"/tenants/{slug}/move", body=body)
+        _follow_change(api, accepted, wait=wait, timeout=timeout, as_json=as_json,
+                       nothing=f"{slug} is where it was asked to be")
+
+
 def _preview(ctx: typer.Context, spec: dict[str, Any], as_json: bool) -> None:
     """The plan, computed locally from configuration: what each provider would do."""
     from tenantops.provisioning.engine import Engine
@@ -347,6 +387,12 @@ def show_tenant(
     resources = tenant["resources"]
     database = resources.get("database") or {}
     typer.echo(f"  database     {database.get('name') or '-'}")
+    for copy in tenant.get("placements") or []:
+        where = copy["database"] + (f".{copy['schema_name']}" if copy.get("schema_name")
+                                    else "")
+        until = f" until {copy['retire_at']}" if copy.get("retire_at") else ""
+        typer.echo(f"  placement    {copy['state']:<8} {copy['server']}: {where} "
+                   f"({copy['mode']} mode){until}")
     for name, value in (resources.get("dns_records") or {}).items():
         typer.echo(f"  dns          {name} {value}")
     certificate = resources.get("certificate") or {}

@@ -32,7 +32,6 @@ from tenantops.errors import (
 )
 from tenantops.provisioning.plans import Preview
 from tenantops.provisioning.run_requests import TenantChange
-from tenantops.provisioning.spec import PLANS
 
 __all__ = ["FIELD_LABELS", "ONBOARD_FIELDS", "requester", "routes"]
 
@@ -95,7 +94,8 @@ def routes(dashboard: Dashboard) -> APIRouter:
                      summary: list[tuple[str, str]] | None = None) -> HTMLResponse:
         return dashboard.render(request, "onboard.html", viewer=viewer, status=status,
                                 values=values, errors=errors or {}, summary=summary or [],
-                                plans=PLANS, field_labels=FIELD_LABELS)
+                                plans=tuple(engine.settings.plans),
+                                field_labels=FIELD_LABELS)
 
     @router.get("/onboard", name="dashboard_onboard")
     def onboard_page(request: Request, viewer: ViewerDep) -> HTMLResponse:
@@ -187,7 +187,8 @@ def routes(dashboard: Dashboard) -> APIRouter:
                   active_run: str | None = None) -> HTMLResponse:
         return dashboard.render(request, "edit.html", viewer=viewer, status=status,
                                 tenant=engine.catalog.get_tenant(slug), values=values,
-                                errors=errors or {}, summary=summary or [], plans=PLANS,
+                                errors=errors or {}, summary=summary or [],
+                                plans=tuple(engine.settings.plans),
                                 field_labels=EDIT_LABELS, notice=notice,
                                 active_run=active_run)
 

@@ -114,6 +114,7 @@ from tenantops.provisioning.readiness import Readiness, ReadinessProbe
 from tenantops.provisioning.run_requests import (
     PreparedRun,
     TenantChange,
+    prepare_move,
     prepare_offboarding,
     prepare_onboarding,
     prepare_reconcile,
@@ -692,7 +693,7 @@ class Engine:
                 idempotency: IdempotencyClaim | None = None) -> Run:
         """Onboard a tenant, or return the run already onboarding (or onboarded) it."""
         if not isinstance(spec, TenantSpec):
-            spec = TenantSpec.parse(spec)
+            spec = TenantSpec.parse(spec, plans=self.settings.plans)
         prepared = prepare_onboarding(spec, self.settings, self.providers)
         return self._open(prepared, requested_by, idempotency)
 
@@ -724,7 +725,8 @@ class Engine:
             return earlier
         tenant = self.catalog.get_tenant(slug)
         prepared = prepare_suspension(tenant, self.catalog.retiring_domains_of(slug),
-                                      self.settings, reason=reason)
+                                      self.settings, reason=reason,
+                                      placements=self.catalog.placements_of(slug))
         return self._open(prepared, requested_by, idempotency)
 
     def resume(self, slug: str, *, requested_by: str, reason: str | None = None,
@@ -735,7 +737,8 @@ class Engine:
             return earlier
         tenant = self.catalog.get_tenant(slug)
         prepared = prepare_resumption(tenant, self.catalog.retiring_domains_of(slug),
-                                      self.settings, reason=reason)
+                                      self.settings, reason=reason,
+                                      placements=self.catalog.placements_of(slug))
         return self._open(prepared, requested_by, idempotency)
 
     def reconcile_tenant(self, slug: str, *, requested_by: str, reason: str | None = None,
@@ -755,7 +758,8 @@ class Engine:
     def _prepare_reconcile(self, slug: str, reason: str | None) -> PreparedRun:
         tenant, runs = self.catalog.tenant_and_runs(slug)
         return prepare_reconcile(tenant, runs, self.catalog.retiring_domains_of(slug),
-                                 self.settings, reason=reason)
+                                 self.settings, reason=reason,
+                                 placements=self.catalog.placements_of(slug))
 
     def import_tenants(self, entries: Sequence[object], *, dry_run: bool,
                        requested_by: str) -> list[AdoptionResult]:
@@ -775,10 +779,35 @@ class Engine:
         """Open a run prepared elsewhere (an adoption): see `_open`."""
         return self._open(prepared, requested_by, None)
 
+    def move(self, slug: str, *, requested_by: str, server: str | None = None,
+             abandon: bool = False, grace_seconds: float | None = None,
+             reason: str | None = None, idempotency: IdempotencyClaim | None = None) -> Run:
+        """Move a tenant's data to ``server`` (None: the least-loaded server of its plan's
+        pool with room), or with ``abandon`` undo a move that did not switch
+        (`tenantops.provisioning.plans.moves`); or return the move already doing it."""
+        earlier = self._claimed(idempotency)
+        if earlier is not None:
+            return earlier
+        return self._open(self._prepare_move(slug, server, abandon, grace_seconds, reason),
+                          requested_by, idempotency)
+
+    def preview_move(self, slug: str, *, server: str | None = None, abandon: bool = False,
+                     grace_seconds: float | None = None) -> Preview:
+        """What moving ``slug`` would do (reads only)."""
+        return self._prepare_move(slug, server, abandon, grace_seconds, None).preview(
+            self.providers, self.settings)
+
+    def _prepare_move(self, slug: str, server: str | None, abandon: bool,
+                      grace_seconds: float | None, reason: str | None) -> PreparedRun:
+        return prepare_move(self.catalog.get_tenant(slug), self.catalog.latest_run(slug),
+                            self.catalog.retiring_domains_of(slug),
+                            self.catalog.placements_of(slug), self.settings, server=server,
+                            abandon=abandon, grace_seconds=grace_seconds, reason=reason)
+
     def preview_onboarding(self, spec: TenantSpec | Mapping[str, object]) -> Preview:
         """What onboarding ``spec`` would create or change, provider by provider."""
         if not isinstance(spec, TenantSpec):
-            spec = TenantSpec.parse(spec)
+            spec = TenantSpec.parse(spec, plans=self.settings.plans)
         return prepare_onboarding(spec, self.settings, self.providers,
                                   previewing=True).preview(self.providers, self.settings)
 
@@ -797,25 +826,29 @@ class Engine:
         """What suspending ``slug`` would change (reads only; the reason is not checked)."""
         tenant = self.catalog.get_tenant(slug)
         prepared = prepare_suspension(tenant, self.catalog.retiring_domains_of(slug),
-                                      self.settings, reason=reason or "preview")
+                                      self.settings, reason=reason or "preview",
+                                      placements=self.catalog.placements_of(slug))
         return prepared.preview(self.providers, self.settings)
 
     def preview_resumption(self, slug: str) -> Preview:
         """What resuming ``slug`` would change (reads only)."""
         tenant = self.catalog.get_tenant(slug)
         return prepare_resumption(tenant, self.catalog.retiring_domains_of(slug),
-                                  self.settings).preview(self.providers, self.settings)
+                                  self.settings, placements=self.catalog.placements_of(slug)
+                                  ).preview(self.providers, self.settings)
 
     def _prepare_offboarding(self, slug: str, keep_database: bool) -> PreparedRun:
         tenant = self.catalog.get_tenant(slug)
         return prepare_offboarding(tenant, self.catalog.retiring_domains_of(slug),
-                                   self.settings, keep_database=keep_database)
+                                   self.settings, keep_database=keep_database,
+                                   placements=self.catalog.placements_of(slug))
 
     def _prepare_update(self, slug: str, change: TenantChange, latest: Run | None, *,
                         previewing: bool = False) -> PreparedRun:
         tenant = self.catalog.get_tenant(slug)
         return prepare_update(tenant, latest, self.catalog.retiring_domains_of(slug), change,
-                              self.settings, self.providers, previewing=previewing)
+                              self.settings, self.providers, previewing=previewing,
+                              placements=self.catalog.placements_of(slug))
 
     def _claimed(self, idempotency: IdempotencyClaim | None) -> Run | None:
         """The run an ``Idempotency-Key`` already made, for the same request."""
@@ -1016,7 +1049,7 @@ class Engine:
     def _run_steps(self, run_id: str, segment: int, resume: Mapping[str, Any],
                    loaded: Mapping[str, Any]) -> str:
         plan = plan_for(loaded["kind"], loaded["options"])
-        context = _RunContext(TenantSpec(**loaded["spec"]), plan, loaded["outputs"],
+        context = _RunContext(TenantSpec.stored(loaded["spec"]), plan, loaded["outputs"],
                               names=ResourceNames.from_json(loaded.get("names")))
         config = self.settings.engine
         closed = False
@@ -1142,7 +1175,7 @@ class Engine:
         step = context.plan.step(name)
         spec = context.spec
         inputs = StepInputs(spec, self.providers, self.settings, context.outputs,
-                            names=context.names)
+                            names=context.names, run_id=run_id)
         resource: Resource | TenantOpsError
         if name in context.started:  # marked running by the previous step's success
             attempt, resource = context.started.pop(name)
@@ -1189,7 +1222,7 @@ class Engine:
             return self._pending(run_id, name, outcome)
         outputs = dict(outcome.outputs)
         last = name == context.plan.steps[-1].name
-        following, ahead = self._next_to_start(name, context, outputs)
+        following, ahead = self._next_to_start(run_id, name, context, outputs)
         attempt_after = self.catalog.step_succeeded(
             run_id, name, outputs, step.record(inputs, outputs), message=outcome.message,
             closes_run=last, then_start=following,
@@ -1198,8 +1231,8 @@ class Engine:
             context.started[following] = (attempt_after, ahead)
         return {"step": name, "state": "succeeded", "outputs": outputs, "closed_run": last}
 
-    def _next_to_start(self, name: str, context: _RunContext, outputs: Mapping[str, Any]
-                       ) -> tuple[str | None, Resource | None]:
+    def _next_to_start(self, run_id: str, name: str, context: _RunContext,
+                       outputs: Mapping[str, Any]) -> tuple[str | None, Resource | None]:
         """The step the success of ``name`` starts in its own transaction, and the resource
         it will ask for; none for the last step, a step that waits for a rate budget first
         (its wait may end the segment, and the continuation writes its own start), or one
@@ -1215,7 +1248,8 @@ class Engine:
         try:
             ahead = planned.build(StepInputs(context.spec, self.providers, self.settings,
                                              {**context.outputs, name: dict(outputs)},
-                                             names=context.names))
+                                             names=context.names,
+                                             run_id=run_id))
         except TenantOpsError:
             return None, None
         return following, ahead

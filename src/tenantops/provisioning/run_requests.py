@@ -17,6 +17,7 @@ from typing import Any
 
 from tenantops.catalog import (
     IdempotencyClaim,
+    Placement,
     RetiringDomain,
     Run,
     RunKind,
@@ -26,9 +27,10 @@ from tenantops.catalog import (
 )
 from tenantops.catalog.runs import CHANGED_FIELDS
 from tenantops.config import Settings
-from tenantops.errors import SpecError, SpecProblem
+from tenantops.errors import PlacementError, SpecError, SpecProblem
 from tenantops.provisioning.custom_steps import declared
 from tenantops.provisioning.domains import DomainRules, recorded_domain_kind
+from tenantops.provisioning.placement import needs_move, plan_profile
 from tenantops.provisioning.plans import (
     Plan,
     Preview,
@@ -49,6 +51,7 @@ __all__ = [
     "PreparedRun",
     "TenantChange",
     "prepare_adoption",
+    "prepare_move",
     "prepare_offboarding",
     "prepare_onboarding",
     "prepare_reconcile",
@@ -133,20 +136,33 @@ def _prepared(kind: RunKind, spec: TenantSpec, options: dict[str, Any],
                        diff or {}, ResourceNames.of(tenant))
 
 
+def _where(placements: Sequence[Placement]) -> dict[str, Any]:
+    """The ``placement`` option: the copy the tenant is served from (none: a tenant whose
+    data was never placed, or made before placements were recorded)."""
+    current = next((p for p in placements if p.state == "current"), None)
+    return {} if current is None else {"placement": current.options()}
+
+
 def prepare_onboarding(spec: TenantSpec, settings: Settings, providers: Providers, *,
                        previewing: bool = False) -> PreparedRun:
+    """``database``: the profile of the tenant's plan (`SpecError` naming ``plan`` for a
+    plan the settings do not have); the run places the data when it runs."""
+    profile = plan_profile(spec.plan, settings)
     options = {**domain_options(spec.custom_domain, settings, providers,
-                                previewing=previewing), **_custom(settings)}
+                                previewing=previewing), **_custom(settings),
+               "database": profile.options(spec.slug)}
     return _prepared("onboard", spec, options, ())
 
 
 def prepare_offboarding(tenant: Tenant, retiring: Sequence[RetiringDomain], settings: Settings,
-                        *, keep_database: bool) -> PreparedRun:
+                        *, keep_database: bool, placements: Sequence[Placement] = ()
+                        ) -> PreparedRun:
     names = _retiring_names([r.domain for r in retiring], settings)
-    options: dict[str, Any] = {"keep_database": keep_database, **_custom(settings)}
+    options: dict[str, Any] = {"keep_database": keep_database, **_custom(settings),
+                               **_where(placements)}
     if names:
         options["retiring_domains"] = retiring_options(names)
-    return _prepared("offboard", TenantSpec(**tenant.spec_fields()), options,
+    return _prepared("offboard", TenantSpec.stored(tenant.spec_fields()), options,
                      [n.domain for n in names], tenant=tenant)
 
 
@@ -165,31 +181,36 @@ def _reason(reason: str | None, *, required: bool) -> str | None:
 
 
 def _state_change(kind: RunKind, tenant: Tenant, retiring: Sequence[RetiringDomain],
-                  settings: Settings, reason: str | None) -> PreparedRun:
+                  settings: Settings, reason: str | None,
+                  placements: Sequence[Placement]) -> PreparedRun:
     names = _retiring_names([r.domain for r in retiring], settings)
-    options: dict[str, Any] = {**_custom(settings)}
+    options: dict[str, Any] = {**_custom(settings), **_where(placements)}
     if reason:
         options["reason"] = reason
     if names:
         options["retiring_domains"] = retiring_options(names)
-    return _prepared(kind, TenantSpec(**tenant.spec_fields()), options,
+    return _prepared(kind, TenantSpec.stored(tenant.spec_fields()), options,
                      [n.domain for n in names], tenant=tenant)
 
 
 def prepare_suspension(tenant: Tenant, retiring: Sequence[RetiringDomain], settings: Settings,
-                       *, reason: str | None) -> PreparedRun:
+                       *, reason: str | None, placements: Sequence[Placement] = ()
+                       ) -> PreparedRun:
     return _state_change("suspend", tenant, retiring, settings,
-                         _reason(reason, required=True))
+                         _reason(reason, required=True), placements)
 
 
 def prepare_resumption(tenant: Tenant, retiring: Sequence[RetiringDomain], settings: Settings,
-                       *, reason: str | None = None) -> PreparedRun:
-    return _state_change("resume", tenant, retiring, settings, _reason(reason, required=False))
+                       *, reason: str | None = None, placements: Sequence[Placement] = ()
+                       ) -> PreparedRun:
+    return _state_change("resume", tenant, retiring, settings,
+                         _reason(reason, required=False), placements)
 
 
 def prepare_update(tenant: Tenant, latest: Run | None, retiring: Sequence[RetiringDomain],
                    change: TenantChange, settings: Settings, providers: Providers, *,
-                   previewing: bool = False) -> PreparedRun:
+                   previewing: bool = False, placements: Sequence[Placement] = ()
+                   ) -> PreparedRun:
     """The update ``change`` asks of ``tenant`` (its latest run and retiring names as read).
     `SpecError` for an invalid new value or request. The diff may be empty: nothing to
     change."""
@@ -202,7 +223,8 @@ def prepare_update(tenant: Tenant, latest: Run | None, retiring: Sequence[Retiri
             tags[key] = value
     wanted = {**current, **{k: v for k, v in change.asks_for().items() if k != "tags"},
               "tags": tags}
-    spec = TenantSpec(**wanted)
+    spec = TenantSpec.parse(wanted, plans=settings.plans if change.plan is not None
+                            else None)
     problems: list[SpecProblem] = []
     if change.remove_previous_admin and spec.admin_email == tenant.admin_email:
         problems.append(SpecProblem(
@@ -223,7 +245,15 @@ def prepare_update(tenant: Tenant, latest: Run | None, retiring: Sequence[Retiri
     if problems:
         raise SpecError(problems)
     reason = _reason(change.reason, required=False)
-    options: dict[str, Any] = {"changes": diff, "suspended": suspended, **_custom(settings)}
+    options: dict[str, Any] = {"changes": diff, "suspended": suspended, **_custom(settings),
+                               **_where(placements)}
+    if "plan" in diff:
+        profile = plan_profile(spec.plan, settings)
+        serving = next((p for p in placements if p.state == "current"), None)
+        if serving is not None and needs_move(serving, profile, settings, spec.slug):
+            options["move"] = _move_options(profile.options(spec.slug), placements,
+                                            settings.providers.database.move_grace_seconds,
+                                            tenant.slug)
     if reason:
         options["reason"] = reason
     if "admin_email" in diff:
@@ -242,7 +272,8 @@ def prepare_update(tenant: Tenant, latest: Run | None, retiring: Sequence[Retiri
 
 
 def prepare_reconcile(tenant: Tenant, runs: Sequence[Run], retiring: Sequence[RetiringDomain],
-                      settings: Settings, *, reason: str | None = None) -> PreparedRun:
+                      settings: Settings, *, reason: str | None = None,
+                      placements: Sequence[Placement] = ()) -> PreparedRun:
     """The reconcile run of ``tenant`` (its runs oldest first, its retiring names as read):
     every resource of its recorded state converged back, in the state the tenant is meant
     to be in (a suspended tenant's stay suspended), for the kind of domain its runs
@@ -250,7 +281,7 @@ def prepare_reconcile(tenant: Tenant, runs: Sequence[Run], retiring: Sequence[Re
     latest = runs[-1] if runs else None
     names = _retiring_names([r.domain for r in retiring], settings)
     options: dict[str, Any] = {
-        "domain_kind": recorded_domain_kind(runs),
+        "domain_kind": recorded_domain_kind(runs), **_where(placements),
         "suspended": is_suspended(tenant.status, (latest.kind, latest.options)
                                   if latest is not None else None),
         **_custom(settings)}
@@ -259,7 +290,7 @@ def prepare_reconcile(tenant: Tenant, runs: Sequence[Run], retiring: Sequence[Re
         options["reason"] = text
     if names:
         options["retiring_domains"] = retiring_options(names)
-    return _prepared("reconcile", TenantSpec(**tenant.spec_fields()), options,
+    return _prepared("reconcile", TenantSpec.stored(tenant.spec_fields()), options,
                      [n.domain for n in names], tenant=tenant)
 
 
@@ -276,3 +307,66 @@ def prepare_adoption(spec: TenantSpec, names: ResourceNames, settings: Settings,
                                "suspended": suspended, "source": "import", **dict(summary)}
     return PreparedRun("adopt", spec, options, plan_for("adopt", options), (), {}, names,
                        dict(outputs))
+
+
+def _move_options(target: Mapping[str, Any], placements: Sequence[Placement], grace: float,
+                  slug: str) -> dict[str, Any]:
+    """A move's options: the target profile, the grace period, and a target copy an
+    unfinished move left (dropped first)."""
+    if any(p.state == "retiring" and p.retire_at is None for p in placements):
+        raise PlacementError(
+            f"tenant {slug!r} was switched to a new copy by a move that has not removed the "
+            "old one yet; retry that move's run to finish it", pool=str(target.get("pool")))
+    options: dict[str, Any] = {"target": dict(target), "grace_seconds": grace}
+    stale = next((p for p in placements if p.state == "target"), None)
+    if stale is not None:
+        options["stale"] = stale.options()
+    return options
+
+
+def prepare_move(tenant: Tenant, latest: Run | None, retiring: Sequence[RetiringDomain],
+                 placements: Sequence[Placement], settings: Settings, *,
+                 server: str | None = None, abandon: bool = False,
+                 grace_seconds: float | None = None, reason: str | None = None
+                 ) -> PreparedRun:
+    """A move of ``tenant``'s data to ``server`` (None: the least-loaded of its plan's pool
+    with room), in its plan's mode; or with ``abandon`` the undoing of a move that did not
+    switch. An update run with no field changed (`tenantops.provisioning.plans.moves`).
+    `SpecError` for a bad request, `PlacementError` when there is nothing to move or undo."""
+    spec = TenantSpec.stored(tenant.spec_fields())
+    current = next((p for p in placements if p.state == "current"), None)
+    problems: list[SpecProblem] = []
+    if grace_seconds is not None and not 0 <= grace_seconds <= MAX_GRACE_SECONDS:
+        problems.append(SpecProblem("grace_seconds", grace_seconds,
+                                    f"must be between 0 and {MAX_GRACE_SECONDS:g} (90 days)"))
+    if abandon and server is not None:
+        problems.append(SpecProblem("server", server, "must not be given with abandon: an "
+                                    "abandoned move goes back to the copy the tenant has"))
+    if problems:
+        raise SpecError(problems)
+    profile = plan_profile(spec.plan, settings)
+    if current is None:
+        raise PlacementError(
+            f"tenant {tenant.slug!r} has no recorded copy of its data to move (its "
+            "onboarding did not place it, or it was made before placements were recorded "
+            "and has no database)", pool=profile.pool, server=server)
+    suspended = is_suspended(tenant.status, (latest.kind, latest.options) if latest else None)
+    options: dict[str, Any] = {"changes": {}, "suspended": suspended, **_custom(settings),
+                               "placement": current.options()}
+    if reason := _reason(reason, required=False):
+        options["reason"] = reason
+    grace = (settings.providers.database.move_grace_seconds if grace_seconds is None
+             else grace_seconds)
+    if abandon:
+        stale = next((p for p in placements if p.state == "target"), None)
+        if stale is None:
+            raise PlacementError(
+                f"tenant {tenant.slug!r} has no unfinished move to abandon: no copy of its "
+                "data is being made (a move that switched already is finished by retrying "
+                "its run)", pool=profile.pool)
+        options["move"] = {"abandon": True, "stale": stale.options()}
+    else:
+        options["move"] = _move_options(profile.options(spec.slug, server), placements,
+                                        grace, tenant.slug)
+    # The names it retires are checked when the run is opened, not retired again by it.
+    return _prepared("update", spec, options, [r.domain for r in retiring], tenant=tenant)

@@ -10,11 +10,18 @@ from __future__ import annotations
 import ipaddress
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import idna
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from tenantops.errors import SpecError, SpecProblem
 
@@ -115,11 +122,25 @@ class TenantSpec(BaseModel):
             raise SpecError(_problems(exc)) from None
 
     @classmethod
-    def parse(cls, data: Mapping[str, object]) -> TenantSpec:
-        """Validate a mapping (JSON body, TOML table); raise `SpecError` on any problem."""
+    def parse(cls, data: Mapping[str, object], plans: Collection[str] | None = PLANS
+              ) -> TenantSpec:
+        """Validate a mapping (JSON body, TOML table); raise `SpecError` on any problem.
+        ``plans``: the plans there are (the settings' ``[plans]``); None: any plan name
+        (a spec read back from the catalog, whose plan was checked when it was stored)."""
         if not isinstance(data, Mapping):
             raise SpecError([SpecProblem("spec", data, "must be a mapping of field to value")])
-        return cls(**{str(k): v for k, v in data.items()})
+        try:
+            return cls.model_validate({str(k): v for k, v in data.items()},
+                                      context={"plans": None if plans is None
+                                               else tuple(plans)})
+        except ValidationError as exc:
+            raise SpecError(_problems(exc)) from None
+
+    @classmethod
+    def stored(cls, fields: Mapping[str, object]) -> TenantSpec:
+        """A spec read back from the catalog (its plan is not checked against the settings:
+        a plan taken out of them still names the tenants that have it)."""
+        return cls.parse(fields, plans=None)
 
     @property
     def host_label(self) -> str:
@@ -187,10 +208,16 @@ class TenantSpec(BaseModel):
 
     @field_validator("plan", mode="before")
     @classmethod
-    def _check_plan(cls, value: object) -> object:
-        if isinstance(value, str) and not _PLAN_NAME.fullmatch(value):
+    def _check_plan(cls, value: object, info: ValidationInfo) -> object:
+        if not isinstance(value, str):
+            return value
+        plans = (info.context or {}).get("plans", PLANS) if info.context is not None else PLANS
+        if plans is not None and value not in plans:
+            raise ValueError(f"must be one of {', '.join(plans)} (the plans in the settings: "
+                             "[plans])")
+        if not _PLAN_NAME.fullmatch(value):
             raise ValueError("must be a plan's name: 1 to 16 of a-z, 0-9 and '-', starting "
-                             "with a letter (the plans are in the settings: [plans])")
+                             "with a letter")
         return value
 
     @field_validator("admin_email", mode="before")

@@ -13,6 +13,8 @@ from tenantops.api.deps import EngineDep, require_role
 from tenantops.api.schemas import (
     ChangeAccepted,
     DomainOut,
+    MoveRequest,
+    PlacementOut,
     PreviewOut,
     Problem,
     ResumeRequest,
@@ -77,7 +79,7 @@ def onboard(
     caller) returns the same run; a different spec for an existing slug is a 409 that says
     what differs. A custom domain equal to, above or below another tenant's is a 409 that
     names that tenant only to callers holding Tenants.Read."""
-    spec = TenantSpec.parse(body.model_dump())
+    spec = TenantSpec.parse(body.model_dump(), plans=engine.settings.plans)
     claim = None
     if idempotency_key:
         fingerprint = hashlib.sha256(spec.model_dump_json().encode()).hexdigest()
@@ -125,6 +127,8 @@ async def show_tenant(slug: str, principal: Reader, engine: EngineDep) -> Tenant
                         retiring_domains=[RetiringDomainOut.of(r) for r in
                                           engine.catalog.retiring_domains_of(slug)],
                         suspension=SuspensionOut.of(tenant, runs),
+                        placements=[PlacementOut.of(p) for p in
+                                    engine.catalog.placements_of(slug)],
                         runs=[RunOut.of(r) for r in reversed(runs)])
 
 
@@ -222,6 +226,27 @@ def resume_tenant(
     claim = _claim(principal, idempotency_key, "resume", slug, reason or "")
     run = engine.resume(slug, reason=reason, requested_by=requester(principal, engine),
                         idempotency=claim)
+    return _changed(engine, slug, run, response)
+
+
+@router.post("/tenants/{slug}/move", status_code=202,
+             response_model=ChangeAccepted | PreviewOut, responses=_CHANGE_REFUSALS)
+def move_tenant(
+    slug: str, body: MoveRequest, principal: Writer, engine: EngineDep, response: Response,
+    dry_run: DryRun = False, idempotency_key: IdempotencyKey = None,
+) -> ChangeAccepted | PreviewOut:
+    """Move the tenant's data to another server (``server``; none: the least-loaded of its
+    plan's pool with room): copy, write freeze, row-count check, switch, and removal of the
+    old copy after ``grace_seconds``. ``abandon`` undoes a move that did not switch. A
+    durable update run (docs/placement.md)."""
+    if dry_run:
+        response.status_code = 200
+        return PreviewOut.of(engine.preview_move(slug, server=body.server, abandon=body.abandon,
+                                                 grace_seconds=body.grace_seconds))
+    claim = _claim(principal, idempotency_key, "move", slug, body.model_dump_json())
+    run = engine.move(slug, server=body.server, abandon=body.abandon,
+                      grace_seconds=body.grace_seconds, reason=body.reason,
+                      requested_by=requester(principal, engine), idempotency=claim)
     return _changed(engine, slug, run, response)
 
 

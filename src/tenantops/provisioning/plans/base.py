@@ -82,8 +82,9 @@ class ResourceNames:
 @dataclass(frozen=True)
 class StepInputs:
     """What a step's resource is built from: the spec, the providers (for the web host's
-    identity), settings, the outputs of the run's earlier steps, and where the tenant's
-    resources are when not where its slug says (``names``)."""
+    identity), settings, the outputs of the run's earlier steps, where the tenant's
+    resources are when not where its slug says (``names``), and the run's ID (what a
+    placement records as the run that made a copy)."""
 
     spec: TenantSpec
     providers: Providers
@@ -91,6 +92,7 @@ class StepInputs:
     outputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     previewing: bool = False
     names: ResourceNames = field(default_factory=ResourceNames)
+    run_id: str = ""
 
     def output(self, step: str, key: str) -> str:
         """An earlier step's output; a placeholder while previewing (it has not run yet)."""

@@ -22,6 +22,7 @@ from typing import Any
 
 from tenantops.errors import ProvisioningError
 from tenantops.provisioning.plans.base import Plan, PlanStep
+from tenantops.provisioning.plans.moves import move_steps
 from tenantops.provisioning.plans.onboarding import (
     RetiringName,
     State,
@@ -77,6 +78,8 @@ def update_plan(options: Mapping[str, Any]) -> Plan:
             organization(State(state.suspended)),
             "the organization keeps only the tenant's custom domain"))
         steps.append(release_step(retiring, grace))
+    if "move" in options:
+        steps += move_steps(options)
     return Plan("update", tuple(steps))
 
 
@@ -102,7 +105,8 @@ def suspend_plan(options: Mapping[str, Any]) -> Plan:
         PlanStep("disable_organization", "organization", "ensure", organization(state),
                  "disable the organization: no member can sign in"),
         *_hostnames(state),
-        PlanStep("disable_database_login", "database", "ensure", database(state),
+        PlanStep("disable_database_login", "database", "ensure",
+                 database(state, options.get("placement")),
                  "the database login cannot sign in; its open sessions are ended"),
     ))
 
@@ -112,7 +116,8 @@ def resume_plan(options: Mapping[str, Any]) -> Plan:
     organization."""
     state = State(False, tuple(r.domain for r in RetiringName.parse(options)))
     return Plan("resume", (
-        PlanStep("enable_database_login", "database", "ensure", database(state),
+        PlanStep("enable_database_login", "database", "ensure",
+                 database(state, options.get("placement")),
                  "the database login can sign in again"),
         *_hostnames(state),
         PlanStep("enable_organization", "organization", "ensure", organization(state),

@@ -28,14 +28,22 @@ from tenantops.provisioning.domains import (
     customer_records,
     new_verification_token,
 )
-from tenantops.provisioning.plans.base import OutputRecorder, Plan, PlanStep, StepInputs
+from tenantops.provisioning.placement import database_of, server_slots
+from tenantops.provisioning.plans.base import (
+    PLACEHOLDER,
+    OutputRecorder,
+    Plan,
+    PlanStep,
+    StepInputs,
+)
 from tenantops.provisioning.providers.base import Resource
 from tenantops.provisioning.providers.catalog import (
+    DatabasePlacement,
     DomainRetirement,
+    PlacementRecord,
     TenantActivation,
     TenantRegistration,
 )
-from tenantops.provisioning.providers.database import Database
 from tenantops.provisioning.providers.dns import CustomerDomainRecords, DnsPropagation, DnsRecord
 from tenantops.provisioning.providers.organization import (
     OrganizationInvitation,
@@ -49,6 +57,7 @@ from tenantops.provisioning.spec import TenantSpec
 __all__ = [
     "OFFBOARDING_COUNTERPARTS",
     "ONBOARDING_STEPS",
+    "PLACE_STEP",
     "RetiringName",
     "State",
     "customer_onboarding_plan",
@@ -57,6 +66,8 @@ __all__ = [
     "onboarding_options",
     "onboarding_plan",
     "onboarding_steps",
+    "placed",
+    "placement_step",
     "retirement_steps",
 ]
 
@@ -96,14 +107,70 @@ def _secret(i: StepInputs) -> Resource:
     return Secret(_secret_name(i))
 
 
-def database(state: State) -> Callable[[StepInputs], Resource]:
-    """The tenant's database and login: named from its slug, or as recorded (an adopted
-    tenant keeps the names its runbooks gave them)."""
+PLACE_STEP = "place_database"
+
+
+def database(state: State, placement: Mapping[str, Any] | None = None
+             ) -> Callable[[StepInputs], Resource]:
+    """The tenant's data at ``placement`` (a run's options of its copy; None: where a
+    tenant made before placements were recorded has it: ``tenant_<slug>`` on the server
+    ``default``, or the names an adopted tenant was recorded with)."""
     def build(i: StepInputs) -> Resource:
-        return Database(i.names.database or f"tenant_{i.slug_identifier}",
-                        i.names.login or f"{i.slug_identifier}_app", _secret_name(i),
-                        login_enabled=not state.suspended)
+        found = database_of(i.spec.slug, placement, login_enabled=not state.suspended)
+        return dataclasses.replace(
+            found, name=(i.names.database or found.name) if placement is None else found.name,
+            login=i.names.login or found.login, secret=_secret_name(i))
     return build
+
+
+def placed_database(state: State, profile: Mapping[str, Any]
+                    ) -> Callable[[StepInputs], Resource]:
+    """The tenant's data where the run's `place_database` step placed it (a preview,
+    before that step ran, shows the profile's names on a server to be chosen)."""
+    def build(i: StepInputs) -> Resource:
+        return database_of(i.spec.slug, placed(i, PLACE_STEP, profile),
+                           login_enabled=not state.suspended)
+    return build
+
+
+def placed(i: StepInputs, step: str, profile: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The copy step ``step`` placed (its outputs); while previewing, ``profile``'s."""
+    found = i.outputs.get(step)
+    if found is not None and found.get("server"):
+        return found
+    if i.previewing:
+        return {**profile, "server": profile.get("server") or f"{PLACEHOLDER}{step}>"}
+    i.output(step, "server")  # raises: the step has not run
+    return profile
+
+
+def placement_step(profile: Mapping[str, Any], *, name: str = PLACE_STEP,
+                   state: str = "current") -> PlanStep:
+    """Choose the server of a copy of the tenant's data (``profile``: a run's options of
+    it: pool, mode, names, a named server) and record it in the catalog."""
+    def build(i: StepInputs) -> Resource:
+        pool = str(profile["pool"])
+        details = profile.get("details") or {}
+        return DatabasePlacement(
+            i.spec.slug, state, i.run_id, pool,
+            "schema" if profile.get("mode") == "schema" else "database",
+            str(profile["database"]),
+            None if profile.get("schema") is None else str(profile["schema"]),
+            server_slots(i.settings, pool),
+            named=None if profile.get("server") is None else str(profile["server"]),
+            elastic_pool=details.get("elastic_pool"), sku=details.get("sku"))
+    where = (f"server {profile['server']}" if profile.get("server") is not None
+             else f"the least-loaded server of pool {profile.get('pool')} with room")
+    return PlanStep(name, "catalog", "ensure", build,
+                    f"place the tenant's data ({profile.get('mode')} mode) on {where}, and "
+                    "record it")
+
+
+def _placement_record(i: StepInputs, placement: Mapping[str, Any]) -> Resource:
+    return PlacementRecord(
+        i.spec.slug, str(placement["server"]), str(placement["database"]),
+        None if placement.get("schema") is None else str(placement["schema"]),
+        states=("current", "target", "retiring"))
 
 
 def _cname_for(domain: str, i: StepInputs) -> DnsRecord:
@@ -169,17 +236,30 @@ def _cleared(*columns: str) -> OutputRecorder:
 _DOMAIN = frozenset({"custom_domain"})
 
 
-def onboarding_steps(state: State = ACTIVE) -> tuple[PlanStep, ...]:
-    """The onboarding of a tenant in a platform zone, its resources in ``state``."""
+def onboarding_steps(state: State = ACTIVE, options: Mapping[str, Any] | None = None
+                     ) -> tuple[PlanStep, ...]:
+    """The onboarding of a tenant in a platform zone, its resources in ``state``.
+    ``options`` (the run's) say where its data goes: ``database``, the profile of its plan
+    (an onboarding: a step places it first), or ``placement``, where it is (later runs).
+    Without either, ``tenant_<slug>`` on the server ``default`` (runs opened before
+    placements were recorded)."""
+    options = options or {}
+    placing: tuple[PlanStep, ...] = ()
+    if isinstance(options.get("database"), Mapping):
+        placing = (placement_step(options["database"]),)
+        build = placed_database(state, options["database"])
+    else:
+        build = database(state, options.get("placement"))
     return (
         PlanStep("register_tenant", "catalog", "ensure",
                  lambda i: TenantRegistration(i.spec.slug),
                  "register the tenant's configuration record"),
         PlanStep("store_database_secret", "secrets", "ensure", _secret,
                  "generate the database login's password and keep it in the secrets provider"),
-        PlanStep("create_database", "database", "ensure", database(state),
-                 "create the tenant database and its login", _record_database,
-                 reads=frozenset({"plan"})),
+        *placing,
+        PlanStep("create_database", "database", "ensure", build,
+                 "create the tenant database (or its schema in a pooled one) and its login",
+                 _record_database, reads=frozenset({"plan"})),
         PlanStep("create_cname_record", "dns", "ensure", _cname,
                  "CNAME <custom domain> -> the web host's default hostname",
                  _record_dns(_cname), reads=_DOMAIN),
@@ -212,7 +292,8 @@ def onboarding_steps(state: State = ACTIVE) -> tuple[PlanStep, ...]:
     )
 
 
-ONBOARDING_STEPS: tuple[str, ...] = (*(s.name for s in onboarding_steps()), WAIT_STEP)
+ONBOARDING_STEPS: tuple[str, ...] = (
+    *(s.name for s in onboarding_steps(ACTIVE, {"database": {"pool": "default"}})), WAIT_STEP)
 """Every built-in onboarding step name (both kinds of domain): what custom steps may name
 in ``before`` and ``after``."""
 
@@ -245,7 +326,7 @@ def _customer_wait(records: Sequence[Mapping[str, str]]) -> PlanStep:
 def steps_for_domain(options: Mapping[str, Any], state: State = ACTIVE) -> tuple[PlanStep, ...]:
     """The onboarding steps for the kind of custom domain ``options`` say: for a
     customer-managed one, the wait for its customer's records replaces writing them."""
-    steps = onboarding_steps(state)
+    steps = onboarding_steps(state, options)
     if options.get("domain_kind") != "customer":
         return steps
     wait = _customer_wait(options.get("customer_records", []))
@@ -348,6 +429,7 @@ def release_step(names: Sequence[RetiringName], grace_seconds: float = 0.0) -> P
 OFFBOARDING_COUNTERPARTS: dict[str, str] = {
     "register_tenant": "deregister_tenant",
     "store_database_secret": "delete_database_secret",
+    "place_database": "forget_placement",
     "create_database": "drop_database",
     "create_cname_record": "delete_cname_record",
     "create_verification_record": "delete_verification_record",
@@ -362,7 +444,8 @@ nothing of their own): custom steps keep their place in the reverse order throug
 
 
 def offboarding_plan(*, keep_database: bool = False,
-                     retiring: Sequence[RetiringName] = ()) -> Plan:
+                     retiring: Sequence[RetiringName] = (),
+                     placement: Mapping[str, Any] | None = None) -> Plan:
     """The onboarding undone in reverse; ``keep_database`` keeps the database and its secret.
     Names the tenant still retires after a domain change are removed and released too."""
     steps = [
@@ -389,12 +472,17 @@ def offboarding_plan(*, keep_database: bool = False,
         steps.append(release_step(retiring))
     if not keep_database:
         steps += [
-            PlanStep("drop_database", "database", "remove", database(ACTIVE),
-                     "drop the tenant database and its login",
+            PlanStep("drop_database", "database", "remove", database(ACTIVE, placement),
+                     "drop the tenant database (or its schema) and its login",
                      _cleared("database_name", "database_login", "database_secret")),
             PlanStep("delete_database_secret", "secrets", "remove", _secret,
                      "delete the database login's password"),
         ]
+        if placement is not None:
+            steps.append(PlanStep(
+                "forget_placement", "catalog", "remove",
+                lambda i: _placement_record(i, placement),
+                "forget where the tenant's data was (the server has room for another)"))
     steps.append(PlanStep("deregister_tenant", "catalog", "remove",
                           lambda i: TenantRegistration(i.spec.slug),
                           "deregister the tenant (its record stays as history)"))

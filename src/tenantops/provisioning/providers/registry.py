@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from tenantops.catalog import Catalog
 from tenantops.config import Settings
 from tenantops.errors import ConfigError, PermanentProviderError
+from tenantops.provisioning.placement import database_of
 from tenantops.provisioning.providers.base import (
     EmbeddedService,
     Middleware,
@@ -22,7 +23,7 @@ from tenantops.provisioning.providers.base import (
     ProviderKind,
 )
 from tenantops.provisioning.providers.catalog import CatalogProvider
-from tenantops.provisioning.providers.database import Database, DatabaseProvider
+from tenantops.provisioning.providers.database import DatabaseProvider
 from tenantops.provisioning.providers.database.postgres import PostgresDatabases
 from tenantops.provisioning.providers.database.sqlite import SqliteDatabases
 from tenantops.provisioning.providers.dns import DnsProvider, RecordType
@@ -124,10 +125,13 @@ def build_providers(settings: Settings, catalog: Catalog, *, serve: bool = True)
         "key-vault": lambda: _azure("secrets.azure_key_vault", "KeyVaultSecrets", settings),
     })
     assert isinstance(secrets, SecretsProvider)
+    folder = _folder(config.database.directory, settings, "databases")
+    servers = config.database.servers
     database = _pick("database", config.database.name, {
-        "sqlite": lambda: SqliteDatabases(
-            _folder(config.database.directory, settings, "databases"), secrets),
-        "postgres": lambda: PostgresDatabases.from_settings(config.database.postgres, secrets),
+        "sqlite": lambda: SqliteDatabases(folder, secrets, servers={
+            s.name: s.directory or folder for s in config.database.server_list()}),
+        "postgres": lambda: PostgresDatabases.from_settings(config.database.postgres, secrets,
+                                                            servers),
         "azure-sql": lambda: _azure("database.azure_sql", "AzureSqlDatabases", settings),
         "azure-postgres": lambda: _azure("database.azure_postgres", "AzurePostgresDatabases",
                                          settings),
@@ -153,8 +157,8 @@ def build_providers(settings: Settings, catalog: Catalog, *, serve: bool = True)
             return None
         metadata: dict[str, str] = {}
         if tenant.database_name and tenant.database_login and tenant.database_secret:
-            metadata = database.read_metadata(Database(
-                tenant.database_name, tenant.database_login, tenant.database_secret))
+            metadata = database.read_metadata(
+                database_of(tenant.slug, catalog.placement_of(tenant.slug)))
         return TenantView(tenant.slug, tenant.display_name, metadata)
 
     webhost = _pick("webhost", config.webhost.name, {
