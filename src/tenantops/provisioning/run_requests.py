@@ -30,7 +30,7 @@ from tenantops.config import Settings
 from tenantops.errors import PlacementError, SpecError, SpecProblem
 from tenantops.provisioning.custom_steps import declared
 from tenantops.provisioning.domains import DomainRules, recorded_domain_kind
-from tenantops.provisioning.placement import needs_move, plan_profile
+from tenantops.provisioning.placement import needs_move, plan_profile, server_slots
 from tenantops.provisioning.plans import (
     Plan,
     Preview,
@@ -366,6 +366,18 @@ def prepare_move(tenant: Tenant, latest: Run | None, retiring: Sequence[Retiring
                 "its run)", pool=profile.pool)
         options["move"] = {"abandon": True, "stale": stale.options()}
     else:
+        slots = [slot.name for slot in server_slots(settings, profile.pool)]
+        if server is not None and server not in slots:
+            raise PlacementError(
+                f"server {server!r} is not in pool {profile.pool!r} of plan {spec.plan!r} "
+                f"(its servers: {', '.join(slots) or 'none'}); name one of them, or change "
+                "the tenant's plan", pool=profile.pool, server=server)
+        if (current.location == (server or current.server, *profile.names(spec.slug))
+                and (server is not None or len(slots) == 1)):
+            raise PlacementError(
+                f"tenant {tenant.slug!r} already is on server {current.server!r} in "
+                f"{current.mode} mode; name another server", pool=profile.pool,
+                server=current.server)
         options["move"] = _move_options(profile.options(spec.slug, server), placements,
                                         grace, tenant.slug)
     # The names it retires are checked when the run is opened, not retired again by it.

@@ -1,0 +1,203 @@
+"""Placement and moves on the embedded default (SQLite servers as folders), in process: plans
+choose the pool, a new tenant goes to the least-loaded server with room, a full pool is
+refused naming each server; a move copies the data, switches the tenant and removes the old
+copy after its grace period; a failed move leaves the tenant on the old copy, and is
+finished by a retry or undone by --abandon."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from tenantops.catalog import ServerSlot, choose_server
+from tenantops.errors import PlacementError, SpecError
+from tenantops.provisioning import Engine
+from tenantops.provisioning.placement import database_of
+from tenantops.provisioning.providers.database.sqlite import SqliteDatabases
+
+from .conftest import EngineFactory, spec_for
+from .test_lifecycle import FailStep, finished, onboard
+
+
+def servers(tmp_path: Path, **capacities: int | None) -> list[dict[str, object]]:
+    return [{"name": name, "directory": str(tmp_path / name),
+             **({"capacity": capacity} if capacity is not None else {})}
+            for name, capacity in capacities.items()]
+
+
+def sqlite_of(engine: Engine) -> SqliteDatabases:
+    provider = engine.providers.database
+    assert isinstance(provider, SqliteDatabases)
+    return provider
+
+
+def write_rows(engine: Engine, slug: str, count: int) -> None:
+    """Data the tenant's app wrote: a table with ``count`` rows in its current copy."""
+    with sqlite_of(engine).connect(database_of(slug, engine.catalog.placement_of(slug))) as db:
+        db.execute("CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY, item TEXT)")
+        db.executemany("INSERT INTO orders (item) VALUES (?)",
+                       [(f"item {n}",) for n in range(count)])
+
+
+def rows_in(path: Path) -> int:
+    with closing(sqlite3.connect(path)) as db:
+        return int(db.execute("SELECT count(*) FROM orders").fetchone()[0])
+
+
+def test_the_least_loaded_server_with_room_is_chosen_and_a_full_pool_is_refused() -> None:
+    slots = [ServerSlot("a", capacity=2), ServerSlot("b", capacity=4), ServerSlot("c",
+                                                                                  draining=True)]
+    assert choose_server(slots, {"a": 1, "b": 1}, pool="default").name == "b"  # 1/4 < 1/2
+    assert choose_server(slots, {"a": 0, "b": 1}, pool="default").name == "a"
+    with pytest.raises(PlacementError) as caught:
+        choose_server(slots, {"a": 2, "b": 4}, pool="default")
+    assert str(caught.value) == (
+        "no server of pool 'default' can take the tenant (a: full 2/2; b: full 4/4; c: "
+        "draining); add a server to the pool, raise a capacity, or move tenants away")
+    with pytest.raises(PlacementError, match="server 'c' is draining"):
+        choose_server(slots, {}, pool="default", named="c")
+    with pytest.raises(PlacementError, match=r"server 'z' is not in pool 'default' \(its "
+                       r"servers: a, b, c\)"):
+        choose_server(slots, {}, pool="default", named="z")
+
+
+def test_tenants_are_spread_over_servers_and_the_placement_is_recorded(
+        make_engine: EngineFactory, tmp_path: Path) -> None:
+    engine = make_engine(providers={"database": {"servers": servers(
+        tmp_path, one=1, two=2)}})
+    for slug in ("acme", "bolt", "core"):
+        onboard(engine, slug)
+
+    where = {slug: engine.catalog.placement_of(slug) for slug in ("acme", "bolt", "core")}
+    assert {slug: p.server for slug, p in where.items() if p} == {
+        "acme": "one", "bolt": "two", "core": "two"}
+    assert (tmp_path / "one" / "tenant_acme.sqlite").is_file()
+    assert (tmp_path / "two" / "tenant_core.sqlite").is_file()
+    assert engine.catalog.server_loads() == {"one": 1, "two": 2}
+
+    run = engine.wait(engine.onboard(spec_for("dune"), requested_by="ops").id)
+    assert run.status == "failed"
+    assert run.failed_step == "place_database"
+    assert "no server of pool 'default' can take the tenant (one: full 1/1; two: full 2/2)" \
+        in (run.error or "")
+
+
+def test_a_plan_places_its_tenants_on_its_pool(make_engine: EngineFactory,
+                                               tmp_path: Path) -> None:
+    engine = make_engine(
+        providers={"database": {"servers": [
+            *servers(tmp_path, shared=None),
+            {"name": "gold-1", "pool": "dedicated", "directory": str(tmp_path / "gold-1")}]}},
+        plans={"standard": {}, "premium": {"database": {"pool": "dedicated"}}})
+    onboard(engine, "acme")
+    run = engine.wait(engine.onboard(spec_for("bolt", plan="premium"), requested_by="ops").id)
+    assert run.status == "succeeded", run.error
+
+    acme, bolt = engine.catalog.placement_of("acme"), engine.catalog.placement_of("bolt")
+    assert acme is not None
+    assert acme.server == "shared"
+    assert bolt is not None
+    assert bolt.server == "gold-1"
+    with pytest.raises(SpecError) as caught:
+        engine.onboard(spec_for("core", plan="free"), requested_by="ops")
+    assert str(caught.value) == ("invalid tenant spec: plan = 'free': must be one of "
+                                 "standard, premium (the plans in the settings: [plans]); "
+                                 "correct these fields and try again")
+
+
+def test_a_move_copies_the_data_switches_and_removes_the_old_copy(
+        make_engine: EngineFactory, tmp_path: Path) -> None:
+    engine = make_engine(providers={"database": {"servers": servers(
+        tmp_path, one=None, two=None)}})
+    onboard(engine, "acme")
+    assert engine.catalog.placement_of("acme").server == "one"  # type: ignore[union-attr]
+    write_rows(engine, "acme", 250)
+
+    run = finished(engine, engine.move("acme", server="two", grace_seconds=0,
+                                       requested_by="ops"))
+
+    assert run.kind == "update"
+    assert [s.name for s in run.steps] == [
+        "place_target", "create_target", "freeze_writes", "copy_data", "check_copy",
+        "open_target", "switch_connection", "switch_placement", "wait_for_copy_grace_period",
+        "drop_old_copy", "forget_old_copy"]
+    check = next(s for s in run.steps if s.name == "check_copy")
+    # orders, and the provider's own tables: tenantops_meta (2 rows), tenantops_logins (1)
+    assert check.outputs == {"tables": 3, "rows": 253}
+    placements = engine.catalog.placements_of("acme")
+    assert [(p.state, p.server) for p in placements] == [("current", "two")]
+    assert rows_in(tmp_path / "two" / "tenant_acme.sqlite") == 250
+    assert not (tmp_path / "one" / "tenant_acme.sqlite").exists()
+    current = database_of("acme", placements[0])
+    assert sqlite_of(engine).read_metadata(current)["database"] == "tenant_acme"
+    assert engine.catalog.get_tenant("acme").status == "active"
+    secret = engine.providers.secrets.read("acme-database-url")
+    assert secret == f"sqlite:///{tmp_path / 'two' / 'tenant_acme.sqlite'}"
+
+
+def test_a_failed_move_leaves_the_tenant_on_its_old_copy_until_retried(
+        make_engine: EngineFactory, tmp_path: Path) -> None:
+    failing = FailStep("check_copy")
+    engine = make_engine(failing, providers={"database": {"servers": servers(
+        tmp_path, one=None, two=None)}})
+    onboard(engine, "acme")
+    write_rows(engine, "acme", 10)
+
+    run = engine.wait(engine.move("acme", server="two", grace_seconds=0,
+                                  requested_by="ops").id)
+    assert run.status == "failed"
+    assert run.failed_step == "check_copy"
+    assert [(p.state, p.server) for p in engine.catalog.placements_of("acme")] == [
+        ("current", "one"), ("target", "two")]
+    assert rows_in(tmp_path / "one" / "tenant_acme.sqlite") == 10
+
+    failing.fix()
+    done = finished(engine, engine.retry(run.id))
+    assert done.id == run.id
+    assert [(p.state, p.server) for p in engine.catalog.placements_of("acme")] == [
+        ("current", "two")]
+    assert rows_in(tmp_path / "two" / "tenant_acme.sqlite") == 10
+
+
+def test_an_abandoned_move_drops_its_copy_and_opens_the_old_one_again(
+        make_engine: EngineFactory, tmp_path: Path) -> None:
+    engine = make_engine(FailStep("copy_data"), providers={"database": {"servers": servers(
+        tmp_path, one=None, two=None)}})
+    onboard(engine, "acme")
+    run = engine.wait(engine.move("acme", server="two", requested_by="ops").id)
+    assert run.status == "failed"
+    source = database_of("acme", engine.catalog.placement_of("acme"))
+    with pytest.raises(Exception, match="disabled"):
+        sqlite_of(engine).read_metadata(source)  # frozen: the login cannot sign in
+
+    undo = finished(engine, engine.move("acme", abandon=True, requested_by="ops"))
+
+    assert [s.name for s in undo.steps] == [
+        "drop_abandoned_copy", "forget_abandoned_copy", "reopen_source"]
+    assert [(p.state, p.server) for p in engine.catalog.placements_of("acme")] == [
+        ("current", "one")]
+    assert sqlite_of(engine).read_metadata(source)["database"] == "tenant_acme"
+    assert not (tmp_path / "two" / "tenant_acme.sqlite").exists()
+    assert engine.catalog.get_tenant("acme").status == "active"
+
+
+def test_a_move_nowhere_or_to_a_server_outside_the_pool_is_refused(
+        make_engine: EngineFactory, tmp_path: Path) -> None:
+    engine = make_engine(providers={"database": {"servers": servers(tmp_path, one=None)}})
+    onboard(engine, "acme")
+    with pytest.raises(PlacementError) as caught:
+        engine.move("acme", abandon=True, requested_by="ops")
+    assert str(caught.value).startswith("tenant 'acme' has no unfinished move to abandon")
+    with pytest.raises(PlacementError) as caught:
+        engine.move("acme", server="elsewhere", requested_by="ops")
+    assert str(caught.value) == (
+        "server 'elsewhere' is not in pool 'default' of plan 'standard' (its servers: one); "
+        "name one of them, or change the tenant's plan")
+    with pytest.raises(PlacementError, match="already is on server 'one' in database mode"):
+        engine.move("acme", server="one", requested_by="ops")
+    assert engine.catalog.latest_run("acme").kind == "onboard"  # type: ignore[union-attr]
+    assert [(p.state, p.server) for p in engine.catalog.placements_of("acme")] == [
+        ("current", "one")]
