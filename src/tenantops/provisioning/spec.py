@@ -11,6 +11,7 @@ import ipaddress
 import re
 import unicodedata
 from collections.abc import Collection, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 import idna
@@ -44,6 +45,8 @@ PLANS = ("free", "standard", "premium")
 set a request is checked against: `tenantops.provisioning.run_requests`)."""
 Plan = str
 _PLAN_NAME = re.compile(r"[a-z][a-z0-9-]{0,15}")
+_VALIDATION_CONTEXT: ContextVar[dict[str, Any] | None] = ContextVar(
+    "tenantops_spec_validation", default=None)
 
 # Names that collide with the platform's own hostnames, databases or routes.
 RESERVED_SLUGS = frozenset({
@@ -116,8 +119,11 @@ class TenantSpec(BaseModel):
     tags: dict[str, str] = Field(default_factory=dict)
 
     def __init__(self, **data: Any) -> None:
+        # The plans to check against reach the validators as pydantic's validation context,
+        # set by `parse` (pydantic's documented way to give __init__ a context).
         try:
-            super().__init__(**data)
+            self.__pydantic_validator__.validate_python(
+                data, self_instance=self, context=_VALIDATION_CONTEXT.get())
         except ValidationError as exc:
             raise SpecError(_problems(exc)) from None
 
@@ -129,12 +135,11 @@ class TenantSpec(BaseModel):
         (a spec read back from the catalog, whose plan was checked when it was stored)."""
         if not isinstance(data, Mapping):
             raise SpecError([SpecProblem("spec", data, "must be a mapping of field to value")])
+        token = _VALIDATION_CONTEXT.set({"plans": None if plans is None else tuple(plans)})
         try:
-            return cls.model_validate({str(k): v for k, v in data.items()},
-                                      context={"plans": None if plans is None
-                                               else tuple(plans)})
-        except ValidationError as exc:
-            raise SpecError(_problems(exc)) from None
+            return cls(**{str(k): v for k, v in data.items()})
+        finally:
+            _VALIDATION_CONTEXT.reset(token)
 
     @classmethod
     def stored(cls, fields: Mapping[str, object]) -> TenantSpec:

@@ -124,6 +124,9 @@ def copy(provider: PostgresDatabases, resource: DatabaseCopy) -> Ready:
         staging = f"tenantops_stage_{schema}"[:63]
         _fresh_database(provider, target, staging)
         try:
+            # pg_dump --schema public makes the schema itself (CREATE SCHEMA public).
+            with provider.admin_connection(target, dbname=staging) as db:
+                _execute(provider, db, target, sql.SQL("DROP SCHEMA public"))
             _pipe(provider, dump, restore, source, source.name, ["--schema", "public"],
                   target, staging, deadline)
             _rename_schema(provider, target, staging, "public", schema)
@@ -277,10 +280,11 @@ def _pipe(provider: PostgresDatabases, dump: Path, restore: Path, source: Databa
                 f"providers.database.postgres.move_timeout_seconds "
                 f"({provider.move_timeout:g} s); the copy starts again", resource=target.key
             ) from None
-        if dumping.returncode:
-            raise _tool_error("pg_dump", dumping.returncode, dump_err, source)
+        # pg_restore first: when it stops, pg_dump dies of the broken pipe (SIGPIPE).
         if restoring.returncode:
             raise _tool_error("pg_restore", restoring.returncode, restore_err, target)
+        if dumping.returncode:
+            raise _tool_error("pg_dump", dumping.returncode, dump_err, source)
 
 
 def _tool_error(tool: str, code: int, output: IO[bytes], database: Database

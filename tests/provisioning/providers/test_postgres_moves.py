@@ -1,0 +1,161 @@
+"""Moves between two real PostgreSQL servers: the one scripts/services/postgres.sh started
+(``main``) and a second cluster this module starts in its own temporary folder (``second``).
+A tenant with data is moved to the other server (pg_dump | pg_restore), then by a plan
+change into a schema of a pooled database, then offboarded; each time the data is checked on
+the server it landed on, the tenant's login signs in there, and the old copy is gone."""
+
+from __future__ import annotations
+
+import secrets as random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from tenantops.provisioning import Engine
+from tenantops.provisioning.placement import database_of
+from tenantops.provisioning.providers.database.postgres import PostgresDatabases
+from tenantops.provisioning.run_requests import TenantChange
+
+from ..conftest import fast_settings, spec_for
+from ..faults import PostgresCluster, postgres_cluster
+from .servers import postgres_url, unique_slug
+
+pytestmark = pytest.mark.integration
+
+Connection = psycopg.Connection[tuple[Any, ...]]
+
+
+@pytest.fixture(scope="module")
+def second() -> Iterator[PostgresCluster]:
+    with postgres_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def shared_name() -> Iterator[str]:
+    """A pooled database of this test's own on the shared server (dropped after)."""
+    name = f"tenantops_pool_{random.token_hex(4)}"
+    yield name
+    with psycopg.connect(postgres_url(), autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+            sql.Identifier(name)))
+
+
+@pytest.fixture
+def engine(tmp_path: Path, second: PostgresCluster, shared_name: str) -> Iterator[Engine]:
+    settings = fast_settings(
+        tmp_path / "data",
+        providers={"database": {"name": "postgres", "move_grace_seconds": 0, "servers": [
+            {"name": "main", "admin_url": postgres_url()},
+            {"name": "second", "admin_url": second.url()}]}},
+        plans={"standard": {},
+               "pooled": {"database": {"mode": "schema", "shared_database": shared_name}}})
+    engine = Engine(settings)
+    engine.start()
+    yield engine
+    engine.stop()
+
+
+def connect(url: str, database: str) -> Connection:
+    return psycopg.connect(psycopg.conninfo.make_conninfo(url, dbname=database),
+                           autocommit=True)
+
+
+def provider_of(engine: Engine) -> PostgresDatabases:
+    provider = engine.providers.database
+    assert isinstance(provider, PostgresDatabases)
+    return provider
+
+
+def write_orders(engine: Engine, slug: str, count: int) -> None:
+    """What the tenant's app writes, as its own login: a table with rows, and a sequence."""
+    placement = engine.catalog.placement_of(slug)
+    with provider_of(engine).connect(database_of(slug, placement)) as db:
+        db.execute("CREATE TABLE orders (id bigserial PRIMARY KEY, item text NOT NULL, "
+                   "placed_at timestamptz NOT NULL DEFAULT now())")
+        db.execute("INSERT INTO orders (item) SELECT 'item ' || n FROM generate_series(1, %s) n",
+                   (count,))
+
+
+def exists(url: str, query: str, *args: object) -> bool:
+    with connect(url, "postgres") as admin:
+        return admin.execute(query, args).fetchone() is not None
+
+
+def succeeded(engine: Engine, run_id: str) -> list[str]:
+    run = engine.wait(run_id, timeout=300)
+    assert run.status == "succeeded", (run.failed_step, run.error)
+    return [s.name for s in run.steps]
+
+
+def test_a_tenant_with_data_moves_between_servers_and_into_a_pooled_schema(
+        engine: Engine, second: PostgresCluster) -> None:
+    slug = unique_slug("mv")
+    ident = slug.replace("-", "_")
+    login, database = f"{ident}_app", f"tenant_{ident}"
+    run = engine.onboard(spec_for(slug), requested_by="ops")
+    assert "place_database" in succeeded(engine, run.id)
+    first = engine.catalog.placement_of(slug)
+    assert first is not None
+    assert first.server == "main"  # both empty: the name breaks the tie
+    write_orders(engine, slug, 5000)
+
+    # 1. To the second server, by name.
+    move = engine.move(slug, server="second", grace_seconds=0, requested_by="ops")
+    steps = succeeded(engine, move.id)
+    assert steps[:6] == ["place_target", "create_target", "freeze_writes", "copy_data",
+                         "check_copy", "open_target"]
+    check = engine.catalog.get_run(move.id).steps[steps.index("check_copy")]
+    assert check.outputs == {"tables": 2, "rows": 5002}  # orders + tenantops_meta (2)
+    placed = engine.catalog.placement_of(slug)
+    assert placed is not None
+    assert (placed.server, placed.database, placed.schema) == ("second", database, None)
+    assert [p.state for p in engine.catalog.placements_of(slug)] == ["current"]
+    with connect(second.url(), database) as db:
+        assert db.execute("SELECT count(*), max(id) FROM orders").fetchone() == (5000, 5000)
+        assert db.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'orders'"
+                          ).fetchone() == (login,)
+        # The sequence came along: the next order gets the next number.
+        assert db.execute("SELECT nextval('orders_id_seq')").fetchone() == (5001,)
+    assert provider_of(engine).read_metadata(database_of(slug, placed))["database"] == database
+    assert not exists(postgres_url(), "SELECT 1 FROM pg_database WHERE datname = %s", database)
+    assert not exists(postgres_url(), "SELECT 1 FROM pg_roles WHERE rolname = %s", login)
+    url = engine.providers.secrets.read(f"{slug}-database-url")
+    assert url.startswith(f"postgresql://{login}:")
+    assert url.endswith(
+        f"@127.0.0.1:{second.port}/{database}")
+
+    # 2. A plan whose mode is schema: the update moves the data into the pooled database of
+    # the least-loaded server (main holds nothing now).
+    update = engine.update(slug, TenantChange(plan="pooled"), requested_by="ops")
+    assert update is not None
+    steps = succeeded(engine, update.id)
+    assert "copy_data" in steps
+    assert "wait_for_copy_grace_period" in steps
+    pooled = engine.catalog.placement_of(slug)
+    assert pooled is not None
+    assert (pooled.server, pooled.mode, pooled.schema) == ("main", "schema", database)
+    with connect(postgres_url(), pooled.database) as db:
+        assert db.execute(sql.SQL("SELECT count(*) FROM {}").format(
+            sql.Identifier(database, "orders"))).fetchone() == (5000,)
+        assert db.execute("SELECT nspowner::regrole::text FROM pg_namespace "
+                          "WHERE nspname = %s", (database,)).fetchone() == (login,)
+    # The login reads its own schema (its search_path there): the metadata came along.
+    assert provider_of(engine).read_metadata(database_of(slug, pooled))["database"] == database
+    assert [(p.state, p.server) for p in engine.catalog.placements_of(slug)] == [
+        ("current", "main")]
+    assert not exists(second.url(), "SELECT 1 FROM pg_database WHERE datname = %s", database)
+    assert not exists(second.url(), "SELECT 1 FROM pg_roles WHERE rolname = %s", login)
+
+    # 3. Offboarding drops the schema and the login, and forgets the placement.
+    offboard = engine.offboard(slug, requested_by="ops")
+    assert "forget_placement" in succeeded(engine, offboard.id)
+    assert engine.catalog.placements_of(slug) == []
+    with connect(postgres_url(), pooled.database) as db:
+        assert db.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s",
+                          (database,)).fetchone() is None
+    assert not exists(postgres_url(), "SELECT 1 FROM pg_roles WHERE rolname = %s", login)
