@@ -80,8 +80,8 @@ def test_permanent_failure_then_retry_continues_from_the_failed_step(
     assert "quota exceeded: the subscription allows 10 databases" in run.error
     assert "database:sqlite" in run.error
     statuses = [s.status for s in run.steps]
-    assert statuses[:3] == ["succeeded", "succeeded", "failed"]
-    assert set(statuses[3:]) == {"pending"}
+    assert statuses[:4] == ["succeeded", "succeeded", "succeeded", "failed"]
+    assert set(statuses[4:]) == {"pending"}
     assert run.step("create_database").error == run.error.split("create_database failed: ")[1]
     assert engine.catalog.get_tenant("blocked").status == "failed"
     with pytest.raises(RunStateError, match="is failed; only a pending or running run"):

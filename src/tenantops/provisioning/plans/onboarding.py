@@ -19,8 +19,9 @@ import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from tenantops.catalog import choose_server
 from tenantops.config import Settings
-from tenantops.errors import ProvisioningError
+from tenantops.errors import PlacementError, ProvisioningError
 from tenantops.provisioning.domains import (
     WAIT_STEP,
     DomainKind,
@@ -139,9 +140,23 @@ def placed(i: StepInputs, step: str, profile: Mapping[str, Any]) -> Mapping[str,
     if found is not None and found.get("server"):
         return found
     if i.previewing:
-        return {**profile, "server": profile.get("server") or f"{PLACEHOLDER}{step}>"}
+        return {**profile, "server": _likely_server(i, profile)}
     i.output(step, "server")  # raises: the step has not run
     return profile
+
+
+def _likely_server(i: StepInputs, profile: Mapping[str, Any]) -> str:
+    """The server a placement would choose now (a preview's guess: the run chooses when it
+    runs); the pool's first server when none could take the copy (the run will say why)."""
+    if profile.get("server") is not None:
+        return str(profile["server"])
+    pool = str(profile.get("pool") or "default")
+    slots = server_slots(i.settings, pool)
+    try:
+        return choose_server(slots, i.providers.catalog.catalog.server_loads(),
+                             pool=pool).name
+    except PlacementError:
+        return slots[0].name if slots else f"{PLACEHOLDER}place_database>"
 
 
 def placement_step(profile: Mapping[str, Any], *, name: str = PLACE_STEP,
