@@ -32,7 +32,8 @@ from .tls import fetch
 ONBOARDING_STEPS = [
     "register_tenant", "store_database_secret", "place_database", "create_database",
     "create_cname_record", "create_verification_record", "wait_for_dns", "bind_hostname",
-    "issue_certificate", "bind_certificate", "create_organization", "invite_admin", "activate_tenant",
+    "issue_certificate", "bind_certificate", "create_organization", "invite_admin",
+    "activate_tenant",
 ]
 
 
