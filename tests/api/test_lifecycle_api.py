@@ -137,3 +137,36 @@ def test_a_reader_changing_a_tenant_is_refused(api: Api) -> None:
     assert api.reader.post("/api/tenants/sierra/suspend", {"reason": "x"}).status_code == 403
     assert api.reader.post("/api/tenants/sierra/resume").status_code == 403
     assert api.client.patch("/api/tenants/sierra", json={"plan": "free"}).status_code == 401
+
+
+def test_a_move_to_a_server_outside_the_plans_pool_is_refused(api: Api) -> None:
+    onboarded(api, "tango")
+    tenant = api.reader.get("/api/tenants/tango").json()
+    assert [{k: p[k] for k in ("state", "server", "mode", "database", "schema_name")}
+            for p in tenant["placements"]] == [
+        {"state": "current", "server": "default", "mode": "database",
+         "database": "tenant_tango", "schema_name": None}]
+
+    for path in ("/api/tenants/tango/move", "/api/tenants/tango/move?dry_run=true"):
+        refused = api.writer.post(path, {"server": "elsewhere"})
+        assert refused.status_code == 409
+        assert refused.json()["error"] == "placement_refused"
+        assert refused.json()["error_description"] == (
+            "server 'elsewhere' is not in pool 'default' of plan 'standard' (its servers: "
+            "default); name one of them, or change the tenant's plan")
+    here = api.writer.post("/api/tenants/tango/move", {"server": "default"})
+    assert here.status_code == 409
+    assert "already is on server 'default' in database mode" in \
+        here.json()["error_description"]
+    wrong = api.writer.post("/api/tenants/tango/move", {"server": "default", "abandon": True})
+    assert wrong.status_code == 422
+    assert wrong.json()["details"][0]["field"] == "server"
+    assert len(api.reader.get("/api/tenants/tango").json()["runs"]) == 1
+
+
+def test_a_reader_moving_a_tenant_is_refused(api: Api) -> None:
+    onboarded(api, "uniform")
+    assert api.reader.post("/api/tenants/uniform/move", {}).status_code == 403
+    assert api.client.post("/api/tenants/uniform/move", json={}).status_code == 401
+    assert [p["state"] for p in api.reader.get("/api/tenants/uniform").json()["placements"]
+            ] == ["current"]
