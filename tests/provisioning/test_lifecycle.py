@@ -195,11 +195,11 @@ def test_a_plan_change_runs_the_steps_whose_resources_depend_on_the_plan(
     preview = engine.preview_update("acme", TenantChange(plan="premium", tags={"tier": "gold"}))
     assert preview.diff == {"plan": {"from": "standard", "to": "premium"},
                             "tags": {"from": {}, "to": {"tier": "gold"}}}
-    assert [c.step for c in preview.changes] == ["create_database"]
+    assert [c.step for c in preview.changes] == ["create_database", "create_organization"]
     run = finished(engine, engine.update("acme", TenantChange(plan="premium",
                                                                tags={"tier": "gold"}),
                                          requested_by="ops"))
-    assert [s.name for s in run.steps] == ["create_database"]
+    assert [s.name for s in run.steps] == ["create_database", "create_organization"]
     tenant = engine.catalog.get_tenant("acme")
     assert (tenant.plan, tenant.tags) == ("premium", {"tier": "gold"})
     # Asked again: the tenant already is so; the same run, no new one.

@@ -17,6 +17,7 @@ from tenantops.errors import PlacementError, SpecError
 from tenantops.provisioning import Engine
 from tenantops.provisioning.placement import database_of
 from tenantops.provisioning.providers.database.sqlite import SqliteDatabases
+from tenantops.provisioning.run_requests import TenantChange
 
 from .conftest import EngineFactory, spec_for
 from .test_lifecycle import FailStep, finished, onboard
@@ -201,3 +202,24 @@ def test_a_move_nowhere_or_to_a_server_outside_the_pool_is_refused(
     assert engine.catalog.latest_run("acme").kind == "onboard"  # type: ignore[union-attr]
     assert [(p.state, p.server) for p in engine.catalog.placements_of("acme")] == [
         ("current", "one")]
+
+
+def test_a_plan_gives_its_organization_attributes_and_a_plan_change_replaces_them(
+        make_engine: EngineFactory) -> None:
+    engine = make_engine(plans={
+        "standard": {"organization": {"attributes": {"seats": "25"}}},
+        "premium": {"organization": {"attributes": {"seats": "500", "sso": "true"}}}})
+    onboard(engine, "acme")
+    organization = engine.catalog.organizations.get("acme")
+    assert organization is not None
+    assert organization.attributes == {"seats": "25"}
+
+    preview = engine.preview_update("acme", TenantChange(plan="premium"))
+    assert {c.step: c.action for c in preview.changes}["create_organization"] == "update"
+    finished(engine, engine.update("acme", TenantChange(plan="premium"), requested_by="ops"))
+    organization = engine.catalog.organizations.get("acme")
+    assert organization is not None
+    assert organization.attributes == {"seats": "500", "sso": "true"}
+    # Same mode and pool: the data stays where it is.
+    assert [(p.state, p.server) for p in engine.catalog.placements_of("acme")] == [
+        ("current", "default")]

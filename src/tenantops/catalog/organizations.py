@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select
@@ -69,6 +69,7 @@ class Organization:
     invitations: tuple[Invitation, ...]
     created_at: dt.datetime
     enabled: bool = True
+    attributes: Mapping[str, str] = field(default_factory=dict)
 
 
 class OrganizationStore:
@@ -89,7 +90,7 @@ class OrganizationStore:
 
     def ensure(
         self, *, alias: str, name: str, redirect_url: str, domains: Sequence[str],
-        enabled: bool = True,
+        enabled: bool = True, attributes: Mapping[str, str] | None = None,
     ) -> tuple[Organization, bool]:
         """Create or converge the organization; return it and whether anything changed."""
         try:
@@ -100,12 +101,15 @@ class OrganizationStore:
                     row = OrganizationRow(
                         id=uuid.uuid4().hex, alias=alias, name=name, redirect_url=redirect_url,
                         created_at=dt.datetime.now(dt.timezone.utc), enabled=enabled,
+                        attributes=dict(attributes or {}),
                     )
                     s.add(row)
                     s.flush()
                     changed = True
-                elif (row.name, row.redirect_url, row.enabled) != (name, redirect_url, enabled):
+                elif (row.name, row.redirect_url, row.enabled, dict(row.attributes or {})) != (
+                        name, redirect_url, enabled, dict(attributes or {})):
                     row.name, row.redirect_url, row.enabled = name, redirect_url, enabled
+                    row.attributes = dict(attributes or {})
                     changed = True
                 current = {
                     d.domain: d for d in s.scalars(
@@ -201,7 +205,7 @@ class OrganizationStore:
             id=row.id, alias=row.alias, name=row.name, redirect_url=row.redirect_url,
             domains=tuple(domains), members=tuple(Member(m.email, m.role) for m in members),
             invitations=tuple(_invitation(i) for i in invitations), created_at=row.created_at,
-            enabled=bool(row.enabled),
+            enabled=bool(row.enabled), attributes=dict(row.attributes or {}),
         )
 
 

@@ -100,7 +100,7 @@ def test_ensure_creates_the_organization_with_domain_redirect_and_tenant_attribu
     assert provider.observe(tenant) == {
         "alias": tenant.alias, "name": tenant.name, "domains": tenant.domains,
         "redirect_url": tenant.redirect_url, "organization_id": stored["id"],
-        "enabled": True, "managed": True,
+        "enabled": True, "managed": True, "attributes": (),
     }
 
 
@@ -401,3 +401,28 @@ def test_removing_a_previous_administrator_ends_their_membership(
         assert not again.changed
     finally:
         admin.delete(f"/users/{user_id}")
+
+
+def test_a_plans_attributes_are_kept_on_the_organization_and_replaced_by_another_plan(
+    provider: KeycloakOrganizations, tenant: TenantOrganization, admin: httpx.Client,
+) -> None:
+    premium = dataclasses.replace(tenant, attributes=(("seats", "500"), ("sso", "true")))
+    assert provider.ensure(premium).changed  # type: ignore[union-attr]
+    stored = only_organization(admin, tenant.alias)
+    assert stored["attributes"] == {"tenantops-tenant": [tenant.alias],
+                                    "tenantops-plan-seats": ["500"],
+                                    "tenantops-plan-sso": ["true"]}
+    # An attribute someone else set on the organization is not tenantops's to remove.
+    admin.put(f"/organizations/{stored['id']}", json={
+        **stored, "attributes": {**stored["attributes"], "crm-id": ["42"]}}).raise_for_status()
+
+    free = dataclasses.replace(tenant, attributes=(("seats", "5"),))
+    observed = provider.observe(free)
+    assert observed is not None
+    assert observed["attributes"] == (("seats", "500"), ("sso", "true"))
+    assert provider.ensure(free).changed  # type: ignore[union-attr]
+    assert only_organization(admin, tenant.alias)["attributes"] == {
+        "tenantops-tenant": [tenant.alias], "tenantops-plan-seats": ["5"], "crm-id": ["42"]}
+    again = provider.ensure(free)
+    assert isinstance(again, Ready)
+    assert not again.changed

@@ -213,10 +213,17 @@ def organization(state: State) -> Callable[[StepInputs], Resource]:
             alias=i.spec.slug, name=i.spec.display_name,
             domains=(i.spec.custom_domain, *state.retiring),
             redirect_url=f"https://{i.spec.custom_domain}{path}",
-            enabled=not state.suspended,
+            enabled=not state.suspended, attributes=plan_attributes(i),
             organization_id=i.names.organization_id,
         )
     return build
+
+
+def plan_attributes(i: StepInputs) -> tuple[tuple[str, str], ...]:
+    """What the tenant's plan gives its organization (none for a plan the settings no longer
+    have)."""
+    plan = i.settings.plans.get(i.spec.plan)
+    return tuple(sorted(plan.organization.attributes.items())) if plan is not None else ()
 
 
 def hostname(state: State, domain: str | None = None) -> Callable[[StepInputs], Resource]:
@@ -298,7 +305,7 @@ def onboarding_steps(state: State = ACTIVE, options: Mapping[str, Any] | None = 
         PlanStep("create_organization", "organization", "ensure", organization(state),
                  "create the organization with the custom domain and redirect URL",
                  lambda _i, o: {"organization_id": o["organization_id"]},
-                 reads=frozenset({"custom_domain", "display_name"})),
+                 reads=frozenset({"custom_domain", "display_name", "plan"})),
         PlanStep("invite_admin", "organization", "ensure",
                  lambda i: OrganizationInvitation(i.spec.slug, i.spec.admin_email, "admin"),
                  "invite the tenant's administrator", reads=frozenset({"admin_email"})),

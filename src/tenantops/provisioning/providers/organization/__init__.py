@@ -22,7 +22,11 @@ class TenantOrganization(Resource):
     marks its organizations (Keycloak's tenant attribute) takes over the organization with
     this ID and alias although it lacks the mark: one made before tenantops, adopted by
     ``tenantops import``. It says where the organization is, not what it should be, so it is
-    not part of `desired`; ``managed`` is: the organization carries tenantops' mark."""
+    not part of `desired`; ``managed`` is: the organization carries tenantops' mark.
+
+    ``attributes``: what the tenant's plan gives it (``[plans.<name>.organization]``), as
+    sorted (key, value) pairs; Keycloak keeps each as the organization attribute
+    ``tenantops-plan-<key>``, and drops those of a previous plan."""
 
     alias: str
     name: str
@@ -30,6 +34,7 @@ class TenantOrganization(Resource):
     redirect_url: str
     enabled: bool = True
     organization_id: str | None = None
+    attributes: tuple[tuple[str, str], ...] = ()
 
     @property
     def key(self) -> str:

@@ -23,6 +23,9 @@ converges or deletes an organization that lacks it.
   transient when its server did not take the message).
 - ``enabled`` is the organization's own ``enabled`` flag: a suspended tenant's organization
   is disabled, and its members cannot sign in through it (nothing is deleted).
+- What the tenant's plan gives it (``[plans.<name>.organization] attributes``) is kept as
+  organization attributes ``tenantops-plan-<key>`` (one value each), which tokens and the
+  tenant app can read; a plan change replaces them, and attributes others set are kept.
 - Removal deletes the organization (Keycloak also deletes its managed members); an
   invitation's removal deletes the pending invitation and ends the person's membership
   (a previous administrator removed after a new one is invited).
@@ -68,6 +71,7 @@ __all__ = ["KeycloakOrganizations"]
 _ROLES_NEEDED = "manage-realm, view-realm, manage-users, view-users and query-users"
 _PAGE = 100
 _ALIAS = re.compile(r"[a-z][a-z0-9-]{0,62}")
+PLAN_ATTRIBUTE = "tenantops-plan-"
 
 
 class KeycloakOrganizations(OrganizationProvider):
@@ -126,7 +130,9 @@ class KeycloakOrganizations(OrganizationProvider):
             self._refuse_taken_domains(resource, own_id=organization_id)
             merged = dict(existing)
             merged.update(wanted)
-            attributes = dict(existing.get("attributes") or {})
+            # Attributes of others are kept; those of a previous plan go.
+            attributes = {k: v for k, v in (existing.get("attributes") or {}).items()
+                          if not k.startswith(PLAN_ATTRIBUTE)}
             attributes.update(wanted["attributes"])
             merged["attributes"] = attributes
             response = self._request("PUT", f"/organizations/{organization_id}", json=merged)
@@ -177,6 +183,10 @@ class KeycloakOrganizations(OrganizationProvider):
             "enabled": bool(existing.get("enabled", True)),
             "organization_id": existing.get("id"),
             "managed": self._is_ours(existing, resource.alias),
+            "attributes": tuple(sorted(
+                (k.removeprefix(PLAN_ATTRIBUTE), str((v or [""])[0]))
+                for k, v in (existing.get("attributes") or {}).items()
+                if k.startswith(PLAN_ATTRIBUTE))),
         }
 
     def _locate(self, resource: TenantOrganization) -> dict[str, Any] | None:
@@ -223,7 +233,9 @@ class KeycloakOrganizations(OrganizationProvider):
             "redirectUrl": resource.redirect_url,
             "domains": [{"name": d, "verified": self.settings.verified_domains}
                         for d in sorted(set(domains))],
-            "attributes": {self.settings.tenant_attribute: [resource.alias]},
+            "attributes": {self.settings.tenant_attribute: [resource.alias],
+                           **{f"{PLAN_ATTRIBUTE}{key}": [value]
+                              for key, value in resource.attributes}},
         }
 
     @staticmethod
@@ -235,7 +247,10 @@ class KeycloakOrganizations(OrganizationProvider):
         if have != {(d["name"], d["verified"]) for d in wanted["domains"]}:
             return True
         attributes = existing.get("attributes") or {}
-        return any(attributes.get(k) != v for k, v in wanted["attributes"].items())
+        stale = [k for k in attributes
+                 if k.startswith(PLAN_ATTRIBUTE) and k not in wanted["attributes"]]
+        return bool(stale) or any(attributes.get(k) != v
+                                  for k, v in wanted["attributes"].items())
 
     def _outputs(self, resource: TenantOrganization, organization_id: str) -> dict[str, Any]:
         return {"organization_id": organization_id, "alias": resource.alias,

@@ -52,6 +52,7 @@ class LocalOrganizations(OrganizationProvider):
         organization, changed = store.ensure(
             alias=resource.alias, name=resource.name, redirect_url=resource.redirect_url,
             domains=resource.domains, enabled=resource.enabled,
+            attributes=dict(resource.attributes),
         )
         return Ready({"organization_id": organization.id, "alias": organization.alias},
                      changed=changed)
@@ -81,4 +82,5 @@ class LocalOrganizations(OrganizationProvider):
             return None
         return {"alias": organization.alias, "name": organization.name,
                 "domains": tuple(organization.domains), "redirect_url": organization.redirect_url,
-                "enabled": organization.enabled, "managed": True}
+                "enabled": organization.enabled, "managed": True,
+                "attributes": tuple(sorted(organization.attributes.items()))}
