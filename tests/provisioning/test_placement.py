@@ -223,3 +223,23 @@ def test_a_plan_gives_its_organization_attributes_and_a_plan_change_replaces_the
     # Same mode and pool: the data stays where it is.
     assert [(p.state, p.server) for p in engine.catalog.placements_of("acme")] == [
         ("current", "default")]
+
+
+def test_offboarding_drops_the_copy_an_unfinished_move_left(
+        make_engine: EngineFactory, tmp_path: Path) -> None:
+    engine = make_engine(FailStep("check_copy"), providers={"database": {"servers": servers(
+        tmp_path, one=None, two=None)}})
+    onboard(engine, "acme")
+    write_rows(engine, "acme", 3)
+    moved = engine.wait(engine.move("acme", server="two", requested_by="ops").id)
+    assert moved.status == "failed"
+    assert (tmp_path / "two" / "tenant_acme.sqlite").is_file()
+
+    run = finished(engine, engine.offboard("acme", requested_by="ops"))
+
+    names = [s.name for s in run.steps]
+    assert names.index("drop_other_copy") < names.index("drop_database")
+    assert not (tmp_path / "two" / "tenant_acme.sqlite").exists()
+    assert not (tmp_path / "one" / "tenant_acme.sqlite").exists()
+    assert engine.catalog.placements_of("acme") == []
+    assert engine.catalog.server_loads() == {}

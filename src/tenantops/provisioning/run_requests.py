@@ -160,6 +160,9 @@ def prepare_offboarding(tenant: Tenant, retiring: Sequence[RetiringDomain], sett
     names = _retiring_names([r.domain for r in retiring], settings)
     options: dict[str, Any] = {"keep_database": keep_database, **_custom(settings),
                                **_where(placements)}
+    others = [p.options() for p in placements if p.state != "current"]
+    if others and not keep_database:
+        options["other_copies"] = others
     if names:
         options["retiring_domains"] = retiring_options(names)
     return _prepared("offboard", TenantSpec.stored(tenant.spec_fields()), options,

@@ -30,7 +30,8 @@ def plan_for(kind: RunKind | str, options: Mapping[str, Any]) -> Plan:
         plan, state = Plan("onboard", steps_for_domain(options)), State()
     elif kind == "offboard":
         plan = offboarding_plan(keep_database=bool(options.get("keep_database", False)),
-                                retiring=retiring, placement=options.get("placement"))
+                                retiring=retiring, placement=options.get("placement"),
+                                other_copies=options.get("other_copies") or ())
         state = State()
     elif kind == "update":
         plan = update_plan(options)

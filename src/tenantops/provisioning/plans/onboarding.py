@@ -181,6 +181,30 @@ def placement_step(profile: Mapping[str, Any], *, name: str = PLACE_STEP,
                     "record it")
 
 
+def _other_copy_steps(copy: Mapping[str, Any], current: Mapping[str, Any] | None,
+                      suffix: str) -> list[PlanStep]:
+    """Drop and forget a copy a move left (one being made, or one kept for its grace
+    period); the login stays where the tenant's current copy still needs it (that copy's
+    own step drops it)."""
+    same = current is not None and str(current.get("server")) == str(copy.get("server"))
+    where = f"{copy.get('server')}: {copy.get('database')}" + (
+        f".{copy['schema']}" if copy.get("schema") else "")
+
+    def drop(i: StepInputs) -> Resource:
+        return database_of(i.spec.slug, copy, keep_login=same)
+
+    def forget(i: StepInputs) -> Resource:
+        return PlacementRecord(
+            i.spec.slug, str(copy["server"]), str(copy["database"]),
+            None if copy.get("schema") is None else str(copy["schema"]))
+    return [
+        PlanStep(f"drop_other_copy{suffix}", "database", "remove", drop,
+                 f"drop the copy a move left ({where})"),
+        PlanStep(f"forget_other_copy{suffix}", "catalog", "remove", forget,
+                 "forget that copy in the catalog"),
+    ]
+
+
 def _placement_record(i: StepInputs, placement: Mapping[str, Any]) -> Resource:
     return PlacementRecord(
         i.spec.slug, str(placement["server"]), str(placement["database"]),
@@ -467,7 +491,8 @@ nothing of their own): custom steps keep their place in the reverse order throug
 
 def offboarding_plan(*, keep_database: bool = False,
                      retiring: Sequence[RetiringName] = (),
-                     placement: Mapping[str, Any] | None = None) -> Plan:
+                     placement: Mapping[str, Any] | None = None,
+                     other_copies: Sequence[Mapping[str, Any]] = ()) -> Plan:
     """The onboarding undone in reverse; ``keep_database`` keeps the database and its secret.
     Names the tenant still retires after a domain change are removed and released too."""
     steps = [
@@ -493,6 +518,8 @@ def offboarding_plan(*, keep_database: bool = False,
         steps += retirement_steps(retiring)
         steps.append(release_step(retiring))
     if not keep_database:
+        for index, copy in enumerate(other_copies):
+            steps += _other_copy_steps(copy, placement, "" if index == 0 else f"_{index + 1}")
         steps += [
             PlanStep("drop_database", "database", "remove", database(ACTIVE, placement),
                      "drop the tenant database (or its schema) and its login",
