@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from tenantops.catalog import ServerSlot
 from tenantops.dashboard._present import format_duration, relative_days
 from tests.dashboard.conftest import Site
 
@@ -61,6 +62,15 @@ def test_tenant_page_shows_resources_and_runs(operator_site: Site) -> None:
                  "org-42", f'href="/runs/{run.id}"', "Onboarding is pending"]:
         assert text in html, text
     assert "acme-database-password" not in html, "a secret's name is not shown either"
+    assert "Placed on" not in html, "no placement recorded yet"
+
+    operator_site.engine.catalog.placements.place(
+        "acme", state="current", run_id=run.id, candidates=[ServerSlot("pg-2")],
+        pool="default", mode="schema", database="tenantops_shared", schema="tenant_acme",
+        details={})
+    html = operator_site.client.get("/tenants/acme").text
+    assert ("<dt>Placed on</dt><dd class=\"breakable\">server pg-2: tenantops_shared, schema "
+            "tenant_acme <span class=\"muted\">(schema mode)</span>") in html
 
 
 def test_run_page_lists_every_step_and_follows_its_event_stream(operator_site: Site) -> None:

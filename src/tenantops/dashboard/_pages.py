@@ -160,6 +160,7 @@ def routes(dashboard: Dashboard) -> APIRouter:
             "tenant": record, "runs": runs,
             "active_run": next((r for r in runs if r.active), None),
             "retiring": catalog.retiring_domains_of(slug),
+            "placements": catalog.placements_of(slug),
             "suspension": next((r for r in reversed(history) if r.kind == "suspend"), None)
             if record.status in ("suspended", "suspending") else None,
             "dns_records": split_dns_records(record), "labels": STATUS_LABELS,
