@@ -185,11 +185,11 @@ def test_operator_onboards_retries_after_an_outage_and_offboards(
     page.evaluate("window.__sameDocument = true")
     expect(page.locator(".run-status .badge")).to_have_text("Succeeded", timeout=30_000)
     badges = page.locator(".timeline .badge")
-    assert badges.count() == 13
-    expect(badges).to_have_text(["Succeeded"] * 13)
+    assert badges.count() == 14
+    expect(badges).to_have_text(["Succeeded"] * 14)
     expect(page.locator("#step-create_database")).to_contain_text("2 attempts")
     expect(page.get_by_role("button", name="Retry from create_database")).to_have_count(0)
-    expect(page.locator("#live-announcer")).to_contain_text("succeeded: 13 of 13 steps done")
+    expect(page.locator("#live-announcer")).to_contain_text("succeeded: 14 of 14 steps done")
     assert page.evaluate("window.__sameDocument") is True
     shoot(page, "run-succeeded")
     at_phone_width(page, "run")

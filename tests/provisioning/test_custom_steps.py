@@ -83,7 +83,7 @@ def test_custom_steps_run_in_onboarding_and_offboarding(
 
     run = engine.wait(engine.onboard(spec_for("acme"), requested_by="ops").id)
     assert run.status == "succeeded", run.error
-    assert [s.name for s in run.steps][4:6] == ["seed_records", "create_cname_record"]
+    assert [s.name for s in run.steps][4:6] == ["seed_records", "store_connection"]
     seeded = json.loads((tmp_path / "seeds" / "acme.json").read_text())
     assert seeded == {"tenant": "acme", "kind": "onboard", "database": "tenant_acme",
                       "suspended": False}

@@ -31,7 +31,8 @@ from .tls import fetch
 
 ONBOARDING_STEPS = [
     "register_tenant", "store_database_secret", "place_database", "create_database",
-    "create_cname_record", "create_verification_record", "wait_for_dns", "bind_hostname",
+    "store_connection", "create_cname_record", "create_verification_record", "wait_for_dns",
+    "bind_hostname",
     "issue_certificate", "bind_certificate", "create_organization", "invite_admin",
     "activate_tenant",
 ]
@@ -207,16 +208,16 @@ def test_running_step_is_visible_and_blocks_a_second_run(make_engine: EngineFact
 def test_preview_says_what_each_provider_would_do(engine: Engine) -> None:
     spec = spec_for("preview")
     before = engine.preview_onboarding(spec)
-    assert [c.action for c in before.changes].count("create") == 12
+    assert [c.action for c in before.changes].count("create") == 13
     assert before.by_provider()["dns:zone-file"][0].resource == "dns:CNAME:app.preview.test"
-    assert "12 to create, 0 to update, 0 to delete" in before.render()
+    assert "13 to create, 0 to update, 0 to delete" in before.render()
     assert engine.catalog.find_tenant("preview") is None, "a preview must not change anything"
     engine.wait(engine.onboard(spec, requested_by="ops").id)
     after = engine.preview_onboarding(spec)
     assert {c.action for c in after.changes} == {"unchanged", "check"}
     removal = engine.preview_offboarding("preview")
     assert {c.action for c in removal.changes} == {"delete"}
-    assert removal.count("delete") == 11  # forget_placement included
+    assert removal.count("delete") == 12  # delete_connection_secret, forget_placement included
     kept = engine.preview_offboarding("preview", keep_database=True)
     assert kept.count("delete") == 8
 

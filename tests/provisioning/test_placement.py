@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tenantops.catalog import ServerSlot, choose_server
-from tenantops.errors import PlacementError, SpecError
+from tenantops.errors import PermanentProviderError, PlacementError, SpecError
 from tenantops.provisioning import Engine
 from tenantops.provisioning.placement import database_of
 from tenantops.provisioning.providers.database.sqlite import SqliteDatabases
@@ -78,6 +78,8 @@ def test_tenants_are_spread_over_servers_and_the_placement_is_recorded(
     assert (tmp_path / "one" / "tenant_acme.sqlite").is_file()
     assert (tmp_path / "two" / "tenant_core.sqlite").is_file()
     assert engine.catalog.server_loads() == {"one": 1, "two": 2}
+    assert engine.providers.secrets.read("core-database-url") == \
+        f"sqlite:///{tmp_path / 'two' / 'tenant_core.sqlite'}"
 
     run = engine.wait(engine.onboard(spec_for("dune"), requested_by="ops").id)
     assert run.status == "failed"
@@ -243,3 +245,5 @@ def test_offboarding_drops_the_copy_an_unfinished_move_left(
     assert not (tmp_path / "one" / "tenant_acme.sqlite").exists()
     assert engine.catalog.placements_of("acme") == []
     assert engine.catalog.server_loads() == {}
+    with pytest.raises(PermanentProviderError, match="acme-database-url"):
+        engine.providers.secrets.read("acme-database-url")

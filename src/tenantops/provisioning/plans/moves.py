@@ -36,7 +36,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from tenantops.errors import ProvisioningError
-from tenantops.provisioning.placement import connection_secret_of, database_of
+from tenantops.provisioning.placement import (
+    connection_secret_of,
+    database_of,
+    login_of,
+    password_secret_of,
+)
 from tenantops.provisioning.plans.base import PlanStep, StepInputs
 from tenantops.provisioning.plans.onboarding import placed, placement_step
 from tenantops.provisioning.providers.base import Resource
@@ -129,9 +134,8 @@ def move_steps(options: Mapping[str, Any]) -> list[PlanStep]:
 
     def connection(i: StepInputs) -> Resource:
         return ConnectionSecret(connection_secret_of(i.spec.slug),
-                                i.output("open_target", "location"),
-                                i.output("open_target", "login"),
-                                i.output("open_target", "secret"))
+                                i.output("open_target", "location"), login_of(i.spec.slug),
+                                password_secret_of(i.spec.slug))
 
     steps += [
         placement_step(target, name="place_target", state="target"),

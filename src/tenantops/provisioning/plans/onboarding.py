@@ -29,7 +29,13 @@ from tenantops.provisioning.domains import (
     customer_records,
     new_verification_token,
 )
-from tenantops.provisioning.placement import database_of, server_slots
+from tenantops.provisioning.placement import (
+    connection_secret_of,
+    database_of,
+    login_of,
+    password_secret_of,
+    server_slots,
+)
 from tenantops.provisioning.plans.base import (
     PLACEHOLDER,
     OutputRecorder,
@@ -51,7 +57,7 @@ from tenantops.provisioning.providers.organization import (
     TenantOrganization,
 )
 from tenantops.provisioning.providers.registry import Providers
-from tenantops.provisioning.providers.secrets import Secret
+from tenantops.provisioning.providers.secrets import ConnectionSecret, Secret
 from tenantops.provisioning.providers.webhost import Certificate, HostnameBinding, SniBinding
 from tenantops.provisioning.spec import TenantSpec
 
@@ -205,6 +211,12 @@ def _other_copy_steps(copy: Mapping[str, Any], current: Mapping[str, Any] | None
     ]
 
 
+def _connection(i: StepInputs) -> Resource:
+    return ConnectionSecret(connection_secret_of(i.spec.slug),
+                            i.output("create_database", "location"), login_of(i.spec.slug),
+                            password_secret_of(i.spec.slug))
+
+
 def _placement_record(i: StepInputs, placement: Mapping[str, Any]) -> Resource:
     return PlacementRecord(
         i.spec.slug, str(placement["server"]), str(placement["database"]),
@@ -291,9 +303,13 @@ def onboarding_steps(state: State = ACTIVE, options: Mapping[str, Any] | None = 
     placements were recorded)."""
     options = options or {}
     placing: tuple[PlanStep, ...] = ()
+    connecting: tuple[PlanStep, ...] = ()
     if isinstance(options.get("database"), Mapping):
         placing = (placement_step(options["database"]),)
         build = placed_database(state, options["database"])
+        connecting = (PlanStep(
+            "store_connection", "secrets", "ensure", _connection,
+            "keep the tenant app's connection URL (login and password in it) as a secret"),)
     else:
         build = database(state, options.get("placement"))
     return (
@@ -306,6 +322,7 @@ def onboarding_steps(state: State = ACTIVE, options: Mapping[str, Any] | None = 
         PlanStep("create_database", "database", "ensure", build,
                  "create the tenant database (or its schema in a pooled one) and its login",
                  _record_database, reads=frozenset({"plan"})),
+        *connecting,
         PlanStep("create_cname_record", "dns", "ensure", _cname,
                  "CNAME <custom domain> -> the web host's default hostname",
                  _record_dns(_cname), reads=_DOMAIN),
@@ -477,6 +494,7 @@ OFFBOARDING_COUNTERPARTS: dict[str, str] = {
     "store_database_secret": "delete_database_secret",
     "place_database": "forget_placement",
     "create_database": "drop_database",
+    "store_connection": "delete_connection_secret",
     "create_cname_record": "delete_cname_record",
     "create_verification_record": "delete_verification_record",
     "bind_hostname": "unbind_hostname",
@@ -528,6 +546,11 @@ def offboarding_plan(*, keep_database: bool = False,
                      "delete the database login's password"),
         ]
         if placement is not None:
+            # Onboarding's reverse: the URL goes before the database it names.
+            steps.insert(len(steps) - 2, PlanStep(
+                "delete_connection_secret", "secrets", "remove",
+                lambda i: Secret(connection_secret_of(i.spec.slug)),
+                "delete the tenant app's connection URL"))
             steps.append(PlanStep(
                 "forget_placement", "catalog", "remove",
                 lambda i: _placement_record(i, placement),
