@@ -233,7 +233,8 @@ def test_local_organizations_live_in_the_catalog(providers: Providers) -> None:
     assert (created.changed, again.changed) == (True, False)
     assert providers.organization.observe(organization) == {
         "alias": "acme", "name": "Acme", "domains": ("portal.acme.test",),
-        "redirect_url": "https://portal.acme.test/", "enabled": True, "managed": True}
+        "redirect_url": "https://portal.acme.test/", "enabled": True, "managed": True,
+        "attributes": ()}
     invitation = OrganizationInvitation("acme", "admin@acme.test")
     invited, _ = twice(providers.organization.ensure, invitation)
     assert invited.outputs["status"] == "pending"
