@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import html
 import re
+from pathlib import Path
 
 import pytest
 
-from tenantops.catalog import Run
-from tests.dashboard.conftest import Site
+from tenantops.catalog import Run, ServerSlot
+from tests.dashboard.conftest import OPERATOR, Site, SiteFactory
 
 
 def active(site: Site, slug: str = "acme") -> Run:
@@ -124,7 +125,8 @@ def test_suspend_needs_a_reason_and_resume_follows(operator_site: Site) -> None:
 
 
 @pytest.mark.parametrize("path", ["/tenants/acme/edit", "/tenants/acme/suspend",
-                                  "/tenants/acme/resume", "/tenants/acme/reconcile"])
+                                  "/tenants/acme/resume", "/tenants/acme/reconcile",
+                                  "/tenants/acme/move"])
 def test_a_reader_is_refused_the_change_pages_with_the_role_named(
         reader_site: Site, path: str) -> None:
     active(reader_site)
@@ -198,3 +200,39 @@ def test_the_drift_page_lists_last_checks_filtered_by_state(reader_site: Site) -
     missing = reader_site.client.get("/drift", params={"state": "missing"})
     assert 'href="/tenants/acme"' in missing.text
     assert 'href="/tenants/bravo"' not in missing.text
+
+
+def test_a_move_is_previewed_then_made_and_a_refused_one_says_why(
+        make_site: SiteFactory, tmp_path: Path) -> None:
+    site = make_site(providers={"database": {"servers": [
+        {"name": "one", "directory": str(tmp_path / "one")},
+        {"name": "two", "directory": str(tmp_path / "two")}]}})
+    assert site.sign_in(OPERATOR).status_code == 303
+    run = active(site)
+    site.engine.catalog.placements.place(
+        "acme", state="current", run_id=run.id, candidates=[ServerSlot("one")],
+        pool="default", mode="database", database="tenant_acme", schema=None, details={})
+    tenant_page = site.client.get("/tenants/acme").text
+    assert 'href="/tenants/acme/move"' in tenant_page
+
+    page = site.client.get("/tenants/acme/move?server=two")
+    assert page.status_code == 200
+    assert "current: server one, tenant_acme" in page.text
+    assert '<option value="two" selected>two: 0</option>' in page.text
+    assert "copy_data" not in page.text
+    assert "database:two/tenant_acme" in page.text
+
+    token = site.csrf("/tenants/acme/move")
+    refused = site.client.post("/tenants/acme/move", data={
+        "csrf_token": token, "server": "one"})
+    assert refused.status_code == 409
+    assert "already is on server &#39;one&#39; in database mode" in refused.text
+    made = site.client.post("/tenants/acme/move", data={
+        "csrf_token": token, "server": "two", "reason": "rebalance"},
+        follow_redirects=False)
+    assert made.status_code == 303
+    moved = site.engine.get_run(made.headers["location"].rsplit("/", 1)[-1])
+    assert moved.kind == "update"
+    assert moved.options["move"]["target"]["server"] == "two"
+    assert moved.options["reason"] == "rebalance"
+    assert moved.steps[0].name == "place_target"

@@ -23,6 +23,7 @@ from tenantops.dashboard._app import DELETE, WRITE, Dashboard
 from tenantops.dashboard._deps import CheckedViewer, ViewerDep
 from tenantops.dashboard._signin import Viewer
 from tenantops.errors import (
+    PlacementError,
     RunConflictError,
     RunStateError,
     SpecError,
@@ -338,5 +339,49 @@ def routes(dashboard: Dashboard) -> APIRouter:
                               active_run=getattr(exc, "active_run_id", None) or None)
         return RedirectResponse(f"/runs/{run.id}", status_code=303)
 
-    return router
+    def move_page_of(request: Request, viewer: Viewer, slug: str, *, status: int = 200,
+                     server: str = "", reason: str = "", error: str | None = None,
+                     active_run: str | None = None) -> HTMLResponse:
+        tenant = engine.catalog.get_tenant(slug)
+        copies = engine.catalog.placements_of(slug)
+        unfinished = next((c for c in copies if c.state == "target"), None)
+        preview_error = None
+        changes: list[Any] = []
+        plan = engine.settings.plans.get(tenant.plan)
+        pool = plan.database.pool if plan is not None else None
+        loads = engine.catalog.server_loads()
+        servers = [(s.name, loads.get(s.name, 0), s.capacity, s.draining)
+                   for s in engine.settings.providers.database.server_list() if s.pool == pool]
+        try:
+            changes = list(engine.preview_move(slug, server=server or None,
+                                               abandon=unfinished is not None).changes)
+        except TenantOpsError as exc:
+            preview_error = str(exc)
+        return dashboard.render(
+            request, "move.html", viewer=viewer, status=status, tenant=tenant,
+            copies=copies, unfinished=unfinished, pool=pool, servers=servers, server=server,
+            changes=changes, preview_error=preview_error, reason=reason, error=error,
+            active_run=active_run)
 
+    @router.get("/tenants/{slug}/move", name="dashboard_move")
+    def move_page(request: Request, slug: str, viewer: ViewerDep,
+                  server: str = "") -> HTMLResponse:
+        dashboard.require(viewer, WRITE, "Moving a tenant")
+        return move_page_of(request, viewer, slug, server=server)
+
+    @router.post("/tenants/{slug}/move", name="dashboard_move_submit")
+    def move(request: Request, slug: str, viewer: CheckedViewer,
+             server: Annotated[str, Form()] = "", reason: Annotated[str, Form()] = "",
+             abandon: Annotated[str, Form()] = "") -> Response:
+        dashboard.require(viewer, WRITE, "Moving a tenant")
+        try:
+            run = engine.move(slug, server=None if abandon or not server else server,
+                              abandon=bool(abandon), reason=reason or None,
+                              requested_by=requester(viewer.principal, names))
+        except (*_REFUSED, PlacementError, SpecError) as exc:
+            return move_page_of(request, viewer, slug, status=422 if isinstance(
+                exc, SpecError) else 409, server=server, reason=reason, error=str(exc),
+                active_run=getattr(exc, "active_run_id", None) or None)
+        return RedirectResponse(f"/runs/{run.id}", status_code=303)
+
+    return router
