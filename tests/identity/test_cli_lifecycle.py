@@ -30,8 +30,12 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def api_root(emulator_server: EmulatorServer,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Engine]]:
-    settings = fast_settings(tmp_path_factory.mktemp("cli-lifecycle") / "data",
-                             domains={"change_grace_seconds": 0}).model_copy(
+    folder = tmp_path_factory.mktemp("cli-lifecycle")
+    settings = fast_settings(folder / "data", domains={"change_grace_seconds": 0},
+                             providers={"database": {"servers": [
+                                 {"name": "one", "directory": str(folder / "one")},
+                                 {"name": "two", "directory": str(folder / "two")}]}}
+                             ).model_copy(
         update={"auth": auth_settings(emulator_server.info)})
     engine = Engine(settings)
     engine.start()
@@ -189,3 +193,32 @@ def test_import_through_the_cli_from_csv(
     bad.write_text("slug,tags\nx,notatag\n")
     code, _, err = cli(root, "import", str(bad))
     assert (code, err.strip()) == (2, "error: line 2: tag 'notatag' must be key=value")
+
+
+def test_a_move_through_the_cli(api_root: tuple[str, Engine], operator: None) -> None:
+    root, engine = api_root
+    assert engine.wait(engine.onboard(spec_for("papa"), requested_by="t").id).status == (
+        "succeeded")
+    where = engine.catalog.placement_of("papa")
+    assert where is not None
+    there = "two" if where.server == "one" else "one"
+    code, out, err = cli(root, "tenants", "show", "papa")
+    assert code == 0, err
+    assert f"placement    current  {where.server}: tenant_papa (database mode)" in out
+
+    code, out, err = cli(root, "tenants", "move", "papa", "--server", there, "--dry-run")
+    assert code == 0, err
+    assert f"database:{there}/tenant_papa" in out
+    assert engine.catalog.placement_of("papa") == where
+
+    code, out, err = cli(root, "tenants", "move", "papa", "--server", "nowhere")
+    assert code == 5, (out, err)
+    assert "server 'nowhere' is not in pool 'default'" in err
+
+    code, out, err = cli(root, "tenants", "move", "papa", "--server", there,
+                         "--grace-seconds", "0", "--reason", "rebalance")
+    assert code == 0, err + out
+    moved = engine.catalog.placement_of("papa")
+    assert moved is not None
+    assert moved.server == there
+    assert engine.catalog.placements_of("papa") == [moved]  # the old copy is gone
