@@ -358,7 +358,9 @@ def assert_each_resource_exists_once(data: Path, engine: Engine, slugs: Sequence
     else:
         names = sorted(databases())
     assert names == sorted(f"tenant_{slug}" for slug in slugs)
-    assert len(list((data / "secrets").iterdir())) == len(slugs)
+    # Each tenant's login password and its app's connection URL, once each.
+    assert sorted(p.name for p in (data / "secrets").iterdir()) == sorted(
+        f"{slug}-database-{kind}" for slug in slugs for kind in ("password", "url"))
     edge = EdgeState(data / "edge")
     bindings = edge.bindings()
     assert sorted(b.tenant for b in bindings) == sorted(slugs)

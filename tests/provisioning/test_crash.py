@@ -155,7 +155,8 @@ def assert_each_resource_exists_once(data: Path, engine: Engine) -> None:
         assert (len(cname), len(txt)) == (1, 1)
     databases = sorted((data / "databases").glob("*.sqlite"))
     assert len(databases) == TENANTS
-    assert len(list((data / "secrets").iterdir())) == TENANTS
+    # Each tenant's login password and its app's connection URL, once each.
+    assert len(list((data / "secrets").iterdir())) == 2 * TENANTS
     edge = EdgeState(data / "edge")
     bindings = edge.bindings()
     assert len(bindings) == TENANTS
