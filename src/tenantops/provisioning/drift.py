@@ -289,7 +289,8 @@ class DriftChecker:
         tenant, runs = self.catalog.tenant_and_runs(slug)
         self._check_settled(tenant, runs)
         prepared = prepare_reconcile(tenant, runs, self.catalog.retiring_domains_of(slug),
-                                     self.settings)
+                                     self.settings,
+                                     placements=self.catalog.placements_of(slug))
         inputs = StepInputs(prepared.spec, self.providers, self.settings,
                             _recorded_outputs(tenant), names=prepared.names)
         resources = observe_plan(prepared.plan, inputs)
