@@ -10,10 +10,10 @@ Each aggregate has a module and a store of its own, reachable as an attribute:
 tenants, for the dashboard), `steps` (`StepStore`), `worker_registry` (`WorkerStore`),
 `idempotency_keys` (`IdempotencyStore`), `budgets` (`BudgetStore`: rate budgets' schedules),
 `organizations` (`OrganizationStore`), `retiring_domains` (`RetiringDomainStore`), `events`
-(`EventStore`: the outbox, each tenant's history and the deliveries to sinks), `audit`
-(`AuditStore`, append-only) and `drift` (`DriftStore`: each tenant's last drift check). The
-methods below are the callers' short names for the stores' operations, kept so callers do
-not need to know which store holds what.
+(`EventStore`: the outbox, each tenant's history and the deliveries to sinks), `fleets`
+(`FleetStore`: fleet runs and their targets), `audit` (`AuditStore`, append-only) and `drift`
+(`DriftStore`: each tenant's last drift check). The methods below are the callers' short
+names for the stores' operations, kept so callers do not need to know which store holds what.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from tenantops.catalog.budgets import BudgetState, BudgetStore
 from tenantops.catalog.domain_claims import RetiringDomain, RetiringDomainStore
 from tenantops.catalog.drift import DriftRecord, DriftStore
 from tenantops.catalog.events import EventStore
+from tenantops.catalog.fleets import FleetStore
 from tenantops.catalog.idempotency import IdempotencyClaim, IdempotencyStore
 from tenantops.catalog.run_reports import RunReports
 from tenantops.catalog.runs import (
@@ -79,6 +80,7 @@ class Catalog:
         self.retiring_domains = RetiringDomainStore(self.database)
         self.budgets = BudgetStore(self.database)
         self.drift = DriftStore(self.database)
+        self.fleets = FleetStore(self.database)
         self._organizations: OrganizationStore | None = None
 
     @classmethod
