@@ -24,9 +24,9 @@ from tenantops.catalog import (
     Tenant,
     is_suspended,
 )
-from tenantops.catalog.runs import CHANGED_FIELDS
+from tenantops.catalog.runs import CHANGED_FIELDS, RUN_KINDS
 from tenantops.config import Settings
-from tenantops.errors import SpecError, SpecProblem
+from tenantops.errors import MigrationError, SpecError, SpecProblem
 from tenantops.provisioning.custom_steps import declared
 from tenantops.provisioning.domains import DomainRules, recorded_domain_kind
 from tenantops.provisioning.plans import (
@@ -40,7 +40,9 @@ from tenantops.provisioning.plans import (
     preview,
 )
 from tenantops.provisioning.plans.changes import retiring_options
+from tenantops.provisioning.providers.database import DatabaseSchema
 from tenantops.provisioning.providers.registry import Providers
+from tenantops.provisioning.schema_migrations import MigrationSource
 from tenantops.provisioning.spec import TenantSpec
 
 __all__ = [
@@ -48,7 +50,9 @@ __all__ = [
     "MAX_REASON_LENGTH",
     "PreparedRun",
     "TenantChange",
+    "migration_source",
     "prepare_adoption",
+    "prepare_migration",
     "prepare_offboarding",
     "prepare_onboarding",
     "prepare_reconcile",
@@ -104,10 +108,12 @@ class PreparedRun:
 
     def request(self, providers: Providers, *, requested_by: str,
                 idempotency: IdempotencyClaim | None) -> RunRequest:
+        # Upkeep touches no domain: the names a tenant retires meanwhile are not its concern.
+        upkeep = RUN_KINDS[self.kind].keeps_status
         return RunRequest(self.kind, self.spec.slug, requested_by,
                           self.plan.templates(providers), self.options,
                           spec=self.spec if self.kind in ("onboard", "update", "adopt") else None,
-                          retiring=self.retiring, idempotency=idempotency,
+                          retiring=None if upkeep else self.retiring, idempotency=idempotency,
                           outputs=self.outputs if self.kind == "adopt" else None)
 
     def preview(self, providers: Providers, settings: Settings) -> Preview:
@@ -137,7 +143,36 @@ def prepare_onboarding(spec: TenantSpec, settings: Settings, providers: Provider
                        previewing: bool = False) -> PreparedRun:
     options = {**domain_options(spec.custom_domain, settings, providers,
                                 previewing=previewing), **_custom(settings)}
+    if settings.migrations.folder is not None and settings.migrations.on_onboarding and (
+            DatabaseSchema in providers.database.resource_types):
+        options["schema"] = _schema(migration_source(settings), None)
     return _prepared("onboard", spec, options, ())
+
+
+def migration_source(settings: Settings) -> MigrationSource:
+    """The tenant migrations ``migrations.folder`` holds; `MigrationError` when it is not
+    set or cannot be read."""
+    if settings.migrations.folder is None:
+        raise MigrationError(
+            "migrations.folder is not set: point it at the folder of the SaaS's own "
+            "migrations (Alembic scripts, or SQL files applied in name order) in "
+            "tenantops.toml")
+    return MigrationSource.load(settings.migrations.folder, settings.migrations.kind)
+
+
+def _schema(source: MigrationSource, revision: str | None) -> dict[str, str]:
+    return {"source": str(source.folder), "kind": source.kind,
+            "revision": source.resolve(revision)}
+
+
+def prepare_migration(tenant: Tenant, settings: Settings, *, revision: str | None,
+                      request: str, source: MigrationSource | None = None) -> PreparedRun:
+    """A migration of ``tenant``'s schema to ``revision`` (None: head) of the migrations
+    folder; ``request`` names what asked for it (a fleet run and its attempt, or an API
+    request), so a repeat of the same request finds its run."""
+    loaded = source or migration_source(settings)
+    options: dict[str, Any] = {"schema": _schema(loaded, revision), "request": request}
+    return _prepared("migrate", TenantSpec(**tenant.spec_fields()), options, ())
 
 
 def prepare_offboarding(tenant: Tenant, retiring: Sequence[RetiringDomain], settings: Settings,

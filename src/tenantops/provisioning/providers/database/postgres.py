@@ -32,7 +32,7 @@ import datetime as dt
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -41,8 +41,15 @@ from psycopg import sql
 from tenantops.config import PostgresDatabaseSettings
 from tenantops.errors import PermanentProviderError, TransientProviderError
 from tenantops.provisioning.providers.base import Outcome, Ready, Resource
-from tenantops.provisioning.providers.database import Database, DatabaseProvider
+from tenantops.provisioning.providers.database import (
+    Database,
+    DatabaseProvider,
+    DatabaseSchema,
+)
 from tenantops.provisioning.providers.secrets import SecretsProvider
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 __all__ = ["PostgresDatabases"]
 
@@ -104,7 +111,68 @@ class PostgresDatabases(DatabaseProvider):
             connect_timeout=settings.connect_timeout_seconds,
         )
 
+    @contextmanager
+    def schema_connection(self, schema: DatabaseSchema) -> Iterator[Connection]:
+        """The tenant's database as the admin role acting as the database's owner
+        (``SET ROLE``): what the migrations make belongs to the tenant's login, whichever of
+        its two logins the app currently signs in with."""
+        from sqlalchemy import create_engine
+        from sqlalchemy.pool import NullPool
+
+        extra: dict[str, Any] = {"connect_timeout": math.ceil(self.connect_timeout),
+                                 "application_name": "tenantops-migrations",
+                                 "dbname": schema.database}
+        if self._admin_password is not None:
+            extra["password"] = self._admin_password
+        conninfo = psycopg.conninfo.make_conninfo(self.admin_url, **extra)
+
+        def connect() -> psycopg.Connection[Any]:
+            try:
+                connection = psycopg.connect(conninfo)
+            except psycopg.Error as exc:
+                raise self._schema_connect_error(exc, schema) from None
+            connection.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(schema.owner)))
+            connection.commit()
+            return connection
+
+        engine = create_engine("postgresql+psycopg://", creator=connect, poolclass=NullPool)
+        try:
+            with engine.connect() as connection:
+                yield connection
+        finally:
+            engine.dispose()
+
+    def _schema_connect_error(self, exc: psycopg.Error, schema: DatabaseSchema
+                              ) -> PermanentProviderError | TransientProviderError:
+        text = _first_line(exc)
+        if f'database "{schema.database}" does not exist' in str(exc):
+            return PermanentProviderError(
+                f"database {schema.database!r} does not exist on the server; onboard the "
+                "tenant (or retry its onboarding) first", resource=schema.key)
+        answered = "FATAL:" in str(exc)
+        if answered and not any(t in str(exc) for t in _TRANSIENT_CONNECT_TEXT):
+            return PermanentProviderError(
+                f"PostgreSQL refused the admin connection to {schema.database} ({text}); "
+                "check [providers.database.postgres]", resource=schema.key)
+        return TransientProviderError(f"could not connect to PostgreSQL ({text}); will retry",
+                                      resource=schema.key)
+
+    def schema_error(self, exc: Exception, schema: DatabaseSchema
+                     ) -> PermanentProviderError | TransientProviderError:
+        cause = getattr(exc, "orig", None) or exc
+        if isinstance(cause, (PermanentProviderError, TransientProviderError)):
+            return cause
+        if isinstance(cause, psycopg.OperationalError) or (
+                isinstance(cause, psycopg.Error)
+                and (cause.sqlstate or "")[:2] in _TRANSIENT_SQLSTATE_CLASSES):
+            return TransientProviderError(
+                f"PostgreSQL failed while migrating database {schema.database} "
+                f"({_first_line(cause)}); will retry", resource=schema.key)
+        return super().schema_error(exc, schema)
+
     def _ensure(self, resource: Resource) -> Outcome:
+        if isinstance(resource, DatabaseSchema):
+            return self.migrate_schema(resource)
         assert isinstance(resource, Database)
         password = self.secrets.read(resource.secret)
         with self._admin_connection(resource) as admin:
@@ -133,6 +201,8 @@ class PostgresDatabases(DatabaseProvider):
             "WHERE usename = {} AND pid <> pg_backend_pid()").format(sql.Literal(resource.login)))
 
     def _remove(self, resource: Resource) -> Outcome:
+        if isinstance(resource, DatabaseSchema):
+            return Ready({"database": resource.database}, changed=False)  # dropped with it
         assert isinstance(resource, Database)
         changed = False
         with self._admin_connection(resource) as admin:
@@ -163,6 +233,8 @@ class PostgresDatabases(DatabaseProvider):
         return Ready({"database": resource.name, "login": resource.login}, changed=changed)
 
     def _observe(self, resource: Resource) -> dict[str, Any] | None:
+        if isinstance(resource, DatabaseSchema):
+            return self.observe_schema(resource)
         assert isinstance(resource, Database)
         with self._admin_connection(resource) as admin:
             owner = self._database_owner(admin, resource.name)

@@ -17,12 +17,19 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tenantops.errors import PermanentProviderError
+from tenantops.errors import PermanentProviderError, TransientProviderError
 from tenantops.provisioning.providers.base import Outcome, Ready, Resource
-from tenantops.provisioning.providers.database import Database, DatabaseProvider
+from tenantops.provisioning.providers.database import (
+    Database,
+    DatabaseProvider,
+    DatabaseSchema,
+)
 from tenantops.provisioning.providers.secrets import SecretsProvider
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 __all__ = ["SqliteDatabases"]
 
@@ -56,7 +63,47 @@ class SqliteDatabases(DatabaseProvider):
         with closing(sqlite3.connect(path, timeout=30, isolation_level=None)) as connection:
             yield connection
 
+    @contextmanager
+    def schema_connection(self, schema: DatabaseSchema) -> Iterator[Connection]:
+        from sqlalchemy import create_engine, event
+        from sqlalchemy.pool import NullPool
+
+        path = self.path(schema.database)
+        if not path.exists():
+            raise PermanentProviderError(
+                f"database {schema.database!r} does not exist at {path}; onboard the tenant "
+                "(or retry its onboarding) first", resource=schema.key)
+        engine = create_engine(f"sqlite:///{path}", poolclass=NullPool,
+                               connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_connection: Any, _record: Any) -> None:
+            # Transactions begin explicitly (below), so DDL is transactional too.
+            dbapi_connection.isolation_level = None
+            dbapi_connection.execute("PRAGMA busy_timeout=30000")
+
+        @event.listens_for(engine, "begin")
+        def _begin(connection: Any) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+        try:
+            with engine.connect() as connection:
+                yield connection
+        finally:
+            engine.dispose()
+
+    def schema_error(self, exc: Exception, schema: DatabaseSchema
+                     ) -> PermanentProviderError | TransientProviderError:
+        text = str(getattr(exc, "orig", None) or exc)
+        if "locked" in text or "busy" in text:
+            return TransientProviderError(
+                f"database {schema.database} is locked by another writer ({text}); will "
+                "retry", resource=schema.key)
+        return super().schema_error(exc, schema)
+
     def _ensure(self, resource: Resource) -> Outcome:
+        if isinstance(resource, DatabaseSchema):
+            return self.migrate_schema(resource)
         assert isinstance(resource, Database)
         password = self.secrets.read(resource.secret)
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -98,6 +145,8 @@ class SqliteDatabases(DatabaseProvider):
         )
 
     def _remove(self, resource: Resource) -> Outcome:
+        if isinstance(resource, DatabaseSchema):
+            return Ready({"database": resource.database}, changed=False)  # dropped with it
         assert isinstance(resource, Database)
         path = self.path(resource.name)
         existed = path.exists()
@@ -106,6 +155,10 @@ class SqliteDatabases(DatabaseProvider):
         return Ready({"database": resource.name}, changed=existed)
 
     def _observe(self, resource: Resource) -> dict[str, Any] | None:
+        if isinstance(resource, DatabaseSchema):
+            if not self.path(resource.database).exists():
+                return None
+            return self.observe_schema(resource)
         assert isinstance(resource, Database)
         path = self.path(resource.name)
         if not path.exists():
