@@ -28,6 +28,7 @@ from tenantops.catalog.fleets import (
     NewFleet,
     NewTarget,
     TargetOutcome,
+    TargetStatus,
 )
 from tenantops.catalog.idempotency import IdempotencyClaim, IdempotencyStore
 from tenantops.catalog.organizations import (
@@ -127,6 +128,7 @@ __all__ = [
     "StepStore",
     "StepTemplate",
     "TargetOutcome",
+    "TargetStatus",
     "Tenant",
     "TenantFields",
     "TenantStatus",

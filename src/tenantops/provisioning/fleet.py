@@ -41,10 +41,12 @@ from tenantops.catalog import (
     NewTarget,
     Run,
     TargetOutcome,
+    TargetStatus,
     Tenant,
 )
 from tenantops.errors import (
     CatalogError,
+    FleetStateError,
     MigrationError,
     ProviderError,
     ProvisioningError,
@@ -162,6 +164,8 @@ class FleetOperation(ABC):
     name: ClassVar[str]
     kind: ClassVar[str]
     description: ClassVar[str]
+    accepts: ClassVar[tuple[str, ...]] = ()
+    """The options a request may set (the others are what the fleet records)."""
 
     def __init__(self, engine: Engine, options: Mapping[str, Any]) -> None:
         self.engine = engine
@@ -202,9 +206,14 @@ class MigrateSchemas(FleetOperation):
     name = "migrate"
     kind = "migrate"
     description = "migrate each tenant's schema"
+    accepts = ("revision",)
 
     def __init__(self, engine: Engine, options: Mapping[str, Any]) -> None:
         super().__init__(engine, options)
+        revision = options.get("revision")
+        if revision is not None and not isinstance(revision, str):
+            raise SpecError([SpecProblem("options.revision", revision,
+                                         "must be a revision (text), or null for the head")])
         source = migration_source(self.settings)
         self.source = source
         self.options = {"revision": source.resolve(options.get("revision")),
@@ -250,11 +259,20 @@ OPERATIONS: dict[str, type[FleetOperation]] = {MigrateSchemas.name: MigrateSchem
 """Fleet operations by name (``tenantops fleet <operation>``)."""
 
 
-def operation(engine: Engine, name: str, options: Mapping[str, Any]) -> FleetOperation:
+def operation(engine: Engine, name: str, options: Mapping[str, Any], *,
+              requested: bool = False) -> FleetOperation:
+    """The operation ``name`` with ``options``; ``requested``: the options come from a
+    request, which may set only the operation's `FleetOperation.accepts`."""
     factory = OPERATIONS.get(name)
     if factory is None:
         raise SpecError([SpecProblem("operation", name,
                                      f"must be one of {', '.join(sorted(OPERATIONS))}")])
+    unknown = sorted(set(options) - set(factory.accepts)) if requested else []
+    if unknown:
+        raise SpecError([SpecProblem(
+            f"options.{key}", options[key],
+            f"is not an option of {name} ({', '.join(factory.accepts) or 'it has none'})")
+            for key in unknown])
     return factory(engine, options)
 
 
@@ -280,7 +298,7 @@ class FleetRuns:
 
     def preview(self, request: FleetRequest) -> FleetPreview:
         """What the fleet run would do to each selected tenant (reads only)."""
-        work = operation(self.engine, request.operation, request.options)
+        work = operation(self.engine, request.operation, request.options, requested=True)
         tenants = self._selected(request.selection)
         with ThreadPoolExecutor(max_workers=8, thread_name_prefix="tenantops-preview") as pool:
             targets = tuple(pool.map(work.preview, tenants))
@@ -288,7 +306,7 @@ class FleetRuns:
 
     def create(self, request: FleetRequest, *, requested_by: str) -> FleetRun:
         """Register a fleet run; a started engine's conductor starts it at once."""
-        work = operation(self.engine, request.operation, request.options)
+        work = operation(self.engine, request.operation, request.options, requested=True)
         tenants = self._selected(request.selection)
         config = self.engine.settings.fleet
         _check_limits(request)
@@ -311,6 +329,20 @@ class FleetRuns:
 
     def get(self, fleet_id: str) -> FleetRun:
         return self.catalog.fleets.get(fleet_id)
+
+    def targets(self, fleet_id: str, *, status: TargetStatus | None = None,
+                limit: int | None = None, offset: int = 0) -> list[FleetTarget]:
+        return self.catalog.fleets.targets(fleet_id, status=status, limit=limit, offset=offset)
+
+    def pause(self, fleet_id: str, *, requested_by: str | None = None) -> FleetRun:
+        """The brake by hand: no new tenant starts; runs in flight finish (resume goes on)."""
+        paused = self.catalog.fleets.stop(fleet_id, f"paused by {requested_by or 'request'}")
+        if paused is None:
+            fleet = self.catalog.fleets.get(fleet_id)
+            raise FleetStateError(
+                f"fleet run {fleet_id} is {fleet.status}; only a running fleet run can be "
+                "paused", fleet_id=fleet_id, status=fleet.status)
+        return paused
 
     def resume(self, fleet_id: str, *, requested_by: str | None = None) -> FleetRun:
         return self.catalog.fleets.resume(fleet_id, by=requested_by)
