@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from typer.testing import CliRunner
 
 from tenantops.api import create_app
 from tenantops.cli.main import app
+from tenantops.config import Settings
 from tenantops.emulator.server import EmulatorServer
 from tenantops.provisioning import Engine
 from tests.auth.support import auth_settings
@@ -27,12 +29,10 @@ pytestmark = pytest.mark.integration
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def api_root(emulator_server: EmulatorServer,
-             tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Engine]]:
-    settings = fast_settings(tmp_path_factory.mktemp("cli-lifecycle") / "data",
-                             domains={"change_grace_seconds": 0}).model_copy(
-        update={"auth": auth_settings(emulator_server.info)})
+@contextmanager
+def serve(settings: Settings) -> Iterator[tuple[str, Engine]]:
+    """The API of ``settings`` with a started engine, served by uvicorn on a free loopback
+    port: its root URL and the engine."""
     engine = Engine(settings)
     engine.start()
     api = create_app(settings, engine=engine)
@@ -44,11 +44,11 @@ def api_root(emulator_server: EmulatorServer,
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 120
-    while not server.started:
-        assert thread.is_alive(), "uvicorn stopped before it served"
-        assert time.monotonic() < deadline, "uvicorn did not start serving within 120 s"
-        time.sleep(0.01)
     try:
+        while not server.started:
+            assert thread.is_alive(), "uvicorn stopped before it served"
+            assert time.monotonic() < deadline, "uvicorn did not start serving within 120 s"
+            time.sleep(0.01)
         yield f"http://127.0.0.1:{sock.getsockname()[1]}", engine
     finally:
         server.should_exit = True
@@ -56,6 +56,16 @@ def api_root(emulator_server: EmulatorServer,
         sock.close()
         api.state.authenticator.validator.jwks.close()
         engine.stop()
+
+
+@pytest.fixture(scope="module")
+def api_root(emulator_server: EmulatorServer,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Engine]]:
+    settings = fast_settings(tmp_path_factory.mktemp("cli-lifecycle") / "data",
+                             domains={"change_grace_seconds": 0}).model_copy(
+        update={"auth": auth_settings(emulator_server.info)})
+    with serve(settings) as served:
+        yield served
 
 
 @pytest.fixture
