@@ -56,8 +56,13 @@ from tenantops.errors import (
     SpecProblem,
     TenantOpsError,
 )
-from tenantops.provisioning.providers.database import DatabaseSchema
-from tenantops.provisioning.run_requests import PreparedRun, migration_source, prepare_migration
+from tenantops.provisioning.providers.database import DatabaseLogin, DatabaseSchema
+from tenantops.provisioning.run_requests import (
+    PreparedRun,
+    migration_source,
+    prepare_migration,
+    prepare_rotation,
+)
 
 if TYPE_CHECKING:
     from tenantops.config import Settings
@@ -255,7 +260,47 @@ class MigrateSchemas(FleetOperation):
         return TargetPreview(tenant.slug, "run" if pending else "nothing", None, detail)
 
 
-OPERATIONS: dict[str, type[FleetOperation]] = {MigrateSchemas.name: MigrateSchemas}
+class RotateDatabaseCredentials(FleetOperation):
+    """Rotate each tenant's database credentials: a new password on the login not in use,
+    the switch, the previous login disabled once unused (`tenantops.provisioning.plans.upkeep`)."""
+
+    name = "rotate-database-credentials"
+    kind = "rotate"
+    description = "rotate each tenant's database credentials"
+
+    def __init__(self, engine: Engine, options: Mapping[str, Any]) -> None:
+        super().__init__(engine, options)
+        if DatabaseLogin not in engine.providers.database.resource_types:
+            raise ProvisioningError(
+                f"the database provider {engine.providers.database.label} cannot rotate "
+                "credentials (tenantops rotates them on the postgres provider: two logins "
+                "used in turn); on Azure, use the server's Entra ID authentication instead")
+
+    def skip_reason(self, tenant: Tenant) -> str | None:
+        reason = super().skip_reason(tenant)
+        if reason is None and not tenant.database_login:
+            return "the tenant has no database login"
+        if reason is None and tenant.status == "suspended":
+            return "the tenant is suspended (its login is disabled); rotate after resuming"
+        return reason
+
+    def prepare(self, tenant: Tenant, request: str) -> PreparedRun:
+        return prepare_rotation(tenant, self.settings, request=request)
+
+    def preview(self, tenant: Tenant) -> TargetPreview:
+        reason = self.skip_reason(tenant)
+        if reason is not None:
+            return TargetPreview(tenant.slug, "skip", reason)
+        rotation = self.prepare(tenant, "preview").options["rotation"]
+        return TargetPreview(tenant.slug, "run", None, {
+            "from_login": rotation["from_login"], "to_login": rotation["to_login"],
+            "to_secret": rotation["to_secret"]})
+
+
+OPERATIONS: dict[str, type[FleetOperation]] = {
+    MigrateSchemas.name: MigrateSchemas,
+    RotateDatabaseCredentials.name: RotateDatabaseCredentials,
+}
 """Fleet operations by name (``tenantops fleet <operation>``)."""
 
 

@@ -57,6 +57,7 @@ __all__ = [
     "prepare_onboarding",
     "prepare_reconcile",
     "prepare_resumption",
+    "prepare_rotation",
     "prepare_suspension",
     "prepare_update",
 ]
@@ -173,6 +174,28 @@ def prepare_migration(tenant: Tenant, settings: Settings, *, revision: str | Non
     loaded = source or migration_source(settings)
     options: dict[str, Any] = {"schema": _schema(loaded, revision), "request": request}
     return _prepared("migrate", TenantSpec(**tenant.spec_fields()), options, ())
+
+
+def prepare_rotation(tenant: Tenant, settings: Settings, *, request: str) -> PreparedRun:
+    """A rotation of ``tenant``'s database credentials from the login it uses now to the
+    other of its two logins (`tenantops.provisioning.plans.upkeep`); ``request`` names what
+    asked for it and versions the new secret."""
+    if not (tenant.database_name and tenant.database_login and tenant.database_secret):
+        raise SpecError([SpecProblem("tenant", tenant.slug, "has no database login to rotate")])
+    owner = f"{tenant.slug.replace('-', '_')}_app"
+    current = tenant.database_login
+    to_login = f"{owner}_b" if current == owner else owner
+    base_secret = f"{tenant.slug}-database-password"
+    to_secret = f"{base_secret}-b" if to_login != owner else base_secret
+    rotation = settings.rotation
+    options: dict[str, Any] = {"request": request, "rotation": {
+        "database": tenant.database_name, "owner": owner, "from_login": current,
+        "to_login": to_login, "to_secret": to_secret,
+        "version": request.replace(" ", "_")[:100],
+        "min_grace_seconds": rotation.min_grace_seconds,
+        "max_grace_seconds": rotation.max_grace_seconds,
+        "poll_seconds": rotation.poll_seconds}}
+    return _prepared("rotate", TenantSpec(**tenant.spec_fields()), options, ())
 
 
 def prepare_offboarding(tenant: Tenant, retiring: Sequence[RetiringDomain], settings: Settings,

@@ -1,6 +1,15 @@
 """Upkeep plans: what a live tenant gets on release day and as time passes, each a run of
 its own kind that leaves the tenant's status alone (`KindRules.keeps_status`).
 
+**Rotate.** The tenant's database credentials change without downtime: two logins used in
+turn (``<slug>_app``, the database's owner, and ``<slug>_app_b``, a member acting as it),
+each with its own secret. A new password is made for the login not in use (a new version of
+its secret), set on it, proven by signing in, and that login becomes the tenant's
+(``database_login``, ``database_secret``); the previous one keeps working until no session
+uses it (at least ``rotation.min_grace_seconds``, at most ``max_grace_seconds``), then it is
+disabled. Options (``rotation``) are resolved when the run opens, so a retry converges to the
+same logins.
+
 **Migrate.** The SaaS's own schema in the tenant's database is brought to the revision the
 run's options name (``schema``: the migrations folder, its kind, the revision, resolved when
 the run was opened): one step, every pending revision in one transaction, the tenant's
@@ -16,9 +25,18 @@ from typing import Any
 from tenantops.errors import ProvisioningError
 from tenantops.provisioning.plans.base import Plan, PlanStep, StepInputs
 from tenantops.provisioning.providers.base import Resource
-from tenantops.provisioning.providers.database import DatabaseSchema
+from tenantops.provisioning.providers.database import (
+    DatabaseLogin,
+    DatabaseSchema,
+    RetiredLogin,
+)
+from tenantops.provisioning.providers.secrets import SecretVersion
 
-__all__ = ["MIGRATE_STEP", "migration_plan", "schema_options", "with_schema"]
+__all__ = ["MIGRATE_STEP", "ROTATION_KEYS", "migration_plan", "rotation_options", "rotation_plan",
+           "schema_options", "with_schema"]
+
+ROTATION_KEYS = ("database", "owner", "from_login", "to_login", "to_secret", "version",
+                 "min_grace_seconds", "max_grace_seconds", "poll_seconds")
 
 MIGRATE_STEP = "migrate_schema"
 
@@ -63,3 +81,41 @@ def with_schema(steps: Sequence[PlanStep], options: Mapping[str, Any]) -> tuple[
         if step.name == "create_database":
             placed.append(_schema(options))
     return tuple(placed)
+
+
+def rotation_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    rotation = options.get("rotation")
+    if not isinstance(rotation, Mapping) or not all(k in rotation for k in ROTATION_KEYS):
+        raise ProvisioningError(
+            "the run's options have no rotation (database, logins, secret, version, grace); "
+            "the run's options were changed by hand or are damaged")
+    return {k: rotation[k] for k in ROTATION_KEYS}
+
+
+def rotation_plan(options: Mapping[str, Any]) -> Plan:
+    r = rotation_options(options)
+
+    def secret(_i: StepInputs) -> Resource:
+        return SecretVersion(str(r["to_secret"]), str(r["version"]))
+
+    def login(_i: StepInputs) -> Resource:
+        return DatabaseLogin(str(r["database"]), str(r["owner"]), str(r["to_login"]),
+                             str(r["to_secret"]))
+
+    def retired(_i: StepInputs) -> Resource:
+        return RetiredLogin(str(r["database"]), str(r["from_login"]),
+                            float(r["min_grace_seconds"]), float(r["max_grace_seconds"]),
+                            float(r["poll_seconds"]))
+
+    return Plan("rotate", (
+        PlanStep("store_new_database_secret", "secrets", "ensure", secret,
+                 f"a new password in secret {r['to_secret']} (a new version), for login "
+                 f"{r['to_login']}, which no session uses"),
+        PlanStep("switch_database_login", "database", "ensure", login,
+                 f"set it on login {r['to_login']}, prove it signs in, make it the tenant's "
+                 "login (the previous one keeps working)",
+                 lambda _i, o: {"database_login": o["login"], "database_secret": o["secret"]}),
+        PlanStep("retire_previous_login", "database", "ensure", retired,
+                 f"disable the previous login {r['from_login']} once no session uses it "
+                 "(after the grace period)"),
+    ))

@@ -24,7 +24,8 @@ from tenantops.provisioning.providers.base import Provider, Ready, Resource
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
-__all__ = ["UNMANAGED_LOGINS", "Database", "DatabaseProvider", "DatabaseSchema"]
+__all__ = ["UNMANAGED_LOGINS", "Database", "DatabaseLogin", "DatabaseProvider", "DatabaseSchema",
+           "RetiredLogin"]
 
 _IDENTIFIER = re.compile(r"[a-z][a-z0-9_]{0,62}")
 
@@ -76,6 +77,55 @@ class DatabaseSchema(Resource):
     @property
     def key(self) -> str:
         return f"schema:{self.database}"
+
+
+@dataclass(frozen=True)
+class DatabaseLogin(Resource):
+    """A login ``login`` of the tenant database ``database`` (owned by ``owner``) that can
+    sign in with the password in secret ``secret`` and acts as the owner; ensuring it
+    makes it the login the tenant's app uses (docs/fleet.md, credential rotation). ``login``
+    may be the owner itself (the rotation back)."""
+
+    database: str
+    owner: str
+    login: str
+    secret: str
+
+    def __post_init__(self) -> None:
+        for label, value in (("database name", self.database), ("owner", self.owner),
+                             ("login", self.login)):
+            if not _IDENTIFIER.fullmatch(value):
+                raise PermanentProviderError(
+                    f"{label} {value!r} must be 1 to 63 of a-z, 0-9 and '_', starting with a "
+                    "letter")
+
+    @property
+    def key(self) -> str:
+        return f"login:{self.login}"
+
+
+@dataclass(frozen=True)
+class RetiredLogin(Resource):
+    """The previous login ``login`` of database ``database``, disabled (NOLOGIN, its
+    sessions ended) once no session uses it and at least ``min_grace_seconds`` passed since
+    the switch, or ``max_grace_seconds`` at the latest: until then `ensure` is pending."""
+
+    database: str
+    login: str
+    min_grace_seconds: float
+    max_grace_seconds: float
+    poll_seconds: float
+
+    def __post_init__(self) -> None:
+        for label, value in (("database name", self.database), ("login", self.login)):
+            if not _IDENTIFIER.fullmatch(value):
+                raise PermanentProviderError(
+                    f"{label} {value!r} must be 1 to 63 of a-z, 0-9 and '_', starting with a "
+                    "letter")
+
+    @property
+    def key(self) -> str:
+        return f"retired-login:{self.login}"
 
 
 UNMANAGED_LOGINS = (

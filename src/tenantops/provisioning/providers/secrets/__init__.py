@@ -10,11 +10,12 @@ from __future__ import annotations
 import re
 from abc import abstractmethod
 from dataclasses import dataclass
+from typing import ClassVar
 
 from tenantops.errors import PermanentProviderError
 from tenantops.provisioning.providers.base import Provider, Resource
 
-__all__ = ["Secret", "SecretsProvider"]
+__all__ = ["Secret", "SecretVersion", "SecretsProvider"]
 
 _SECRET_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,126}")
 
@@ -37,11 +38,31 @@ class Secret(Resource):
         return f"secret:{self.name}"
 
 
+@dataclass(frozen=True)
+class SecretVersion(Resource):
+    """A new random value of secret ``name``, made once for ``version`` (a rotation's run):
+    ``ensure`` replaces the value unless the secret already holds the one made for
+    ``version``, so a replayed step does not rotate twice (docs/fleet.md)."""
+
+    name: str
+    version: str
+
+    def __post_init__(self) -> None:
+        Secret(self.name)
+        if not re.fullmatch(r"[A-Za-z0-9:/_.-]{1,100}", self.version):
+            raise PermanentProviderError(
+                f"secret version {self.version!r} must be 1 to 100 of A-Z, a-z, 0-9 and :/_.-")
+
+    @property
+    def key(self) -> str:
+        return f"secret:{self.name}"
+
+
 class SecretsProvider(Provider):
-    """Generates and keeps secrets."""
+    """Generates and keeps secrets; `SecretVersion` replaces a secret's value (a rotation)."""
 
     kind = "secrets"
-    resource_types = (Secret,)
+    resource_types: ClassVar[tuple[type[Resource], ...]] = (Secret, SecretVersion)
 
     @abstractmethod
     def read(self, name: str) -> str:
