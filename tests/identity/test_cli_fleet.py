@@ -157,3 +157,14 @@ def test_pause_and_cancel_by_id(api_root: tuple[str, Engine], operator: None,
     code, _, err = cli(root, "fleet", "resume", fleet_id, "--no-wait")
     assert code == 5
     assert "only a stopped or failed fleet run can be resumed" in err
+
+
+def test_rotate_names_what_it_can_rotate_and_why_this_provider_cannot(
+        api_root: tuple[str, Engine], operator: None) -> None:
+    root, _engine = api_root
+    code, _, err = cli(root, "fleet", "rotate", "passwords")
+    assert code == 2
+    assert "what = 'passwords': must be database-credentials" in err
+    code, _, err = cli(root, "fleet", "rotate", "database-credentials", "--dry-run")
+    assert code == 2
+    assert "cannot rotate credentials" in err

@@ -141,6 +141,36 @@ def migrate(
            identity=identity, source=source, as_json=as_json)
 
 
+@app.command("rotate")
+def rotate(
+    ctx: typer.Context,
+    what: Annotated[str, typer.Argument(help="What to rotate: database-credentials.")],
+    all_: AllOption = False, plan: PlanOption = None, tag: TagOption = None,
+    tenants: TenantsOption = None, canary: CanaryOption = None,
+    concurrency: ConcurrencyOption = None, batch_size: BatchOption = None,
+    max_failures: MaxFailuresOption = None, max_failure_percent: MaxPercentOption = None,
+    no_failure_limit: NoLimitOption = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List per tenant the login it "
+                                                            "would switch to.")] = False,
+    wait: WaitOption = True, timeout: TimeoutOption = 3600.0,
+    api_url: ApiUrlOption = None, identity: IdentityOption = None, source: SourceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Rotate credentials without downtime (one tenant: --tenant SLUG). database-credentials:
+    a new password on the login not in use, the switch, the previous login disabled once no
+    session uses it (rotation.min_grace_seconds / max_grace_seconds)."""
+    if what != "database-credentials":
+        typer.echo(f"error: what = {what!r}: must be database-credentials", err=True)
+        raise typer.Exit(2)
+    body = {"operation": f"rotate-{what}", "options": {},
+            "selection": _selection(all_, plan, tag, tenants), "canary": canary,
+            "concurrency": concurrency, "batch_size": batch_size,
+            "max_failures": max_failures, "max_failure_percent": max_failure_percent,
+            "no_failure_limit": no_failure_limit}
+    _start(ctx, body, dry_run=dry_run, wait=wait, timeout=timeout, api_url=api_url,
+           identity=identity, source=source, as_json=as_json)
+
+
 def _start(ctx: typer.Context, body: dict[str, Any], *, dry_run: bool, wait: bool,
            timeout: float, api_url: str | None, identity: str | None, source: str | None,
            as_json: bool) -> None:

@@ -271,10 +271,11 @@ class RotateDatabaseCredentials(FleetOperation):
     def __init__(self, engine: Engine, options: Mapping[str, Any]) -> None:
         super().__init__(engine, options)
         if DatabaseLogin not in engine.providers.database.resource_types:
-            raise ProvisioningError(
+            raise SpecError([SpecProblem(
+                "operation", self.name,
                 f"the database provider {engine.providers.database.label} cannot rotate "
                 "credentials (tenantops rotates them on the postgres provider: two logins "
-                "used in turn); on Azure, use the server's Entra ID authentication instead")
+                "used in turn); on Azure, use the server's Entra ID authentication instead")])
 
     def skip_reason(self, tenant: Tenant) -> str | None:
         reason = super().skip_reason(tenant)

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tenantops.errors import ProvisioningError
+from tenantops.errors import SpecError
 from tenantops.provisioning import Engine
 from tenantops.provisioning.fleet import FleetRequest, FleetRuns, Selection, wait_for_fleet
 from tests.provisioning.conftest import fast_settings, spec_for
@@ -206,9 +206,11 @@ def test_a_session_on_the_old_login_holds_its_retirement_until_it_ends(
 
 def test_rotation_is_refused_on_a_provider_without_two_logins(tmp_path: Path) -> None:
     engine = Engine(fast_settings(tmp_path / "data"))
-    with pytest.raises(ProvisioningError, match="cannot rotate credentials"):
+    with pytest.raises(SpecError) as refused:
         FleetRuns(engine).create(FleetRequest("rotate-database-credentials",
                                               Selection(all=True)), requested_by="test")
+    assert refused.value.problems[0].field == "operation"
+    assert "sqlite cannot rotate credentials" in refused.value.problems[0].rule
 
 
 def test_a_superuser_role_squatting_the_second_login_is_refused(
