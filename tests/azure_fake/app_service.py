@@ -274,6 +274,17 @@ class FakeAppService(FakeTransport):
         cert.thumbprint = hashlib.sha1(seed, usedforsecurity=False).hexdigest().upper()
         cert.expires = (dt.datetime(2027, 6, 1, tzinfo=dt.timezone.utc)).isoformat()
 
+    def renew_managed(self, name: str) -> None:
+        """What App Service does on its own before a managed certificate expires: the same
+        certificate resource gets a new thumbprint and expiry; hostname bindings that name
+        the old thumbprint are left as they are ("Create a free managed certificate": renewed
+        automatically, continuously, in six-month increments, 45 days before expiration;
+        whether the service also rebinds is **unconfirmed**, so the fake does not)."""
+        cert = self.certificates[name.lower()]
+        seed = f"{cert.name}:{cert.requested_at}:renewed:{cert.thumbprint}".encode()
+        cert.thumbprint = hashlib.sha1(seed, usedforsecurity=False).hexdigest().upper()
+        cert.expires = (dt.datetime(2027, 12, 1, tzinfo=dt.timezone.utc)).isoformat()
+
     def _get_certificate(self, _request: Incoming, match: re.Match[str]) -> FakeResponse:
         cert = self.certificates.get(match["cert"].lower())
         if cert is None or cert.resource_group.lower() != match["rg"].lower():

@@ -421,9 +421,9 @@ class Engine:
                 self.drift_watch = DriftWatch(self)
                 self.drift_watch.start()
             # Fleet runs and scheduled upkeep: the catalog's loop (docs/fleet.md).
-            from tenantops.provisioning.fleet import FleetConductor
+            from tenantops.provisioning.fleet import CertificateSchedule, FleetConductor
 
-            self.conductor = FleetConductor(self)
+            self.conductor = FleetConductor(self, duties=[CertificateSchedule(self)])
             self.conductor.start()
         except TenantOpsError:
             self.stop()

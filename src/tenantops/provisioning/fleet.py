@@ -21,6 +21,7 @@ brake (docs/fleet.md).
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import os
 import socket
@@ -61,6 +62,7 @@ from tenantops.provisioning.run_requests import (
     PreparedRun,
     migration_source,
     prepare_migration,
+    prepare_renewal,
     prepare_rotation,
 )
 
@@ -70,6 +72,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "OPERATIONS",
+    "SCHEDULE_REQUESTER",
+    "CertificateSchedule",
     "FleetConductor",
     "FleetOperation",
     "FleetPreview",
@@ -298,9 +302,67 @@ class RotateDatabaseCredentials(FleetOperation):
             "to_secret": rotation["to_secret"]})
 
 
+class RenewCertificates(FleetOperation):
+    """Renew the certificates that expire within ``within_days`` of ``as_of`` (both resolved
+    when the fleet is created: the settings' window, now)."""
+
+    name = "renew-certificates"
+    kind = "renew"
+    description = "renew the certificates that expire soon"
+    accepts = ("within_days", "as_of")
+
+    def __init__(self, engine: Engine, options: Mapping[str, Any]) -> None:
+        super().__init__(engine, options)
+        within = options.get("within_days")
+        if within is None:
+            within = self.settings.certificates.renew_before_days
+        if isinstance(within, bool) or not isinstance(within, int | float) or not (
+                0 < within <= 3650):
+            raise SpecError([SpecProblem("options.within_days", within,
+                                         "must be a number of days, more than 0, at most 3650")])
+        as_of = options.get("as_of")
+        try:
+            moment = (dt.datetime.fromisoformat(as_of) if isinstance(as_of, str)
+                      else dt.datetime.now(dt.timezone.utc))
+        except ValueError:
+            moment = None
+        if moment is None or (as_of is not None and not isinstance(as_of, str)):
+            raise SpecError([SpecProblem("options.as_of", as_of,
+                                         "must be an ISO 8601 date and time, or null for now")])
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.timezone.utc)
+        self.due_before = moment + dt.timedelta(days=float(within))
+        self.options = {"within_days": float(within), "as_of": moment.isoformat()}
+
+    def skip_reason(self, tenant: Tenant) -> str | None:
+        reason = super().skip_reason(tenant)
+        if reason is not None:
+            return reason
+        if not tenant.certificate_thumbprint or tenant.certificate_expires_at is None:
+            return "the tenant has no certificate"
+        if tenant.certificate_expires_at > self.due_before:
+            return (f"its certificate expires on {tenant.certificate_expires_at:%Y-%m-%d}, "
+                    f"after {self.due_before:%Y-%m-%d} ({self.options['within_days']:g} days "
+                    "from as_of)")
+        return None
+
+    def prepare(self, tenant: Tenant, request: str) -> PreparedRun:
+        return prepare_renewal(tenant, request=request)
+
+    def preview(self, tenant: Tenant) -> TargetPreview:
+        reason = self.skip_reason(tenant)
+        detail = {"hostname": tenant.custom_domain, "expires_at": (
+            tenant.certificate_expires_at.isoformat() if tenant.certificate_expires_at
+            else None), "thumbprint": tenant.certificate_thumbprint}
+        if reason is not None:
+            return TargetPreview(tenant.slug, "skip", reason, detail)
+        return TargetPreview(tenant.slug, "run", None, detail)
+
+
 OPERATIONS: dict[str, type[FleetOperation]] = {
     MigrateSchemas.name: MigrateSchemas,
     RotateDatabaseCredentials.name: RotateDatabaseCredentials,
+    RenewCertificates.name: RenewCertificates,
 }
 """Fleet operations by name (``tenantops fleet <operation>``)."""
 
@@ -580,6 +642,47 @@ class FleetConductor:
         self.catalog.fleets.target_started(fleet.id, target.tenant_slug,
                                            attempt=target.attempt, run_id=retried.id)
         return True
+
+
+SCHEDULE_REQUESTER = "tenantops (certificate schedule)"
+
+
+class CertificateSchedule:
+    """A duty of the conductor: every ``certificates.check_seconds``, when no renewal fleet
+    is running or stopped, start one over the tenants whose certificates expire within
+    ``certificates.renew_before_days``. ``clock`` is the seam tests turn forward."""
+
+    def __init__(self, engine: Engine, *,
+                 clock: Callable[[], dt.datetime] | None = None) -> None:
+        self.engine = engine
+        self.clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
+        self._next = 0.0
+
+    def __call__(self) -> None:
+        config = self.engine.settings.certificates
+        if not config.schedule or time.monotonic() < self._next:
+            return
+        self._next = time.monotonic() + config.check_seconds
+        self.check()
+
+    def check(self) -> FleetRun | None:
+        """Start a renewal fleet if certificates are due and none runs; the fleet, or None."""
+        if self.engine.catalog.fleets.active_for(RenewCertificates.name):
+            return None
+        runs = FleetRuns(self.engine)
+        request = FleetRequest(RenewCertificates.name, Selection(all=True),
+                               options={"as_of": self.clock().isoformat()})
+        work = operation(self.engine, request.operation, request.options, requested=True)
+        due = tuple(t.slug for t in runs._selected(request.selection)
+                    if work.skip_reason(t) is None)
+        if not due:
+            return None
+        fleet = runs.create(FleetRequest(RenewCertificates.name, Selection(tenants=due),
+                                         options=work.resolved_options()),
+                            requested_by=SCHEDULE_REQUESTER)
+        log.info("certificate schedule: fleet run %s renews %d certificates", fleet.id,
+                 len(due))
+        return fleet
 
 
 def wait_for_fleet(runs: FleetRuns, fleet_id: str, *, timeout: float = 120.0,

@@ -56,6 +56,7 @@ __all__ = [
     "prepare_offboarding",
     "prepare_onboarding",
     "prepare_reconcile",
+    "prepare_renewal",
     "prepare_resumption",
     "prepare_rotation",
     "prepare_suspension",
@@ -196,6 +197,16 @@ def prepare_rotation(tenant: Tenant, settings: Settings, *, request: str) -> Pre
         "max_grace_seconds": rotation.max_grace_seconds,
         "poll_seconds": rotation.poll_seconds}}
     return _prepared("rotate", TenantSpec(**tenant.spec_fields()), options, ())
+
+
+def prepare_renewal(tenant: Tenant, *, request: str) -> PreparedRun:
+    """A renewal of the certificate of ``tenant``'s custom domain, if it still is the one
+    the catalog records (`tenantops.provisioning.plans.upkeep`)."""
+    if not tenant.certificate_thumbprint:
+        raise SpecError([SpecProblem("tenant", tenant.slug, "has no certificate to renew")])
+    options: dict[str, Any] = {"request": request, "renewal": {
+        "hostname": tenant.custom_domain, "thumbprint": tenant.certificate_thumbprint}}
+    return _prepared("renew", TenantSpec(**tenant.spec_fields()), options, ())
 
 
 def prepare_offboarding(tenant: Tenant, retiring: Sequence[RetiringDomain], settings: Settings,

@@ -19,7 +19,12 @@ from tenantops.provisioning.plans.onboarding import (
     steps_for_domain,
 )
 from tenantops.provisioning.plans.reconcile import adoption_plan, reconcile_plan, reconcile_state
-from tenantops.provisioning.plans.upkeep import migration_plan, rotation_plan, with_schema
+from tenantops.provisioning.plans.upkeep import (
+    migration_plan,
+    renewal_plan,
+    rotation_plan,
+    with_schema,
+)
 
 __all__ = ["plan_for"]
 
@@ -49,6 +54,8 @@ def plan_for(kind: RunKind | str, options: Mapping[str, Any]) -> Plan:
         return migration_plan(options)
     elif kind == "rotate":
         return rotation_plan(options)
+    elif kind == "renew":
+        return renewal_plan(options)
     else:
         raise ProvisioningError(f"no plan for runs of kind {kind!r}; the catalog holds a run "
                                 "this version of tenantops does not know")

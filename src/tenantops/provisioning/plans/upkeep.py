@@ -10,6 +10,12 @@ uses it (at least ``rotation.min_grace_seconds``, at most ``max_grace_seconds``)
 disabled. Options (``rotation``) are resolved when the run opens, so a retry converges to the
 same logins.
 
+**Renew.** The certificate of the tenant's custom domain is renewed if it still is the one
+the run was opened for (``renewal``: hostname, thumbprint), then bound (SNI) and recorded
+(``certificate_thumbprint``, ``certificate_expires_at``). On the local edge the edge's CA
+issues a new one; App Service renews managed certificates itself, so the run follows the
+thumbprint it has now and rebinds when the binding still names the old one.
+
 **Migrate.** The SaaS's own schema in the tenant's database is brought to the revision the
 run's options name (``schema``: the migrations folder, its kind, the revision, resolved when
 the run was opened): one step, every pending revision in one transaction, the tenant's
@@ -19,6 +25,7 @@ the run was opened): one step, every pending revision in one transaction, the te
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -31,9 +38,10 @@ from tenantops.provisioning.providers.database import (
     RetiredLogin,
 )
 from tenantops.provisioning.providers.secrets import SecretVersion
+from tenantops.provisioning.providers.webhost import CertificateRenewal, SniBinding
 
-__all__ = ["MIGRATE_STEP", "ROTATION_KEYS", "migration_plan", "rotation_options", "rotation_plan",
-           "schema_options", "with_schema"]
+__all__ = ["MIGRATE_STEP", "ROTATION_KEYS", "migration_plan", "renewal_plan", "rotation_options",
+           "rotation_plan", "schema_options", "with_schema"]
 
 ROTATION_KEYS = ("database", "owner", "from_login", "to_login", "to_secret", "version",
                  "min_grace_seconds", "max_grace_seconds", "poll_seconds")
@@ -118,4 +126,30 @@ def rotation_plan(options: Mapping[str, Any]) -> Plan:
         PlanStep("retire_previous_login", "database", "ensure", retired,
                  f"disable the previous login {r['from_login']} once no session uses it "
                  "(after the grace period)"),
+    ))
+
+
+def renewal_plan(options: Mapping[str, Any]) -> Plan:
+    renewal = options.get("renewal")
+    if not isinstance(renewal, Mapping) or not all(
+            isinstance(renewal.get(k), str) for k in ("hostname", "thumbprint")):
+        raise ProvisioningError(
+            "the run's options have no renewal (hostname, thumbprint); the run's options were "
+            "changed by hand or are damaged")
+    hostname, thumbprint = str(renewal["hostname"]), str(renewal["thumbprint"])
+
+    def record(_i: StepInputs, o: Mapping[str, Any]) -> dict[str, object]:
+        expires = o.get("expires_at")
+        return {"certificate_thumbprint": o["thumbprint"],
+                "certificate_expires_at": dt.datetime.fromisoformat(expires) if expires
+                else None}
+
+    return Plan("renew", (
+        PlanStep("renew_certificate", "webhost", "ensure",
+                 lambda _i: CertificateRenewal(hostname, thumbprint),
+                 f"renew the certificate of {hostname} if it still is {thumbprint[:12]}… "
+                 "(App Service: follow the one it renewed itself)", record),
+        PlanStep("bind_renewed_certificate", "webhost", "ensure",
+                 lambda i: SniBinding(hostname, i.output("renew_certificate", "thumbprint")),
+                 f"serve {hostname} with the renewed certificate (SNI)"),
     ))
