@@ -231,3 +231,31 @@ def test_unknown_or_mistyped_options_are_refused(api: Api) -> None:
     assert number.status_code == 422
     assert number.json()["details"][0]["field"] == "options.revision"
     assert api.reader.get("/api/fleet-runs", offset=2**40).status_code == 422
+
+
+def test_certificates_lists_every_tenant_s_expiry_soonest_first(api: Api) -> None:
+    body = api.reader.get("/api/certificates").json()
+    assert [c["tenant"] for c in body["items"]][:4] == sorted(
+        ["fleeta", "fleetb", "fleetc", "fleetd"], key=lambda s: (
+            api.engine.catalog.get_tenant(s).certificate_expires_at, s))
+    first = body["items"][0]
+    tenant = api.engine.catalog.get_tenant(first["tenant"])
+    assert first["thumbprint"] == tenant.certificate_thumbprint
+    assert first["hostname"] == tenant.custom_domain
+    assert 390 < first["days_left"] <= 397
+    assert first["expiring_soon"] is False
+    assert (body["expiring_soon"], body["expiring_soon_days"]) == (0, 30)
+    assert api.client.get("/api/certificates").status_code == 401
+
+
+def test_renew_dry_run_says_which_certificates_are_due(api: Api) -> None:
+    preview = api.writer.post("/api/fleet-runs?dry_run=true", {
+        "operation": "renew-certificates", "selection": {"all": True},
+        "options": {"within_days": 400}}).json()
+    assert preview["counts"]["run"] == 4
+    assert preview["options"]["within_days"] == 400
+    bad = api.writer.post("/api/fleet-runs?dry_run=true", {
+        "operation": "renew-certificates", "selection": {"all": True},
+        "options": {"within_days": -1, "as_of": "yesterday"}})
+    assert bad.status_code == 422
+    assert bad.json()["details"][0]["field"] == "options.within_days"

@@ -168,3 +168,28 @@ def test_rotate_names_what_it_can_rotate_and_why_this_provider_cannot(
     code, _, err = cli(root, "fleet", "rotate", "database-credentials", "--dry-run")
     assert code == 2
     assert "cannot rotate credentials" in err
+
+
+def test_certificates_lists_expiry_and_renew_names_what_it_renews(
+        api_root: tuple[str, Engine], operator: None) -> None:
+    root, engine = api_root
+    code, out, err = cli(root, "certificates")
+    assert code == 0, err
+    tenant = engine.catalog.get_tenant("clia")
+    assert tenant.certificate_thumbprint
+    line = next(x for x in out.splitlines() if " clia " in x)
+    assert tenant.certificate_thumbprint in line
+    assert not line.startswith("!")
+    assert out.rstrip().endswith("0 expiring within 30 days")
+    code, out, _ = cli(root, "certificates", "--soon")
+    assert code == 0
+    assert "clia" not in out
+    code, _, err = cli(root, "fleet", "renew", "passwords")
+    assert code == 2
+    assert "must be certificates" in err
+    code, out, err = cli(root, "fleet", "renew", "certificates", "--tenant", "clia",
+                         "--within-days", "400")
+    assert code == 0, err + out
+    assert "succeeded: 1/1 done (0 failed, 0 skipped)" in out
+    assert engine.catalog.get_tenant("clia").certificate_thumbprint != (
+        tenant.certificate_thumbprint)

@@ -36,6 +36,8 @@ __all__ = [
     "AttemptOut",
     "AuditOut",
     "AuditPage",
+    "CertificateOut",
+    "CertificatePage",
     "ChangeAccepted",
     "DifferenceOut",
     "DnsRecordOut",
@@ -856,3 +858,22 @@ class FleetPreviewOut(BaseModel):
                    targets=[TargetPreviewOut(tenant=t.slug, action=t.action,
                                              reason=t.reason, detail=t.detail)
                             for t in preview.targets])
+
+
+class CertificateOut(BaseModel):
+    """A tenant's certificate as the catalog records it (the last run that issued or
+    renewed it)."""
+
+    tenant: str
+    status: TenantStatusName
+    hostname: str
+    thumbprint: str | None
+    expires_at: dt.datetime | None
+    days_left: float | None
+    expiring_soon: bool = Field(description="expires within certificates.expiring_soon_days")
+
+
+class CertificatePage(BaseModel):
+    items: list[CertificateOut]
+    expiring_soon_days: float
+    expiring_soon: int

@@ -23,7 +23,7 @@ from tenantops.cli.client import (
 )
 from tenantops.cli.tenants import TimeoutOption
 
-__all__ = ["app", "progress_line"]
+__all__ = ["app", "certificates", "progress_line"]
 
 app = typer.Typer(help="Apply an operation to many tenants at once: a canary first, then "
                   "batches, with a concurrency limit and a brake.", no_args_is_help=True)
@@ -169,6 +169,60 @@ def rotate(
             "no_failure_limit": no_failure_limit}
     _start(ctx, body, dry_run=dry_run, wait=wait, timeout=timeout, api_url=api_url,
            identity=identity, source=source, as_json=as_json)
+
+
+@app.command("renew")
+def renew(
+    ctx: typer.Context,
+    what: Annotated[str, typer.Argument(help="What to renew: certificates.")],
+    within_days: Annotated[float | None, typer.Option(
+        "--within-days", help="Renew those expiring within this many days (default: "
+        "certificates.renew_before_days).")] = None,
+    all_: AllOption = False, plan: PlanOption = None, tag: TagOption = None,
+    tenants: TenantsOption = None, canary: CanaryOption = None,
+    concurrency: ConcurrencyOption = None, batch_size: BatchOption = None,
+    max_failures: MaxFailuresOption = None, max_failure_percent: MaxPercentOption = None,
+    no_failure_limit: NoLimitOption = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List per tenant its expiry and "
+                                                            "whether it is due.")] = False,
+    wait: WaitOption = True, timeout: TimeoutOption = 3600.0,
+    api_url: ApiUrlOption = None, identity: IdentityOption = None, source: SourceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Renew now the certificates that expire soon (a worker also does it on its own, every
+    certificates.check_seconds); App Service managed certificates are followed and rebound."""
+    if what != "certificates":
+        typer.echo(f"error: what = {what!r}: must be certificates", err=True)
+        raise typer.Exit(2)
+    body = {"operation": "renew-certificates", "options": {"within_days": within_days},
+            "selection": _selection(all_, plan, tag, tenants), "canary": canary,
+            "concurrency": concurrency, "batch_size": batch_size,
+            "max_failures": max_failures, "max_failure_percent": max_failure_percent,
+            "no_failure_limit": no_failure_limit}
+    _start(ctx, body, dry_run=dry_run, wait=wait, timeout=timeout, api_url=api_url,
+           identity=identity, source=source, as_json=as_json)
+
+
+def certificates(
+    ctx: typer.Context,
+    soon: Annotated[bool, typer.Option("--soon", help="Only those expiring soon.")] = False,
+    api_url: ApiUrlOption = None, identity: IdentityOption = None, source: SourceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List every tenant's certificate expiry, soonest first (! marks those expiring within
+    certificates.expiring_soon_days)."""
+    with api_session(ctx, api_url, identity, source) as api:
+        page = api.call("GET", "/certificates")
+    items = [c for c in page["items"] if c["expiring_soon"] or not soon]
+    if as_json:
+        print_json({**page, "items": items})
+        return
+    for cert in items:
+        left = "-" if cert["days_left"] is None else f"{cert['days_left']:.0f} days"
+        typer.echo(f"{'!' if cert['expiring_soon'] else ' '} {cert['tenant']:<32} "
+                   f"{cert['hostname']:<40} {(cert['expires_at'] or '-')[:10]:<10} {left:>10}  "
+                   f"{cert['thumbprint'] or '-'}")
+    typer.echo(f"{page['expiring_soon']} expiring within {page['expiring_soon_days']:g} days")
 
 
 def _start(ctx: typer.Context, body: dict[str, Any], *, dry_run: bool, wait: bool,

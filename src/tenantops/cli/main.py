@@ -54,6 +54,7 @@ app.command("import")(adopt_cmd.import_tenants)
 app.add_typer(runs_cmd.app, name="runs")
 app.add_typer(events_cmd.app, name="events")
 app.add_typer(fleet_cmd.app, name="fleet")
+app.command("certificates")(fleet_cmd.certificates)
 app.command("audit")(audit_cmd.audit)
 
 

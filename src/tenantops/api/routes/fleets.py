@@ -1,9 +1,11 @@
-"""``/api/fleet-runs``: start a fleet run (202; ``?dry_run=true`` previews it per tenant),
+"""``/api/certificates``: every tenant's certificate expiry, soonest first.
+``/api/fleet-runs``: start a fleet run (202; ``?dry_run=true`` previews it per tenant),
 list and show them with progress (done, failed, remaining, rate, time left), list a fleet's
 tenants, and pause, resume or cancel it (docs/fleet.md)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -11,6 +13,8 @@ from fastapi import APIRouter, Depends, Query, Response
 from tenantops.api.deps import EngineDep, require_role
 from tenantops.api.routes.tenants import requester
 from tenantops.api.schemas import (
+    CertificateOut,
+    CertificatePage,
     FleetPreviewOut,
     FleetRequestIn,
     FleetRunOut,
@@ -127,3 +131,26 @@ def cancel_fleet_run(fleet_id: str, principal: Writer, engine: EngineDep) -> Fle
     """End the fleet run: pending tenants are not started, runs in flight are cancelled."""
     return FleetRunOut.of(FleetRuns(engine).cancel(
         fleet_id, requested_by=requester(principal, engine)))
+
+
+@router.get("/certificates", response_model=CertificatePage, responses=_REFUSALS,
+            tags=["certificates"])
+def list_certificates(principal: Reader, engine: EngineDep) -> CertificatePage:
+    """Every live tenant's certificate (hostname, thumbprint, expiry), soonest first;
+    ``expiring_soon`` within ``certificates.expiring_soon_days``."""
+    window = engine.settings.certificates.expiring_soon_days
+    now = dt.datetime.now(dt.timezone.utc)
+    items = []
+    for tenant in engine.catalog.list_tenants():
+        if tenant.status == "offboarded":
+            continue
+        expires = tenant.certificate_expires_at
+        left = (expires - now).total_seconds() / 86400 if expires else None
+        items.append(CertificateOut(
+            tenant=tenant.slug, status=tenant.status, hostname=tenant.custom_domain,
+            thumbprint=tenant.certificate_thumbprint, expires_at=expires,
+            days_left=round(left, 1) if left is not None else None,
+            expiring_soon=left is not None and left <= window))
+    items.sort(key=lambda c: (c.expires_at is None, c.expires_at or now, c.tenant))
+    return CertificatePage(items=items, expiring_soon_days=window,
+                           expiring_soon=sum(1 for c in items if c.expiring_soon))
