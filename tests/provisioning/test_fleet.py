@@ -302,3 +302,30 @@ def test_cancel_stops_the_fleet_and_its_runs_in_flight(make_engine: EngineFactor
     with pytest.raises(FleetStateError, match="only a stopped or failed fleet run"):
         runs.resume(fleet.id)
     assert engine.catalog.get_tenant("xxx1").schema_revision == "0001_users"
+
+
+def test_alembic_scripts_migrate_many_tenants_at_once_each_with_its_own_connection(
+        make_engine: EngineFactory, tmp_path: Path) -> None:
+    from tests.provisioning.providers.test_fleet_migrate_postgres import (
+        ALEMBIC_0001,
+        ALEMBIC_0002,
+    )
+
+    folder = tmp_path / "alembic"
+    (folder / "versions").mkdir(parents=True)
+    (folder / "versions" / "a0001_users.py").write_text(ALEMBIC_0001)
+    engine = make_engine(migrations={"folder": folder}, fleet={"poll_seconds": 0.02})
+    slugs = [f"alem{n}" for n in range(6)]
+    onboard_all(engine, slugs)
+    (folder / "versions" / "a0002_unique.py").write_text(ALEMBIC_0002)
+
+    fleet = run_fleet(engine, canary=0, concurrency=6)
+
+    assert fleet.status == "succeeded", fleet.stop_reason
+    for slug in slugs:
+        assert engine.catalog.get_tenant(slug).schema_revision == "a0002"
+        with closing(sqlite3.connect(tenant_db(engine, slug))) as db:
+            assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [
+                ("a0002",)]
+            assert db.execute("SELECT count(*) FROM sqlite_master WHERE name IN "
+                              "('audit', 'users_email')").fetchone() == (2,)

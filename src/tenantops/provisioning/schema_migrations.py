@@ -11,6 +11,9 @@ The user points ``migrations.folder`` at either
   ``0002_orders.sql``; a leading number sorts numerically), each file's stem its revision,
   recorded in ``tenantops_schema_version``.
 
+Alembic's ``op`` and ``context`` are process-wide proxies, so Alembic revisions are applied
+to one tenant at a time per worker process; SQL files run for many tenants at once.
+
 Every revision pending for a tenant is applied in **one transaction**: PostgreSQL and SQLite
 both have transactional DDL, so a migration that fails on one tenant's data leaves that
 tenant at its previous revision, whole, and the error names the revision and the database's
@@ -65,6 +68,7 @@ def _fingerprint(folder: Path) -> tuple[tuple[str, int, int], ...]:
 
 _cache: dict[tuple[Path, str], tuple[tuple[tuple[str, int, int], ...], MigrationSource]] = {}
 _cache_lock = threading.Lock()
+_ALEMBIC_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -231,24 +235,34 @@ class MigrationSource:
         config.set_main_option("script_location", str(self.folder))
         script = self._alembic
         applying: list[str] = []
+        applied: list[str] = []
 
         def upgrade(revision: Any, _context: Any) -> Any:
             steps = script._upgrade_revs(target, revision)
-            applying.extend(str(s.up_revision) for s in steps)
+            applying.extend(str(s.revision.revision) for s in steps)
             return steps
 
-        with EnvironmentContext(config, script, fn=upgrade, destination_rev=target) as env:
+        def done(**kwargs: Any) -> None:
+            applied.append(str(kwargs["step"].up_revision_id))
+
+        # Alembic's ``op`` and ``context`` are module-level proxies bound to one migration
+        # context at a time: two tenants migrated at once in one process would each run the
+        # other's operations. Alembic revisions run one at a time per process (SQL files do
+        # not need this).
+        with _ALEMBIC_LOCK, EnvironmentContext(config, script, fn=upgrade,
+                                               destination_rev=target) as env:
             # The caller's transaction holds every revision (transactional DDL on SQLite too).
             env.configure(connection=connection, transactional_ddl=True,
-                          transaction_per_migration=False)
+                          transaction_per_migration=False, on_version_apply=done)
             try:
                 env.run_migrations()
             except Exception as exc:
-                raise _failed(_current_revision(applying), exc) from exc
+                raise _failed(_current_revision(applying, applied), exc) from exc
 
 
-def _current_revision(applying: list[str]) -> str:
-    return applying[-1] if applying else "?"
+def _current_revision(applying: list[str], applied: list[str]) -> str:
+    """The revision that was running: the first of those to apply not yet applied."""
+    return next((r for r in applying if r not in applied), applying[-1] if applying else "?")
 
 
 def _failed(revision: str, exc: BaseException) -> MigrationError:
