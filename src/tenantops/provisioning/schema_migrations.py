@@ -242,8 +242,8 @@ class MigrationSource:
             applying.extend(str(s.revision.revision) for s in steps)
             return steps
 
-        def done(**kwargs: Any) -> None:
-            applied.append(str(kwargs["step"].up_revision_id))
+        def done(ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
+            applied.append(str(step.up_revision_id))
 
         # Alembic's ``op`` and ``context`` are module-level proxies bound to one migration
         # context at a time: two tenants migrated at once in one process would each run the

@@ -75,7 +75,7 @@ def make(tmp_path: Path) -> Iterator[object]:
 def query(database: str, statement: str) -> list[tuple[object, ...]]:
     base = postgres_url().rsplit("/", 1)[0]
     with psycopg.connect(f"{base}/{database}", autocommit=True) as db:
-        cursor = db.execute(statement)  # type: ignore[arg-type]
+        cursor = db.execute(statement.encode())
         return cursor.fetchall() if cursor.description else []
 
 
