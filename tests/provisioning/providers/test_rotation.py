@@ -237,3 +237,36 @@ def test_a_superuser_role_squatting_the_second_login_is_refused(
         with psycopg.connect(postgres_url(), autocommit=True) as admin:
             admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(squatter)))
         engine.wait(engine.offboard(slug, requested_by="t").id, timeout=120)
+
+
+def test_a_consumer_that_never_reconnects_cannot_keep_the_old_password_alive(
+        tmp_path: Path) -> None:
+    settings = fast_settings(
+        tmp_path / "data",
+        providers={"database": {"name": "postgres",
+                                "postgres": {"admin_url": postgres_url(),
+                                             "connection_limit": 5}}},
+        rotation={"min_grace_seconds": 0.1, "max_grace_seconds": 1.0, "poll_seconds": 0.1},
+        fleet={"poll_seconds": 0.02})
+    engine = Engine(settings)
+    engine.start()
+    slug = unique_slug("rot")
+    try:
+        assert engine.wait(engine.onboard(spec_for(slug), requested_by="t").id,
+                           timeout=120).status == "succeeded"
+        tenant = engine.catalog.get_tenant(slug)
+        stale = psycopg.connect(psycopg.conninfo.make_conninfo(
+            postgres_url(), dbname=tenant.database_name, user=f"{slug}_app",
+            password=engine.providers.secrets.read(f"{slug}-database-password")),
+            autocommit=True)
+        with stale:
+            rotate(engine, slug)  # finishes although the stale session never ended
+            assert can_login(f"{slug}_app") is False
+            with pytest.raises(psycopg.OperationalError):
+                stale.execute("SELECT 1")  # its session was ended at max_grace_seconds
+        run = engine.catalog.latest_run(slug, kind="rotate")
+        assert run is not None
+        assert run.steps[-1].outputs["sessions_ended"] == 1
+    finally:
+        engine.wait(engine.offboard(slug, requested_by="t").id, timeout=120)
+        engine.stop()
