@@ -3,7 +3,7 @@ place and outcome in it (``fleet_targets``), and the revision of the SaaS's own 
 each tenant's database (``tenants.schema_revision``).
 
 Revision ID: 0013
-Revises: 0009
+Revises: 0011
 Create Date: 2026-12-06
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 from tenantops.catalog.models import UtcDateTime
 
 revision = "0013"
-down_revision = "0009"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
