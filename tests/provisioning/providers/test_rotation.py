@@ -270,3 +270,23 @@ def test_a_consumer_that_never_reconnects_cannot_keep_the_old_password_alive(
     finally:
         engine.wait(engine.offboard(slug, requested_by="t").id, timeout=120)
         engine.stop()
+
+
+def test_observing_a_rotated_tenant_s_database_reports_the_login_in_use(
+        engine: Engine) -> None:
+    from tenantops.provisioning.providers.database import Database
+
+    slug = unique_slug("rot")
+    assert engine.wait(engine.onboard(spec_for(slug), requested_by="t").id,
+                       timeout=120).status == "succeeded"
+    try:
+        rotate(engine, slug)
+        tenant = engine.catalog.get_tenant(slug)
+        assert tenant.database_name
+        seen = engine.providers.database.observe(Database(
+            tenant.database_name, f"{slug}_app", f"{slug}-database-password"))
+        assert seen is not None
+        assert (seen["active_login"], seen["login_enabled"]) == (f"{slug}_app_b", True)
+        assert can_login(f"{slug}_app") is False  # the owner is disabled, yet nothing drifted
+    finally:
+        engine.wait(engine.offboard(slug, requested_by="t").id, timeout=120)

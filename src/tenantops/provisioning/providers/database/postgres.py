@@ -261,13 +261,21 @@ class PostgresDatabases(DatabaseProvider):
             role = self._role(admin, resource.login)
         if owner is None and role is None:
             return None
-        return {
+        observed = {
             "name": resource.name if owner is not None else None,
             "owner": owner,
             "login": resource.login if role is not None else None,
             "secret": resource.secret,
             "login_enabled": bool(role["rolcanlogin"]) if role is not None else False,
         }
+        active = self._active_login(resource) if owner is not None else None
+        if active is not None and active[0] != resource.login:
+            # Rotated: the app signs in as the other login; whether it can is what counts.
+            with self._admin_connection(resource) as admin:
+                in_use = self._role(admin, active[0])
+            observed.update(active_login=active[0], login_enabled=bool(
+                in_use is not None and in_use["rolcanlogin"]))
+        return observed
 
     # -- credential rotation: two logins used in turn (docs/fleet.md) -----------------------
 
