@@ -278,3 +278,35 @@ def test_a_renewal_follows_the_managed_certificate_app_service_renewed_and_rebin
 def test_renewing_a_hostname_without_a_certificate_says_what_to_do(world: AzureWorld) -> None:
     with pytest.raises(PermanentProviderError, match="run the tenant's onboarding"):
         world.webhost.ensure(CertificateRenewal(HOST, "AB" * 20))
+
+
+def test_a_renewal_imports_a_newer_key_vault_version_and_rebinds() -> None:
+    world = build_world(FakeAzure(), certificate_source="key-vault")
+    point_dns(world)
+    settle(world.webhost, "ensure", HostnameBinding(HOST, "acme"), world.fake)
+    first = world.webhost.ensure(Certificate(HOST))
+    assert isinstance(first, Ready)
+    old = str(first.outputs["thumbprint"])
+    settle(world.webhost, "ensure", SniBinding(HOST, old), world.fake)
+
+    same = world.webhost.ensure(CertificateRenewal(HOST, old))
+    world.fake.app_service.key_vault_versions[HOST.replace(".", "-")] = 2  # renewed in KV
+    newer = world.webhost.ensure(CertificateRenewal(HOST, old))
+    assert isinstance(newer, Ready)
+    rebound = world.webhost.ensure(SniBinding(HOST, str(newer.outputs["thumbprint"])))
+    replayed = world.webhost.ensure(CertificateRenewal(HOST, old))
+
+    assert isinstance(same, Ready)
+    assert not same.changed
+    assert same.message is not None
+    assert "Key Vault holds no newer version" in same.message
+    assert newer.changed
+    assert newer.outputs["thumbprint"] != old
+    assert newer.outputs["expires_at"].startswith("2027-12-01")
+    assert isinstance(rebound, Ready)
+    assert rebound.changed
+    assert world.site.bindings[HOST]["thumbprint"] == newer.outputs["thumbprint"]
+    assert isinstance(replayed, Ready)
+    assert replayed.outputs["thumbprint"] == newer.outputs["thumbprint"]
+    # no longer at the old thumbprint: a replay imports nothing again
+    assert len(world.fake.calls("PUT", "/certificates/")) == 3  # issue, two re-imports

@@ -110,6 +110,7 @@ class _Certificate:
     requested_at: float
     thumbprint: str | None = None
     expires: str | None = None
+    imported_version: int = 0
 
 
 class FakeAppService(FakeTransport):
@@ -122,6 +123,11 @@ class FakeAppService(FakeTransport):
         self.issuance_seconds = issuance_seconds
         self.sites: dict[str, FakeSite] = {}
         self.certificates: dict[str, _Certificate] = {}
+        # A newer version of a Key Vault certificate's secret, by secret name (0: the first):
+        # a PUT of the App Service certificate imports the version current then; until one,
+        # the certificate keeps the version it imported ("Import a certificate from Key
+        # Vault": App Service syncs within 24 hours, or when the import is done again).
+        self.key_vault_versions: dict[str, int] = {}
         self.busy_sites: set[str] = set()
         site = _RG + r"/sites/(?P<site>[^/]+)"
         cert = _RG + r"/certificates/(?P<cert>[^/]+)"
@@ -305,8 +311,16 @@ class FakeAppService(FakeTransport):
         if props.get("keyVaultId"):
             cert = existing or _Certificate(match["cert"], match["rg"], body, self.clock.now())
             cert.body = body
-            if cert.thumbprint is None:
-                self._issue(cert)
+            version = self.key_vault_versions.get(str(props.get("keyVaultSecretName")), 0)
+            if cert.thumbprint is None or cert.imported_version != version:
+                self._issue(cert)  # a PUT imports the secret's current version
+                if version:
+                    seed = f"{cert.name}:kv:{version}".encode()
+                    cert.thumbprint = hashlib.sha1(seed, usedforsecurity=False).hexdigest(
+                        ).upper()
+                    cert.expires = dt.datetime(2027, 12, 1, tzinfo=dt.timezone.utc
+                                               ).isoformat()
+                cert.imported_version = version
             self.certificates[name] = cert
             return FakeResponse(200, self._certificate_body(match, cert))
         host = str(props.get("canonicalName") or "").lower()
