@@ -29,7 +29,15 @@ Semantics kept, with where they come from (shared reference provisioning-apis.md
 - What ``GET certificates/{name}`` answers while issuance is pending (the resource without a
   thumbprint) is **unconfirmed**: no recording of ``Microsoft.Web/certificates`` exists.
 - ``PUT certificates/{name}`` from Key Vault (``keyVaultId``, ``keyVaultSecretName``) imports
-  synchronously (200) with a thumbprint (§2 "Bring your own certificate").
+  synchronously (200) with a thumbprint (§2 "Bring your own certificate"). A PUT again imports
+  the secret's current version (``key_vault_versions``, which a test raises): a newer version
+  gives a new thumbprint, the same one the same (App Service "Import a certificate from Key
+  Vault": it syncs the certificate within 24 hours, or when it is imported again; the fake
+  does no daily sync).
+- ``renew_managed``: what App Service does itself before a managed certificate expires (a new
+  thumbprint and expiry on the same resource; "Create a free managed certificate": renewed
+  automatically 45 days before expiration). Whether it also rebinds is **unconfirmed**; the
+  fake does not.
 - ``DELETE certificates/{name}`` while a binding uses its thumbprint is 409 Conflict
   (terraform-azurerm#15595, §2 "Reported failures"); absent is 204.
 - ``busy_sites``: while set, any binding change answers 409 "another operation is in
