@@ -3,7 +3,7 @@ place and outcome in it (``fleet_targets``), and the revision of the SaaS's own 
 each tenant's database (``tenants.schema_revision``).
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0015
 Create Date: 2026-12-06
 """
 
@@ -15,14 +15,15 @@ from alembic import op
 from tenantops.catalog.models import UtcDateTime
 
 revision = "0013"
-down_revision = "0011"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("tenants") as batch:
-        batch.add_column(sa.Column("schema_revision", sa.String(64), nullable=True))
+    # A plain ADD COLUMN (not batch mode, which would copy the table on SQLite and lose the
+    # tenant search triggers of 0015).
+    op.add_column("tenants", sa.Column("schema_revision", sa.String(64), nullable=True))
     op.create_table(
         "fleet_runs",
         sa.Column("id", sa.String(32), nullable=False),
@@ -75,5 +76,4 @@ def downgrade() -> None:
     op.drop_index("ix_fleet_runs_created", table_name="fleet_runs")
     op.drop_index("ix_fleet_runs_status", table_name="fleet_runs")
     op.drop_table("fleet_runs")
-    with op.batch_alter_table("tenants") as batch:
-        batch.drop_column("schema_revision")
+    op.drop_column("tenants", "schema_revision")  # SQLite 3.35+ drops it in place
