@@ -784,10 +784,6 @@ class Engine:
                 "another request (tenantops import does)")])
         return Importer(self).run(entries, dry_run=dry_run, requested_by=requested_by)
 
-    def open_prepared(self, prepared: PreparedRun, *, requested_by: str) -> Run:
-        """Open a run prepared elsewhere (an adoption): see `_open`."""
-        return self._open(prepared, requested_by, None)
-
     def preview_onboarding(self, spec: TenantSpec | Mapping[str, object]) -> Preview:
         """What onboarding ``spec`` would create or change, provider by provider."""
         if not isinstance(spec, TenantSpec):
@@ -858,7 +854,8 @@ class Engine:
     def open_prepared(self, prepared: PreparedRun, *, requested_by: str,
                       idempotency: IdempotencyClaim | None = None) -> Run:
         """Open a run prepared elsewhere (`tenantops.provisioning.run_requests`: a fleet's
-        child run, an upkeep run) and enqueue it; a repeat returns the run it resolves to."""
+        child run, an upkeep run, an adoption) and enqueue it; a repeat returns the run it
+        resolves to."""
         return self._open(prepared, requested_by, idempotency)
 
     def get_run(self, run_id: str) -> Run:

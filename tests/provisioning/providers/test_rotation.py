@@ -288,5 +288,14 @@ def test_observing_a_rotated_tenant_s_database_reports_the_login_in_use(
         assert seen is not None
         assert (seen["active_login"], seen["login_enabled"]) == (f"{slug}_app_b", True)
         assert can_login(f"{slug}_app") is False  # the owner is disabled, yet nothing drifted
+        from tenantops.provisioning.drift import DriftChecker
+
+        report = DriftChecker.of(engine).check(slug)
+        database = next(r for r in report.resources if r.step == "create_database")
+        assert (database.state, database.differences) == ("in_sync", ())
+        with psycopg.connect(postgres_url(), autocommit=True) as admin:
+            owner = admin.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE "
+                                  "datname = %s", (tenant.database_name,)).fetchone()
+        assert owner == (f"{slug}_app",)  # ensure by the recorded (second) login kept it
     finally:
         engine.wait(engine.offboard(slug, requested_by="t").id, timeout=120)

@@ -3,7 +3,7 @@ place and outcome in it (``fleet_targets``), and the revision of the SaaS's own 
 each tenant's database (``tenants.schema_revision``).
 
 Revision ID: 0013
-Revises: 0015
+Revises: 0014
 Create Date: 2026-12-06
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 from tenantops.catalog.models import UtcDateTime
 
 revision = "0013"
-down_revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 

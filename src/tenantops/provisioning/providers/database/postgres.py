@@ -183,6 +183,7 @@ class PostgresDatabases(DatabaseProvider):
         if isinstance(resource, RetiredLogin):
             return self._retire_login(resource)
         assert isinstance(resource, Database)
+        resource = self._as_owner(resource)
         active = self._active_login(resource)
         if active is not None and active[0] != resource.login:
             return self._ensure_rotated(resource, *active)
@@ -256,6 +257,7 @@ class PostgresDatabases(DatabaseProvider):
             return None if role is None else {"login": resource.login,
                                               "login_enabled": bool(role["rolcanlogin"])}
         assert isinstance(resource, Database)
+        resource = self._as_owner(resource)
         with self._admin_connection(resource) as admin:
             owner = self._database_owner(admin, resource.name)
             role = self._role(admin, resource.login)
@@ -273,11 +275,24 @@ class PostgresDatabases(DatabaseProvider):
             # Rotated: the app signs in as the other login; whether it can is what counts.
             with self._admin_connection(resource) as admin:
                 in_use = self._role(admin, active[0])
-            observed.update(active_login=active[0], login_enabled=bool(
-                in_use is not None and in_use["rolcanlogin"]))
+            observed.update(login=active[0], secret=active[1], active_login=active[0],
+                            login_enabled=bool(in_use is not None and in_use["rolcanlogin"]))
         return observed
 
     # -- credential rotation: two logins used in turn (docs/fleet.md) -----------------------
+
+    def _as_owner(self, resource: Database) -> Database:
+        """``resource`` named by its owner: plans build the database from the tenant's
+        recorded login, which after a rotation is the second login (``<owner>_b``, secret
+        ``<owner's secret>-b``); the database's owner stays the first."""
+        if not (resource.login.endswith("_b") and resource.secret.endswith("-b")):
+            return resource
+        owner = resource.login[:-2]
+        with self._admin_connection(resource) as admin:
+            if self._database_owner(admin, resource.name) != owner:
+                return resource
+        return Database(resource.name, owner, resource.secret[:-2],
+                        login_enabled=resource.login_enabled)
 
     def _active_login(self, resource: Database) -> tuple[str, str] | None:
         """The login the tenant's app uses and its secret, when a rotation switched it away
