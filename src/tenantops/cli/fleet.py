@@ -107,6 +107,17 @@ def _done(fleet: dict[str, Any], as_json: bool) -> None:
         raise typer.Exit(1)
 
 
+def _body(operation: str, options: dict[str, Any], selection: dict[str, Any], *,
+          canary: int | None, concurrency: int | None, batch_size: int | None,
+          max_failures: int | None, max_failure_percent: float | None,
+          no_failure_limit: bool) -> dict[str, Any]:
+    """The request of POST /api/fleet-runs, the same for every operation."""
+    return {"operation": operation, "options": options, "selection": selection,
+            "canary": canary, "concurrency": concurrency, "batch_size": batch_size,
+            "max_failures": max_failures, "max_failure_percent": max_failure_percent,
+            "no_failure_limit": no_failure_limit}
+
+
 def _selection(all_: bool, plan: str | None, tag: str | None,
                tenants: list[str] | None) -> dict[str, Any]:
     if plan is None and tag is None and not tenants:
@@ -132,11 +143,10 @@ def migrate(
 ) -> None:
     """Bring every selected tenant's schema (the SaaS's own migrations, migrations.folder)
     to a revision, as one fleet run."""
-    body = {"operation": "migrate", "options": {"revision": to},
-            "selection": _selection(all_, plan, tag, tenants), "canary": canary,
-            "concurrency": concurrency, "batch_size": batch_size,
-            "max_failures": max_failures, "max_failure_percent": max_failure_percent,
-            "no_failure_limit": no_failure_limit}
+    body = _body("migrate", {"revision": to}, _selection(all_, plan, tag, tenants),
+                 canary=canary, concurrency=concurrency, batch_size=batch_size,
+                 max_failures=max_failures, max_failure_percent=max_failure_percent,
+                 no_failure_limit=no_failure_limit)
     _start(ctx, body, dry_run=dry_run, wait=wait, timeout=timeout, api_url=api_url,
            identity=identity, source=source, as_json=as_json)
 
@@ -162,11 +172,10 @@ def rotate(
     if what != "database-credentials":
         typer.echo(f"error: what = {what!r}: must be database-credentials", err=True)
         raise typer.Exit(2)
-    body = {"operation": f"rotate-{what}", "options": {},
-            "selection": _selection(all_, plan, tag, tenants), "canary": canary,
-            "concurrency": concurrency, "batch_size": batch_size,
-            "max_failures": max_failures, "max_failure_percent": max_failure_percent,
-            "no_failure_limit": no_failure_limit}
+    body = _body(f"rotate-{what}", {}, _selection(all_, plan, tag, tenants),
+                 canary=canary, concurrency=concurrency, batch_size=batch_size,
+                 max_failures=max_failures, max_failure_percent=max_failure_percent,
+                 no_failure_limit=no_failure_limit)
     _start(ctx, body, dry_run=dry_run, wait=wait, timeout=timeout, api_url=api_url,
            identity=identity, source=source, as_json=as_json)
 
@@ -194,11 +203,11 @@ def renew(
     if what != "certificates":
         typer.echo(f"error: what = {what!r}: must be certificates", err=True)
         raise typer.Exit(2)
-    body = {"operation": "renew-certificates", "options": {"within_days": within_days},
-            "selection": _selection(all_, plan, tag, tenants), "canary": canary,
-            "concurrency": concurrency, "batch_size": batch_size,
-            "max_failures": max_failures, "max_failure_percent": max_failure_percent,
-            "no_failure_limit": no_failure_limit}
+    body = _body("renew-certificates", {"within_days": within_days},
+                 _selection(all_, plan, tag, tenants),
+                 canary=canary, concurrency=concurrency, batch_size=batch_size,
+                 max_failures=max_failures, max_failure_percent=max_failure_percent,
+                 no_failure_limit=no_failure_limit)
     _start(ctx, body, dry_run=dry_run, wait=wait, timeout=timeout, api_url=api_url,
            identity=identity, source=source, as_json=as_json)
 
