@@ -8,7 +8,8 @@ through their providers (reads only) and records the report. Printed: the median
 fleet check each way, per tenant, and the ratio serial / concurrent (goal: at least 1.5 with
 concurrency 4 on 2 cores: the observations wait on the servers, not on the CPU).
 
-Run (servers up, as for the tests): set -a; . /work/services.env; set +a;
+Run with the test servers up and their TENANTOPS_TEST_* variables exported (the lines
+scripts/services/*.sh print, as scripts/test does):
     .venv/bin/python -m bench.bench_drift [--tenants 40] [--concurrency 4] [--rounds 3]
 """
 

@@ -49,6 +49,7 @@ __all__ = [
     "AzureSettings",
     "AzureSqlDatabaseSettings",
     "CatalogSettings",
+    "CertificateSettings",
     "CustomStepSettings",
     "DashboardSettings",
     "DatabaseProviderSettings",
@@ -60,9 +61,11 @@ __all__ = [
     "EngineSettings",
     "EventGridSettings",
     "EventsSettings",
+    "FleetSettings",
     "IdentitySettings",
     "KeyVaultSecretsSettings",
     "KeycloakOrganizationSettings",
+    "MigrationsSettings",
     "OrganizationProviderSettings",
     "PlanDatabaseSettings",
     "PlanOrganizationSettings",
@@ -70,6 +73,7 @@ __all__ = [
     "PostgresDatabaseSettings",
     "ProvidersSettings",
     "Rfc2136DnsSettings",
+    "RotationSettings",
     "SecretsProviderSettings",
     "Settings",
     "TelemetrySettings",
@@ -779,6 +783,89 @@ class DomainSettings(_Section):
 RunKindName = Literal["onboard", "offboard", "update", "suspend", "resume", "reconcile"]
 
 
+class MigrationsSettings(_Section):
+    """``[migrations]``: the SaaS's own schema in each tenant's database (not tenantops'
+    catalog): where its migrations are, and whether onboarding applies them
+    (docs/fleet.md)."""
+
+    folder: Path | None = Field(
+        default=None, description="the Alembic script folder (with versions/) or a folder of "
+        "SQL files applied in name order; unset: tenantops migrates no tenant schema")
+    kind: Literal["auto", "alembic", "sql"] = Field(
+        default="auto", description="auto: Alembic when the folder has versions/, else SQL")
+    on_onboarding: bool = Field(
+        default=True, description="a new tenant's database is migrated to head during its "
+        "onboarding (step migrate_schema, after create_database)")
+
+    @field_validator("folder")
+    @classmethod
+    def _folder(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError("must be an existing folder (the Alembic script folder or the "
+                             "folder of SQL files)")
+        return value.resolve() if value is not None else None
+
+
+class FleetSettings(_Section):
+    """``[fleet]``: how fleet runs go when a request does not say (docs/fleet.md)."""
+
+    canary: int = Field(default=1, ge=0, le=1000,
+                        description="tenants done first; the rest start only if they succeed")
+    concurrency: int = Field(default=8, ge=1, le=256,
+                             description="child runs of one fleet at once")
+    max_failures: int | None = Field(
+        default=0, ge=0, description="the fleet stops when more tenants than this failed "
+        "(0: at the first failure); unset: no count limit")
+    max_failure_percent: float | None = Field(
+        default=None, gt=0, le=100, description="the fleet stops when more than this share of "
+        "its tenants failed")
+    poll_seconds: float = Field(
+        default=0.25, gt=0, le=60, description="how often a worker looks at the fleets it "
+        "conducts while one runs")
+    lease_seconds: float = Field(
+        default=30.0, ge=1, le=3600, description="a conductor unheard of this long is "
+        "replaced by another worker's")
+
+
+class RotationSettings(_Section):
+    """``[rotation]``: rotating each tenant's database credentials (two logins used in
+    turn; docs/fleet.md)."""
+
+    min_grace_seconds: float = Field(
+        default=300.0, ge=0, le=30 * 86400.0,
+        description="after the new secret version is published, the previous login keeps "
+        "working at least this long")
+    max_grace_seconds: float = Field(
+        default=86400.0, ge=0, le=30 * 86400.0,
+        description="the previous login is disabled once no session uses it (after "
+        "min_grace_seconds), or after this long at the latest")
+    poll_seconds: float = Field(default=30.0, gt=0, le=3600,
+                                description="how often the previous login's sessions are "
+                                "looked at meanwhile")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RotationSettings:
+        if self.max_grace_seconds < self.min_grace_seconds:
+            raise ValueError(f"max_grace_seconds ({self.max_grace_seconds:g}) must be at least "
+                             f"min_grace_seconds ({self.min_grace_seconds:g})")
+        return self
+
+
+class CertificateSettings(_Section):
+    """``[certificates]``: renewing tenants' certificates before they expire
+    (docs/fleet.md)."""
+
+    renew_before_days: float = Field(
+        default=30.0, gt=0, le=365, description="a certificate expiring within this many days "
+        "is renewed")
+    schedule: bool = Field(default=True, description="a worker looks for certificates to "
+                           "renew on its own, every check_seconds")
+    check_seconds: float = Field(default=3600.0, ge=10, le=7 * 86400.0,
+                                 description="how often a worker looks")
+    expiring_soon_days: float = Field(
+        default=30.0, gt=0, le=365, description="what the API and dashboard call expiring soon")
+
+
 class CustomStepSettings(_Section):
     """``[[steps]]``: a step of your own, run in the plans of the kinds in ``runs_in``
     (docs/custom-steps.md). A ``command`` step runs an executable; a ``python`` step runs the
@@ -1163,6 +1250,10 @@ class Settings(BaseSettings):
     azure: AzureSettings = Field(default_factory=AzureSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    migrations: MigrationsSettings = Field(default_factory=MigrationsSettings)
+    fleet: FleetSettings = Field(default_factory=FleetSettings)
+    rotation: RotationSettings = Field(default_factory=RotationSettings)
+    certificates: CertificateSettings = Field(default_factory=CertificateSettings)
     steps: list[CustomStepSettings] = Field(
         default_factory=list, description="steps of your own, placed in the plans "
         "([[steps]]; docs/custom-steps.md)")

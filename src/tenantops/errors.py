@@ -23,6 +23,7 @@ never has to catch a library's exception type.
     ├── CatalogError                 the tenant catalog (tenantops.catalog) could not be used
     │   ├── TenantNotFoundError      no tenant has that slug
     │   ├── RunNotFoundError         no run has that ID
+    │   ├── FleetNotFoundError       no fleet run has that ID
     │   └── EventDeliveryNotFoundError   no event delivery has that ID
     ├── EventDeliveryError           a sink (webhook, Event Grid) did not accept an event;
     │                                says whether trying again may help (tenantops.events)
@@ -33,6 +34,9 @@ never has to catch a library's exception type.
     │   ├── RunConflictError         another run of the tenant is active
     │   ├── TenantStateError         the tenant's status forbids the run asked for
     │   ├── RunStateError            retry/cancel asked of a run in a state that forbids it
+    │   ├── FleetStateError          resume/cancel asked of a fleet run in a state that forbids it
+    │   ├── MigrationError           the tenant migrations folder cannot be read, or a revision
+    │   │                            asked for is not in it
     │   ├── ConfirmationError        a destructive request whose confirmation does not match
     │   ├── IdempotencyKeyReusedError   an Idempotency-Key sent again with another request
     │   ├── PlacementError           no database server can take the tenant (full, draining,
@@ -92,6 +96,8 @@ __all__ = [
     "EmulatorError",
     "EventDeliveryError",
     "EventDeliveryNotFoundError",
+    "FleetNotFoundError",
+    "FleetStateError",
     "IdempotencyKeyReusedError",
     "IdentityError",
     "IdentityNotAllowedError",
@@ -100,6 +106,7 @@ __all__ = [
     "InvalidTokenError",
     "MalformedPrincipalHeaderError",
     "MalformedTokenError",
+    "MigrationError",
     "MissingClaimError",
     "MissingRoleError",
     "MissingTokenError",
@@ -249,6 +256,16 @@ class RunNotFoundError(CatalogError):
         self.run_id = run_id
 
 
+class FleetNotFoundError(CatalogError):
+    """No fleet run has the ID asked for; ``fleet_id`` names it."""
+
+    def __init__(self, fleet_id: str) -> None:
+        super().__init__(
+            f"no fleet run with ID {fleet_id!r} in the catalog; list them with tenantops "
+            "fleet list")
+        self.fleet_id = fleet_id
+
+
 class EventDeliveryNotFoundError(CatalogError):
     """No event delivery has the ID asked for; ``delivery_id`` names it."""
 
@@ -363,6 +380,21 @@ class PlacementError(ProvisioningError):
         super().__init__(message)
         self.pool = pool
         self.server = server
+
+
+class FleetStateError(ProvisioningError):
+    """The fleet run's status forbids what was asked (resuming one that is running,
+    cancelling one that finished); ``status`` is the fleet's."""
+
+    def __init__(self, message: str, *, fleet_id: str, status: str) -> None:
+        super().__init__(message)
+        self.fleet_id = fleet_id
+        self.status = status
+
+
+class MigrationError(ProvisioningError):
+    """The tenant migrations folder (``migrations.folder``) cannot be used: missing,
+    neither Alembic scripts nor SQL files, or without the revision asked for."""
 
 
 class ConfirmationError(ProvisioningError):

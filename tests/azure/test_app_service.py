@@ -9,7 +9,12 @@ import pytest
 from tenantops.errors import PermanentProviderError, TransientProviderError
 from tenantops.provisioning.providers.base import Pending, Ready
 from tenantops.provisioning.providers.dns import DnsRecord
-from tenantops.provisioning.providers.webhost import Certificate, HostnameBinding, SniBinding
+from tenantops.provisioning.providers.webhost import (
+    Certificate,
+    CertificateRenewal,
+    HostnameBinding,
+    SniBinding,
+)
 from tests.azure.conftest import (
     APP,
     RESOURCE_GROUP,
@@ -243,3 +248,65 @@ def test_too_many_certificate_orders_is_transient_with_retry_after(world: AzureW
 
     assert caught.value.retry_after == 120
     assert "retry after 120 s" in str(caught.value)
+
+
+def test_a_renewal_follows_the_managed_certificate_app_service_renewed_and_rebinds(
+        world: AzureWorld) -> None:
+    old = bind_and_issue(world)
+    settle(world.webhost, "ensure", SniBinding(HOST, old), world.fake)
+
+    not_yet = world.webhost.ensure(CertificateRenewal(HOST, old))
+    world.fake.app_service.renew_managed(f"{HOST}-{APP}")
+    renewed = world.webhost.ensure(CertificateRenewal(HOST, old))
+    assert isinstance(renewed, Ready)
+    rebound = world.webhost.ensure(SniBinding(HOST, str(renewed.outputs["thumbprint"])))
+
+    assert isinstance(not_yet, Ready)
+    assert not not_yet.changed
+    assert not_yet.outputs["thumbprint"] == old
+    assert not_yet.message is not None
+    assert "has not renewed this managed certificate yet" in not_yet.message
+    assert renewed.changed
+    assert renewed.outputs["thumbprint"] != old
+    assert renewed.outputs["expires_at"].startswith("2027-12-01")
+    assert isinstance(rebound, Ready)
+    assert rebound.changed
+    assert world.site.bindings[HOST]["thumbprint"] == renewed.outputs["thumbprint"]
+    assert len(world.fake.calls("PUT", "/certificates/")) == 1  # nothing ordered again
+
+
+def test_renewing_a_hostname_without_a_certificate_says_what_to_do(world: AzureWorld) -> None:
+    with pytest.raises(PermanentProviderError, match="run the tenant's onboarding"):
+        world.webhost.ensure(CertificateRenewal(HOST, "AB" * 20))
+
+
+def test_a_renewal_imports_a_newer_key_vault_version_and_rebinds() -> None:
+    world = build_world(FakeAzure(), certificate_source="key-vault")
+    point_dns(world)
+    settle(world.webhost, "ensure", HostnameBinding(HOST, "acme"), world.fake)
+    first = world.webhost.ensure(Certificate(HOST))
+    assert isinstance(first, Ready)
+    old = str(first.outputs["thumbprint"])
+    settle(world.webhost, "ensure", SniBinding(HOST, old), world.fake)
+
+    same = world.webhost.ensure(CertificateRenewal(HOST, old))
+    world.fake.app_service.key_vault_versions[HOST.replace(".", "-")] = 2  # renewed in KV
+    newer = world.webhost.ensure(CertificateRenewal(HOST, old))
+    assert isinstance(newer, Ready)
+    rebound = world.webhost.ensure(SniBinding(HOST, str(newer.outputs["thumbprint"])))
+    replayed = world.webhost.ensure(CertificateRenewal(HOST, old))
+
+    assert isinstance(same, Ready)
+    assert not same.changed
+    assert same.message is not None
+    assert "Key Vault holds no newer version" in same.message
+    assert newer.changed
+    assert newer.outputs["thumbprint"] != old
+    assert newer.outputs["expires_at"].startswith("2027-12-01")
+    assert isinstance(rebound, Ready)
+    assert rebound.changed
+    assert world.site.bindings[HOST]["thumbprint"] == newer.outputs["thumbprint"]
+    assert isinstance(replayed, Ready)
+    assert replayed.outputs["thumbprint"] == newer.outputs["thumbprint"]
+    # no longer at the old thumbprint: a replay imports nothing again
+    assert len(world.fake.calls("PUT", "/certificates/")) == 3  # issue, two re-imports

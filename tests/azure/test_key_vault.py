@@ -9,7 +9,7 @@ from tenantops.config import KeyVaultSecretsSettings
 from tenantops.errors import PermanentProviderError
 from tenantops.provisioning.providers.azure import AzureConnection
 from tenantops.provisioning.providers.base import Pending, Ready
-from tenantops.provisioning.providers.secrets import Secret
+from tenantops.provisioning.providers.secrets import Secret, SecretVersion
 from tenantops.provisioning.providers.secrets.azure_key_vault import KeyVaultSecrets
 from tests.azure.conftest import AzureWorld, build_world, settle
 from tests.azure_fake import SUBSCRIPTION, FakeAzure, FakeKeyVault
@@ -128,3 +128,30 @@ def test_requests_without_a_token_get_the_key_vault_challenge(world: AzureWorld)
 
     assert [r.authenticated for r in vault.requests] == [False, True, True]
     assert vault.requests[0].path == vault.requests[1].path
+
+
+def test_a_rotation_makes_one_new_version_per_rotation_and_never_shows_it(
+        world: AzureWorld) -> None:
+    world.secrets.ensure(SECRET)
+    before = world.secrets.read(SECRET.name)
+    rotation = SecretVersion(SECRET.name, "fleet:f1/1")
+
+    rotated = world.secrets.ensure(rotation)
+    after = world.secrets.read(SECRET.name)
+    replayed = world.secrets.ensure(rotation)
+    again = world.secrets.ensure(SecretVersion(SECRET.name, "fleet:f2/1"))
+
+    assert isinstance(rotated, Ready)
+    assert rotated.changed
+    assert isinstance(replayed, Ready)
+    assert not replayed.changed  # a replayed step does not rotate twice
+    assert isinstance(again, Ready)
+    assert again.changed
+    assert after != before
+    assert world.secrets.read(SECRET.name) not in (before, after)
+    assert after not in repr(rotated.outputs)
+    puts = world.fake.calls("PUT", "/secrets/")
+    assert [p.body["contentType"] for p in puts] == [
+        "tenantops-generated", "tenantops-generated; version=fleet:f1/1",
+        "tenantops-generated; version=fleet:f2/1"]
+    assert len(world.fake.key_vault.secrets[SECRET.name].versions) == 3  # Key Vault keeps all

@@ -29,7 +29,15 @@ Semantics kept, with where they come from (shared reference provisioning-apis.md
 - What ``GET certificates/{name}`` answers while issuance is pending (the resource without a
   thumbprint) is **unconfirmed**: no recording of ``Microsoft.Web/certificates`` exists.
 - ``PUT certificates/{name}`` from Key Vault (``keyVaultId``, ``keyVaultSecretName``) imports
-  synchronously (200) with a thumbprint (§2 "Bring your own certificate").
+  synchronously (200) with a thumbprint (§2 "Bring your own certificate"). A PUT again imports
+  the secret's current version (``key_vault_versions``, which a test raises): a newer version
+  gives a new thumbprint, the same one the same (App Service "Import a certificate from Key
+  Vault": it syncs the certificate within 24 hours, or when it is imported again; the fake
+  does no daily sync).
+- ``renew_managed``: what App Service does itself before a managed certificate expires (a new
+  thumbprint and expiry on the same resource; "Create a free managed certificate": renewed
+  automatically 45 days before expiration). Whether it also rebinds is **unconfirmed**; the
+  fake does not.
 - ``DELETE certificates/{name}`` while a binding uses its thumbprint is 409 Conflict
   (terraform-azurerm#15595, §2 "Reported failures"); absent is 204.
 - ``busy_sites``: while set, any binding change answers 409 "another operation is in
@@ -110,6 +118,7 @@ class _Certificate:
     requested_at: float
     thumbprint: str | None = None
     expires: str | None = None
+    imported_version: int = 0
 
 
 class FakeAppService(FakeTransport):
@@ -122,6 +131,11 @@ class FakeAppService(FakeTransport):
         self.issuance_seconds = issuance_seconds
         self.sites: dict[str, FakeSite] = {}
         self.certificates: dict[str, _Certificate] = {}
+        # A newer version of a Key Vault certificate's secret, by secret name (0: the first):
+        # a PUT of the App Service certificate imports the version current then; until one,
+        # the certificate keeps the version it imported ("Import a certificate from Key
+        # Vault": App Service syncs within 24 hours, or when the import is done again).
+        self.key_vault_versions: dict[str, int] = {}
         self.busy_sites: set[str] = set()
         site = _RG + r"/sites/(?P<site>[^/]+)"
         cert = _RG + r"/certificates/(?P<cert>[^/]+)"
@@ -274,6 +288,17 @@ class FakeAppService(FakeTransport):
         cert.thumbprint = hashlib.sha1(seed, usedforsecurity=False).hexdigest().upper()
         cert.expires = (dt.datetime(2027, 6, 1, tzinfo=dt.timezone.utc)).isoformat()
 
+    def renew_managed(self, name: str) -> None:
+        """What App Service does on its own before a managed certificate expires: the same
+        certificate resource gets a new thumbprint and expiry; hostname bindings that name
+        the old thumbprint are left as they are ("Create a free managed certificate": renewed
+        automatically, continuously, in six-month increments, 45 days before expiration;
+        whether the service also rebinds is **unconfirmed**, so the fake does not)."""
+        cert = self.certificates[name.lower()]
+        seed = f"{cert.name}:{cert.requested_at}:renewed:{cert.thumbprint}".encode()
+        cert.thumbprint = hashlib.sha1(seed, usedforsecurity=False).hexdigest().upper()
+        cert.expires = (dt.datetime(2027, 12, 1, tzinfo=dt.timezone.utc)).isoformat()
+
     def _get_certificate(self, _request: Incoming, match: re.Match[str]) -> FakeResponse:
         cert = self.certificates.get(match["cert"].lower())
         if cert is None or cert.resource_group.lower() != match["rg"].lower():
@@ -294,8 +319,16 @@ class FakeAppService(FakeTransport):
         if props.get("keyVaultId"):
             cert = existing or _Certificate(match["cert"], match["rg"], body, self.clock.now())
             cert.body = body
-            if cert.thumbprint is None:
-                self._issue(cert)
+            version = self.key_vault_versions.get(str(props.get("keyVaultSecretName")), 0)
+            if cert.thumbprint is None or cert.imported_version != version:
+                self._issue(cert)  # a PUT imports the secret's current version
+                if version:
+                    seed = f"{cert.name}:kv:{version}".encode()
+                    cert.thumbprint = hashlib.sha1(seed, usedforsecurity=False).hexdigest(
+                        ).upper()
+                    cert.expires = dt.datetime(2027, 12, 1, tzinfo=dt.timezone.utc
+                                               ).isoformat()
+                cert.imported_version = version
             self.certificates[name] = cert
             return FakeResponse(200, self._certificate_body(match, cert))
         host = str(props.get("canonicalName") or "").lower()

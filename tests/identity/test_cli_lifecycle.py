@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from typer.testing import CliRunner
 
 from tenantops.api import create_app
 from tenantops.cli.main import app
+from tenantops.config import Settings
 from tenantops.emulator.server import EmulatorServer
 from tenantops.provisioning import Engine
 from tests.auth.support import auth_settings
@@ -25,6 +27,35 @@ from tests.provisioning.conftest import fast_settings, spec_for
 pytestmark = pytest.mark.integration
 
 runner = CliRunner()
+
+
+@contextmanager
+def serve(settings: Settings) -> Iterator[tuple[str, Engine]]:
+    """The API of ``settings`` with a started engine, served by uvicorn on a free loopback
+    port: its root URL and the engine."""
+    engine = Engine(settings)
+    engine.start()
+    api = create_app(settings, engine=engine)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    server = uvicorn.Server(uvicorn.Config(api, log_config=None, access_log=False,
+                                           lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 120
+    try:
+        while not server.started:
+            assert thread.is_alive(), "uvicorn stopped before it served"
+            assert time.monotonic() < deadline, "uvicorn did not start serving within 120 s"
+            time.sleep(0.01)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}", engine
+    finally:
+        server.should_exit = True
+        thread.join(timeout=60)
+        sock.close()
+        api.state.authenticator.validator.jwks.close()
+        engine.stop()
 
 
 @pytest.fixture(scope="module")
@@ -37,29 +68,8 @@ def api_root(emulator_server: EmulatorServer,
                                  {"name": "two", "directory": str(folder / "two")}]}}
                              ).model_copy(
         update={"auth": auth_settings(emulator_server.info)})
-    engine = Engine(settings)
-    engine.start()
-    api = create_app(settings, engine=engine)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    server = uvicorn.Server(uvicorn.Config(api, log_config=None, access_log=False,
-                                           lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 120
-    while not server.started:
-        assert thread.is_alive(), "uvicorn stopped before it served"
-        assert time.monotonic() < deadline, "uvicorn did not start serving within 120 s"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}", engine
-    finally:
-        server.should_exit = True
-        thread.join(timeout=60)
-        sock.close()
-        api.state.authenticator.validator.jwks.close()
-        engine.stop()
+    with serve(settings) as served:
+        yield served
 
 
 @pytest.fixture

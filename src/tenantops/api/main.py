@@ -26,7 +26,17 @@ from tenantops import __version__, telemetry
 from tenantops.api.deps import CurrentPrincipal
 from tenantops.api.edge import RequestEdge
 from tenantops.api.middleware import RequestObserver
-from tenantops.api.routes import audit, drift, events, health, meta, runs, tenants, whoami
+from tenantops.api.routes import (
+    audit,
+    drift,
+    events,
+    fleets,
+    health,
+    meta,
+    runs,
+    tenants,
+    whoami,
+)
 from tenantops.auth import Authenticator, error_body, www_authenticate
 from tenantops.config import Settings
 from tenantops.dashboard import mount_dashboard
@@ -36,7 +46,10 @@ from tenantops.errors import (
     ConfirmationError,
     DriftNotCheckedError,
     EventDeliveryNotFoundError,
+    FleetNotFoundError,
+    FleetStateError,
     IdempotencyKeyReusedError,
+    MigrationError,
     PlacementError,
     ProvisioningError,
     RunConflictError,
@@ -58,6 +71,7 @@ _STATUS: list[tuple[type[TenantOpsError], int, str]] = [
     (RunNotFoundError, 404, "run_not_found"),
     (DriftNotCheckedError, 404, "drift_not_checked"),
     (EventDeliveryNotFoundError, 404, "delivery_not_found"),
+    (FleetNotFoundError, 404, "fleet_run_not_found"),
     (SpecError, 422, "invalid_spec"),
     (ConfirmationError, 422, "confirmation_mismatch"),
     (IdempotencyKeyReusedError, 409, "idempotency_key_reused"),
@@ -66,6 +80,8 @@ _STATUS: list[tuple[type[TenantOpsError], int, str]] = [
     (TenantStateError, 409, "tenant_state"),
     (RunStateError, 409, "run_state"),
     (PlacementError, 409, "placement_refused"),
+    (FleetStateError, 409, "fleet_run_state"),
+    (MigrationError, 422, "invalid_migration"),
     (CatalogError, 503, "catalog_unavailable"),
     (ProvisioningError, 500, "provisioning_error"),
 ]
@@ -163,6 +179,7 @@ def create_app(
     app.include_router(tenants.router, prefix="/api")
     app.include_router(drift.router, prefix="/api")
     app.include_router(runs.router, prefix="/api")
+    app.include_router(fleets.router, prefix="/api")
     app.include_router(events.router, prefix="/api")
     app.include_router(audit.router, prefix="/api")
     mount_dashboard(app, settings, runs_engine)

@@ -11,6 +11,8 @@ from tenantops.catalog import (
     Attempt,
     AuditRecord,
     BudgetState,
+    FleetRun,
+    FleetTarget,
     Placement,
     RetiringDomain,
     Run,
@@ -26,6 +28,7 @@ from tenantops.log import redact, redact_values
 from tenantops.provisioning.adoption import AdoptionResult
 from tenantops.provisioning.domains import pending_domain, recorded_domain_kind
 from tenantops.provisioning.drift import DriftReport, ResourceDrift
+from tenantops.provisioning.fleet import FleetPreview
 from tenantops.provisioning.plans import Preview
 from tenantops.provisioning.run_requests import MAX_GRACE_SECONDS, MAX_REASON_LENGTH
 
@@ -34,6 +37,8 @@ __all__ = [
     "AttemptOut",
     "AuditOut",
     "AuditPage",
+    "CertificateOut",
+    "CertificatePage",
     "ChangeAccepted",
     "DifferenceOut",
     "DnsRecordOut",
@@ -42,6 +47,13 @@ __all__ = [
     "DriftCheckRequest",
     "DriftOut",
     "DriftPage",
+    "FleetPreviewOut",
+    "FleetRequestIn",
+    "FleetRunOut",
+    "FleetRunPage",
+    "FleetStatusName",
+    "FleetTargetOut",
+    "FleetTargetPage",
     "ImportOut",
     "ImportRequest",
     "MoveRequest",
@@ -56,9 +68,12 @@ __all__ = [
     "RetiringDomainOut",
     "RunKindName",
     "RunOut",
+    "SelectionIn",
     "StepOut",
     "SuspendRequest",
     "SuspensionOut",
+    "TargetPreviewOut",
+    "TargetStatusName",
     "TenantAccepted",
     "TenantDetail",
     "TenantOut",
@@ -71,7 +86,7 @@ __all__ = [
 ]
 
 RunKindName = Literal["onboard", "offboard", "update", "suspend", "resume", "reconcile",
-                      "adopt"]
+                      "adopt", "migrate", "rotate", "renew"]
 TenantStatusName = Literal["provisioning", "active", "updating", "suspending", "suspended",
                            "resuming", "reconciling", "failed", "offboarding", "offboarded"]
 
@@ -738,3 +753,176 @@ def _resource_out(r: ResourceDrift) -> ResourceDriftOut:
         state=r.state, action=r.action, error=r.error,
         differences=[DifferenceOut(field=d.field, recorded=redact_values(d.recorded),
                                    found=redact_values(d.found)) for d in r.differences])
+
+
+# -- fleet runs ----------------------------------------------------------------------------
+
+FleetStatusName = Literal["running", "stopped", "succeeded", "failed", "cancelled"]
+TargetStatusName = Literal["pending", "running", "succeeded", "failed", "skipped", "cancelled"]
+
+
+class SelectionIn(BaseModel):
+    """Which tenants: exactly one of ``all``, ``plan``, ``tag`` (``key=value``) or
+    ``tenants`` (slugs, in the order given)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    all: bool = False
+    plan: str | None = Field(default=None, max_length=64)
+    tag: str | None = Field(default=None, max_length=200)
+    tenants: list[str] = Field(default_factory=list, max_length=100_000)
+
+
+class FleetRequestIn(BaseModel):
+    """A fleet run: the operation, its options, the selection and how it goes (unset: the
+    server's ``[fleet]`` settings)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "operation": "migrate", "selection": {"all": True}, "options": {"revision": None},
+        "canary": 2, "concurrency": 8, "max_failures": 3}]})
+
+    operation: str = Field(max_length=32, description="migrate")
+    selection: SelectionIn
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="the operation's options (migrate: revision, "
+        "unset or null for the head)")
+    canary: int | None = Field(default=None, description="tenants done first, alone")
+    concurrency: int | None = Field(default=None, description="child runs at once")
+    batch_size: int | None = Field(default=None, description="tenants per batch after the "
+                                   "canary set; a batch starts once the previous one is done")
+    max_failures: int | None = Field(default=None, description="stop when more failed")
+    max_failure_percent: float | None = Field(default=None, description="stop when more "
+                                              "than this share failed")
+    no_failure_limit: bool = Field(default=False, description="no count limit (the percent "
+                                   "limit, if set, still applies)")
+
+
+class FleetRunOut(BaseModel):
+    """A fleet run: its settings, how many tenants are in each status, the rate so far
+    (tenants finished per second) and the time left at that rate."""
+
+    id: str
+    operation: str
+    status: FleetStatusName
+    selection: dict[str, Any]
+    options: dict[str, Any]
+    canary: int
+    concurrency: int
+    batch_size: int | None
+    max_failures: int | None
+    max_failure_percent: float | None
+    requested_by: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    finished_at: dt.datetime | None
+    stop_reason: str | None
+    resumes: int
+    counts: dict[str, int] = Field(description="pending, running, succeeded, failed, "
+                                   "skipped, cancelled, total")
+    rate_per_second: float | None
+    eta_seconds: float | None
+
+    @classmethod
+    def of(cls, fleet: FleetRun) -> FleetRunOut:
+        counts = fleet.counts
+        rate: float | None = None
+        worked = counts.succeeded + counts.failed
+        if worked and fleet.first_started_at and fleet.last_finished_at:
+            spent = (fleet.last_finished_at - fleet.first_started_at).total_seconds()
+            rate = worked / spent if spent > 0 else None
+        eta = (counts.remaining / rate if rate and fleet.status == "running" else None)
+        return cls(
+            id=fleet.id, operation=fleet.operation, status=fleet.status,
+            selection=fleet.selection, options=fleet.options, canary=fleet.canary,
+            concurrency=fleet.concurrency, batch_size=fleet.batch_size,
+            max_failures=fleet.max_failures, max_failure_percent=fleet.max_failure_percent,
+            requested_by=fleet.requested_by, created_at=fleet.created_at,
+            updated_at=fleet.updated_at, finished_at=fleet.finished_at,
+            stop_reason=redact(fleet.stop_reason) if fleet.stop_reason else None,
+            resumes=fleet.resumes, counts=counts.as_dict(),
+            rate_per_second=round(rate, 3) if rate else None,
+            eta_seconds=round(eta, 1) if eta is not None else None)
+
+
+class FleetRunPage(BaseModel):
+    items: list[FleetRunOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class FleetTargetOut(BaseModel):
+    """One tenant of a fleet run: where it stands, its latest child run, what its operation
+    reported (revisions applied, say) or why it failed or was skipped."""
+
+    tenant: str
+    position: int
+    canary: bool
+    batch: int
+    status: TargetStatusName
+    attempt: int
+    run_id: str | None
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    error: str | None
+    detail: dict[str, Any]
+
+    @classmethod
+    def of(cls, target: FleetTarget) -> FleetTargetOut:
+        return cls(tenant=target.tenant_slug, position=target.position, canary=target.canary,
+                   batch=target.batch, status=target.status, attempt=target.attempt,
+                   run_id=target.run_id, started_at=target.started_at,
+                   finished_at=target.finished_at,
+                   error=redact(target.error) if target.error else None,
+                   detail=_clean(target.detail) or {})
+
+
+class FleetTargetPage(BaseModel):
+    items: list[FleetTargetOut]
+    limit: int
+    offset: int
+
+
+class TargetPreviewOut(BaseModel):
+    tenant: str
+    action: Literal["run", "nothing", "skip"]
+    reason: str | None
+    detail: dict[str, Any]
+
+
+class FleetPreviewOut(BaseModel):
+    """What a fleet run would do to each tenant (``dry_run``): ``run`` (with the pending
+    revisions, say), ``nothing`` (already there) or ``skip`` (with the reason)."""
+
+    dry_run: Literal[True] = True
+    operation: str
+    options: dict[str, Any]
+    counts: dict[str, int]
+    targets: list[TargetPreviewOut]
+
+    @classmethod
+    def of(cls, preview: FleetPreview) -> FleetPreviewOut:
+        return cls(operation=preview.operation, options=preview.options,
+                   counts={a: preview.count(a) for a in ("run", "nothing", "skip")},
+                   targets=[TargetPreviewOut(tenant=t.slug, action=t.action,
+                                             reason=t.reason, detail=t.detail)
+                            for t in preview.targets])
+
+
+class CertificateOut(BaseModel):
+    """A tenant's certificate as the catalog records it (the last run that issued or
+    renewed it)."""
+
+    tenant: str
+    status: TenantStatusName
+    hostname: str
+    thumbprint: str | None
+    expires_at: dt.datetime | None
+    days_left: float | None
+    expiring_soon: bool = Field(description="expires within certificates.expiring_soon_days")
+
+
+class CertificatePage(BaseModel):
+    items: list[CertificateOut]
+    expiring_soon_days: float
+    expiring_soon: int

@@ -3,8 +3,8 @@ organizations, where each tenant's data is placed, lifecycle events (the outbox 
 tenant's history), the audit trail, and each tenant's last drift check.
 
 SQLAlchemy 2 models, one module and store per aggregate (`tenants`, `runs`, `steps`,
-`workers`, `idempotency`, `domain_claims`, `organizations`, `placement`, `events`, `audit`,
-`drift`; and `run_reports`, runs across tenants for the dashboard, with `search` for
+`workers`, `idempotency`, `domain_claims`, `organizations`, `placement`, `events`, `fleets`,
+`audit`, `drift`; and `run_reports`, runs across tenants for the dashboard, with `search` for
 tenants), the `Catalog` facade that callers use, and Alembic migrations. SQLite by default
 (``<data_dir>/catalog.sqlite``); PostgreSQL when ``catalog.url`` says so.
 """
@@ -18,6 +18,17 @@ from tenantops.catalog.domain_claims import RetiringDomain, RetiringDomainStore
 from tenantops.catalog.drift import DriftRecord, DriftState, DriftStore
 from tenantops.catalog.durations import attempt_seconds, run_seconds, step_seconds
 from tenantops.catalog.events import Delivery, DeliveryStatus, Event, EventStore, HistoryEntry
+from tenantops.catalog.fleets import (
+    FleetCounts,
+    FleetRun,
+    FleetStatus,
+    FleetStore,
+    FleetTarget,
+    NewFleet,
+    NewTarget,
+    TargetOutcome,
+    TargetStatus,
+)
 from tenantops.catalog.idempotency import IdempotencyClaim, IdempotencyStore
 from tenantops.catalog.organizations import (
     DomainTakenError,
@@ -91,12 +102,19 @@ __all__ = [
     "DriftStore",
     "Event",
     "EventStore",
+    "FleetCounts",
+    "FleetRun",
+    "FleetStatus",
+    "FleetStore",
+    "FleetTarget",
     "HistoryEntry",
     "IdempotencyClaim",
     "IdempotencyStore",
     "Invitation",
     "KindRules",
     "Member",
+    "NewFleet",
+    "NewTarget",
     "OpenedRun",
     "Organization",
     "OrganizationStore",
@@ -119,6 +137,8 @@ __all__ = [
     "StepStatus",
     "StepStore",
     "StepTemplate",
+    "TargetOutcome",
+    "TargetStatus",
     "Tenant",
     "TenantFields",
     "TenantStatus",

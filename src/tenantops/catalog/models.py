@@ -36,6 +36,8 @@ __all__ = [
     "EventDeliveryRow",
     "EventDispatcherRow",
     "EventRow",
+    "FleetRunRow",
+    "FleetTargetRow",
     "IdempotencyKeyRow",
     "OrganizationDomainRow",
     "OrganizationInvitationRow",
@@ -126,6 +128,9 @@ class TenantRow(Base):
     certificate_thumbprint: Mapped[str | None] = mapped_column(String(64))
     certificate_expires_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
     organization_id: Mapped[str | None] = mapped_column(String(64))
+    # The revision of the SaaS's own schema in the tenant's database, as the last migration
+    # left it (tenantops.provisioning.schema_migrations); None: never migrated by tenantops.
+    schema_revision: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index(
@@ -500,3 +505,61 @@ class DriftReportRow(Base):
     reconcile_run_id: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (Index("ix_drift_reports_state_checked", "state", "checked_at"),)
+
+
+class FleetRunRow(Base):
+    """One operation applied to a selection of tenants (`tenantops.catalog.fleets`): its
+    settings (canary, concurrency, batches, failure threshold), its status, and the lease of
+    the worker that conducts it."""
+
+    __tablename__ = "fleet_runs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    operation: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    selection: Mapped[dict[str, Any]] = mapped_column(JSON)
+    options: Mapped[dict[str, Any]] = mapped_column(JSON)
+    canary: Mapped[int] = mapped_column(Integer)
+    concurrency: Mapped[int] = mapped_column(Integer)
+    batch_size: Mapped[int | None] = mapped_column(Integer)
+    max_failures: Mapped[int | None] = mapped_column(Integer)
+    max_failure_percent: Mapped[float | None] = mapped_column(Float)
+    requested_by: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    stop_reason: Mapped[str | None] = mapped_column(Text)
+    resumes: Mapped[int] = mapped_column(Integer, default=0)
+    conductor: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        Index("ix_fleet_runs_status", "status"),
+        Index("ix_fleet_runs_created", "created_at", "id"),
+    )
+
+
+class FleetTargetRow(Base):
+    """One tenant of a fleet run: where it stands (pending, running, succeeded, failed,
+    skipped, cancelled), the child run doing its work (``run_id``; ``attempt`` counts the
+    runs opened for it), and its outcome."""
+
+    __tablename__ = "fleet_targets"
+
+    fleet_id: Mapped[str] = mapped_column(
+        ForeignKey("fleet_runs.id", ondelete="CASCADE"), primary_key=True)
+    tenant_slug: Mapped[str] = mapped_column(String(32), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    canary: Mapped[bool] = mapped_column(Boolean)
+    batch: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    run_id: Mapped[str | None] = mapped_column(String(32))
+    started_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    __table_args__ = (
+        Index("ix_fleet_targets_status", "fleet_id", "status", "position"),
+    )

@@ -11,10 +11,10 @@ tenants, for the dashboard), `steps` (`StepStore`), `worker_registry` (`WorkerSt
 `idempotency_keys` (`IdempotencyStore`), `budgets` (`BudgetStore`: rate budgets' schedules),
 `organizations` (`OrganizationStore`), `retiring_domains` (`RetiringDomainStore`),
 `placements` (`PlacementStore`: which server holds each copy of a tenant's data), `events`
-(`EventStore`: the outbox, each tenant's history and the deliveries to sinks), `audit`
-(`AuditStore`, append-only) and `drift` (`DriftStore`: each tenant's last drift check). The
-methods below are the callers' short names for the stores' operations, kept so callers do
-not need to know which store holds what.
+(`EventStore`: the outbox, each tenant's history and the deliveries to sinks), `fleets`
+(`FleetStore`: fleet runs and their targets), `audit` (`AuditStore`, append-only) and `drift`
+(`DriftStore`: each tenant's last drift check). The methods below are the callers' short
+names for the stores' operations, kept so callers do not need to know which store holds what.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from tenantops.catalog.budgets import BudgetState, BudgetStore
 from tenantops.catalog.domain_claims import RetiringDomain, RetiringDomainStore
 from tenantops.catalog.drift import DriftRecord, DriftStore
 from tenantops.catalog.events import EventStore
+from tenantops.catalog.fleets import FleetStore
 from tenantops.catalog.idempotency import IdempotencyClaim, IdempotencyStore
 from tenantops.catalog.placement import Placement, PlacementStore
 from tenantops.catalog.run_reports import RunReports
@@ -82,6 +83,7 @@ class Catalog:
         self.budgets = BudgetStore(self.database)
         self.drift = DriftStore(self.database)
         self.placements = PlacementStore(self.database)
+        self.fleets = FleetStore(self.database)
         self._organizations: OrganizationStore | None = None
 
     @classmethod

@@ -95,7 +95,8 @@ __all__ = [
     "status_after",
 ]
 
-RunKind = Literal["onboard", "offboard", "update", "suspend", "resume", "reconcile", "adopt"]
+RunKind = Literal["onboard", "offboard", "update", "suspend", "resume", "reconcile", "adopt",
+                  "migrate", "rotate", "renew"]
 RunStatus = Literal["pending", "running", "succeeded", "failed", "cancelled"]
 StepStatus = Literal[
     "pending", "running", "waiting", "retrying", "succeeded", "failed", "cancelled"
@@ -123,6 +124,10 @@ class KindRules:
     starts_from: tuple[TenantStatus, ...]
     recovers: tuple[str, ...]
     verb: str
+    keeps_status: bool = False
+    """Upkeep of a live tenant (a schema migration, a credential rotation, a certificate
+    renewal): the tenant's status does not change while it runs, nor when it fails or is
+    cancelled (the tenant keeps serving with what it had; the run shows the error)."""
 
 
 RUN_KINDS: dict[str, KindRules] = {
@@ -138,6 +143,12 @@ RUN_KINDS: dict[str, KindRules] = {
                            "reconcile"),
     # Records a tenant made before tenantops (issue 14 §5); done when it opens.
     "adopt": KindRules("active", "active", (), (), "adopt"),
+    "migrate": KindRules("active", "active", ("active", "suspended"), (), "migrate",
+                         keeps_status=True),
+    "rotate": KindRules("active", "active", ("active", "suspended"), (),
+                        "rotate the credentials of", keeps_status=True),
+    "renew": KindRules("active", "active", ("active", "suspended"), (),
+                       "renew the certificate of", keeps_status=True),
 }
 
 
@@ -148,6 +159,13 @@ def status_after(kind: str, options: Mapping[str, Any]) -> TenantStatus:
     if kind in ("update", "reconcile", "adopt") and options.get("suspended"):
         return "suspended"
     return RUN_KINDS[kind].after
+
+
+def _set_status(tenant: TenantRow, status: TenantStatus, kind: str) -> None:
+    """Give the tenant ``status`` because of a run of ``kind``, unless the kind is upkeep
+    that leaves the tenant's status alone (`KindRules.keeps_status`)."""
+    if not RUN_KINDS[kind].keeps_status:
+        tenant.status = status
 
 
 @dataclass(frozen=True)
@@ -540,7 +558,7 @@ class RunStore:
             self._apply_update(s, row, request, options, latest)
         else:
             _check_retiring(s, row, request)
-        row.status = rules.during
+        _set_status(row, rules.during, kind)
         row.updated_at = now()
         s.flush()
         run = _new_run(s, row, kind, request.requested_by, options, request.steps)
@@ -709,7 +727,7 @@ class RunStore:
                 .values(status="cancelled")
             )
             tenant = tenant_row_by_id(s, row.tenant_id)
-            tenant.status = "failed"
+            _set_status(tenant, "failed", row.kind)
             tenant.updated_at = stamp
             events.run_cancelled(s, row, tenant, by=by)
             return get_run(s, run_id)
@@ -751,7 +769,7 @@ class RunStore:
                     .values(status="pending", finished_at=None, pending_since=None, error=None,
                             message=None)
                 )
-                tenant.status = RUN_KINDS[row.kind].during
+                _set_status(tenant, RUN_KINDS[row.kind].during, row.kind)
                 tenant.updated_at = now()
                 s.flush()
                 events.run_retried(s, row, tenant, by=by, from_step=from_step)
@@ -788,8 +806,10 @@ def close_run(
                                         "p_now": stamp, "p_error": error}).rowcount
     tenant_status = (status_after(found.kind, found.options or {}) if status == "succeeded"
                      else "failed")
-    c.execute(TENANT_UPDATE, {"p_tenant": found.tenant_id, "status": tenant_status,
-                              "updated_at": stamp})
+    changes: dict[str, Any] = {"p_tenant": found.tenant_id, "updated_at": stamp}
+    if not RUN_KINDS[found.kind].keeps_status:  # upkeep leaves the tenant's status alone
+        changes["status"] = tenant_status
+    c.execute(TENANT_UPDATE, changes)
     if failed_step is not None and marked:
         events.step_failed(c, run_id, failed_step)
     events.run_finished(c, *events.run_and_tenant(c, run_id))
@@ -849,7 +869,12 @@ def _write_fields(row: TenantRow, spec: TenantFields) -> None:
 def _same_change(kind: str, active: Mapping[str, Any] | None,
                  requested: Mapping[str, Any]) -> bool:
     """Whether a request repeats the active run of its kind: a suspension or resumption
-    always does; an update when it asks for the same new values."""
+    always does; an update when it asks for the same new values; upkeep (a migration, a
+    rotation, a renewal) when it comes from the same request (``options["request"]``: the
+    fleet run and its attempt, or the API request), so a fleet never adopts another's run."""
+    if RUN_KINDS[kind].keeps_status:
+        return bool(requested.get("request")) and (
+            (active or {}).get("request") == requested.get("request"))
     if kind != "update":
         return True
     wanted = {name: change.get("to") for name, change in
@@ -914,7 +939,8 @@ def _refused(slug: str, status: str, kind: str, latest: RunRow | None) -> Tenant
 
 
 _PARTICIPLE = {"update": "changed", "suspend": "suspended", "resume": "resumed",
-               "reconcile": "reconciled"}
+               "reconcile": "reconciled", "migrate": "migrated",
+               "rotate": "given new credentials", "renew": "given a renewed certificate"}
 
 
 def _new_run(

@@ -32,6 +32,7 @@ TENANT_STATUSES: tuple[TenantStatus, ...] = (
 OUTPUT_COLUMNS = frozenset({
     "database_name", "database_login", "database_secret", "dns_records", "hostname",
     "certificate_thumbprint", "certificate_expires_at", "organization_id", "registered_at",
+    "schema_revision",
 })
 
 
@@ -75,6 +76,9 @@ class Tenant:
     certificate_thumbprint: str | None
     certificate_expires_at: dt.datetime | None
     organization_id: str | None
+    schema_revision: str | None = None
+    """The revision of the SaaS's own schema in the tenant's database, as the last
+    migration run left it (None: never migrated by tenantops)."""
 
     def spec_fields(self) -> dict[str, Any]:
         """The fields a `TenantSpec` is made of, as stored."""
@@ -96,6 +100,7 @@ def tenant_record(row: TenantRow | Row[Any]) -> Tenant:
         database_secret=row.database_secret, dns_records=dict(row.dns_records or {}),
         hostname=row.hostname, certificate_thumbprint=row.certificate_thumbprint,
         certificate_expires_at=row.certificate_expires_at, organization_id=row.organization_id,
+        schema_revision=row.schema_revision,
     )
 
 

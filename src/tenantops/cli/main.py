@@ -22,6 +22,7 @@ from tenantops.cli import demo as demo_cmd
 from tenantops.cli import drift as drift_cmd
 from tenantops.cli import emulator as emulator_cmd
 from tenantops.cli import events as events_cmd
+from tenantops.cli import fleet as fleet_cmd
 from tenantops.cli import runs as runs_cmd
 from tenantops.cli import serve as serve_cmd
 from tenantops.cli import tenants as tenants_cmd
@@ -52,6 +53,8 @@ app.command("reconcile")(drift_cmd.reconcile)
 app.command("import")(adopt_cmd.import_tenants)
 app.add_typer(runs_cmd.app, name="runs")
 app.add_typer(events_cmd.app, name="events")
+app.add_typer(fleet_cmd.app, name="fleet")
+app.command("certificates")(fleet_cmd.certificates)
 app.command("audit")(audit_cmd.audit)
 
 

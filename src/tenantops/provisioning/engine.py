@@ -61,7 +61,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 from dbos import DBOS, DBOSClient, DBOSConfig, SetEnqueueOptions, SetWorkflowID
@@ -124,6 +124,9 @@ from tenantops.provisioning.run_requests import (
 )
 from tenantops.provisioning.spec import TenantSpec
 
+if TYPE_CHECKING:
+    from tenantops.provisioning.fleet import FleetConductor
+
 __all__ = [
     "QUEUE_NAME",
     "WORKFLOW_NAME",
@@ -150,7 +153,8 @@ _FORGET_WORKERS_AFTER = dt.timedelta(days=1)
 _NOUNS: dict[RunKind, str] = {"onboard": "onboarding", "offboard": "offboarding",
                               "update": "update", "suspend": "suspension",
                               "resume": "resumption", "reconcile": "reconciliation",
-                              "adopt": "adoption"}
+                              "adopt": "adoption", "migrate": "migration",
+                              "rotate": "credential rotation", "renew": "certificate renewal"}
 
 _engine: Engine | None = None
 _engine_lock = threading.Lock()
@@ -320,6 +324,7 @@ class Engine:
         self.settings = settings
         self._event_sinks = event_sinks
         self.dispatcher: EventDispatcher | None = None
+        self.conductor: FleetConductor | None = None
         self.catalog = catalog or Catalog.from_settings(settings)
         self.providers = providers or build_providers(
             settings, self.catalog, serve=settings.engine.serve_embedded
@@ -416,6 +421,11 @@ class Engine:
             if self.settings.drift.check_interval_seconds is not None:
                 self.drift_watch = DriftWatch(self)
                 self.drift_watch.start()
+            # Fleet runs and scheduled upkeep: the catalog's loop (docs/fleet.md).
+            from tenantops.provisioning.fleet import CertificateSchedule, FleetConductor
+
+            self.conductor = FleetConductor(self, duties=[CertificateSchedule(self)])
+            self.conductor.start()
         except TenantOpsError:
             self.stop()
             raise
@@ -442,6 +452,9 @@ class Engine:
         if self.drift_watch is not None:
             self.drift_watch.stop()
             self.drift_watch = None
+        if self.conductor is not None:
+            self.conductor.stop()
+            self.conductor = None
         if _engine is self:
             DBOS.destroy()
         # Workflow threads still running stop at their next step; DBOS, destroyed, records
@@ -775,10 +788,6 @@ class Engine:
                 "another request (tenantops import does)")])
         return Importer(self).run(entries, dry_run=dry_run, requested_by=requested_by)
 
-    def open_prepared(self, prepared: PreparedRun, *, requested_by: str) -> Run:
-        """Open a run prepared elsewhere (an adoption): see `_open`."""
-        return self._open(prepared, requested_by, None)
-
     def move(self, slug: str, *, requested_by: str, server: str | None = None,
              abandon: bool = False, grace_seconds: float | None = None,
              reason: str | None = None, idempotency: IdempotencyClaim | None = None) -> Run:
@@ -874,6 +883,13 @@ class Engine:
             log.info("%s of %s requested by %s: run %s", _NOUNS[prepared.kind],
                      prepared.spec.slug, requested_by, opened.run.id)
         return opened.run
+
+    def open_prepared(self, prepared: PreparedRun, *, requested_by: str,
+                      idempotency: IdempotencyClaim | None = None) -> Run:
+        """Open a run prepared elsewhere (`tenantops.provisioning.run_requests`: a fleet's
+        child run, an upkeep run, an adoption) and enqueue it; a repeat returns the run it
+        resolves to."""
+        return self._open(prepared, requested_by, idempotency)
 
     def get_run(self, run_id: str) -> Run:
         return self.catalog.get_run(run_id)

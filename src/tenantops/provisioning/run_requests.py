@@ -25,12 +25,17 @@ from tenantops.catalog import (
     Tenant,
     is_suspended,
 )
-from tenantops.catalog.runs import CHANGED_FIELDS
-from tenantops.config import Settings
-from tenantops.errors import PlacementError, SpecError, SpecProblem
+from tenantops.catalog.runs import CHANGED_FIELDS, RUN_KINDS
+from tenantops.config import DEFAULT_SERVER, Settings
+from tenantops.errors import MigrationError, PlacementError, SpecError, SpecProblem
 from tenantops.provisioning.custom_steps import declared
 from tenantops.provisioning.domains import DomainRules, recorded_domain_kind
-from tenantops.provisioning.placement import needs_move, plan_profile, server_slots
+from tenantops.provisioning.placement import (
+    connection_secret_of,
+    needs_move,
+    plan_profile,
+    server_slots,
+)
 from tenantops.provisioning.plans import (
     Plan,
     Preview,
@@ -42,7 +47,9 @@ from tenantops.provisioning.plans import (
     preview,
 )
 from tenantops.provisioning.plans.changes import retiring_options
+from tenantops.provisioning.providers.database import DatabaseSchema
 from tenantops.provisioning.providers.registry import Providers
+from tenantops.provisioning.schema_migrations import MigrationSource
 from tenantops.provisioning.spec import TenantSpec
 
 __all__ = [
@@ -50,14 +57,19 @@ __all__ = [
     "MAX_REASON_LENGTH",
     "PreparedRun",
     "TenantChange",
+    "migration_source",
     "prepare_adoption",
+    "prepare_migration",
     "prepare_move",
     "prepare_offboarding",
     "prepare_onboarding",
     "prepare_reconcile",
+    "prepare_renewal",
     "prepare_resumption",
+    "prepare_rotation",
     "prepare_suspension",
     "prepare_update",
+    "refuse_schema_mode",
 ]
 
 MAX_REASON_LENGTH = 500
@@ -107,10 +119,12 @@ class PreparedRun:
 
     def request(self, providers: Providers, *, requested_by: str,
                 idempotency: IdempotencyClaim | None) -> RunRequest:
+        # Upkeep touches no domain: the names a tenant retires meanwhile are not its concern.
+        upkeep = RUN_KINDS[self.kind].keeps_status
         return RunRequest(self.kind, self.spec.slug, requested_by,
                           self.plan.templates(providers), self.options,
                           spec=self.spec if self.kind in ("onboard", "update", "adopt") else None,
-                          retiring=self.retiring, idempotency=idempotency,
+                          retiring=None if upkeep else self.retiring, idempotency=idempotency,
                           outputs=self.outputs if self.kind == "adopt" else None)
 
     def preview(self, providers: Providers, settings: Settings) -> Preview:
@@ -151,7 +165,98 @@ def prepare_onboarding(spec: TenantSpec, settings: Settings, providers: Provider
     options = {**domain_options(spec.custom_domain, settings, providers,
                                 previewing=previewing), **_custom(settings),
                "database": profile.options(spec.slug)}
+    if settings.migrations.folder is not None and settings.migrations.on_onboarding and (
+            DatabaseSchema in providers.database.resource_types):
+        if profile.mode == "schema":
+            raise SpecError([SpecProblem(
+                "plan", spec.plan,
+                "places tenants in schema mode, and schema migrations of schema-mode tenants "
+                "are not supported yet (migrations.on_onboarding is set): give the plan "
+                "mode = \"database\", or set migrations.on_onboarding = false")])
+        options["schema"] = _schema(migration_source(settings), None)
     return _prepared("onboard", spec, options, ())
+
+
+def migration_source(settings: Settings) -> MigrationSource:
+    """The tenant migrations ``migrations.folder`` holds; `MigrationError` when it is not
+    set or cannot be read."""
+    if settings.migrations.folder is None:
+        raise MigrationError(
+            "migrations.folder is not set: point it at the folder of the SaaS's own "
+            "migrations (Alembic scripts, or SQL files applied in name order) in "
+            "tenantops.toml")
+    return MigrationSource.load(settings.migrations.folder, settings.migrations.kind)
+
+
+def _schema(source: MigrationSource, revision: str | None) -> dict[str, str]:
+    return {"source": str(source.folder), "kind": source.kind,
+            "revision": source.resolve(revision)}
+
+
+def refuse_schema_mode(tenant: Tenant, placements: Sequence[Placement], what: str) -> None:
+    """Refuse ``what`` (a fleet operation) for a tenant whose data is a schema in a pooled
+    database: not supported yet (docs/placement.md, "Fleet operations")."""
+    current = next((p for p in placements if p.state == "current"), None)
+    if current is not None and current.schema is not None:
+        raise SpecError([SpecProblem(
+            "tenant", tenant.slug,
+            f"is placed in schema mode (schema {current.schema} in the pooled database "
+            f"{current.database} on server {current.server}); {what} of schema-mode tenants "
+            "is not supported yet: move the tenant to a plan with mode = \"database\" "
+            "first, or leave it out of the fleet's selection")])
+
+
+def prepare_migration(tenant: Tenant, settings: Settings, *, revision: str | None,
+                      request: str, source: MigrationSource | None = None,
+                      placements: Sequence[Placement] = ()) -> PreparedRun:
+    """A migration of ``tenant``'s schema to ``revision`` (None: head) of the migrations
+    folder, in its database where its placement (``placements``) says; ``request`` names
+    what asked for it (a fleet run and its attempt, or an API request), so a repeat of the
+    same request finds its run. A schema-mode tenant is refused (`SpecError`)."""
+    refuse_schema_mode(tenant, placements, "schema migration")
+    loaded = source or migration_source(settings)
+    options: dict[str, Any] = {"schema": _schema(loaded, revision), "request": request,
+                               **_where(placements)}
+    return _prepared("migrate", TenantSpec(**tenant.spec_fields()), options, ())
+
+
+def prepare_rotation(tenant: Tenant, settings: Settings, *, request: str,
+                     placements: Sequence[Placement] = ()) -> PreparedRun:
+    """A rotation of ``tenant``'s database credentials from the login it uses now to the
+    other of its two logins (`tenantops.provisioning.plans.upkeep`), on the server its
+    placement (``placements``) records, its connection secret switched too; ``request``
+    names what asked for it and versions the new secret. A schema-mode tenant is refused
+    (`SpecError`)."""
+    if not (tenant.database_name and tenant.database_login and tenant.database_secret):
+        raise SpecError([SpecProblem("tenant", tenant.slug, "has no database login to rotate")])
+    refuse_schema_mode(tenant, placements, "credential rotation")
+    placed = next((p for p in placements if p.state == "current"), None)
+    owner = f"{tenant.slug.replace('-', '_')}_app"
+    current = tenant.database_login
+    to_login = f"{owner}_b" if current == owner else owner
+    base_secret = f"{tenant.slug}-database-password"
+    to_secret = f"{base_secret}-b" if to_login != owner else base_secret
+    rotation = settings.rotation
+    options: dict[str, Any] = {"request": request, "rotation": {
+        "database": tenant.database_name, "owner": owner, "from_login": current,
+        "to_login": to_login, "to_secret": to_secret,
+        "version": request.replace(" ", "_")[:100],
+        "min_grace_seconds": rotation.min_grace_seconds,
+        "max_grace_seconds": rotation.max_grace_seconds,
+        "poll_seconds": rotation.poll_seconds,
+        "server": DEFAULT_SERVER if placed is None else placed.server,
+        "connection_secret": None if placed is None else connection_secret_of(tenant.slug)}}
+    return _prepared("rotate", TenantSpec(**tenant.spec_fields()), options, ())
+
+
+def prepare_renewal(tenant: Tenant, *, request: str) -> PreparedRun:
+    """A renewal of the certificate of ``tenant``'s custom domain, if it still is the one
+    the catalog records (`tenantops.provisioning.plans.upkeep`)."""
+    if not tenant.certificate_thumbprint:
+        raise SpecError([SpecProblem("tenant", tenant.slug, "has no certificate to renew")])
+    options: dict[str, Any] = {"request": request, "renewal": {
+        "hostname": tenant.custom_domain, "thumbprint": tenant.certificate_thumbprint}}
+    return _prepared("renew", TenantSpec(**tenant.spec_fields()), options, ())
 
 
 def prepare_offboarding(tenant: Tenant, retiring: Sequence[RetiringDomain], settings: Settings,

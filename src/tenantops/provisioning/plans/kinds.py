@@ -19,6 +19,12 @@ from tenantops.provisioning.plans.onboarding import (
     steps_for_domain,
 )
 from tenantops.provisioning.plans.reconcile import adoption_plan, reconcile_plan, reconcile_state
+from tenantops.provisioning.plans.upkeep import (
+    migration_plan,
+    renewal_plan,
+    rotation_plan,
+    with_schema,
+)
 
 __all__ = ["plan_for"]
 
@@ -27,7 +33,8 @@ def plan_for(kind: RunKind | str, options: Mapping[str, Any]) -> Plan:
     """The plan a run of ``kind`` with ``options`` follows, custom steps included."""
     retiring = RetiringName.parse(options)
     if kind == "onboard":
-        plan, state = Plan("onboard", steps_for_domain(options)), State()
+        plan = Plan("onboard", with_schema(steps_for_domain(options), options))
+        state = State()
     elif kind == "offboard":
         plan = offboarding_plan(keep_database=bool(options.get("keep_database", False)),
                                 retiring=retiring, placement=options.get("placement"),
@@ -44,6 +51,12 @@ def plan_for(kind: RunKind | str, options: Mapping[str, Any]) -> Plan:
         plan, state = reconcile_plan(options), reconcile_state(options)
     elif kind == "adopt":
         return adoption_plan()
+    elif kind == "migrate":
+        return migration_plan(options)
+    elif kind == "rotate":
+        return rotation_plan(options)
+    elif kind == "renew":
+        return renewal_plan(options)
     else:
         raise ProvisioningError(f"no plan for runs of kind {kind!r}; the catalog holds a run "
                                 "this version of tenantops does not know")

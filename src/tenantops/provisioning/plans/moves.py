@@ -133,9 +133,12 @@ def move_steps(options: Mapping[str, Any]) -> list[PlanStep]:
         return database_of(i.spec.slug, source, login_enabled=False)
 
     def connection(i: StepInputs) -> Resource:
+        # The login the copy is used with: after a credential rotation, the second one.
+        opened = i.outputs.get("open_target") or {}
         return ConnectionSecret(connection_secret_of(i.spec.slug),
-                                i.output("open_target", "location"), login_of(i.spec.slug),
-                                password_secret_of(i.spec.slug))
+                                i.output("open_target", "location"),
+                                str(opened.get("login") or login_of(i.spec.slug)),
+                                str(opened.get("secret") or password_secret_of(i.spec.slug)))
 
     steps += [
         placement_step(target, name="place_target", state="target"),

@@ -212,9 +212,13 @@ def _other_copy_steps(copy: Mapping[str, Any], current: Mapping[str, Any] | None
 
 
 def _connection(i: StepInputs) -> Resource:
+    """The connection URL with the login the database uses now: after a credential rotation,
+    ``create_database`` reports the second login and its secret (docs/fleet.md)."""
+    made = i.outputs.get("create_database") or {}
     return ConnectionSecret(connection_secret_of(i.spec.slug),
-                            i.output("create_database", "location"), login_of(i.spec.slug),
-                            password_secret_of(i.spec.slug))
+                            i.output("create_database", "location"),
+                            str(made.get("login") or login_of(i.spec.slug)),
+                            str(made.get("secret") or password_secret_of(i.spec.slug)))
 
 
 def _placement_record(i: StepInputs, placement: Mapping[str, Any]) -> Resource:

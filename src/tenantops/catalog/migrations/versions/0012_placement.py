@@ -4,7 +4,7 @@ provider. Tenants that have a database get a current placement on the server ``d
 mode ``database``: where every tenant's database was before servers could be several.
 
 Revision ID: 0012
-Revises: 0014
+Revises: 0013
 Create Date: 2026-12-06
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 from tenantops.catalog.models import UtcDateTime
 
 revision = "0012"
-down_revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

@@ -6,10 +6,18 @@ shared, pooled database (mode ``schema``; `Database.schema`). A move copies it t
 server or into the other mode (`DatabaseCopy`) and checks the copy (`CopyCheck`), for the
 providers that can (`DatabaseProvider.copies_data`).
 
-For code that works inside tenants' databases (migrations of a fleet, say): build the
-tenant's `Database` from its placement (`tenantops.provisioning.placement.database_of`) and
-open a connection with `DatabaseProvider.connect`, which lands in the tenant's database or
-schema as its own login would.
+Besides the data itself, a provider that can reach the tenant's database over SQL brings the
+SaaS's own schema in it to a revision (`DatabaseSchema`): it opens the connection
+(`DatabaseProvider.schema_connection`: the tenant's database on its recorded server, as its
+owner) and `tenantops.provisioning.schema_migrations` applies the revisions. Credential
+rotation switches the tenant between two logins (`DatabaseLogin`, `RetiredLogin`), on the
+server its placement records. Schema-mode tenants are neither migrated nor rotated yet: both
+refuse, naming the tenant and the mode (docs/placement.md).
+
+For other code that works inside tenants' databases: build the tenant's `Database` from its
+placement (`tenantops.provisioning.placement.database_of`) and open a connection with
+`DatabaseProvider.connect`, which lands in the tenant's database or schema as its own login
+would.
 """
 
 from __future__ import annotations
@@ -19,19 +27,26 @@ from abc import abstractmethod
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from tenantops.config import DEFAULT_SERVER
-from tenantops.errors import PermanentProviderError
-from tenantops.provisioning.providers.base import Provider, Resource
+from tenantops.errors import MigrationError, PermanentProviderError, TransientProviderError
+from tenantops.provisioning.providers.base import Provider, Ready, Resource
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 __all__ = [
     "UNMANAGED_LOGINS",
     "CopyCheck",
     "Database",
     "DatabaseCopy",
+    "DatabaseLogin",
     "DatabaseMode",
     "DatabaseProvider",
+    "DatabaseSchema",
+    "RetiredLogin",
 ]
 
 _IDENTIFIER = re.compile(r"[a-z][a-z0-9_]{0,62}")
@@ -117,6 +132,91 @@ class CopyCheck(Resource):
         return f"check:{self.source.key}->{self.target.key}"
 
 
+@dataclass(frozen=True)
+class DatabaseSchema(Resource):
+    """The SaaS's own schema in database ``database`` (owned by ``owner``) at ``revision`` of
+    the migrations in folder ``source`` (``kind``: ``alembic``, ``sql`` or ``auto``). The
+    revision is resolved when the run opens, so a retried run converges to the same one."""
+
+    database: str
+    owner: str
+    source: str
+    kind: str
+    revision: str
+    server: str = DEFAULT_SERVER
+
+    def __post_init__(self) -> None:
+        for label, value in (("database name", self.database), ("owner", self.owner)):
+            if not _IDENTIFIER.fullmatch(value):
+                raise PermanentProviderError(
+                    f"{label} {value!r} must be 1 to 63 of a-z, 0-9 and '_', starting with a "
+                    "letter")
+
+    @property
+    def key(self) -> str:
+        return _on(self.server, f"schema:{self.database}")
+
+
+@dataclass(frozen=True)
+class DatabaseLogin(Resource):
+    """A login ``login`` of the tenant database ``database`` (owned by ``owner``) that can
+    sign in with the password in secret ``secret`` and acts as the owner; ensuring it
+    makes it the login the tenant's app uses (docs/fleet.md, credential rotation). ``login``
+    may be the owner itself (the rotation back)."""
+
+    database: str
+    owner: str
+    login: str
+    secret: str
+    server: str = DEFAULT_SERVER
+
+    def __post_init__(self) -> None:
+        for label, value in (("database name", self.database), ("owner", self.owner),
+                             ("login", self.login)):
+            if not _IDENTIFIER.fullmatch(value):
+                raise PermanentProviderError(
+                    f"{label} {value!r} must be 1 to 63 of a-z, 0-9 and '_', starting with a "
+                    "letter")
+
+    @property
+    def key(self) -> str:
+        return _on(self.server, f"login:{self.login}")
+
+
+@dataclass(frozen=True)
+class RetiredLogin(Resource):
+    """The previous login ``login`` of database ``database``, disabled (NOLOGIN, its
+    sessions ended) once no session uses it and at least ``min_grace_seconds`` passed since
+    the switch, or ``max_grace_seconds`` at the latest: until then `ensure` is pending."""
+
+    database: str
+    login: str
+    min_grace_seconds: float
+    max_grace_seconds: float
+    poll_seconds: float
+    server: str = DEFAULT_SERVER
+
+    def __post_init__(self) -> None:
+        for label, value in (("database name", self.database), ("login", self.login)):
+            if not _IDENTIFIER.fullmatch(value):
+                raise PermanentProviderError(
+                    f"{label} {value!r} must be 1 to 63 of a-z, 0-9 and '_', starting with a "
+                    "letter")
+
+    @property
+    def key(self) -> str:
+        return _on(self.server, f"retired-login:{self.login}")
+
+
+def _on(server: str, key: str) -> str:
+    """``key`` of a resource on ``server``, as `Database.key` writes it (the default server's
+    keys stay as they were before several servers)."""
+    if server == DEFAULT_SERVER:
+        return key
+    kind, _, rest = key.partition(":")
+    return f"{kind}:{server}/{rest}"
+
+
 UNMANAGED_LOGINS = (
     "tenantops makes the database but not its login on this provider (the tenant app's "
     "migrations make it: docs/azure.md), so it cannot disable it; while the tenant is "
@@ -127,15 +227,69 @@ UNMANAGED_LOGINS = (
 
 
 class DatabaseProvider(Provider):
-    """Creates and drops tenant databases and their logins, on the servers of the settings.
+    """Creates and drops tenant databases and their logins, on the servers of the settings;
+    providers that reach a tenant database over SQL also migrate its schema
+    (`schema_connection`).
 
     ``modes``: what a tenant's data may be on this provider; ``copies_data``: whether it can
     move a tenant's data (`DatabaseCopy`, `CopyCheck`)."""
 
     kind = "database"
-    resource_types: ClassVar[tuple[type[Resource], ...]] = (Database,)
+    resource_types: ClassVar[tuple[type[Resource], ...]] = (Database, DatabaseSchema)
     modes: ClassVar[tuple[DatabaseMode, ...]] = ("database",)
     copies_data: ClassVar[bool] = False
+
+    @contextmanager
+    def schema_connection(self, schema: DatabaseSchema) -> Iterator[Connection]:
+        """A SQLAlchemy connection to the tenant's database, acting as its owner (objects
+        the migrations make belong to the tenant's login), not in a transaction."""
+        raise PermanentProviderError(
+            f"provider {self.label} cannot reach tenant databases over SQL, so tenantops "
+            "cannot migrate their schema; run the migrations in the app's deployment")
+        yield  # pragma: no cover - makes this a generator
+
+    def migrate_schema(self, schema: DatabaseSchema) -> Ready:
+        """Bring the schema to ``schema.revision`` (every pending revision in one
+        transaction); outputs the revision before and after and what was applied."""
+        source = _source(schema)
+        try:
+            with self.schema_connection(schema) as connection:
+                applied = source.upgrade(connection, schema.revision)
+        except MigrationError as exc:
+            raise PermanentProviderError(
+                f"the schema of database {schema.database} stays as it was: {exc}; fix the "
+                "migration or the tenant's data, then retry", resource=schema.key) from None
+        except Exception as exc:
+            raise self.schema_error(exc, schema) from exc
+        return Ready({"database": schema.database, "revision": applied.after,
+                      "previous_revision": applied.before, "applied": list(applied.applied)},
+                     changed=bool(applied.applied))
+
+    def observe_schema(self, schema: DatabaseSchema) -> dict[str, Any] | None:
+        """The schema's revision now, and what an upgrade to ``schema.revision`` would apply;
+        None when the database does not exist."""
+        source = _source(schema)
+        try:
+            with self.schema_connection(schema) as connection, connection.begin():
+                current = source.current(connection)
+        except PermanentProviderError:
+            raise
+        except Exception as exc:
+            raise self.schema_error(exc, schema) from exc
+        try:
+            pending = source.pending(current, schema.revision)
+        except MigrationError as exc:
+            raise PermanentProviderError(str(exc), resource=schema.key) from None
+        return {"database": schema.database, "revision": current, "pending": pending}
+
+    def schema_error(self, exc: Exception, schema: DatabaseSchema
+                     ) -> PermanentProviderError | TransientProviderError:
+        """A connection or driver error while migrating, as a provider error (transient
+        for what a retry may cure)."""
+        return PermanentProviderError(
+            f"could not migrate the schema of database {schema.database}: "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+            resource=schema.key)
 
     @abstractmethod
     def read_metadata(self, database: Database) -> dict[str, str]:
@@ -156,3 +310,13 @@ def _refused(label: str, database: Database) -> Iterator[Any]:
         f"to {database.name} with the tenant app's own credentials instead",
         provider=label, action="connect", resource=database.key)
     yield  # pragma: no cover
+
+
+def _source(schema: DatabaseSchema) -> Any:
+    from tenantops.provisioning.schema_migrations import MigrationSource
+
+    kind = schema.kind if schema.kind in ("alembic", "sql") else "auto"
+    try:
+        return MigrationSource.load(Path(schema.source), kind)  # type: ignore[arg-type]
+    except MigrationError as exc:
+        raise PermanentProviderError(str(exc), resource=schema.key) from None

@@ -42,6 +42,8 @@ class AzurePostgresDatabases(DatabaseProvider):
     """Databases on flexible server ``settings.server``."""
 
     name = "azure-postgres"
+    # Tenant schemas are the app's deployment's on Azure (docs/fleet.md): no DatabaseSchema.
+    resource_types = (Database,)
 
     def __init__(self, connection: AzureConnection,
                  settings: AzurePostgresDatabaseSettings) -> None:

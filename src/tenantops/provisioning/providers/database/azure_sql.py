@@ -52,6 +52,8 @@ class AzureSqlDatabases(DatabaseProvider):
     """Databases on logical server ``settings.server``, in pool ``settings.elastic_pool``."""
 
     name = "azure-sql"
+    # Tenant schemas are the app's deployment's on Azure (docs/fleet.md): no DatabaseSchema.
+    resource_types = (Database,)
 
     def __init__(self, connection: AzureConnection, settings: AzureSqlDatabaseSettings) -> None:
         super().__init__()

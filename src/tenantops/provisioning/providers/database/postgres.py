@@ -43,9 +43,9 @@ import datetime as dt
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -53,17 +53,23 @@ from psycopg import sql
 
 from tenantops.config import DEFAULT_SERVER, DatabaseServerSettings, PostgresDatabaseSettings
 from tenantops.errors import PermanentProviderError, TransientProviderError
-from tenantops.provisioning.providers.base import Outcome, Ready, Resource
+from tenantops.provisioning.providers.base import Outcome, Pending, Ready, Resource
 from tenantops.provisioning.providers.database import (
     CopyCheck,
     Database,
     DatabaseCopy,
+    DatabaseLogin,
     DatabaseMode,
     DatabaseProvider,
+    DatabaseSchema,
+    RetiredLogin,
 )
 from tenantops.provisioning.providers.secrets import SecretsProvider
 
-__all__ = ["PostgresDatabases", "PostgresServer"]
+if TYPE_CHECKING:
+    from sqlalchemy import Connection as SQLConnection
+
+__all__ = ["PostgresDatabases", "PostgresServer", "alternate_login"]
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 
@@ -92,7 +98,8 @@ class PostgresServer:
 
 class PostgresDatabases(DatabaseProvider):
     """Tenant databases on PostgreSQL servers: ``admin_url`` is the server ``default``, or
-    ``servers`` lists them.
+    ``servers`` lists them; credentials rotate between two logins (`DatabaseLogin`,
+    `RetiredLogin`; docs/fleet.md), on the server the tenant's placement records.
 
     ``admin_url`` is a libpq URL or conninfo string for the admin role, without the password
     when possible: give it as ``admin_password``, or let libpq find it (``PGPASSWORD``,
@@ -102,7 +109,8 @@ class PostgresDatabases(DatabaseProvider):
     """
 
     name = "postgres"
-    resource_types = (Database, DatabaseCopy, CopyCheck)
+    resource_types: ClassVar[tuple[type[Resource], ...]] = (
+        Database, DatabaseSchema, DatabaseLogin, RetiredLogin, DatabaseCopy, CopyCheck)
     modes: ClassVar[tuple[DatabaseMode, ...]] = ("database", "schema")
     copies_data = True
 
@@ -166,6 +174,63 @@ class PostgresDatabases(DatabaseProvider):
                 "or move the tenant off it while it still is", resource=database.key)
         return found
 
+    @contextmanager
+    def schema_connection(self, schema: DatabaseSchema) -> Iterator[SQLConnection]:
+        """The tenant's database as the admin role acting as the database's owner
+        (``SET ROLE``): what the migrations make belongs to the tenant's login, whichever of
+        its two logins the app currently signs in with."""
+        from sqlalchemy import create_engine
+        from sqlalchemy.pool import NullPool
+
+        view = Database(schema.database, schema.owner, "unused", server=schema.server)
+        conninfo = psycopg.conninfo.make_conninfo(
+            self.admin_conninfo(view, dbname=schema.database),
+            application_name="tenantops-migrations")
+
+        def connect() -> psycopg.Connection[Any]:
+            try:
+                connection = psycopg.connect(conninfo)
+            except psycopg.Error as exc:
+                raise self._schema_connect_error(exc, schema) from None
+            connection.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(schema.owner)))
+            connection.commit()
+            return connection
+
+        engine = create_engine("postgresql+psycopg://", creator=connect, poolclass=NullPool)
+        try:
+            with engine.connect() as connection:
+                yield connection
+        finally:
+            engine.dispose()
+
+    def _schema_connect_error(self, exc: psycopg.Error, schema: DatabaseSchema
+                              ) -> PermanentProviderError | TransientProviderError:
+        text = _first_line(exc)
+        if f'database "{schema.database}" does not exist' in str(exc):
+            return PermanentProviderError(
+                f"database {schema.database!r} does not exist on the server; onboard the "
+                "tenant (or retry its onboarding) first", resource=schema.key)
+        answered = "FATAL:" in str(exc)
+        if answered and not any(t in str(exc) for t in _TRANSIENT_CONNECT_TEXT):
+            return PermanentProviderError(
+                f"PostgreSQL refused the admin connection to {schema.database} ({text}); "
+                "check [providers.database.postgres]", resource=schema.key)
+        return TransientProviderError(f"could not connect to PostgreSQL ({text}); will retry",
+                                      resource=schema.key)
+
+    def schema_error(self, exc: Exception, schema: DatabaseSchema
+                     ) -> PermanentProviderError | TransientProviderError:
+        cause = getattr(exc, "orig", None) or exc
+        if isinstance(cause, (PermanentProviderError, TransientProviderError)):
+            return cause
+        if isinstance(cause, psycopg.OperationalError) or (
+                isinstance(cause, psycopg.Error)
+                and (cause.sqlstate or "")[:2] in _TRANSIENT_SQLSTATE_CLASSES):
+            return TransientProviderError(
+                f"PostgreSQL failed while migrating database {schema.database} "
+                f"({_first_line(cause)}); will retry", resource=schema.key)
+        return super().schema_error(exc, schema)
+
     # -- ensure ------------------------------------------------------------------------------
 
     def _ensure(self, resource: Resource) -> Outcome:
@@ -177,8 +242,18 @@ class PostgresDatabases(DatabaseProvider):
             from tenantops.provisioning.providers.database.pg_copy import check
 
             return check(self, resource)
+        if isinstance(resource, DatabaseSchema):
+            return self.migrate_schema(resource)
+        if isinstance(resource, DatabaseLogin):
+            return self._switch_login(resource)
+        if isinstance(resource, RetiredLogin):
+            return self._retire_login(resource)
         if not isinstance(resource, Database):
             raise PermanentProviderError(f"not a database: {resource.key}")
+        resource = self._as_owner(resource)
+        active = self._active_login(resource)
+        if active is not None and active[0] != resource.login:
+            return self._ensure_rotated(resource, *active)
         password = self.secrets.read(resource.secret)
         with self.admin_connection(resource) as admin:
             changed = self._ensure_login(admin, resource, password)
@@ -220,8 +295,12 @@ class PostgresDatabases(DatabaseProvider):
     def _remove(self, resource: Resource) -> Outcome:
         if isinstance(resource, (DatabaseCopy, CopyCheck)):
             return Ready({}, changed=False)
-        if not isinstance(resource, Database):
+        if isinstance(resource, DatabaseSchema):
+            return Ready({"database": resource.database}, changed=False)  # dropped with it
+        if not isinstance(resource, (DatabaseLogin, RetiredLogin, Database)):
             raise PermanentProviderError(f"not a database: {resource.key}")
+        if not isinstance(resource, Database):
+            return Ready({"login": resource.login}, changed=False)  # dropped with the database
         changed = False
         with self.admin_connection(resource) as admin:
             role = self._role(admin, resource.login)
@@ -234,15 +313,20 @@ class PostgresDatabases(DatabaseProvider):
                     self._run(admin, resource, sql.SQL("REVOKE ALL ON DATABASE {} FROM {}")
                               .format(sql.Identifier(resource.name),
                                       sql.Identifier(resource.login)))
-            if role is not None and not resource.keep_login:
+            # Both of the tenant's logins (credential rotation's second one, when it exists).
+            logins = [] if resource.keep_login else [alternate_login(resource.login),
+                                                      resource.login]
+            for login in logins:
+                if self._role(admin, login) is None:
+                    continue
                 self._run(
                     admin, resource,
                     sql.SQL("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                             "WHERE usename = {} AND pid <> pg_backend_pid()"
-                            ).format(sql.Literal(resource.login)),
+                            ).format(sql.Literal(login)),
                 )
                 self._run(admin, resource,
-                          sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(resource.login)))
+                          sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(login)))
                 changed = True
         outputs: dict[str, Any] = {"database": resource.name, "login": resource.login,
                                    "server": resource.server}
@@ -285,8 +369,17 @@ class PostgresDatabases(DatabaseProvider):
     def _observe(self, resource: Resource) -> dict[str, Any] | None:
         if isinstance(resource, (DatabaseCopy, CopyCheck)):
             return None
+        if isinstance(resource, DatabaseSchema):
+            return self.observe_schema(resource)
+        if isinstance(resource, DatabaseLogin | RetiredLogin):
+            view = Database(resource.database, resource.login, "unused", server=resource.server)
+            with self.admin_connection(view) as admin:
+                role = self._role(admin, resource.login)
+            return None if role is None else {"login": resource.login,
+                                              "login_enabled": bool(role["rolcanlogin"])}
         if not isinstance(resource, Database):
             raise PermanentProviderError(f"not a database: {resource.key}")
+        resource = self._as_owner(resource)
         with self.admin_connection(resource) as admin:
             owner = self._database_owner(admin, resource.name)
             role = self._role(admin, resource.login)
@@ -308,7 +401,196 @@ class PostgresDatabases(DatabaseProvider):
         }
         if resource.schema is not None:
             found["schema"] = resource.schema if schema_owner is not None else None
+            return found
+        active = self._active_login(resource) if owner is not None else None
+        if active is not None and active[0] != resource.login:
+            # Rotated: the app signs in as the other login; whether it can is what counts.
+            with self.admin_connection(resource) as admin:
+                in_use = self._role(admin, active[0])
+            found.update(login=active[0], secret=active[1], active_login=active[0],
+                         login_enabled=bool(in_use is not None and in_use["rolcanlogin"]))
         return found
+
+    # -- credential rotation: two logins used in turn (docs/fleet.md) -----------------------
+
+    def _as_owner(self, resource: Database) -> Database:
+        """``resource`` named by its owner: plans build the database from the tenant's
+        recorded login, which after a rotation is the second login (``<owner>_b``, secret
+        ``<owner's secret>-b``); the database's owner stays the first."""
+        if resource.schema is not None or not (
+                resource.login.endswith("_b") and resource.secret.endswith("-b")):
+            return resource
+        owner = resource.login[:-2]
+        with self.admin_connection(resource) as admin:
+            if self._database_owner(admin, resource.name) != owner:
+                return resource
+        return replace(resource, login=owner, secret=resource.secret[:-2])
+
+    def _active_login(self, resource: Database) -> tuple[str, str] | None:
+        """The login the tenant's app uses and its secret, when a rotation switched it away
+        from the database's owner (``tenantops_meta``: ``active_login``, ``active_secret``);
+        None when the database does not exist yet or was never rotated, or for a schema-mode
+        tenant (never rotated: docs/placement.md)."""
+        if resource.schema is not None:
+            return None
+        with self.admin_connection(resource) as admin:
+            if self._database_owner(admin, resource.name) is None:
+                return None
+        with self.admin_connection(resource, dbname=resource.name) as db:
+            present = db.execute("SELECT to_regclass('tenantops_meta') IS NOT NULL").fetchone()
+            if not (present and present[0]):
+                return None
+            rows = dict(db.execute(
+                "SELECT key, value FROM tenantops_meta WHERE key IN "
+                "('active_login', 'active_secret')").fetchall())
+        if "active_login" not in rows or "active_secret" not in rows:
+            return None
+        return str(rows["active_login"]), str(rows["active_secret"])
+
+    def _ensure_rotated(self, resource: Database, login: str, secret: str) -> Outcome:
+        """``ensure`` of a rotated tenant's database: the owner stays (NOLOGIN, its password
+        from its own secret), the active login is converged (enabled or not) instead."""
+        owner_password = self.secrets.read(resource.secret)
+        password = self.secrets.read(secret)
+        enabled = resource.login_enabled
+        owner_view = replace(resource, login_enabled=False)
+        with self.admin_connection(resource) as admin:
+            changed = self._ensure_login(admin, owner_view, owner_password)
+            changed = self._ensure_database(admin, resource) or changed
+            changed = self._ensure_member(admin, resource, login, password,
+                                          enabled=enabled) or changed
+            if not enabled:
+                for name in (login, resource.login):
+                    self._end_sessions(admin, replace(resource, login=name, secret=secret))
+            host, port = admin.info.host, admin.info.port
+        return Ready({"database": resource.name, "login": login, "secret": secret,
+                      "location": f"postgresql://{login}@{host}:{port}/{resource.name}",
+                      "login_enabled": enabled}, changed=changed)
+
+    def _ensure_member(self, admin: psycopg.Connection[tuple[Any, ...]], resource: Database,
+                       login: str, password: str, *, enabled: bool) -> bool:
+        """Login ``login``: a member of the database's owner that acts as it (``SET ROLE``
+        at sign-in, so what it makes belongs to the owner), with ``password``."""
+        owner = sql.Identifier(resource.login)
+        name = sql.Identifier(login)
+        verifier = admin.pgconn.encrypt_password(
+            password.encode(), login.encode(), b"scram-sha-256").decode()
+        can_login = sql.SQL("LOGIN" if enabled else "NOLOGIN")
+        limit = sql.Literal(self.connection_limit)
+        role = self._role(admin, login)
+        if role is None:
+            self._run(admin, resource, sql.SQL(
+                "CREATE ROLE {} {} NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT NOREPLICATION "
+                "NOBYPASSRLS CONNECTION LIMIT {} PASSWORD {} IN ROLE {}"
+            ).format(name, can_login, limit, sql.Literal(verifier), owner))
+        else:
+            if role["rolsuper"] or role["rolreplication"] or role["rolbypassrls"]:
+                raise PermanentProviderError(
+                    f"role {login!r} already exists with superuser, replication or bypassrls; "
+                    "tenantops will not hand such a role to a tenant", resource=resource.key)
+            self._run(admin, resource, sql.SQL(
+                "ALTER ROLE {} {} NOCREATEDB NOCREATEROLE INHERIT CONNECTION LIMIT {} "
+                "PASSWORD {}").format(name, can_login, limit, sql.Literal(verifier)))
+            self._run(admin, resource, sql.SQL("GRANT {} TO {}").format(owner, name))
+        self._run(admin, resource, sql.SQL("ALTER ROLE {} SET role = {}").format(
+            name, sql.Literal(resource.login)))
+        return role is None or bool(role["rolcanlogin"]) != enabled
+
+    def _switch_login(self, resource: DatabaseLogin) -> Outcome:
+        """Make ``resource.login`` the tenant's login: set its password from its secret
+        (the new version), prove it signs in and reaches the database as the owner, then
+        record it as the active login. The previous login is not touched."""
+        view = Database(resource.database, resource.owner, resource.secret,
+                        server=resource.server)
+        password = self.secrets.read(resource.secret)
+        with self.admin_connection(view) as admin:
+            if self._database_owner(admin, resource.database) is None:
+                raise PermanentProviderError(
+                    f"database {resource.database!r} does not exist; onboard the tenant first",
+                    resource=resource.key)
+            if resource.login == resource.owner:
+                self._ensure_login(admin, view, password)
+            else:
+                self._ensure_member(admin, view, resource.login, password, enabled=True)
+            host, port = admin.info.host, admin.info.port
+        self._prove_login(view, resource.login, password)
+        with self.admin_connection(view, dbname=resource.database) as db:
+            self._run(db, view, sql.SQL("SET ROLE {}").format(sql.Identifier(resource.owner)))
+            row = db.execute("SELECT value FROM tenantops_meta WHERE key = 'active_login'"
+                             ).fetchone()
+            switched = (row[0] if row else resource.owner) != resource.login
+            if switched:
+                db.execute(
+                    "INSERT INTO tenantops_meta VALUES ('active_login', %s), "
+                    "('active_secret', %s), ('switched_at', now()::text) ON CONFLICT (key) "
+                    "DO UPDATE SET value = EXCLUDED.value",
+                    (resource.login, resource.secret))
+            self._run(db, view, sql.SQL("RESET ROLE"))
+        return Ready({"database": resource.database, "login": resource.login,
+                      "secret": resource.secret, "server": resource.server,
+                      "location": f"postgresql://{resource.login}@{host}:{port}/"
+                                  f"{resource.database}"}, changed=switched)
+
+    def _prove_login(self, view: Database, login: str, password: str) -> None:
+        try:
+            conninfo = psycopg.conninfo.make_conninfo(
+                self.server(view).admin_url, dbname=view.name, user=login, password=password,
+                connect_timeout=math.ceil(self.connect_timeout))
+            with psycopg.connect(conninfo, autocommit=True) as db:
+                row = db.execute("SELECT current_user, (SELECT count(*) FROM tenantops_meta)"
+                                 ).fetchone()
+        except psycopg.Error as exc:
+            raise PermanentProviderError(
+                f"the new login {login!r} could not sign in to database {view.name!r} "
+                f"({_first_line(exc)}); the previous login still works and stays enabled; "
+                "fix the cause and retry the run", resource=f"login:{login}") from None
+        if row is None or row[0] != view.login:
+            raise PermanentProviderError(
+                f"the new login {login!r} signs in as {row[0] if row else None!r}, not as the "
+                f"database's owner {view.login!r}; the previous login stays enabled",
+                resource=f"login:{login}")
+
+    def _retire_login(self, resource: RetiredLogin) -> Outcome:
+        view = Database(resource.database, resource.login, "unused", server=resource.server)
+        with self.admin_connection(view, dbname=resource.database) as db:
+            rows = dict(db.execute(
+                "SELECT key, value FROM tenantops_meta WHERE key IN "
+                "('active_login', 'switched_at')").fetchall())
+            if rows.get("active_login", "") == resource.login or "switched_at" not in rows:
+                raise PermanentProviderError(
+                    f"login {resource.login!r} is the login database {resource.database!r} "
+                    "uses now (no switch is recorded); tenantops will not disable it",
+                    resource=resource.key)
+            waited = db.execute("SELECT extract(epoch FROM now() - %s::timestamptz)",
+                                (rows["switched_at"],)).fetchone()
+            role = self._role(db, resource.login)
+            sessions_row = db.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = %s",
+                (resource.login,)).fetchone()
+        elapsed = float(waited[0]) if waited else 0.0
+        sessions = int(sessions_row[0]) if sessions_row else 0
+        if role is None or (not role["rolcanlogin"] and not sessions):
+            return Ready({"login": resource.login, "disabled": True}, changed=False)
+        limit = resource.max_grace_seconds + 600.0
+        if elapsed < resource.min_grace_seconds:
+            return Pending(
+                f"the previous login {resource.login} keeps working until every consumer has "
+                f"the new secret: {resource.min_grace_seconds - elapsed:.0f} s more "
+                "(rotation.min_grace_seconds)",
+                max(0.05, min(resource.min_grace_seconds - elapsed, resource.poll_seconds)),
+                timeout_seconds=limit)
+        if sessions and elapsed < resource.max_grace_seconds:
+            return Pending(
+                f"{sessions} sessions still use the previous login {resource.login}; it is "
+                "disabled when they end, or after rotation.max_grace_seconds "
+                f"({resource.max_grace_seconds - elapsed:.0f} s more)",
+                resource.poll_seconds, timeout_seconds=limit)
+        with self.admin_connection(view) as admin:
+            self._run(admin, view, sql.SQL("ALTER ROLE {} NOLOGIN").format(
+                sql.Identifier(resource.login)))
+            self._end_sessions(admin, view)
+        return Ready({"login": resource.login, "disabled": True,
+                      "sessions_ended": sessions}, changed=True)
 
     # -- the tenant's own connection ----------------------------------------------------------
 
@@ -596,6 +878,11 @@ class PostgresDatabases(DatabaseProvider):
             f"could not connect to PostgreSQL ({where}: {text}); will retry",
             resource=resource.key
         )
+
+
+def alternate_login(login: str) -> str:
+    """The other of a tenant's two logins: ``acme_app`` <-> ``acme_app_b``."""
+    return login[:-2] if login.endswith("_app_b") else f"{login}_b"
 
 
 def _first_line(exc: psycopg.Error) -> str:

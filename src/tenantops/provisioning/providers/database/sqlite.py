@@ -23,18 +23,22 @@ import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tenantops.config import DEFAULT_SERVER
-from tenantops.errors import PermanentProviderError
+from tenantops.errors import PermanentProviderError, TransientProviderError
 from tenantops.provisioning.providers.base import Outcome, Ready, Resource
 from tenantops.provisioning.providers.database import (
     CopyCheck,
     Database,
     DatabaseCopy,
     DatabaseProvider,
+    DatabaseSchema,
 )
 from tenantops.provisioning.providers.secrets import SecretsProvider
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 __all__ = ["SqliteDatabases"]
 
@@ -55,7 +59,7 @@ class SqliteDatabases(DatabaseProvider):
     name to its folder (default: ``directory`` is the server ``default``)."""
 
     name = "sqlite"
-    resource_types = (Database, DatabaseCopy, CopyCheck)
+    resource_types = (Database, DatabaseSchema, DatabaseCopy, CopyCheck)
     copies_data = True
 
     def __init__(self, directory: Path, secrets: SecretsProvider, *,
@@ -90,11 +94,51 @@ class SqliteDatabases(DatabaseProvider):
         with closing(sqlite3.connect(path, timeout=30, isolation_level=None)) as connection:
             yield connection
 
+    @contextmanager
+    def schema_connection(self, schema: DatabaseSchema) -> Iterator[Connection]:
+        from sqlalchemy import create_engine, event
+        from sqlalchemy.pool import NullPool
+
+        path = self.path(schema.database, schema.server)
+        if not path.exists():
+            raise PermanentProviderError(
+                f"database {schema.database!r} does not exist at {path}; onboard the tenant "
+                "(or retry its onboarding) first", resource=schema.key)
+        engine = create_engine(f"sqlite:///{path}", poolclass=NullPool,
+                               connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_connection: Any, _record: Any) -> None:
+            # Transactions begin explicitly (below), so DDL is transactional too.
+            dbapi_connection.isolation_level = None
+            dbapi_connection.execute("PRAGMA busy_timeout=30000")
+
+        @event.listens_for(engine, "begin")
+        def _begin(connection: Any) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+        try:
+            with engine.connect() as connection:
+                yield connection
+        finally:
+            engine.dispose()
+
+    def schema_error(self, exc: Exception, schema: DatabaseSchema
+                     ) -> PermanentProviderError | TransientProviderError:
+        text = str(getattr(exc, "orig", None) or exc)
+        if "locked" in text or "busy" in text:
+            return TransientProviderError(
+                f"database {schema.database} is locked by another writer ({text}); will "
+                "retry", resource=schema.key)
+        return super().schema_error(exc, schema)
+
     def _ensure(self, resource: Resource) -> Outcome:
         if isinstance(resource, DatabaseCopy):
             return self._copy(resource)
         if isinstance(resource, CopyCheck):
             return self._check(resource)
+        if isinstance(resource, DatabaseSchema):
+            return self.migrate_schema(resource)
         if not isinstance(resource, Database):
             raise PermanentProviderError(f"not a database: {resource.key}")
         password = self.secrets.read(resource.secret)
@@ -140,6 +184,8 @@ class SqliteDatabases(DatabaseProvider):
     def _remove(self, resource: Resource) -> Outcome:
         if isinstance(resource, (DatabaseCopy, CopyCheck)):
             return Ready({}, changed=False)
+        if isinstance(resource, DatabaseSchema):
+            return Ready({"database": resource.database}, changed=False)  # dropped with it
         if not isinstance(resource, Database):
             raise PermanentProviderError(f"not a database: {resource.key}")
         path = self._located(resource)
@@ -213,6 +259,10 @@ class SqliteDatabases(DatabaseProvider):
     def _observe(self, resource: Resource) -> dict[str, Any] | None:
         if isinstance(resource, (DatabaseCopy, CopyCheck)):
             return None
+        if isinstance(resource, DatabaseSchema):
+            if not self.path(resource.database, resource.server).exists():
+                return None
+            return self.observe_schema(resource)
         if not isinstance(resource, Database):
             raise PermanentProviderError(f"not a database: {resource.key}")
         path = self._located(resource)

@@ -11,12 +11,13 @@ from __future__ import annotations
 import re
 from abc import abstractmethod
 from dataclasses import dataclass
+from typing import ClassVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from tenantops.errors import PermanentProviderError
 from tenantops.provisioning.providers.base import Provider, Resource
 
-__all__ = ["ConnectionSecret", "Secret", "SecretsProvider", "connection_url"]
+__all__ = ["ConnectionSecret", "Secret", "SecretVersion", "SecretsProvider", "connection_url"]
 
 _SECRET_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,126}")
 
@@ -60,6 +61,26 @@ class ConnectionSecret(Resource):
         return f"secret:{self.name}"
 
 
+@dataclass(frozen=True)
+class SecretVersion(Resource):
+    """A new random value of secret ``name``, made once for ``version`` (a rotation's run):
+    ``ensure`` replaces the value unless the secret already holds the one made for
+    ``version``, so a replayed step does not rotate twice (docs/fleet.md)."""
+
+    name: str
+    version: str
+
+    def __post_init__(self) -> None:
+        Secret(self.name)
+        if not re.fullmatch(r"[A-Za-z0-9:/_.-]{1,100}", self.version):
+            raise PermanentProviderError(
+                f"secret version {self.version!r} must be 1 to 100 of A-Z, a-z, 0-9 and :/_.-")
+
+    @property
+    def key(self) -> str:
+        return f"secret:{self.name}"
+
+
 def connection_url(location: str, login: str, password: str) -> str:
     """``location`` with ``login`` and ``password`` as its user information (a file URL,
     ``sqlite:///...``, has none and is returned as it is)."""
@@ -74,10 +95,11 @@ def connection_url(location: str, login: str, password: str) -> str:
 
 
 class SecretsProvider(Provider):
-    """Generates and keeps secrets."""
+    """Generates and keeps secrets; `SecretVersion` replaces a secret's value (a rotation)."""
 
     kind = "secrets"
-    resource_types = (Secret, ConnectionSecret)
+    resource_types: ClassVar[tuple[type[Resource], ...]] = (Secret, ConnectionSecret,
+                                                             SecretVersion)
 
     def connection_value(self, resource: ConnectionSecret) -> str:
         """What a `ConnectionSecret` holds (reads the password)."""

@@ -41,7 +41,12 @@ from tenantops.provisioning.providers.azure.calls import azure_call, azure_get
 from tenantops.provisioning.providers.azure.connection import AzureConnection
 from tenantops.provisioning.providers.azure.errors import arm_error_parts, translate_azure_error
 from tenantops.provisioning.providers.base import Outcome, Pending, Ready, Resource
-from tenantops.provisioning.providers.secrets import ConnectionSecret, Secret, SecretsProvider
+from tenantops.provisioning.providers.secrets import (
+    ConnectionSecret,
+    Secret,
+    SecretsProvider,
+    SecretVersion,
+)
 
 __all__ = ["KeyVaultSecrets"]
 
@@ -83,7 +88,23 @@ class KeyVaultSecrets(SecretsProvider):
         return azure_get(f"read secret {name} in {self.vault_url}",
                          lambda: self.client.get_secret(name))
 
+    def _rotate(self, resource: SecretVersion) -> Outcome:
+        """A new version of the secret (Key Vault keeps the earlier ones), its content type
+        naming the rotation that made it, so a replayed step does not make another."""
+        name = resource.name
+        content_type = f"tenantops-generated; version={resource.version}"
+        outputs = {"secret": name, "vault": self.vault_url, "version": resource.version}
+        current = self._current(name)
+        if current is not None and current.properties.content_type == content_type:
+            return Ready(outputs, changed=False)
+        azure_call(f"store a new version of secret {name} in {self.vault_url}",
+                   lambda: self.client.set_secret(name, secrets.token_urlsafe(32),
+                                                  content_type=content_type))
+        return Ready(outputs, changed=True)
+
     def _ensure(self, resource: Resource) -> Outcome:
+        if isinstance(resource, SecretVersion):
+            return self._rotate(resource)
         if not isinstance(resource, (Secret, ConnectionSecret)):
             raise PermanentProviderError(f"not a secret: {resource.key}")
         name = resource.name
@@ -130,7 +151,7 @@ class KeyVaultSecrets(SecretsProvider):
         return Ready(outputs, changed=True)
 
     def _remove(self, resource: Resource) -> Outcome:
-        if not isinstance(resource, (Secret, ConnectionSecret)):
+        if not isinstance(resource, (Secret, ConnectionSecret, SecretVersion)):
             raise PermanentProviderError(f"not a secret: {resource.key}")
         name = resource.name
         outputs: dict[str, Any] = {"secret": name, "vault": self.vault_url}
@@ -171,7 +192,7 @@ class KeyVaultSecrets(SecretsProvider):
         return Ready({**outputs, "purged": True}, changed=True)
 
     def _observe(self, resource: Resource) -> dict[str, Any] | None:
-        if not isinstance(resource, (Secret, ConnectionSecret)):
+        if not isinstance(resource, (Secret, ConnectionSecret, SecretVersion)):
             raise PermanentProviderError(f"not a secret: {resource.key}")
         existing = self._current(resource.name)
         if existing is None:

@@ -9,7 +9,12 @@ from typing import Any
 
 from tenantops.errors import PermanentProviderError
 from tenantops.provisioning.providers.base import Outcome, Ready, Resource
-from tenantops.provisioning.providers.secrets import ConnectionSecret, Secret, SecretsProvider
+from tenantops.provisioning.providers.secrets import (
+    ConnectionSecret,
+    Secret,
+    SecretsProvider,
+    SecretVersion,
+)
 
 __all__ = ["LocalSecrets"]
 
@@ -27,7 +32,29 @@ class LocalSecrets(SecretsProvider):
     def _path(self, name: str) -> Path:
         return self.directory / Secret(name).name
 
+    def _rotate(self, resource: SecretVersion) -> Outcome:
+        """The new value is written to a temporary file and renamed over the old one (a
+        reader sees the old value or the new, whole); ``<name>.version`` records which
+        rotation made it."""
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = self._path(resource.name)
+        marker = path.with_name(f"{path.name}.version")
+        if path.is_file() and path.stat().st_size and marker.is_file() and (
+                marker.read_text().strip() == resource.version):
+            return Ready({"secret": resource.name, "version": resource.version}, changed=False)
+        for target, value in ((path, secrets.token_urlsafe(32)), (marker, resource.version)):
+            temporary = target.with_name(f".{target.name}.new")
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(value.encode())
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, target)
+        return Ready({"secret": resource.name, "version": resource.version}, changed=True)
+
     def _ensure(self, resource: Resource) -> Outcome:
+        if isinstance(resource, SecretVersion):
+            return self._rotate(resource)
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.directory, 0o700)
         if isinstance(resource, ConnectionSecret):
@@ -67,15 +94,16 @@ class LocalSecrets(SecretsProvider):
         return Ready({"secret": resource.name, "location": resource.location}, changed=True)
 
     def _remove(self, resource: Resource) -> Outcome:
-        if not isinstance(resource, (Secret, ConnectionSecret)):
+        if not isinstance(resource, (Secret, ConnectionSecret, SecretVersion)):
             raise PermanentProviderError(f"not a secret: {resource.key}")
         path = self._path(resource.name)
         existed = path.exists()
         path.unlink(missing_ok=True)
+        path.with_name(f"{path.name}.version").unlink(missing_ok=True)
         return Ready({"secret": resource.name}, changed=existed)
 
     def _observe(self, resource: Resource) -> dict[str, Any] | None:
-        if not isinstance(resource, (Secret, ConnectionSecret)):
+        if not isinstance(resource, (Secret, ConnectionSecret, SecretVersion)):
             raise PermanentProviderError(f"not a secret: {resource.key}")
         path = self._path(resource.name)
         if not path.is_file():

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from dataclasses import dataclass
+from typing import ClassVar
 
 from tenantops.provisioning.providers.base import Provider, Resource
 
 __all__ = [
     "Certificate",
+    "CertificateRenewal",
     "HostnameBinding",
     "SiteIdentity",
     "SniBinding",
@@ -70,9 +72,25 @@ class SniBinding(Resource):
         return f"sni:{self.hostname}"
 
 
+@dataclass(frozen=True)
+class CertificateRenewal(Resource):
+    """The certificate of ``hostname`` renewed if it still is the one with thumbprint
+    ``replace_thumbprint`` (so a replayed step does not renew twice). Where the host renews
+    its certificates itself (App Service managed certificates), ``ensure`` reports the one
+    the host has now; the next step binds whichever it is (docs/fleet.md)."""
+
+    hostname: str
+    replace_thumbprint: str
+
+    @property
+    def key(self) -> str:
+        return f"certificate:{self.hostname}"
+
+
 class WebHostProvider(Provider):
     kind = "webhost"
-    resource_types = (HostnameBinding, Certificate, SniBinding)
+    resource_types: ClassVar[tuple[type[Resource], ...]] = (
+        HostnameBinding, Certificate, SniBinding, CertificateRenewal)
 
     @abstractmethod
     def site(self) -> SiteIdentity:

@@ -60,6 +60,7 @@ from tenantops.provisioning.providers.azure.errors import arm_error_parts, trans
 from tenantops.provisioning.providers.base import Outcome, Pending, Ready, Resource
 from tenantops.provisioning.providers.webhost import (
     Certificate,
+    CertificateRenewal,
     HostnameBinding,
     SiteIdentity,
     SniBinding,
@@ -196,6 +197,8 @@ class AzureAppService(WebHostProvider):
             return self._place_hostname(resource)
         if isinstance(resource, Certificate):
             return self._issue_certificate(resource.hostname)
+        if isinstance(resource, CertificateRenewal):
+            return self._follow_certificate(resource)
         assert isinstance(resource, SniBinding)
         return self._bind_certificate(resource.hostname, resource.thumbprint)
 
@@ -292,6 +295,46 @@ class AzureAppService(WebHostProvider):
             return Ready(self._certificate_outputs(hostname, created), changed=True)
         return self._issuing(hostname, accepted=True)
 
+    def _follow_certificate(self, resource: CertificateRenewal) -> Outcome:
+        """App Service renews managed certificates itself (before they expire, keeping the
+        resource and changing its thumbprint): tenantops reads the one it has now, and the
+        next step binds it if the binding still names the old thumbprint. A Key Vault
+        certificate still at the old thumbprint is imported again (`_reimport`): a newer
+        version in Key Vault becomes the certificate now."""
+        current = self._certificate(resource.hostname)
+        if (current is not None and current.thumbprint
+                and self.settings.certificate_source == "key-vault"
+                and str(current.thumbprint).upper() == resource.replace_thumbprint.upper()):
+            current = self._reimport(resource.hostname)
+        if current is None or not current.thumbprint:
+            raise PermanentProviderError(
+                f"App Service has no certificate {self.certificate_name(resource.hostname)} "
+                f"for {resource.hostname}; run the tenant's onboarding (or an update) to "
+                "issue one", resource=resource.key)
+        outputs = self._certificate_outputs(resource.hostname, current)
+        renewed = outputs["thumbprint"] != resource.replace_thumbprint.upper()
+        return Ready({**outputs, "previous_thumbprint": resource.replace_thumbprint},
+                     changed=renewed,
+                     message=None if renewed else (
+                         "Key Vault holds no newer version of this certificate (imported again, "
+                         "the same); the binding is left as it is"
+                         if self.settings.certificate_source == "key-vault" else
+                         "App Service has not renewed this managed certificate yet (it does so "
+                         "itself before expiry); the binding is left as it is"))
+
+    def _reimport(self, hostname: str) -> ArmCertificate:
+        """Import the Key Vault certificate again, so App Service takes the secret's current
+        version now rather than at its next daily sync; the same version keeps the same
+        thumbprint."""
+        site = self._site_info()
+        name = self.certificate_name(hostname)
+        envelope = ArmCertificate(location=site.location, properties=CertificateProperties(
+            server_farm_id=site.server_farm_id, key_vault_id=self.settings.key_vault_id,
+            key_vault_secret_name=self._key_vault_secret_name(hostname)))
+        return azure_call(f"import certificate {name} again from Key Vault",
+                          lambda: self.client.certificates.create_or_update(
+                              self.resource_group, name, envelope))
+
     def _refused(self, exc: HttpResponseError, name: str, hostname: str,
                  default_hostname: str) -> ProviderError:
         """The order's refusal as a step error; the managed certificate's documented
@@ -361,6 +404,8 @@ class AzureAppService(WebHostProvider):
     # -- remove -----------------------------------------------------------------------------
 
     def _remove(self, resource: Resource) -> Outcome:
+        if isinstance(resource, CertificateRenewal):
+            return Ready({"hostname": resource.hostname}, changed=False)  # nothing to undo
         if isinstance(resource, SniBinding):
             bound = self._bound(resource.hostname)
             if bound is None or _text(bound[1].ssl_state) in ("Disabled", ""):
@@ -387,7 +432,7 @@ class AzureAppService(WebHostProvider):
     # -- observe ----------------------------------------------------------------------------
 
     def _observe(self, resource: Resource) -> dict[str, Any] | None:
-        if isinstance(resource, Certificate):
+        if isinstance(resource, Certificate | CertificateRenewal):
             cert = self._certificate(resource.hostname)
             if cert is None:
                 return None

@@ -11,13 +11,14 @@ tenant is suspended; resuming the binding serves the app again.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tenantops.config import WebHostProviderSettings
-from tenantops.errors import PermanentProviderError
+from tenantops.errors import PermanentProviderError, TransientProviderError
 from tenantops.provisioning.providers.base import (
     EmbeddedService,
     Outcome,
@@ -27,6 +28,7 @@ from tenantops.provisioning.providers.base import (
 )
 from tenantops.provisioning.providers.webhost import (
     Certificate,
+    CertificateRenewal,
     HostnameBinding,
     SiteIdentity,
     SniBinding,
@@ -84,6 +86,8 @@ class LocalEdge(WebHostProvider):
             return self._bind_hostname(resource)
         if isinstance(resource, Certificate):
             return self._issue_certificate(resource)
+        if isinstance(resource, CertificateRenewal):
+            return self._renew_certificate(resource)
         assert isinstance(resource, SniBinding)
         return self._bind_certificate(resource)
 
@@ -140,6 +144,35 @@ class LocalEdge(WebHostProvider):
                 "point the CNAME at the web host"
             )
 
+    def _renew_certificate(self, resource: CertificateRenewal) -> Outcome:
+        """A new certificate from the edge's CA when the current one still is
+        ``replace_thumbprint``: issued beside it, then moved over it (key, then certificate;
+        `state.certificate` ignores the pair while they do not match)."""
+        current = self.state.certificate(resource.hostname)
+        if current is None:
+            raise PermanentProviderError(
+                f"hostname {resource.hostname} has no certificate to renew; run the tenant's "
+                "onboarding (or an update) to issue one")
+        changed = current.thumbprint.upper() == resource.replace_thumbprint.upper()
+        if changed:
+            cert_path, key_path = self.state.certificate_paths(resource.hostname)
+            stem = f".renewing-{resource.hostname}"
+            for path in (cert_path.with_name(f"{stem}.pem"), key_path.with_name(f"{stem}.key")):
+                path.unlink(missing_ok=True)
+            with self.state.locked("ca"):
+                self.state.ca.issue([resource.hostname], cert_path.parent, stem=stem)
+            os.replace(key_path.with_name(f"{stem}.key"), key_path)
+            os.replace(cert_path.with_name(f"{stem}.pem"), cert_path)
+            renewed = self.state.certificate(resource.hostname)
+            if renewed is None:
+                raise TransientProviderError(
+                    f"the renewed certificate for {resource.hostname} could not be read back; "
+                    "will retry")
+            current = renewed
+        return Ready({"hostname": resource.hostname, "thumbprint": current.thumbprint,
+                      "expires_at": current.expires_at.isoformat(),
+                      "previous_thumbprint": resource.replace_thumbprint}, changed=changed)
+
     def _issue_certificate(self, resource: Certificate) -> Outcome:
         if self.state.binding(resource.hostname) is None:
             raise PermanentProviderError(
@@ -195,6 +228,8 @@ class LocalEdge(WebHostProvider):
             self.state.write_binding(dataclasses.replace(binding, ssl_state="Disabled",
                                                          thumbprint=None))
             return Ready({"hostname": resource.hostname}, changed=True)
+        if isinstance(resource, CertificateRenewal):
+            return Ready({"hostname": resource.hostname}, changed=False)  # nothing to undo
         if isinstance(resource, Certificate):
             binding = self.state.binding(resource.hostname)
             if binding is not None and binding.ssl_state == "SniEnabled":
@@ -209,7 +244,7 @@ class LocalEdge(WebHostProvider):
                      changed=self.state.delete_binding(resource.hostname))
 
     def _observe(self, resource: Resource) -> dict[str, Any] | None:
-        if isinstance(resource, Certificate):
+        if isinstance(resource, Certificate | CertificateRenewal):
             issued = self.state.certificate(resource.hostname)
             return None if issued is None else {
                 "hostname": resource.hostname, "thumbprint": issued.thumbprint}

@@ -1,0 +1,169 @@
+"""Where fleet operations meet placement: a rotation and a schema migration act on the
+tenant's database on the server its placement records; schema-mode tenants are refused by
+both, naming the tenant, the mode and what is not supported (docs/placement.md)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tenantops.catalog import Catalog, Placement, Tenant
+from tenantops.config import Settings
+from tenantops.errors import SpecError
+from tenantops.provisioning.plans import StepInputs
+from tenantops.provisioning.providers.database import DatabaseLogin, DatabaseSchema, RetiredLogin
+from tenantops.provisioning.providers.registry import build_providers
+from tenantops.provisioning.providers.secrets import ConnectionSecret
+from tenantops.provisioning.run_requests import (
+    prepare_migration,
+    prepare_onboarding,
+    prepare_rotation,
+)
+from tenantops.provisioning.schema_migrations import MigrationSource
+from tenantops.provisioning.spec import TenantSpec
+
+from .conftest import fast_settings, spec_for
+
+
+def tenant(slug: str = "acme") -> Tenant:
+    now = dt.datetime.now(dt.timezone.utc)
+    return Tenant(
+        id="t1", slug=slug, display_name="Acme", custom_domain=f"{slug}.example.test",
+        plan="standard", admin_email="admin@example.test", tags={}, status="active",
+        created_at=now, updated_at=now, registered_at=now, database_name=f"tenant_{slug}",
+        database_login=f"{slug}_app", database_secret=f"{slug}-database-password",
+        dns_records={}, hostname=None, certificate_thumbprint=None,
+        certificate_expires_at=None, organization_id=None)
+
+
+ON_TWO = Placement(state="current", server="two", mode="database", database="tenant_acme")
+POOLED = Placement(state="current", server="two", mode="schema", database="pool_free",
+                   schema="tenant_acme")
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return fast_settings(tmp_path / "data")
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> MigrationSource:
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "0001_users.sql").write_text("CREATE TABLE users (id INTEGER PRIMARY KEY);")
+    return MigrationSource.load(folder, "sql")
+
+
+def inputs(settings: Settings, previewing: bool = True,
+           outputs: dict[str, dict[str, Any]] | None = None) -> StepInputs:
+    spec = TenantSpec.stored(tenant().spec_fields())
+    return StepInputs(spec, None, settings, outputs or {},  # type: ignore[arg-type]
+                      previewing=previewing)
+
+
+def test_a_rotation_acts_on_the_server_the_placement_records(settings: Settings) -> None:
+    prepared = prepare_rotation(tenant(), settings, request="fleet:f1/1",
+                                placements=[ON_TWO])
+    rotation = prepared.options["rotation"]
+    assert rotation["server"] == "two"
+    assert rotation["connection_secret"] == "acme-database-url"
+    steps = {s.name: s for s in prepared.plan.steps}
+    login = steps["switch_database_login"].build(inputs(settings))
+    retired = steps["retire_previous_login"].build(inputs(settings))
+    assert isinstance(login, DatabaseLogin)
+    assert login.server == "two"
+    assert login.key == "login:two/acme_app_b"
+    assert isinstance(retired, RetiredLogin)
+    assert retired.server == "two"
+    assert list(steps).index("switch_connection_secret") == (
+        list(steps).index("switch_database_login") + 1)
+
+
+def test_a_rotation_switches_the_connection_secret_to_the_new_login(
+        settings: Settings) -> None:
+    prepared = prepare_rotation(tenant(), settings, request="fleet:f1/1",
+                                placements=[ON_TWO])
+    step = next(s for s in prepared.plan.steps if s.name == "switch_connection_secret")
+    secret = step.build(inputs(settings, previewing=False, outputs={"switch_database_login": {
+        "login": "acme_app_b", "location": "postgresql://acme_app_b@db2:5432/tenant_acme"}}))
+    assert secret == ConnectionSecret("acme-database-url",
+                                      "postgresql://acme_app_b@db2:5432/tenant_acme",
+                                      "acme_app_b", "acme-database-password-b")
+
+
+def test_a_tenant_placed_before_placements_were_recorded_rotates_on_the_default_server(
+        settings: Settings) -> None:
+    prepared = prepare_rotation(tenant(), settings, request="fleet:f1/1")
+    assert prepared.options["rotation"]["server"] == "default"
+    assert "switch_connection_secret" not in [s.name for s in prepared.plan.steps]
+
+
+def test_a_schema_migration_opens_the_database_where_the_placement_says(
+        settings: Settings, source: MigrationSource) -> None:
+    prepared = prepare_migration(tenant(), settings, revision=None, request="fleet:f1/1",
+                                 source=source, placements=[ON_TWO])
+    built = prepared.plan.steps[0].build(inputs(settings))
+    assert isinstance(built, DatabaseSchema)
+    assert (built.server, built.database, built.owner) == ("two", "tenant_acme", "acme_app")
+    assert built.key == "schema:two/tenant_acme"
+
+
+def test_rotation_of_a_schema_mode_tenant_is_refused(settings: Settings) -> None:
+    with pytest.raises(SpecError) as refused:
+        prepare_rotation(tenant(), settings, request="fleet:f1/1", placements=[POOLED])
+    assert ("tenant = 'acme': is placed in schema mode (schema tenant_acme in the pooled "
+            "database pool_free on server two); credential rotation of schema-mode tenants "
+            "is not supported yet") in str(refused.value)
+
+
+def test_a_schema_migration_of_a_schema_mode_tenant_is_refused(
+        settings: Settings, source: MigrationSource) -> None:
+    with pytest.raises(SpecError) as refused:
+        prepare_migration(tenant(), settings, revision=None, request="fleet:f1/1",
+                          source=source, placements=[POOLED])
+    assert ("tenant = 'acme': is placed in schema mode (schema tenant_acme in the pooled "
+            "database pool_free on server two); schema migration of schema-mode tenants "
+            "is not supported yet") in str(refused.value)
+
+
+def test_onboarding_a_schema_mode_tenant_with_migrations_on_onboarding_is_refused(
+        tmp_path: Path, source: MigrationSource) -> None:
+    settings = fast_settings(
+        tmp_path / "data",
+        providers={"database": {"name": "postgres",
+                                "postgres": {"admin_url": "postgresql://admin@localhost/x"}}},
+        plans={"free": {"database": {"mode": "schema"}}},
+        migrations={"folder": source.folder, "on_onboarding": True})
+    catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.sqlite'}")
+    catalog.migrate()
+    try:
+        providers = build_providers(settings, catalog, serve=False)
+        with pytest.raises(SpecError) as refused:
+            prepare_onboarding(spec_for("acme", plan="free"), settings, providers)
+        assert ("plan = 'free': places tenants in schema mode, and schema migrations of "
+                "schema-mode tenants are not supported yet") in str(refused.value)
+        # The same plan without migrations at onboarding opens as before.
+        quiet = settings.model_copy(update={"migrations": settings.migrations.model_copy(
+            update={"on_onboarding": False})})
+        assert "schema" not in prepare_onboarding(spec_for("acme", plan="free"), quiet,
+                                                  providers).options
+    finally:
+        catalog.close()
+
+
+def test_a_fleet_skips_a_schema_mode_tenant_with_the_reason() -> None:
+    from types import SimpleNamespace
+
+    from tenantops.provisioning.fleet import _schema_mode
+
+    def engine(placements: list[Placement]) -> Any:
+        return SimpleNamespace(catalog=SimpleNamespace(placements_of=lambda _slug: placements))
+
+    reason = _schema_mode(engine([POOLED]), tenant(), "credential rotation")
+    assert reason is not None
+    assert "credential rotation of schema-mode tenants is not supported yet" in reason
+    assert _schema_mode(engine([ON_TWO]), tenant(), "credential rotation") is None
+    assert _schema_mode(engine([]), tenant(), "schema migration") is None
