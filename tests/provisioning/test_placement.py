@@ -247,3 +247,25 @@ def test_offboarding_drops_the_copy_an_unfinished_move_left(
     assert engine.catalog.server_loads() == {}
     with pytest.raises(PermanentProviderError, match="acme-database-url"):
         engine.providers.secrets.read("acme-database-url")
+
+
+def test_a_tenant_with_no_recorded_placement_on_unlisted_default_names_the_fix(
+        make_engine: EngineFactory, tmp_path: Path) -> None:
+    """Tenants made before placements were recorded (or adopted) are on 'default'; with
+    servers listed and none named 'default', their runs fail saying that, not only that a
+    server is unknown."""
+    engine = make_engine(providers={"database": {"servers": servers(tmp_path, east=None)}})
+    unplaced = database_of("legacy", None)
+    assert unplaced.server == "default"
+    with pytest.raises(PermanentProviderError) as caught:
+        sqlite_of(engine).observe(unplaced)
+    message = str(caught.value)
+    assert "database server 'default' is not configured (servers: east)" in message
+    assert ("A tenant with no recorded placement (onboarded before placements were recorded, "
+            "or adopted) is on 'default'") in message
+    assert "[[providers.database.servers]] entry named 'default'" in message
+    placed = database_of("legacy", {"server": "west", "database": "tenant_legacy",
+                                    "schema": None, "mode": "database"})
+    with pytest.raises(PermanentProviderError) as other:
+        sqlite_of(engine).observe(placed)
+    assert "no recorded placement" not in str(other.value), "only 'default' gets the hint"

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from abc import abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +47,23 @@ __all__ = [
     "DatabaseProvider",
     "DatabaseSchema",
     "RetiredLogin",
+    "unconfigured_server",
 ]
+
+def unconfigured_server(server: str, configured: Iterable[str],
+                        resource: str = "") -> PermanentProviderError:
+    """The error for a tenant whose data is on ``server``, which the settings do not list.
+    Tenants with no recorded placement (made before placements were recorded, or adopted)
+    are on ``default``: say so, since nothing in their record names it."""
+    message = (f"database server {server!r} is not configured (servers: "
+               f"{', '.join(sorted(configured))}); add it to providers.database.servers, or "
+               "move the tenant off it while it still is")
+    if server == DEFAULT_SERVER:
+        message += (f". A tenant with no recorded placement (onboarded before placements "
+                    f"were recorded, or adopted) is on {DEFAULT_SERVER!r}: give the server "
+                    f"it is on a [[providers.database.servers]] entry named {DEFAULT_SERVER!r}")
+    return PermanentProviderError(message, resource=resource)
+
 
 _IDENTIFIER = re.compile(r"[a-z][a-z0-9_]{0,62}")
 DatabaseMode = Literal["database", "schema"]

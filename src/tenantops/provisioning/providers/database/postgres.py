@@ -63,6 +63,7 @@ from tenantops.provisioning.providers.database import (
     DatabaseProvider,
     DatabaseSchema,
     RetiredLogin,
+    unconfigured_server,
 )
 from tenantops.provisioning.providers.secrets import SecretsProvider
 
@@ -168,10 +169,7 @@ class PostgresDatabases(DatabaseProvider):
         """The server ``database`` names; `PermanentProviderError` for one not configured."""
         found = self.servers.get(database.server)
         if found is None:
-            raise PermanentProviderError(
-                f"database server {database.server!r} is not configured (servers: "
-                f"{', '.join(sorted(self.servers))}); add it to providers.database.servers, "
-                "or move the tenant off it while it still is", resource=database.key)
+            raise unconfigured_server(database.server, self.servers, database.key)
         return found
 
     @contextmanager

@@ -34,6 +34,7 @@ from tenantops.provisioning.providers.database import (
     DatabaseCopy,
     DatabaseProvider,
     DatabaseSchema,
+    unconfigured_server,
 )
 from tenantops.provisioning.providers.secrets import SecretsProvider
 
@@ -72,10 +73,7 @@ class SqliteDatabases(DatabaseProvider):
     def folder(self, server: str) -> Path:
         found = self.servers.get(server)
         if found is None:
-            raise PermanentProviderError(
-                f"database server {server!r} is not configured (servers: "
-                f"{', '.join(sorted(self.servers))}); add it to providers.database.servers, or "
-                "move the tenant off it while it still is")
+            raise unconfigured_server(server, self.servers)
         return found
 
     def path(self, name: str, server: str = DEFAULT_SERVER) -> Path:
