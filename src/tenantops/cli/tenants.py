@@ -95,6 +95,21 @@ def _show_preview(preview: dict[str, Any]) -> None:
                    f"{change['provider']:<22} {change['resource']}")
 
 
+def _change(ctx: typer.Context, method: str, path: str, body: dict[str, Any], *,
+            dry_run: bool, wait: bool, timeout: float, as_json: bool, nothing: str,
+            api_url: str | None, identity: str | None, source: str | None) -> None:
+    """Ask for a change of a tenant (update, suspend, resume, move): with ``dry_run`` show
+    the plan the API computes; else open the run and follow it like `_follow_change`."""
+    with api_session(ctx, api_url, identity, source) as api:
+        if dry_run:
+            preview = api.call(method, path, body=body, params={"dry_run": "true"})
+            print_json(preview) if as_json else _show_preview(preview)
+            return
+        accepted = api.call(method, path, body=body)
+        _follow_change(api, accepted, wait=wait, timeout=timeout, as_json=as_json,
+                       nothing=nothing)
+
+
 def _follow_change(api: Api, accepted: dict[str, Any], *, wait: bool, timeout: float,
                    as_json: bool, nothing: str) -> None:
     run = accepted.get("run")
@@ -157,15 +172,10 @@ def update(
         body["grace_seconds"] = grace
     if reason:
         body["reason"] = reason
-    with api_session(ctx, api_url, identity, source) as api:
-        if dry_run:
-            preview = api.call("PATCH", f"/tenants/{slug}", body=body,
-                               params={"dry_run": "true"})
-            print_json(preview) if as_json else _show_preview(preview)
-            return
-        accepted = api.call("PATCH", f"/tenants/{slug}", body=body)
-        _follow_change(api, accepted, wait=wait, timeout=timeout, as_json=as_json,
-                       nothing=f"nothing to change: {slug} already is as asked")
+    _change(ctx, "PATCH", f"/tenants/{slug}", body, dry_run=dry_run, wait=wait,
+            timeout=timeout, as_json=as_json,
+            nothing=f"nothing to change: {slug} already is as asked",
+            api_url=api_url, identity=identity, source=source)
 
 
 @app.command("suspend")
@@ -184,15 +194,9 @@ def suspend(
 ) -> None:
     """Suspend a tenant: its hostname answers a suspended page, its organization is
     disabled, its database login cannot sign in. Nothing is deleted."""
-    with api_session(ctx, api_url, identity, source) as api:
-        if dry_run:
-            preview = api.call("POST", f"/tenants/{slug}/suspend", body={"reason": reason},
-                               params={"dry_run": "true"})
-            print_json(preview) if as_json else _show_preview(preview)
-            return
-        accepted = api.call("POST", f"/tenants/{slug}/suspend", body={"reason": reason})
-        _follow_change(api, accepted, wait=wait, timeout=timeout, as_json=as_json,
-                       nothing=f"{slug} is suspended")
+    _change(ctx, "POST", f"/tenants/{slug}/suspend", {"reason": reason}, dry_run=dry_run,
+            wait=wait, timeout=timeout, as_json=as_json, nothing=f"{slug} is suspended",
+            api_url=api_url, identity=identity, source=source)
 
 
 @app.command("resume")
@@ -212,15 +216,9 @@ def resume(
 ) -> None:
     """Resume a suspended tenant: each suspended resource is restored."""
     body = {"reason": reason} if reason else {}
-    with api_session(ctx, api_url, identity, source) as api:
-        if dry_run:
-            preview = api.call("POST", f"/tenants/{slug}/resume", body=body,
-                               params={"dry_run": "true"})
-            print_json(preview) if as_json else _show_preview(preview)
-            return
-        accepted = api.call("POST", f"/tenants/{slug}/resume", body=body)
-        _follow_change(api, accepted, wait=wait, timeout=timeout, as_json=as_json,
-                       nothing=f"{slug} is active")
+    _change(ctx, "POST", f"/tenants/{slug}/resume", body, dry_run=dry_run, wait=wait,
+            timeout=timeout, as_json=as_json, nothing=f"{slug} is active",
+            api_url=api_url, identity=identity, source=source)
 
 
 @app.command("move")
@@ -252,15 +250,9 @@ def move(
     body: dict[str, Any] = {"server": server, "abandon": abandon or None,
                             "grace_seconds": grace, "reason": reason}
     body = {k: v for k, v in body.items() if v is not None}
-    with api_session(ctx, api_url, identity, source) as api:
-        if dry_run:
-            preview = api.call("POST", f"/tenants/{slug}/move", body=body,
-                               params={"dry_run": "true"})
-            print_json(preview) if as_json else _show_preview(preview)
-            return
-        accepted = api.call("POST", f"/tenants/{slug}/move", body=body)
-        _follow_change(api, accepted, wait=wait, timeout=timeout, as_json=as_json,
-                       nothing=f"{slug} is where it was asked to be")
+    _change(ctx, "POST", f"/tenants/{slug}/move", body, dry_run=dry_run, wait=wait,
+            timeout=timeout, as_json=as_json, nothing=f"{slug} is where it was asked to be",
+            api_url=api_url, identity=identity, source=source)
 
 
 def _preview(ctx: typer.Context, spec: dict[str, Any], as_json: bool) -> None:
