@@ -3,6 +3,8 @@ operation polled through GET, convergence, removal, and the requests as the SDK 
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from tenantops.errors import PermanentProviderError
@@ -106,3 +108,29 @@ def test_postgres_database_removal_waits_until_it_is_gone(world: AzureWorld) -> 
     assert isinstance(first, Pending)
     assert world.postgres.observe(DB) is None
     assert world.postgres.read_metadata(DB) == {}
+
+
+def test_sql_database_goes_into_its_plans_pool_and_a_plan_change_moves_it_in_place(
+        world: AzureWorld) -> None:
+    """plans.<name>.database.elastic_pool (issue 14 §3): the plan's pool, not the provider's;
+    another plan's pool is the same PUT with the new elasticPoolId, no copy."""
+    world.fake.sql.servers[SQL_SERVER].pools.add("premium")
+    premium = dataclasses.replace(DB, elastic_pool="premium")
+    ready, _ = settle(world.sql, "ensure", premium, world.fake)
+    stored = world.fake.sql.servers[SQL_SERVER].databases["tenant_acme"]
+    assert stored.properties["elasticPoolId"] == POOL_ID.replace("/tenants", "/premium")
+    assert ready.outputs["elastic_pool"] == "premium"
+
+    moving = world.sql.ensure(DB)  # the plan changed to one without a pool of its own
+    assert isinstance(moving, Pending)
+    assert "move into pool tenants" in moving.reason
+    ready, _ = settle(world.sql, "ensure", DB, world.fake)
+    assert stored.properties["elasticPoolId"] == POOL_ID
+    assert ready.outputs["elastic_pool"] == "tenants"
+    assert len(world.fake.calls("DELETE", "/databases/")) == 0, "moved in place, never dropped"
+
+
+def test_sql_database_for_a_pool_the_server_lacks_fails_with_azures_answer(
+        world: AzureWorld) -> None:
+    with pytest.raises(PermanentProviderError, match="ElasticPoolNotFound"):
+        settle(world.sql, "ensure", dataclasses.replace(DB, elastic_pool="gold"), world.fake)

@@ -18,6 +18,7 @@ import pytest
 
 from tenantops.catalog import Catalog, Run
 from tenantops.config import Settings
+from tenantops.errors import SpecError
 from tenantops.provisioning.engine import Engine
 from tenantops.provisioning.providers.azure import AzureConnection
 from tenantops.provisioning.providers.catalog import CatalogProvider
@@ -28,6 +29,7 @@ from tenantops.provisioning.providers.organization.local import LocalOrganizatio
 from tenantops.provisioning.providers.registry import Providers
 from tenantops.provisioning.providers.secrets.azure_key_vault import KeyVaultSecrets
 from tenantops.provisioning.providers.webhost.azure_app_service import AzureAppService
+from tenantops.provisioning.run_requests import TenantChange
 from tenantops.provisioning.spec import TenantSpec
 from tests.azure.conftest import (
     APP,
@@ -191,3 +193,48 @@ def test_a_conflict_fails_the_run_with_arms_message_and_retry_succeeds_once_fixe
 
     assert (retried.status, retried.error) == ("succeeded", None)
     assert stack.site.bindings[f"clash.{ZONE}"]["sslState"] == "SniEnabled"
+
+
+def test_a_plans_elastic_pool_is_where_its_tenants_database_goes(tmp_path: Path) -> None:
+    """Issue 14 §3 on Azure SQL: plans.<name>.database.elastic_pool decides the pool at
+    onboarding. A plan change to another pool is refused, naming both (not applied silently
+    to the database while its placement record says otherwise)."""
+    fake = FakeAzure(speedup=1000.0, issuance_seconds=300.0)
+    site = fake.app_service.add_site(FakeSite(APP, RESOURCE_GROUP, SUBSCRIPTION))
+    fake.dns.add_zone(ZONE, RESOURCE_GROUP)
+    fake.sql.add_server(SQL_SERVER, RESOURCE_GROUP, pools=("tenants", "gold"))
+    fake.authorization.grant(RG_SCOPE, "Contributor")
+    fake.authorization.grant(fake.key_vault.resource_id, "Key Vault Secrets Officer")
+    values = azure_settings(tmp_path, fake, "azure-sql").model_dump(exclude_unset=True)
+    values["plans"] = {"standard": {}, "premium": {"database": {"elastic_pool": "gold"}},
+                       "enterprise": {"database": {"elastic_pool": "gold"}}}
+    settings = Settings.model_validate(values)
+    catalog = Catalog.from_settings(settings)
+    engine = Engine(settings, catalog=catalog, providers=azure_providers(settings, catalog, fake))
+    engine.start()
+    stack = Stack(engine, fake, site)
+    try:
+        spec = TenantSpec(slug="acme", display_name="Acme", custom_domain=f"acme.{ZONE}",
+                          admin_email="admin@acme.example", plan="premium")
+        onboarded = stack.wait(engine.onboard(spec, requested_by="tests"))
+        assert (onboarded.status, onboarded.error) == ("succeeded", None)
+        stored = fake.sql.servers[SQL_SERVER].databases["tenant_acme"]
+        assert str(stored.properties["elasticPoolId"]).endswith("/elasticPools/gold")
+
+        with pytest.raises(SpecError) as refused:
+            engine.update("acme", TenantChange(plan="standard"), requested_by="tests")
+        assert str(refused.value.problems[0]) == (
+            "plan = 'standard': plan 'standard' puts the database in the provider's elastic "
+            "pool (providers.database.azure_sql.elastic_pool) but acme's database is in "
+            "elastic pool 'gold'; changing the elastic pool or SKU of an existing tenant's "
+            "Azure SQL database is not supported yet: choose a plan with the same database "
+            "profile, or change it in Azure and the plan's settings together")
+        assert catalog.get_tenant("acme").plan == "premium", "nothing changed"
+
+        same_pool = engine.update("acme", TenantChange(plan="enterprise"), requested_by="tests")
+        assert same_pool is not None
+        assert stack.wait(same_pool).status == "succeeded"
+        assert str(stored.properties["elasticPoolId"]).endswith("/elasticPools/gold")
+    finally:
+        engine.stop()
+        catalog.close()

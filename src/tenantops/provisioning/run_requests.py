@@ -150,6 +150,14 @@ def _prepared(kind: RunKind, spec: TenantSpec, options: dict[str, Any],
                        diff or {}, ResourceNames.of(tenant))
 
 
+def _azure_sql_profile(details: Mapping[str, Any]) -> str:
+    if details.get("sku"):
+        return f"SKU {details['sku']!r}"
+    if details.get("elastic_pool"):
+        return f"elastic pool {details['elastic_pool']!r}"
+    return "the provider's elastic pool (providers.database.azure_sql.elastic_pool)"
+
+
 def _where(placements: Sequence[Placement]) -> dict[str, Any]:
     """The ``placement`` option: the copy the tenant is served from (none: a tenant whose
     data was never placed, or made before placements were recorded)."""
@@ -362,6 +370,17 @@ def prepare_update(tenant: Tenant, latest: Run | None, retiring: Sequence[Retiri
             options["move"] = _move_options(profile.options(spec.slug), placements,
                                             settings.providers.database.move_grace_seconds,
                                             tenant.slug)
+        elif serving is not None and dict(serving.details) != profile.details():
+            # Recorded at placement, applied at onboarding; changing them for a placed
+            # tenant would need the placement's record rewritten too (docs/placement.md).
+            raise SpecError([SpecProblem(
+                "plan", spec.plan,
+                f"plan {spec.plan!r} puts the database in "
+                f"{_azure_sql_profile(profile.details())} but {tenant.slug}'s database is in "
+                f"{_azure_sql_profile(dict(serving.details))}; changing the elastic pool or "
+                "SKU of an existing tenant's Azure SQL database is not supported yet: choose "
+                "a plan with the same database profile, or change it in Azure and the "
+                "plan's settings together")])
     if reason:
         options["reason"] = reason
     if "admin_email" in diff:

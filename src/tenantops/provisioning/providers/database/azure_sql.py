@@ -49,7 +49,10 @@ _SETTLED = ("Online",)
 
 
 class AzureSqlDatabases(DatabaseProvider):
-    """Databases on logical server ``settings.server``, in pool ``settings.elastic_pool``."""
+    """Databases on logical server ``settings.server``, in the elastic pool the tenant's plan
+    names (``plans.<name>.database.elastic_pool``, `Database.elastic_pool`), else
+    ``settings.elastic_pool``. A plan change to another pool moves the database in place
+    (the same PUT with the new ``elasticPoolId``): no data copy."""
 
     name = "azure-sql"
     # Tenant schemas are the app's deployment's on Azure (docs/fleet.md): no DatabaseSchema.
@@ -66,9 +69,6 @@ class AzureSqlDatabases(DatabaseProvider):
         self.server = settings.server
         self.resource_group = connection.group(settings.resource_group,
                                                "providers.database.azure_sql.resource_group")
-        self.pool_id = resource_id(connection.subscription_id, self.resource_group,
-                                   "Microsoft.Sql", "servers", self.server, "elasticPools",
-                                   settings.elastic_pool)
         self._client: SqlManagementClient | None = None
         self._server_info: tuple[str, str] | None = None
         self._operations = TrackedOperations()
@@ -85,6 +85,14 @@ class AzureSqlDatabases(DatabaseProvider):
                 self.connection.credential, self.connection.subscription_id,
                 **self.connection.arm_options())
         return self._client
+
+    def _pool_id(self, pool: str) -> str:
+        return resource_id(self.connection.subscription_id, self.resource_group,
+                           "Microsoft.Sql", "servers", self.server, "elasticPools", pool)
+
+    def _pool_of(self, resource: Database) -> str:
+        """The elastic pool ``resource`` goes into: its plan's, else the provider's."""
+        return resource.elastic_pool or str(self.settings.elastic_pool)
 
     def _server(self) -> tuple[str, str]:
         """(region, fully qualified domain name) of the server, read once."""
@@ -104,7 +112,7 @@ class AzureSqlDatabases(DatabaseProvider):
     def _outputs(self, resource: Database) -> dict[str, Any]:
         _, fqdn = self._server()
         return {"database": resource.name, "login": resource.login, "secret": resource.secret,
-                "server": fqdn, "elastic_pool": self.settings.elastic_pool,
+                "server": fqdn, "elastic_pool": self._pool_of(resource),
                 "location": f"mssql://{fqdn}/{resource.name}"}
 
     def _ensure(self, resource: Resource) -> Outcome:
@@ -114,9 +122,11 @@ class AzureSqlDatabases(DatabaseProvider):
         if self._operations.running(f"ensure:{resource.name}", self.client, what):
             return Pending(f"Azure SQL is still working on database {resource.name}",
                            self.settings.poll_seconds)
+        pool = self._pool_of(resource)
+        pool_id = self._pool_id(pool)
         current = self._get(resource.name)
         in_pool = current is not None and \
-            str(current.elastic_pool_id or "").lower() == self.pool_id.lower()
+            str(current.elastic_pool_id or "").lower() == pool_id.lower()
         if current is not None and in_pool:
             status = _text(current.status)
             if status in _SETTLED:
@@ -124,12 +134,12 @@ class AzureSqlDatabases(DatabaseProvider):
                              message=None if resource.login_enabled else UNMANAGED_LOGINS)
             return Pending(f"database {resource.name} is {status or 'being created'}",
                            self.settings.poll_seconds)
-        properties = DatabaseProperties(elastic_pool_id=self.pool_id,
+        properties = DatabaseProperties(elastic_pool_id=pool_id,
                                         collation=self.settings.collation)
         if self.settings.max_size_gb:
             properties.max_size_bytes = self.settings.max_size_gb * 1024 ** 3
         wanted = ArmDatabase(location=location, properties=properties)
-        verb = "create" if current is None else "move into pool " + str(self.settings.elastic_pool)
+        verb = "create" if current is None else f"move into pool {pool}"
         url = start_operation(
             f"{verb} database {resource.name} on SQL server {self.server}",
             lambda hook: self.client.databases.begin_create_or_update(
