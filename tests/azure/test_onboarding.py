@@ -195,10 +195,18 @@ def test_a_conflict_fails_the_run_with_arms_message_and_retry_succeeds_once_fixe
     assert stack.site.bindings[f"clash.{ZONE}"]["sslState"] == "SniEnabled"
 
 
-def test_a_plans_elastic_pool_is_where_its_tenants_database_goes(tmp_path: Path) -> None:
+def details_of(catalog: Catalog, slug: str) -> dict[str, object]:
+    placement = catalog.placement_of(slug)
+    assert placement is not None, f"{slug} has no recorded placement"
+    return dict(placement.details)
+
+
+def test_a_plans_elastic_pool_is_where_its_tenants_database_goes_and_follows_a_plan_change(
+        tmp_path: Path) -> None:
     """Issue 14 §3 on Azure SQL: plans.<name>.database.elastic_pool decides the pool at
-    onboarding. A plan change to another pool is refused, naming both (not applied silently
-    to the database while its placement record says otherwise)."""
+    onboarding; a plan change moves the database into the new plan's pool in place (no copy)
+    and the placement's record follows. A plan whose SKU differs is refused (SKUs are
+    recorded, not applied yet)."""
     fake = FakeAzure(speedup=1000.0, issuance_seconds=300.0)
     site = fake.app_service.add_site(FakeSite(APP, RESOURCE_GROUP, SUBSCRIPTION))
     fake.dns.add_zone(ZONE, RESOURCE_GROUP)
@@ -207,7 +215,7 @@ def test_a_plans_elastic_pool_is_where_its_tenants_database_goes(tmp_path: Path)
     fake.authorization.grant(fake.key_vault.resource_id, "Key Vault Secrets Officer")
     values = azure_settings(tmp_path, fake, "azure-sql").model_dump(exclude_unset=True)
     values["plans"] = {"standard": {}, "premium": {"database": {"elastic_pool": "gold"}},
-                       "enterprise": {"database": {"elastic_pool": "gold"}}}
+                       "single": {"database": {"sku": "S0"}}}
     settings = Settings.model_validate(values)
     catalog = Catalog.from_settings(settings)
     engine = Engine(settings, catalog=catalog, providers=azure_providers(settings, catalog, fake))
@@ -220,21 +228,26 @@ def test_a_plans_elastic_pool_is_where_its_tenants_database_goes(tmp_path: Path)
         assert (onboarded.status, onboarded.error) == ("succeeded", None)
         stored = fake.sql.servers[SQL_SERVER].databases["tenant_acme"]
         assert str(stored.properties["elasticPoolId"]).endswith("/elasticPools/gold")
+        assert details_of(catalog, "acme") == {"elastic_pool": "gold"}
+
+        changed = engine.update("acme", TenantChange(plan="standard"), requested_by="tests")
+        assert changed is not None
+        updated = stack.wait(changed)
+        assert (updated.status, updated.error) == ("succeeded", None)
+        assert str(stored.properties["elasticPoolId"]).endswith("/elasticPools/tenants")
+        assert fake.sql.servers[SQL_SERVER].databases["tenant_acme"] is stored, "moved in place"
+        assert len(fake.calls("DELETE", "/databases/")) == 0
+        assert details_of(catalog, "acme") == {}, "the record follows the database"
+        assert updated.step("record_database_profile").status == "succeeded"
 
         with pytest.raises(SpecError) as refused:
-            engine.update("acme", TenantChange(plan="standard"), requested_by="tests")
+            engine.update("acme", TenantChange(plan="single"), requested_by="tests")
         assert str(refused.value.problems[0]) == (
-            "plan = 'standard': plan 'standard' puts the database in the provider's elastic "
-            "pool (providers.database.azure_sql.elastic_pool) but acme's database is in "
-            "elastic pool 'gold'; changing the elastic pool or SKU of an existing tenant's "
-            "Azure SQL database is not supported yet: choose a plan with the same database "
-            "profile, or change it in Azure and the plan's settings together")
-        assert catalog.get_tenant("acme").plan == "premium", "nothing changed"
-
-        same_pool = engine.update("acme", TenantChange(plan="enterprise"), requested_by="tests")
-        assert same_pool is not None
-        assert stack.wait(same_pool).status == "succeeded"
-        assert str(stored.properties["elasticPoolId"]).endswith("/elasticPools/gold")
+            "plan = 'single': plan 'single' puts the database in SKU 'S0' but acme's "
+            "database is in the provider's elastic pool "
+            "(providers.database.azure_sql.elastic_pool); a plan's SKU is recorded but not "
+            "applied yet (docs/placement.md): choose a plan with the same SKU")
+        assert catalog.get_tenant("acme").plan == "standard", "nothing changed"
     finally:
         engine.stop()
         catalog.close()

@@ -253,6 +253,24 @@ class PlacementStore:
             s.flush()
             return _record(target)
 
+    def set_details(self, slug: str, details: Mapping[str, Any]) -> bool:
+        """Record ``details`` (Azure SQL's elastic pool or SKU) for the copy ``slug`` is
+        served from, which a plan change converged in place; whether they changed.
+        `CatalogError` when the tenant has no current copy."""
+        with self._db.session(write=True) as s:
+            current = next((r for r in _rows(s, tenant_row(s, slug).id)
+                            if r.state == "current"), None)
+            if current is None:
+                raise CatalogError(
+                    f"tenant {slug!r} has no current copy of its data to record a database "
+                    "profile for; the catalog was changed by hand, or the tenant was "
+                    "offboarded meanwhile")
+            if dict(current.details or {}) == dict(details):
+                return False
+            current.details = dict(details)
+            s.flush()
+            return True
+
     def start_grace(self, slug: str, run_id: str, seconds: float) -> dt.datetime:
         """Start the grace period of the copies ``run_id`` retires (those not started: a
         repeated call changes nothing) and return when the last may be removed; now when

@@ -371,16 +371,18 @@ def prepare_update(tenant: Tenant, latest: Run | None, retiring: Sequence[Retiri
                                             settings.providers.database.move_grace_seconds,
                                             tenant.slug)
         elif serving is not None and dict(serving.details) != profile.details():
-            # Recorded at placement, applied at onboarding; changing them for a placed
-            # tenant would need the placement's record rewritten too (docs/placement.md).
-            raise SpecError([SpecProblem(
-                "plan", spec.plan,
-                f"plan {spec.plan!r} puts the database in "
-                f"{_azure_sql_profile(profile.details())} but {tenant.slug}'s database is in "
-                f"{_azure_sql_profile(dict(serving.details))}; changing the elastic pool or "
-                "SKU of an existing tenant's Azure SQL database is not supported yet: choose "
-                "a plan with the same database profile, or change it in Azure and the "
-                "plan's settings together")])
+            if profile.sku is not None or serving.details.get("sku"):
+                raise SpecError([SpecProblem(
+                    "plan", spec.plan,
+                    f"plan {spec.plan!r} puts the database in "
+                    f"{_azure_sql_profile(profile.details())} but {tenant.slug}'s database "
+                    f"is in {_azure_sql_profile(dict(serving.details))}; a plan's SKU is "
+                    "recorded but not applied yet (docs/placement.md): choose a plan with "
+                    "the same SKU")])
+            # Another elastic pool: the database is moved into it in place (the same PUT),
+            # then the placement's record says where it is.
+            options["placement"] = {**options["placement"], "details": profile.details()}
+            options["profile_details"] = profile.details()
     if reason:
         options["reason"] = reason
     if "admin_email" in diff:

@@ -17,6 +17,7 @@ in. Nothing is deleted; resume converges them back, in reverse order.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -33,7 +34,7 @@ from tenantops.provisioning.plans.onboarding import (
     retirement_steps,
     steps_for_domain,
 )
-from tenantops.provisioning.providers.catalog import DomainRetirement
+from tenantops.provisioning.providers.catalog import DomainRetirement, PlacementProfile
 from tenantops.provisioning.providers.organization import OrganizationInvitation
 
 __all__ = ["resume_plan", "suspend_plan", "update_plan"]
@@ -59,6 +60,17 @@ def update_plan(options: Mapping[str, Any]) -> Plan:
     state = State(bool(options.get("suspended")), tuple(r.domain for r in retiring))
     steps = [s for s in steps_for_domain(options, state)
              if s.name not in _NOT_RERUN and s.reads & changed]
+    profile = options.get("profile_details")
+    if isinstance(profile, Mapping):
+        # A plan change that converges the database in place (an Azure SQL elastic pool):
+        # once it is there, the record says so.
+        after = next(n for n, s in enumerate(steps) if s.name == "create_database") + 1
+        recorded = PlacementProfile(
+            "", elastic_pool=profile.get("elastic_pool"), sku=profile.get("sku"))
+        steps.insert(after, PlanStep(
+            "record_database_profile", "catalog", "ensure",
+            lambda i: dataclasses.replace(recorded, slug=i.spec.slug),
+            "record the database profile of the new plan with the tenant's placement"))
     if "admin_email" in changed and options.get("remove_previous_admin"):
         previous = str(options["changes"]["admin_email"]["from"])
         steps.append(PlanStep(

@@ -20,6 +20,7 @@ __all__ = [
     "CopyRetirement",
     "DatabasePlacement",
     "DomainRetirement",
+    "PlacementProfile",
     "PlacementRecord",
     "PlacementSwitch",
     "TenantActivation",
@@ -121,6 +122,24 @@ class CopyRetirement(Resource):
 
 
 @dataclass(frozen=True)
+class PlacementProfile(Resource):
+    """The copy tenant ``slug`` is served from has the database profile ``elastic_pool`` /
+    ``sku`` (what a plan change converged in place, on Azure SQL) in its record."""
+
+    slug: str
+    elastic_pool: str | None = None
+    sku: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"placement:{self.slug}:profile"
+
+    def details(self) -> dict[str, Any]:
+        return {k: v for k, v in (("elastic_pool", self.elastic_pool), ("sku", self.sku))
+                if v is not None}
+
+
+@dataclass(frozen=True)
 class PlacementRecord(Resource):
     """The record of a copy of ``slug``'s data at ``server``/``database``/``schema``
     (``remove``: forgotten, once its data is gone; ``states``: which records may go)."""
@@ -148,7 +167,8 @@ class CatalogProvider(Provider):
     kind = "catalog"
     name = "sql"
     resource_types = (TenantRegistration, TenantActivation, DomainRetirement,
-                      DatabasePlacement, PlacementSwitch, CopyRetirement, PlacementRecord)
+                      DatabasePlacement, PlacementSwitch, CopyRetirement, PlacementRecord,
+                      PlacementProfile)
 
     def __init__(self, catalog: Catalog) -> None:
         super().__init__()
@@ -206,6 +226,9 @@ class CatalogProvider(Provider):
             return Ready({"retired_at": ends.isoformat()}, changed=False)
         if isinstance(resource, PlacementRecord):
             return Ready({}, changed=False)
+        if isinstance(resource, PlacementProfile):
+            changed = self.catalog.placements.set_details(resource.slug, resource.details())
+            return Ready({"details": resource.details()}, changed=changed)
         if isinstance(resource, TenantRegistration):
             before = self.catalog.get_tenant(resource.slug)
             tenant = self.catalog.register_tenant(resource.slug)
@@ -236,7 +259,8 @@ class CatalogProvider(Provider):
                                                 if s in resource.states])
             return Ready({"server": resource.server, "database": resource.database,
                           "schema": resource.schema}, changed=released)
-        if isinstance(resource, (DatabasePlacement, PlacementSwitch, CopyRetirement)):
+        if isinstance(resource, (DatabasePlacement, PlacementSwitch, CopyRetirement,
+                                 PlacementProfile)):
             return Ready({}, changed=False)
         if isinstance(resource, DomainRetirement):
             released = self.catalog.retiring_domains.release(resource.slug, resource.domains)
@@ -263,6 +287,10 @@ class CatalogProvider(Provider):
             return None if found is None else {"slug": resource.slug, **_where(found)}
         if isinstance(resource, (PlacementSwitch, CopyRetirement)):
             return None
+        if isinstance(resource, PlacementProfile):
+            current = self.catalog.placements.current(resource.slug) if \
+                self.catalog.find_tenant(resource.slug) else None
+            return None if current is None else {"details": dict(current.details)}
         if isinstance(resource, DomainRetirement):
             held = [r for r in self.catalog.retiring_domains.of(resource.slug)
                     if r.domain in resource.domains]
