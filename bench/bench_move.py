@@ -11,7 +11,8 @@ the start of ``freeze_writes`` to the end of ``open_target``: the tenant's login
 in meanwhile) and its total (every step of the run, the old copy's removal included); and
 the ratio of the move's total to the mean bare copy.
 
-Run: set -a; . /work/services.env; set +a
+Run with the test PostgreSQL up and TENANTOPS_TEST_POSTGRES_URL exported (the line
+scripts/services/postgres.sh prints):
      .venv/bin/python bench/bench_move.py [--megabytes 50]
 Goals (issue 14): freeze at most 5 s; total at most 1.5 x the bare copy.
 """
@@ -112,7 +113,8 @@ def main() -> None:
     args = parser.parse_args()
     main_url = os.environ.get("TENANTOPS_TEST_POSTGRES_URL")
     if not main_url:
-        raise SystemExit("TENANTOPS_TEST_POSTGRES_URL is not set: set -a; . /work/services.env")
+        raise SystemExit("TENANTOPS_TEST_POSTGRES_URL is not set: start the test server with "
+                         "'export \"$(scripts/services/postgres.sh)\"'")
     with postgres_cluster() as second, tempfile.TemporaryDirectory() as data:
         settings = Settings(
             data_dir=Path(data), dev_mode=True,
