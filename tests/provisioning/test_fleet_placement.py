@@ -1,6 +1,7 @@
 """Where fleet operations meet placement: a rotation and a schema migration act on the
-tenant's database on the server its placement records; schema-mode tenants are refused by
-both, naming the tenant, the mode and what is not supported (docs/placement.md)."""
+tenant's database on the server its placement records; a schema-mode tenant's migrations run
+in its schema of the pooled database, and its rotation is refused, naming the tenant, the
+mode and what is not supported (docs/placement.md)."""
 
 from __future__ import annotations
 
@@ -119,17 +120,20 @@ def test_rotation_of_a_schema_mode_tenant_is_refused(settings: Settings) -> None
             "is not supported yet") in str(refused.value)
 
 
-def test_a_schema_migration_of_a_schema_mode_tenant_is_refused(
+def test_a_schema_migration_of_a_schema_mode_tenant_runs_in_its_schema(
         settings: Settings, source: MigrationSource) -> None:
-    with pytest.raises(SpecError) as refused:
-        prepare_migration(tenant(), settings, revision=None, request="fleet:f1/1",
-                          source=source, placements=[POOLED])
-    assert ("tenant = 'acme': is placed in schema mode (schema tenant_acme in the pooled "
-            "database pool_free on server two); schema migration of schema-mode tenants "
-            "is not supported yet") in str(refused.value)
+    """The pooled database, the tenant's login, its schema first on the search path (the
+    real run: tests/provisioning/providers/test_postgres_schema_migrations.py)."""
+    prepared = prepare_migration(tenant(), settings, revision=None, request="fleet:f1/1",
+                                 source=source, placements=[POOLED])
+    built = prepared.plan.steps[0].build(inputs(settings))
+    assert isinstance(built, DatabaseSchema)
+    assert (built.server, built.database, built.schema, built.owner) == (
+        "two", "pool_free", "tenant_acme", "acme_app")
+    assert built.key == "schema:two/pool_free.tenant_acme"
 
 
-def test_onboarding_a_schema_mode_tenant_with_migrations_on_onboarding_is_refused(
+def test_onboarding_a_schema_mode_tenant_with_migrations_on_onboarding_migrates_it(
         tmp_path: Path, source: MigrationSource) -> None:
     settings = fast_settings(
         tmp_path / "data",
@@ -141,15 +145,9 @@ def test_onboarding_a_schema_mode_tenant_with_migrations_on_onboarding_is_refuse
     catalog.migrate()
     try:
         providers = build_providers(settings, catalog, serve=False)
-        with pytest.raises(SpecError) as refused:
-            prepare_onboarding(spec_for("acme", plan="free"), settings, providers)
-        assert ("plan = 'free': places tenants in schema mode, and schema migrations of "
-                "schema-mode tenants are not supported yet") in str(refused.value)
-        # The same plan without migrations at onboarding opens as before.
-        quiet = settings.model_copy(update={"migrations": settings.migrations.model_copy(
-            update={"on_onboarding": False})})
-        assert "schema" not in prepare_onboarding(spec_for("acme", plan="free"), quiet,
-                                                  providers).options
+        prepared = prepare_onboarding(spec_for("acme", plan="free"), settings, providers)
+        assert prepared.options["schema"]["revision"] == source.resolve(None)
+        assert "migrate_schema" in [s.name for s in prepared.plan.steps]
     finally:
         catalog.close()
 

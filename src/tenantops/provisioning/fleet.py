@@ -243,7 +243,7 @@ class MigrateSchemas(FleetOperation):
         reason = super().skip_reason(tenant)
         if reason is None and not tenant.database_name:
             return "the tenant has no database"
-        return reason or _schema_mode(self.engine, tenant, "schema migration")
+        return reason
 
     def preview(self, tenant: Tenant) -> TargetPreview:
         reason = self.skip_reason(tenant)

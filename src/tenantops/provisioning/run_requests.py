@@ -175,12 +175,6 @@ def prepare_onboarding(spec: TenantSpec, settings: Settings, providers: Provider
                "database": profile.options(spec.slug)}
     if settings.migrations.folder is not None and settings.migrations.on_onboarding and (
             DatabaseSchema in providers.database.resource_types):
-        if profile.mode == "schema":
-            raise SpecError([SpecProblem(
-                "plan", spec.plan,
-                "places tenants in schema mode, and schema migrations of schema-mode tenants "
-                "are not supported yet (migrations.on_onboarding is set): give the plan "
-                "mode = \"database\", or set migrations.on_onboarding = false")])
         options["schema"] = _schema(migration_source(settings), None)
     return _prepared("onboard", spec, options, ())
 
@@ -202,7 +196,7 @@ def _schema(source: MigrationSource, revision: str | None) -> dict[str, str]:
 
 
 def refuse_schema_mode(tenant: Tenant, placements: Sequence[Placement], what: str) -> None:
-    """Refuse ``what`` (a fleet operation) for a tenant whose data is a schema in a pooled
+    """Refuse ``what`` (credential rotation) for a tenant whose data is a schema in a pooled
     database: not supported yet (docs/placement.md, "Fleet operations")."""
     current = next((p for p in placements if p.state == "current"), None)
     if current is not None and current.schema is not None:
@@ -220,8 +214,8 @@ def prepare_migration(tenant: Tenant, settings: Settings, *, revision: str | Non
     """A migration of ``tenant``'s schema to ``revision`` (None: head) of the migrations
     folder, in its database where its placement (``placements``) says; ``request`` names
     what asked for it (a fleet run and its attempt, or an API request), so a repeat of the
-    same request finds its run. A schema-mode tenant is refused (`SpecError`)."""
-    refuse_schema_mode(tenant, placements, "schema migration")
+    same request finds its run. A schema-mode tenant's migrations run in its schema of the
+    pooled database (first on the search path)."""
     loaded = source or migration_source(settings)
     options: dict[str, Any] = {"schema": _schema(loaded, revision), "request": request,
                                **_where(placements)}

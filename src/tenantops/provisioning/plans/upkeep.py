@@ -73,7 +73,8 @@ def _schema(options: Mapping[str, Any]) -> PlanStep:
         return DatabaseSchema(str(where.get("database") or f"tenant_{i.slug_identifier}"),
                               f"{i.slug_identifier}_app", schema["source"], schema["kind"],
                               schema["revision"],
-                              server=str(where.get("server") or DEFAULT_SERVER))
+                              server=str(where.get("server") or DEFAULT_SERVER),
+                              schema=str(where["schema"]) if where.get("schema") else None)
 
     return PlanStep(
         MIGRATE_STEP, "database", "ensure", build,

@@ -160,9 +160,15 @@ class DatabaseSchema(Resource):
     kind: str
     revision: str
     server: str = DEFAULT_SERVER
+    schema: str | None = None
+    """Schema mode: the tenant's schema in the pooled ``database`` (the migrations run with
+    it first on the search path, so their unqualified names and version table land there)."""
 
     def __post_init__(self) -> None:
-        for label, value in (("database name", self.database), ("owner", self.owner)):
+        named = [("database name", self.database), ("owner", self.owner)]
+        if self.schema is not None:
+            named.append(("schema", self.schema))
+        for label, value in named:
             if not _IDENTIFIER.fullmatch(value):
                 raise PermanentProviderError(
                     f"{label} {value!r} must be 1 to 63 of a-z, 0-9 and '_', starting with a "
@@ -170,7 +176,8 @@ class DatabaseSchema(Resource):
 
     @property
     def key(self) -> str:
-        return _on(self.server, f"schema:{self.database}")
+        where = self.database if self.schema is None else f"{self.database}.{self.schema}"
+        return _on(self.server, f"schema:{where}")
 
 
 @dataclass(frozen=True)

@@ -191,6 +191,9 @@ class PostgresDatabases(DatabaseProvider):
             except psycopg.Error as exc:
                 raise self._schema_connect_error(exc, schema) from None
             connection.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(schema.owner)))
+            if schema.schema is not None:
+                connection.execute(sql.SQL("SET search_path TO {}").format(
+                    sql.Identifier(schema.schema)))
             connection.commit()
             return connection
 
