@@ -15,7 +15,9 @@ import pytest
 from tenantops.catalog import ServerSlot, choose_server
 from tenantops.errors import PermanentProviderError, PlacementError, SpecError
 from tenantops.provisioning import Engine
-from tenantops.provisioning.placement import database_of
+from tenantops.provisioning.placement import database_of, server_slots
+from tenantops.provisioning.providers.base import Ready
+from tenantops.provisioning.providers.catalog import DatabasePlacement
 from tenantops.provisioning.providers.database.sqlite import SqliteDatabases
 from tenantops.provisioning.run_requests import TenantChange
 
@@ -269,3 +271,20 @@ def test_a_tenant_with_no_recorded_placement_on_unlisted_default_names_the_fix(
     with pytest.raises(PermanentProviderError) as other:
         sqlite_of(engine).observe(placed)
     assert "no recorded placement" not in str(other.value), "only 'default' gets the hint"
+
+
+def test_a_placement_step_run_again_after_a_crash_reports_unchanged(
+        make_engine: EngineFactory, tmp_path: Path) -> None:
+    """A step whose checkpoint a crash lost runs again: the record its first execution made
+    is found, "unchanged" (the crash tests count a resource reported created twice)."""
+    engine = make_engine(providers={"database": {"servers": servers(tmp_path, one=None)}})
+    run = onboard(engine, "echo")
+    placement = engine.catalog.placement_of("echo")
+    assert placement is not None
+    again = DatabasePlacement(
+        "echo", "current", run.id, "default", "database", placement.database, None,
+        server_slots(engine.settings, "default"))
+    outcome = engine.providers.catalog.ensure(again)
+    assert isinstance(outcome, Ready)
+    assert outcome.changed is False
+    assert outcome.outputs["server"] == placement.server

@@ -203,13 +203,18 @@ class CatalogProvider(Provider):
                 "target" if resource.state == "target" else "current")
             details = {k: v for k, v in (("elastic_pool", resource.elastic_pool),
                                          ("sku", resource.sku)) if v is not None}
+            # A step run again (its checkpoint lost in a crash) finds its own record: that is
+            # "unchanged", or a crash test would count the placement made twice.
+            recorded = any(p.state == state and p.run_id == resource.run_id
+                           for p in self.catalog.placements_of(resource.slug))
             placed = self.catalog.placements.place(
                 resource.slug, state=state, run_id=resource.run_id,
                 candidates=resource.servers, pool=resource.pool,
                 mode="schema" if resource.mode == "schema" else "database",
                 database=resource.database, schema=resource.schema, details=details,
                 named=resource.named)
-            return Ready(_where(placed), changed=placed.run_id == resource.run_id)
+            return Ready(_where(placed),
+                         changed=placed.run_id == resource.run_id and not recorded)
         if isinstance(resource, PlacementSwitch):
             serving = self.catalog.placement_of(resource.slug)
             placed = self.catalog.placements.switch(resource.slug, resource.run_id)
