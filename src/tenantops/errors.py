@@ -101,6 +101,7 @@ __all__ = [
     "IdempotencyKeyReusedError",
     "IdentityError",
     "IdentityNotAllowedError",
+    "ImportFileError",
     "InsecureTransportError",
     "InvalidClaimError",
     "InvalidTokenError",
@@ -303,6 +304,11 @@ class SpecProblem(NamedTuple):
 
     def __str__(self) -> str:
         return f"{self.field} = {self.value!r}: {self.rule}"
+
+
+class ImportFileError(ProvisioningError):
+    """An import file (``tenantops import FILE``, the dashboard's import page) cannot be read
+    as entries; the message names the file or the CSV line and what to change."""
 
 
 class SpecError(ProvisioningError):

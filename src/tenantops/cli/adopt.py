@@ -11,9 +11,6 @@ and ``suspended`` is ``true`` or ``false``. Entries are sent ``--batch`` at a ti
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,49 +26,10 @@ from tenantops.cli.client import (
     api_session,
     print_json,
 )
+from tenantops.errors import ImportFileError
+from tenantops.import_file import read_import
 
 __all__ = ["import_tenants", "read_entries"]
-
-_RESOURCE_COLUMNS = ("database", "login", "secret", "organization_id")
-
-
-class ImportFileError(ValueError):
-    """The import file cannot be read as entries; the message names the place."""
-
-
-def _csv_entries(text: str) -> list[dict[str, Any]]:
-    entries: list[dict[str, Any]] = []
-    reader = csv.DictReader(io.StringIO(text))
-    for line, row in enumerate(reader, start=2):
-        entry: dict[str, Any] = {}
-        resources: dict[str, str] = {}
-        for column, value in row.items():
-            if column is None:
-                raise ImportFileError(f"line {line}: more values than the header has columns")
-            value = (value or "").strip()
-            if not value:
-                continue
-            if column in _RESOURCE_COLUMNS:
-                resources[column] = value
-            elif column == "tags":
-                tags: dict[str, str] = {}
-                for item in value.split(";"):
-                    key, sep, tag = item.partition("=")
-                    if not sep or not key.strip():
-                        raise ImportFileError(f"line {line}: tag {item!r} must be key=value")
-                    tags[key.strip()] = tag.strip()
-                entry["tags"] = tags
-            elif column == "suspended":
-                if value.lower() not in ("true", "false"):
-                    raise ImportFileError(
-                        f"line {line}: suspended {value!r} must be true or false")
-                entry["suspended"] = value.lower() == "true"
-            else:
-                entry[column] = value
-        if resources:
-            entry["resources"] = resources
-        entries.append(entry)
-    return entries
 
 
 def read_entries(path: Path) -> list[Any]:
@@ -81,17 +39,7 @@ def read_entries(path: Path) -> list[Any]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ImportFileError(f"{path}: cannot be read: {exc}") from None
-    if path.suffix.lower() == ".csv":
-        return _csv_entries(text)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ImportFileError(f"{path}: not JSON ({exc}); use a .csv name for CSV") from None
-    if isinstance(data, dict) and "tenants" in data:
-        data = data["tenants"]
-    if not isinstance(data, list):
-        raise ImportFileError(f"{path}: must hold a list of tenants (or {{\"tenants\": [...]}})")
-    return data
+    return read_import(text, source=str(path), csv_format=path.suffix.lower() == ".csv")
 
 
 def import_tenants(

@@ -10,7 +10,7 @@ from starlette.staticfiles import StaticFiles
 
 from tenantops.auth import Authenticator
 from tenantops.config import Settings
-from tenantops.dashboard import _actions, _audit, _auth_routes, _fleet, _pages
+from tenantops.dashboard import _actions, _audit, _auth_routes, _fleet, _import, _pages
 from tenantops.dashboard._app import AUDIT, READ, STATIC_PATH, WRITE, Dashboard
 from tenantops.dashboard._config import resolve
 from tenantops.dashboard._session import CookieJar
@@ -60,4 +60,5 @@ def mount_dashboard(app: FastAPI, settings: Settings, engine: Engine, *,
     app.include_router(_actions.routes(dashboard))
     app.include_router(_audit.routes(dashboard))
     app.include_router(_fleet.routes(dashboard))
+    app.include_router(_import.routes(dashboard))
     return dashboard

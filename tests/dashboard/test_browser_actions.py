@@ -1,6 +1,7 @@
-"""The fleet actions in Chromium: an operator starts a migration of every tenant from the
-fleet page (the dry run first), pauses it while the canary tenant is being migrated, and
-axe-core finds no serious or critical violation on the new pages."""
+"""The fleet and import actions in Chromium: an operator starts a migration of every tenant
+from the fleet page (the dry run first) and pauses it while the canary tenant is being
+migrated; imports tenants from a CSV file after its dry run; axe-core finds no serious or
+critical violation on these pages."""
 
 from __future__ import annotations
 
@@ -142,6 +143,40 @@ def test_operator_starts_a_fleet_migration_from_the_page_and_pauses_it(live: Liv
         page.screenshot(path=str(SCREENSHOTS / "fleet-paused.png"), full_page=True)
     finally:
         live.hold.release()
+        context.close()
+    found = {path: v for path, v in found.items() if v}
+    assert not found, f"axe-core found serious or critical violations: {found}"
+
+
+def test_operator_imports_tenants_from_a_csv_file_after_its_dry_run(
+        live: Live, tmp_path: Path) -> None:
+    csv_file = tmp_path / "tenants.csv"
+    csv_file.write_text("slug,display_name,custom_domain,admin_email,database\n"
+                        "quebec,Quebec,www.quebec.test,it@quebec.test,quebec_db\n"
+                        "fleeta,Taken,www.taken.test,it@taken.test,\n")
+    context = live.browser.new_context(ignore_https_errors=True, viewport=DESKTOP)
+    context.set_default_timeout(15_000)
+    found: dict[str, list[str]] = {}
+    try:
+        page = context.new_page()
+        sign_in(page, live, OPERATOR)  # type: ignore[arg-type]
+        page.goto(f"{live.base_url}/tenants")
+        page.get_by_role("link", name="Import tenants…").click()
+        expect(page.get_by_role("heading", name="Import tenants")).to_be_visible()
+        found["/import"] = serious_violations(page)
+        page.get_by_label("File").set_input_files(str(csv_file))
+        page.get_by_role("button", name="Preview (dry run)").click()
+        expect(page.locator("#results-count")).to_have_text(
+            "0 adopted, 1 partial, 1 refused (dry run: nothing recorded).")
+        expect(page.get_by_text("slug 'fleeta' is taken")).to_be_visible()
+        found["/import (dry run)"] = serious_violations(page)
+        page.screenshot(path=str(SCREENSHOTS / "import-dry-run.png"), full_page=True)
+        assert live.engine.catalog.find_tenant("quebec") is None
+        page.get_by_role("button", name="Import 1 tenant").click()
+        expect(page.get_by_role("heading", name="Imported from tenants.csv")).to_be_visible()
+        expect(page.get_by_role("link", name="quebec")).to_be_visible()
+        assert live.engine.catalog.get_tenant("quebec").database_name == "quebec_db"
+    finally:
         context.close()
     found = {path: v for path, v in found.items() if v}
     assert not found, f"axe-core found serious or critical violations: {found}"
