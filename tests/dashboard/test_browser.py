@@ -281,7 +281,8 @@ def test_reader_sees_runs_and_errors_but_no_action_buttons(
     shoot(page, "reader-refused")
 
 
-PAGES = ["/", "/runs", "/runs?status=failed", "/tenants", "/events", "/audit", "/onboard"]
+PAGES = ["/", "/runs", "/runs?status=failed", "/tenants", "/events", "/audit", "/onboard",
+         "/fleet", "/fleet/new", "/import"]
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
