@@ -131,3 +131,12 @@ def test_an_import_by_a_reader_is_refused_with_the_role_named(
     assert 'href="/import"' not in reader_site.client.get("/tenants").text
 
 
+
+
+def test_an_upload_over_the_body_limit_is_refused_at_the_edge(operator_site: Site) -> None:
+    limit = operator_site.engine.settings.api.max_body_bytes
+    upload_over = operator_site.client.post(
+        "/import", data={"csrf_token": operator_site.csrf("/import")},
+        files={"file": ("big.csv", b"slug\n" + b"a" * limit, "text/csv")})
+    assert upload_over.status_code == 413, upload_over.text
+    assert operator_site.engine.catalog.list_tenants() == []
