@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form
@@ -162,19 +162,25 @@ def routes(dashboard: Dashboard) -> APIRouter:
                               errors={"revision": message}, summary=[("revision", message)])
         return RedirectResponse(f"/fleet/{fleet.id}", status_code=303)
 
-    @router.post("/fleet/{fleet_id}/{verb}", name="dashboard_fleet_control")
-    def control_fleet(fleet_id: str, verb: str, viewer: CheckedViewer) -> Response:
+    def control(fleet_id: str, viewer: Viewer, action: str,
+                call: Callable[..., object]) -> Response:
         """Pause, resume or cancel: the same `FleetRuns` calls as the API's routes."""
-        actions = {"pause": ("Pausing a fleet run", FleetRuns(engine).pause),
-                   "resume": ("Resuming a fleet run", FleetRuns(engine).resume),
-                   "cancel": ("Cancelling a fleet run", FleetRuns(engine).cancel)}
-        if verb not in actions:
-            return Response(status_code=404)
-        action, call = actions[verb]
         dashboard.require(viewer, WRITE, action)
         fleet = catalog.fleets.get(fleet_id[:64])  # unknown: the "No such fleet run" page
         call(fleet.id, requested_by=requester(viewer.principal, names))
         return RedirectResponse(f"/fleet/{fleet.id}", status_code=303)
+
+    @router.post("/fleet/{fleet_id}/pause", name="dashboard_fleet_pause")
+    def pause_fleet(fleet_id: str, viewer: CheckedViewer) -> Response:
+        return control(fleet_id, viewer, "Pausing a fleet run", FleetRuns(engine).pause)
+
+    @router.post("/fleet/{fleet_id}/resume", name="dashboard_fleet_resume")
+    def resume_fleet(fleet_id: str, viewer: CheckedViewer) -> Response:
+        return control(fleet_id, viewer, "Resuming a fleet run", FleetRuns(engine).resume)
+
+    @router.post("/fleet/{fleet_id}/cancel", name="dashboard_fleet_cancel")
+    def cancel_fleet(fleet_id: str, viewer: CheckedViewer) -> Response:
+        return control(fleet_id, viewer, "Cancelling a fleet run", FleetRuns(engine).cancel)
 
     @router.get("/fleet", name="dashboard_fleet")
     def fleet_runs(request: Request, viewer: ViewerDep) -> HTMLResponse:
