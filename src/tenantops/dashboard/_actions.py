@@ -11,7 +11,7 @@ an invalid form is shown again with each problem next to its field.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form
@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from tenantops.auth import Principal
+from tenantops.catalog import Run
 from tenantops.dashboard._app import DELETE, WRITE, Dashboard
 from tenantops.dashboard._deps import CheckedViewer, ViewerDep
 from tenantops.dashboard._signin import Viewer
@@ -276,6 +277,21 @@ def routes(dashboard: Dashboard) -> APIRouter:
             preview_error=preview_error, reason=reason, reason_error=reason_error,
             error=error, active_run=active_run)
 
+    def submit_state_change(request: Request, viewer: Viewer, slug: str, kind: str,
+                            reason: str, start: Callable[[str], Run]) -> Response:
+        """Open a suspend, resume or reconcile run (``start`` given who asks) and go to it;
+        its form again with the reason's error (422) or why it was refused (409)."""
+        try:
+            run = start(requester(viewer.principal, names))
+        except SpecError as exc:
+            return state_page(request, viewer, slug, kind, status=422, reason=reason,
+                              reason_error=exc.problems[0].rule)
+        except _REFUSED as exc:
+            return state_page(request, viewer, slug, kind, status=409, reason=reason,
+                              error=str(exc),
+                              active_run=getattr(exc, "active_run_id", None) or None)
+        return RedirectResponse(f"/runs/{run.id}", status_code=303)
+
     @router.get("/tenants/{slug}/suspend", name="dashboard_suspend")
     def suspend_page(request: Request, slug: str, viewer: ViewerDep) -> HTMLResponse:
         dashboard.require(viewer, WRITE, "Suspending a tenant")
@@ -290,33 +306,16 @@ def routes(dashboard: Dashboard) -> APIRouter:
     def suspend(request: Request, slug: str, viewer: CheckedViewer,
                 reason: Annotated[str, Form()] = "") -> Response:
         dashboard.require(viewer, WRITE, "Suspending a tenant")
-        try:
-            run = engine.suspend(slug, reason=reason,
-                                 requested_by=requester(viewer.principal, names))
-        except SpecError as exc:
-            return state_page(request, viewer, slug, "suspend", status=422, reason=reason,
-                              reason_error=exc.problems[0].rule)
-        except _REFUSED as exc:
-            return state_page(request, viewer, slug, "suspend", status=409, reason=reason,
-                              error=str(exc),
-                              active_run=getattr(exc, "active_run_id", None) or None)
-        return RedirectResponse(f"/runs/{run.id}", status_code=303)
+        return submit_state_change(request, viewer, slug, "suspend", reason,
+                                   lambda by: engine.suspend(slug, reason=reason, requested_by=by))
 
     @router.post("/tenants/{slug}/resume", name="dashboard_resume_submit")
     def resume(request: Request, slug: str, viewer: CheckedViewer,
                reason: Annotated[str, Form()] = "") -> Response:
         dashboard.require(viewer, WRITE, "Resuming a tenant")
-        try:
-            run = engine.resume(slug, reason=reason or None,
-                                requested_by=requester(viewer.principal, names))
-        except SpecError as exc:
-            return state_page(request, viewer, slug, "resume", status=422, reason=reason,
-                              reason_error=exc.problems[0].rule)
-        except _REFUSED as exc:
-            return state_page(request, viewer, slug, "resume", status=409, reason=reason,
-                              error=str(exc),
-                              active_run=getattr(exc, "active_run_id", None) or None)
-        return RedirectResponse(f"/runs/{run.id}", status_code=303)
+        return submit_state_change(request, viewer, slug, "resume", reason,
+                                   lambda by: engine.resume(slug, reason=reason or None,
+                                                            requested_by=by))
 
     @router.get("/tenants/{slug}/reconcile", name="dashboard_reconcile")
     def reconcile_page(request: Request, slug: str, viewer: ViewerDep) -> HTMLResponse:
@@ -327,17 +326,9 @@ def routes(dashboard: Dashboard) -> APIRouter:
     def reconcile(request: Request, slug: str, viewer: CheckedViewer,
                   reason: Annotated[str, Form()] = "") -> Response:
         dashboard.require(viewer, WRITE, "Reconciling a tenant")
-        try:
-            run = engine.reconcile_tenant(slug, reason=reason or None,
-                                          requested_by=requester(viewer.principal, names))
-        except SpecError as exc:
-            return state_page(request, viewer, slug, "reconcile", status=422, reason=reason,
-                              reason_error=exc.problems[0].rule)
-        except _REFUSED as exc:
-            return state_page(request, viewer, slug, "reconcile", status=409, reason=reason,
-                              error=str(exc),
-                              active_run=getattr(exc, "active_run_id", None) or None)
-        return RedirectResponse(f"/runs/{run.id}", status_code=303)
+        return submit_state_change(request, viewer, slug, "reconcile", reason,
+                                   lambda by: engine.reconcile_tenant(
+                                       slug, reason=reason or None, requested_by=by))
 
     def move_page_of(request: Request, viewer: Viewer, slug: str, *, status: int = 200,
                      server: str = "", reason: str = "", error: str | None = None,
