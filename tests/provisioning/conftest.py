@@ -4,8 +4,10 @@ next test's database)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,3 +77,21 @@ def make_engine(tmp_path: Path) -> Iterator[EngineFactory]:
 @pytest.fixture
 def engine(make_engine: EngineFactory) -> Engine:
     return make_engine()
+
+
+def settled_workflows(engine: Engine, prefix: str, timeout: float = 60) -> dict[str, Any]:
+    """DBOS's workflows under ``prefix`` once none is still running, by workflow ID.
+
+    A run's record is final when its last step is checkpointed; DBOS writes the workflow's
+    own status a moment later, when the function returns. A test that reads DBOS right
+    after ``engine.wait`` would race that write, so it waits for it here."""
+    deadline = time.monotonic() + timeout
+    while True:
+        workflows = {w.workflow_id: w for w in engine._dbos().list_workflows(
+            workflow_id_prefix=prefix, load_input=False)}
+        if not any(w.status in ("PENDING", "ENQUEUED") for w in workflows.values()):
+            return workflows
+        assert time.monotonic() < deadline, (
+            f"DBOS workflows under {prefix} settled within {timeout:.0f} s: "
+            f"{ {wid: w.status for wid, w in workflows.items()} }")
+        time.sleep(0.05)

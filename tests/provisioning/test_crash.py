@@ -24,7 +24,7 @@ from tenantops.provisioning.providers.dns.zones import ZoneFiles
 from tenantops.provisioning.providers.webhost.state import EdgeState
 from tests.support.processes import READY_SECONDS
 
-from .conftest import spec_for
+from .conftest import settled_workflows, spec_for
 from .middleware import CallLog
 
 pytestmark = pytest.mark.integration
@@ -171,7 +171,7 @@ def assert_each_resource_exists_once(data: Path, engine: Engine) -> None:
     organizations = engine.catalog.organizations.list()
     assert len(organizations) == TENANTS
     assert {(len(o.domains), len(o.invitations)) for o in organizations} == {(1, 1)}
-    workflows = engine._dbos().list_workflows(workflow_id_prefix="tenantops/crash")
+    workflows = list(settled_workflows(engine, "tenantops/crash").values())
     assert len(workflows) == TENANTS
     assert {w.status for w in workflows} == {"SUCCESS"}
 

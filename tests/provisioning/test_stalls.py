@@ -15,7 +15,7 @@ from tenantops.provisioning import onboarding_plan
 from tenantops.provisioning.engine import current_step
 from tenantops.provisioning.providers.base import Outcome, ProviderCall
 
-from .conftest import EngineFactory, spec_for
+from .conftest import EngineFactory, settled_workflows, spec_for
 from .faults import wait_until
 from .middleware import CallLog, Gate
 
@@ -49,8 +49,7 @@ def test_a_workflow_that_died_is_continued_and_the_step_shows_why(
     finished = engine.wait(run.id, timeout=60)
     assert finished.status == "succeeded", finished.error
     assert finished.segment == 1, "the run continued in a new segment"
-    statuses = {w.workflow_id: w.status for w in engine._dbos().list_workflows(
-        workflow_id_prefix=run.workflow_id, load_input=False, load_output=False)}
+    statuses = {wid: w.status for wid, w in settled_workflows(engine, run.workflow_id).items()}
     assert statuses == {run.workflow_id: "ERROR", f"{run.workflow_id}/1": "SUCCESS"}
     done = [c["step"] for c in calls.read() if c["event"] == "end" and not c["pending"]]
     assert len(done) == len(set(done)), "a step that had succeeded ran again"

@@ -15,7 +15,7 @@ from typing import Any
 from tenantops.provisioning import Engine
 from tenantops.provisioning.engine import DurableWaits, WaitCause
 
-from .conftest import EngineFactory, spec_for
+from .conftest import EngineFactory, settled_workflows, spec_for
 from .middleware import CallLog, PendingFor, Throttled
 
 
@@ -64,7 +64,7 @@ def test_a_long_wait_frees_the_worker_slot_for_another_run(make_engine: EngineFa
     assert finished.status == "succeeded", finished.error
     assert finished.segment == 1
     assert waits.of("wait_for_dns")[0] == ("pending", 3600.0)
-    workflows = workflows_of(engine, slow.workflow_id)
+    workflows = settled_workflows(engine, slow.workflow_id)
     assert {wid: (w.status, w.output) for wid, w in workflows.items()} == {
         slow.workflow_id: ("SUCCESS", "waiting"),
         f"{slow.workflow_id}/1": ("SUCCESS", "succeeded"),
