@@ -4,6 +4,7 @@ guard that keeps the ``integration`` mark honest (`tests.support.integration`)."
 from __future__ import annotations
 
 import gc
+import logging
 import sys
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -25,6 +26,22 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         return (yield)
     finally:
         integration.running.clear()
+
+
+@pytest.fixture(autouse=True)
+def logging_as_it_was() -> Iterator[None]:
+    """Undo a test's `configure_logging` (an in-process CLI or worker calls it): its handler
+    holds the stderr pytest captured for that test, closed once the test ends, and a later
+    test's log line would hit "I/O operation on closed file"."""
+    names = ("tenantops", "uvicorn", "uvicorn.error", "uvicorn.access")
+    saved = {name: (logging.getLogger(name).handlers[:], logging.getLogger(name).level,
+                    logging.getLogger(name).propagate) for name in names}
+    yield
+    for name, (handlers, level, propagate) in saved.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -80,11 +80,15 @@ def live_api(emulator_server: EmulatorServer, tmp_path_factory: pytest.TempPathF
         assert time.monotonic() < deadline, "uvicorn did not start serving within 120 s"
         time.sleep(0.01)
     refusals = Refusals()
-    logging.getLogger("tenantops.auth").addHandler(refusals)
+    auth_log = logging.getLogger("tenantops.auth")
+    level = auth_log.level
+    auth_log.addHandler(refusals)
+    auth_log.setLevel(logging.INFO)  # refusals are INFO, whatever the root logger says
     try:
         yield LiveApi(f"http://127.0.0.1:{sock.getsockname()[1]}", counting, refusals)
     finally:
-        logging.getLogger("tenantops.auth").removeHandler(refusals)
+        auth_log.removeHandler(refusals)
+        auth_log.setLevel(level)
         server.should_exit = True
         thread.join(timeout=60)
         sock.close()
