@@ -329,3 +329,20 @@ def test_alembic_scripts_migrate_many_tenants_at_once_each_with_its_own_connecti
                 ("a0002",)]
             assert db.execute("SELECT count(*) FROM sqlite_master WHERE name IN "
                               "('audit', 'users_email')").fetchone() == (2,)
+
+
+def test_a_finished_child_run_starts_the_next_tenant_without_waiting_for_the_poll(
+        make_engine: EngineFactory, tmp_path: Path) -> None:
+    # A poll far longer than the test may take: only the conductor's wake-ups (the fleet
+    # created here, each child run of this worker finishing) can move the fleet along.
+    folder = migrations(tmp_path / "migrations")
+    engine = make_engine(migrations={"folder": folder, "on_onboarding": False},
+                         fleet={"poll_seconds": 60})
+    slugs = ["w01", "w02", "w03", "w04"]
+    onboard_all(engine, slugs)
+    runs = FleetRuns(engine)
+    fleet = runs.create(FleetRequest("migrate", Selection(tenants=tuple(slugs)), canary=1,
+                                     concurrency=1), requested_by="test")
+    done = wait_for_fleet(runs, fleet.id, timeout=55)
+    assert done.status == "succeeded", done.stop_reason
+    assert done.counts.succeeded == 4

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +120,8 @@ class CatalogDatabase:
         `CatalogError`."""
         bind = self.engine if write else self._reader()
         try:
-            with Session(bind, expire_on_commit=False) as session, session.begin():
+            with self._writer_turn(write), Session(bind, expire_on_commit=False) as session, \
+                    session.begin():
                 yield session
         except IntegrityError:
             raise
@@ -147,13 +149,24 @@ class CatalogDatabase:
     def write(self) -> Iterator[Connection]:
         """A Core connection in one write transaction (the hot path: no ORM objects)."""
         try:
-            with self.engine.begin() as connection:
+            with self._writer_turn(True), self.engine.begin() as connection:
                 yield connection
         except SQLAlchemyError as exc:
             raise CatalogError(
                 f"the catalog at {self.url} failed: {exc.__class__.__name__}: "
                 f"{str(exc).splitlines()[0]}; check that the database is reachable"
             ) from exc
+
+    def _writer_turn(self, write: bool) -> AbstractContextManager[Any]:
+        """On SQLite, this process's writers take turns on a lock before ``BEGIN
+        IMMEDIATE``: the lock hands over the moment a writer commits, while SQLite's busy
+        handler has a waiting writer sleep 1-100 ms between tries; with eight runs writing
+        at once that sleeping was most of a fleet run's time (bench/bench_fleet.py).
+        Writers in other processes still wait on ``busy_timeout``. Re-entrant, so a write
+        inside a write on the same thread is SQLite's to refuse, as before."""
+        if not write or self.dialect != "sqlite":
+            return nullcontext()
+        return _SQLITE_WRITERS.setdefault(self._url, threading.RLock())
 
     def ping(self) -> None:
         """Open a connection and run ``SELECT 1``; `CatalogError` when that fails."""
@@ -188,6 +201,10 @@ class CatalogDatabase:
                 f"migrating the catalog at {self.url} failed: {exc}; check the URL and that "
                 "the account may create tables"
             ) from exc
+
+
+_SQLITE_WRITERS: dict[str, AbstractContextManager[Any]] = {}
+"""A writer lock per SQLite catalog URL, shared by every `CatalogDatabase` of the process."""
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

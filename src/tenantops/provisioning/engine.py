@@ -1047,6 +1047,8 @@ class Engine:
         finally:
             with self._state_lock:
                 self._executing.discard(workflow_id)
+            if self.conductor is not None:  # a fleet's child run frees its slot now
+                self.conductor.wake()
 
     def _run_segment(self, run_id: str, segment: int, resume: Mapping[str, Any]) -> str:
         """The workflow body: deterministic given the checkpointed step results."""

@@ -445,6 +445,8 @@ class FleetRuns:
             requested_by=requested_by), targets)
         log.info("fleet run %s (%s) of %d tenants requested by %s", fleet.id, work.name,
                  fleet.counts.total, requested_by)
+        if self.engine.conductor is not None:
+            self.engine.conductor.wake(always=True)
         return fleet
 
     def get(self, fleet_id: str) -> FleetRun:
@@ -502,7 +504,10 @@ class FleetConductor:
                        f"{uuid.uuid4().hex[:8]}")
         self._duties = list(duties)
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._conducting = False
         self._thread: threading.Thread | None = None
+        self._pool: ThreadPoolExecutor | None = None
         self._operations: dict[str, FleetOperation] = {}
 
     def start(self) -> None:
@@ -513,13 +518,24 @@ class FleetConductor:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def _starter(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=8,
+                                            thread_name_prefix="tenantops-fleet-start")
+        return self._pool
 
     def _loop(self) -> None:
         poll = self.engine.settings.fleet.poll_seconds
         while not self._stop.is_set():
+            self._wake.clear()  # a wake during the pass makes the next pass at once
             busy = False
             try:
                 busy = self.pass_once() > 0
@@ -531,11 +547,21 @@ class FleetConductor:
                 except Exception as exc:
                     log.warning("fleet upkeep %s failed: %s: %s", getattr(duty, "__name__", ""),
                                 type(exc).__name__, exc)
-            self._stop.wait(poll if busy else max(poll, 1.0))
+            self._wake.wait(poll if busy else max(poll, 1.0))
+
+    def wake(self, *, always: bool = False) -> None:
+        """Make the next pass now instead of after ``fleet.poll_seconds``: a run of this
+        worker finished (``always`` False: only while this conductor has fleets to conduct,
+        so a worker with none makes no extra catalog reads), or a fleet was created here.
+        A slot a child run frees is refilled at once; runs that finish on other workers
+        are seen at the next poll."""
+        if always or self._conducting:
+            self._wake.set()
 
     def pass_once(self) -> int:
         """Advance every running fleet this conductor can hold; returns how many ran."""
         ids = self.catalog.fleets.running_ids()
+        self._conducting = bool(ids)
         for fleet_id in ids:
             if self._stop.is_set():
                 break
@@ -595,10 +621,20 @@ class FleetConductor:
         if fleets.finish_if_done(fleet_id) is not None:
             log.info("fleet run %s finished", fleet_id)
             return
-        for target in fleets.startable(fleet_id, limit=fleet.concurrency - busy):
-            if self._stop.is_set():
-                return
-            self._start(fleet, work, target)
+        startable = fleets.startable(fleet_id, limit=fleet.concurrency - busy)
+        if len(startable) == 1:
+            skipped = [self._start(fleet, work, startable[0])]
+        else:
+            # Opening a run is several catalog and DBOS writes, mostly waiting on the
+            # database: opened one after the other they capped a fleet at about 30
+            # tenants/s whatever its concurrency (bench/bench_fleet.py). Each target's
+            # idempotency claim keeps them apart; skips are recorded together after.
+            pool = self._starter()
+            futures = [pool.submit(self._start, fleet, work, target) for target in startable]
+            skipped = [future.result() for future in futures]
+        outcomes = [outcome for outcome in skipped if outcome is not None]
+        if outcomes:
+            fleets.record(fleet_id, outcomes)
 
     def _brake(self, fleet: FleetRun) -> str | None:
         if fleet.canary and fleet.counts.failed:
@@ -610,17 +646,19 @@ class FleetConductor:
         reason = fleet.threshold_passed(fleet.counts.failed)
         return None if reason is None else f"{reason}; fix the cause, then resume the fleet run"
 
-    def _start(self, fleet: FleetRun, work: FleetOperation, target: FleetTarget) -> None:
+    def _start(self, fleet: FleetRun, work: FleetOperation, target: FleetTarget
+               ) -> TargetOutcome | None:
+        """Open the target's child run (or continue its previous one); the outcome to
+        record when the target is skipped instead (the caller records them together)."""
         fleets = self.catalog.fleets
         slug = target.tenant_slug
         tenant = self.catalog.find_tenant(slug)
         skip = ("the tenant was offboarded" if tenant is None or tenant.status == "offboarded"
                 else work.skip_reason(tenant))
         if skip is not None or tenant is None:
-            fleets.record(fleet.id, [TargetOutcome(slug, "", "skipped", error=skip)])
-            return
+            return TargetOutcome(slug, "", "skipped", error=skip)
         if target.run_id is not None and target.attempt > 0 and self._continue(fleet, target):
-            return
+            return None
         attempt = target.attempt + 1
         request = f"fleet:{fleet.id}/{attempt}"
         claim = IdempotencyClaim(f"fleet:{fleet.id}", f"{slug}/{attempt}", request)
@@ -629,13 +667,13 @@ class FleetConductor:
                                             requested_by=fleet.requested_by, idempotency=claim)
         except RunConflictError as exc:
             fleets.target_note(fleet.id, slug, str(exc))  # tried again next pass
-            return
+            return None
         except CatalogError:
             raise
         except (ProvisioningError, SpecError) as exc:
-            fleets.record(fleet.id, [TargetOutcome(slug, "", "skipped", error=str(exc))])
-            return
+            return TargetOutcome(slug, "", "skipped", error=str(exc))
         fleets.target_started(fleet.id, slug, attempt=attempt, run_id=run.id)
+        return None
 
     def _continue(self, fleet: FleetRun, target: FleetTarget) -> bool:
         """A resumed target: retry its failed run, or adopt it if it is active again;
