@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -157,16 +157,27 @@ class CatalogDatabase:
                 f"{str(exc).splitlines()[0]}; check that the database is reachable"
             ) from exc
 
-    def _writer_turn(self, write: bool) -> AbstractContextManager[Any]:
+    @contextmanager
+    def _writer_turn(self, write: bool) -> Iterator[None]:
         """On SQLite, this process's writers take turns on a lock before ``BEGIN
         IMMEDIATE``: the lock hands over the moment a writer commits, while SQLite's busy
         handler has a waiting writer sleep 1-100 ms between tries; with eight runs writing
         at once that sleeping was most of a fleet run's time (bench/bench_fleet.py).
-        Writers in other processes still wait on ``busy_timeout``. Re-entrant, so a write
-        inside a write on the same thread is SQLite's to refuse, as before."""
+        Writers in other processes still wait on ``busy_timeout``; the wait here is as
+        long (30 s), then fails as SQLite's would. Re-entrant, so a write inside a write
+        on the same thread is SQLite's to refuse, as before."""
         if not write or self.dialect != "sqlite":
-            return nullcontext()
-        return _SQLITE_WRITERS.setdefault(self._url, threading.RLock())
+            yield
+            return
+        turn = _SQLITE_WRITERS.setdefault(self._url, threading.RLock())
+        if not turn.acquire(timeout=30):
+            raise CatalogError(
+                f"the catalog at {self.url} is locked: another writer of this process held "
+                "it for 30 s; check for a stuck request or run, then try again")
+        try:
+            yield
+        finally:
+            turn.release()
 
     def ping(self) -> None:
         """Open a connection and run ``SELECT 1``; `CatalogError` when that fails."""
@@ -203,7 +214,7 @@ class CatalogDatabase:
             ) from exc
 
 
-_SQLITE_WRITERS: dict[str, AbstractContextManager[Any]] = {}
+_SQLITE_WRITERS: dict[str, Any] = {}
 """A writer lock per SQLite catalog URL, shared by every `CatalogDatabase` of the process."""
 
 
