@@ -253,6 +253,23 @@ def test_openapi_document_is_served_to_a_valid_token_with_examples(api: Api) -> 
             "/api/runs/{run_id}/retry", "/api/runs/{run_id}/cancel"} <= set(document["paths"])
     schemas = document["components"]["schemas"]
     assert schemas["TenantRequest"]["examples"][0]["slug"] == "acme"
+    assert schemas["TenantRequest"]["properties"]["plan"]["enum"] == [
+        "free", "premium", "standard"]
+
+
+def test_openapi_document_offers_the_deployments_plans_not_the_defaults(api: Api) -> None:
+    from tenantops.config import PlanSettings
+
+    settings = api.engine.settings.model_copy(update={"plans": {
+        "starter": PlanSettings(), "scale": PlanSettings()}})
+    client = TestClient(create_app(settings, engine=api.engine))
+    document = client.get("/api/openapi.json", headers=api.reader.headers()).json()
+    schemas = document["components"]["schemas"]
+    assert schemas["TenantRequest"]["properties"]["plan"]["enum"] == ["scale", "starter"]
+    update_plan = schemas["TenantPatch"]["properties"]["plan"]
+    assert [b.get("enum") for b in update_plan["anyOf"]] == [["scale", "starter"], None]
+    # A tenant may hold a plan since removed from the settings: responses list none.
+    assert "enum" not in str(schemas["TenantOut"]["properties"]["plan"])
 
 
 def test_workers_lists_the_live_engine_and_a_silent_one_as_dead(api: Api) -> None:

@@ -93,6 +93,22 @@ def _problem(error: str, description: str, details: list[dict[str, Any]] | None 
     return JSONResponse(jsonable_encoder(body), status_code=status, headers=headers)
 
 
+def _with_plans(schema: dict[str, Any], plans: list[str]) -> dict[str, Any]:
+    """The OpenAPI document with the ``plan`` a tenant is given (onboarding, change)
+    limited to the deployment's plans, so a client generated from it offers those and not
+    the defaults. Responses and fleet selections list none: a tenant may hold a plan since
+    removed from the settings."""
+    components = schema.get("components", {}).get("schemas", {})
+    for name in ("TenantRequest", "TenantPatch"):
+        plan = components.get(name, {}).get("properties", {}).get("plan")
+        if plan is None:
+            continue
+        branches = [b for b in plan.get("anyOf", [plan]) if b.get("type") == "string"]
+        for branch in branches:
+            branch["enum"] = list(plans)
+    return schema
+
+
 def create_app(
     settings: Settings, *, authenticator: Authenticator | None = None,
     engine: Engine | None = None,
@@ -186,7 +202,9 @@ def create_app(
 
     @app.get("/api/openapi.json", include_in_schema=False)
     async def openapi(principal: CurrentPrincipal) -> dict[str, Any]:
-        return app.openapi()
+        if app.openapi_schema is None:
+            app.openapi_schema = _with_plans(app.openapi(), sorted(settings.plans))
+        return app.openapi_schema
 
     app.add_middleware(RequestEdge, authenticator=auth, refusal=refusal,
                        max_body_bytes=settings.api.max_body_bytes)

@@ -111,8 +111,9 @@ class TenantRequest(BaseModel):
                               json_schema_extra={"minLength": 1, "maxLength": 100})
     custom_domain: str = Field(description="hostname the tenant's users visit, at most 64 chars",
                                json_schema_extra={"maxLength": 64})
-    plan: str = Field(default="standard", description="free, standard or premium",
-                      json_schema_extra={"enum": ["free", "standard", "premium"]})
+    plan: str = Field(default="standard", description="one of the plans of the settings' "
+                      "[plans] (free, standard or premium when there is none); the "
+                      "served OpenAPI document lists them")
     admin_email: str = Field(description="the first administrator, invited to the organization",
                              json_schema_extra={"format": "email", "maxLength": 254})
     tags: dict[str, str] = Field(default_factory=dict)
@@ -416,8 +417,8 @@ class TenantPatch(BaseModel):
     custom_domain: str | None = Field(
         default=None, description="the new hostname; the previous one keeps serving for the "
         "grace period, then is removed")
-    plan: str | None = Field(default=None, json_schema_extra={
-        "enum": ["free", "standard", "premium"]})
+    plan: str | None = Field(default=None, description="one of the plans of the settings' "
+                             "[plans]; the served OpenAPI document lists them")
     admin_email: str | None = Field(default=None, description="invited as administrator")
     tags: dict[str, str | None] = Field(default_factory=dict)
     remove_previous_admin: bool = Field(
