@@ -484,6 +484,16 @@ class AzurePostgresDatabaseSettings(_Section):
     charset: str = "UTF8"
     collation: str = "en_US.utf8"
     poll_seconds: float = Field(default=10.0, gt=0, le=3600)
+    admin_url: str | None = Field(
+        default=None, description="libpq URL of a role on the server with CREATEROLE (the "
+        "server's administrator, say: postgresql://tenantops_admin@<server>.postgres."
+        "database.azure.com:5432/postgres?sslmode=require); set, tenantops also makes each "
+        "tenant's login, disables it while the tenant is suspended, rotates it and runs the "
+        "SaaS's migrations (docs/azure.md); unset, it makes the databases only")
+    admin_password: SecretStr | None = Field(default=None,
+                                             description="the admin role's password")
+    connection_limit: int = Field(default=20, ge=1, le=10000, description="per tenant login")
+    connect_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
 
 
 class KeyVaultSecretsSettings(_Section):

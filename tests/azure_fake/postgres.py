@@ -20,11 +20,16 @@ Semantics kept (shared reference provisioning-apis.md, §4 "PostgreSQL Flexible 
   the fake answers 409.
 - An operation can end ``Failed`` (`fail_next`) or be canceled (`cancel`); a failed or
   canceled creation leaves no database.
-- Roles and grants are not ARM resources (§4); the fake has none.
+- Roles and grants are not ARM resources (§4); the fake has none. With ``data_plane`` (the
+  admin URL of a real PostgreSQL server, which the tests start), a database the fake's
+  operation creates is also created there, owned by that admin as the server administrator
+  owns what ARM makes, and dropped there when ARM deletes it: SQL against "the flexible
+  server" then reaches a real PostgreSQL, as it does on Azure.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,9 +62,11 @@ class _Server:
 
 class FakePostgresFlexible(FakeTransport):
     def __init__(self, *, clock: FakeClock | None = None, creation_seconds: float = 30.0,
-                 subscription: str = "00000000-0000-0000-0000-000000000000") -> None:
+                 subscription: str = "00000000-0000-0000-0000-000000000000",
+                 data_plane: str | None = None) -> None:
         super().__init__(api_version=API_VERSION, clock=clock)
         self.creation_seconds = creation_seconds
+        self.data_plane = data_plane
         self.servers: dict[str, _Server] = {}
         self.failures: list[tuple[str, str]] = []
         self.operations = AsyncOperations(
@@ -108,12 +115,25 @@ class FakePostgresFlexible(FakeTransport):
             if self.operations.done(op):
                 if self.operations.outcome(op) == "Succeeded":
                     server.databases[name] = props
+                    self._on_data_plane("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'",
+                                        name)
                 del server.creating[name]
         for name, op in list(server.deleting.items()):
             if self.operations.done(op):
                 if self.operations.outcome(op) == "Succeeded":
                     server.databases.pop(name, None)
+                    self._on_data_plane("DROP DATABASE IF EXISTS {} WITH (FORCE)", name)
                 del server.deleting[name]
+
+    def _on_data_plane(self, statement: str, database: str) -> None:
+        if self.data_plane is None:
+            return
+        import psycopg
+        from psycopg import errors, sql
+
+        with psycopg.connect(self.data_plane, autocommit=True) as admin, \
+                contextlib.suppress(errors.DuplicateDatabase):
+            admin.execute(sql.SQL(statement).format(sql.Identifier(database)))
 
     def _get_server(self, _request: Incoming, match: re.Match[str]) -> FakeResponse:
         server = self._server(match)

@@ -10,7 +10,7 @@ import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tenantops.catalog import Catalog
 from tenantops.config import Settings
@@ -102,7 +102,7 @@ def _pick(kind: str, name: str, table: dict[str, Callable[[], Provider]]) -> Pro
     return factory()
 
 
-def _azure(module: str, cls: str, settings: Settings) -> Provider:
+def _azure(module: str, cls: str, settings: Settings, **extra: Any) -> Provider:
     """An Azure provider, imported only when configured (the Azure SDKs are an extra)."""
     try:
         loaded = importlib.import_module(f"tenantops.provisioning.providers.{module}")
@@ -111,7 +111,7 @@ def _azure(module: str, cls: str, settings: Settings) -> Provider:
             f"the Azure providers need the azure extra ({exc.name} is missing); install "
             "tenantops[azure]"
         ) from exc
-    provider = getattr(loaded, cls).from_settings(settings)
+    provider = getattr(loaded, cls).from_settings(settings, **extra)
     assert isinstance(provider, Provider)
     return provider
 
@@ -134,7 +134,7 @@ def build_providers(settings: Settings, catalog: Catalog, *, serve: bool = True)
                                                             servers),
         "azure-sql": lambda: _azure("database.azure_sql", "AzureSqlDatabases", settings),
         "azure-postgres": lambda: _azure("database.azure_postgres", "AzurePostgresDatabases",
-                                         settings),
+                                         settings, secrets=secrets),
     })
     assert isinstance(database, DatabaseProvider)
     dns_settings = config.dns.model_copy(update={"serve": config.dns.serve and serve})

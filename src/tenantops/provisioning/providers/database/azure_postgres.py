@@ -11,20 +11,28 @@ that ends ``Failed`` or ``Canceled`` fails the step with Azure's code and messag
 collation is refused (PostgreSQL cannot change them). Removal sends ``begin_delete`` and is
 `Pending` until ``GET`` answers 404.
 
-Roles and grants are not ARM resources (§4): the tenant's login is created over SQL, as the
-``postgres`` provider does on a self-hosted server (see docs/azure.md).
+Roles and grants are not ARM resources (§4). Without ``admin_url`` tenantops makes the
+databases only, and the tenant app's deployment makes the logins (docs/azure.md). With it,
+`AzurePostgresSqlDatabases` reaches the server over SQL as that role: after ARM made the
+database, the ``postgres`` provider's code makes the tenant's login its owner, disables it
+while the tenant is suspended (``NOLOGIN``), rotates it between two logins and runs the SaaS's
+migrations, exactly as on a self-hosted server; the database itself stays ARM's to create and
+delete.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, ClassVar
 
 from azure.mgmt.postgresqlflexibleservers import PostgreSQLManagementClient
 from azure.mgmt.postgresqlflexibleservers.models import Database as ArmDatabase
 from azure.mgmt.postgresqlflexibleservers.models import DatabaseProperties
+from sqlalchemy import Connection
 
 from tenantops.config import AzurePostgresDatabaseSettings, Settings
-from tenantops.errors import ConfigError, PermanentProviderError
+from tenantops.errors import ConfigError, PermanentProviderError, TransientProviderError
 from tenantops.provisioning.providers.azure.calls import azure_call, azure_get, start_operation
 from tenantops.provisioning.providers.azure.connection import AzureConnection
 from tenantops.provisioning.providers.azure.operations import TrackedOperations
@@ -32,18 +40,23 @@ from tenantops.provisioning.providers.base import Outcome, Pending, Ready, Resou
 from tenantops.provisioning.providers.database import (
     UNMANAGED_LOGINS,
     Database,
+    DatabaseLogin,
     DatabaseProvider,
+    DatabaseSchema,
+    RetiredLogin,
 )
+from tenantops.provisioning.providers.database.postgres import PostgresDatabases
+from tenantops.provisioning.providers.secrets import SecretsProvider
 
-__all__ = ["AzurePostgresDatabases"]
+__all__ = ["AzurePostgresDatabases", "AzurePostgresSqlDatabases"]
 
 
 class AzurePostgresDatabases(DatabaseProvider):
     """Databases on flexible server ``settings.server``."""
 
     name = "azure-postgres"
-    # Tenant schemas are the app's deployment's on Azure (docs/fleet.md): no DatabaseSchema.
-    resource_types = (Database,)
+    # Without SQL access, tenant schemas are the app's deployment's (docs/fleet.md).
+    resource_types: ClassVar[tuple[type[Resource], ...]] = (Database,)
 
     def __init__(self, connection: AzureConnection,
                  settings: AzurePostgresDatabaseSettings) -> None:
@@ -62,9 +75,18 @@ class AzurePostgresDatabases(DatabaseProvider):
         self._operations = TrackedOperations()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> AzurePostgresDatabases:
-        return cls(AzureConnection.from_settings(settings.azure),
-                   settings.providers.database.azure_postgres)
+    def from_settings(cls, settings: Settings, secrets: SecretsProvider | None = None
+                      ) -> AzurePostgresDatabases:
+        """The provider of ``[providers.database.azure_postgres]``: with ``admin_url``, the
+        one that also reaches the server over SQL (`AzurePostgresSqlDatabases`)."""
+        config = settings.providers.database.azure_postgres
+        connection = AzureConnection.from_settings(settings.azure)
+        if config.admin_url is None:
+            return cls(connection, config)
+        if secrets is None:
+            raise ConfigError("providers.database.azure_postgres.admin_url needs the secrets "
+                              "provider (the tenant logins' passwords are kept there)")
+        return AzurePostgresSqlDatabases(connection, config, secrets)
 
     @property
     def client(self) -> PostgreSQLManagementClient:
@@ -153,3 +175,82 @@ class AzurePostgresDatabases(DatabaseProvider):
         if self._get(database.name) is None:
             return {}
         return {"database": database.name, "server": self._server_fqdn()}
+
+
+class AzurePostgresSqlDatabases(AzurePostgresDatabases):
+    """``azure-postgres`` with ``admin_url``: ARM makes and deletes each database (the
+    module docstring); over SQL, as the admin role, the ``postgres`` provider's code
+    (`PostgresDatabases`, on the one server ``default``) does the rest: the tenant's login
+    and its ownership of the database, ``NOLOGIN`` while suspended, rotation between two
+    logins (`DatabaseLogin`, `RetiredLogin`), and the SaaS's migrations
+    (`DatabaseSchema`). Moves and schema-mode plans stay the self-hosted provider's."""
+
+    resource_types: ClassVar[tuple[type[Resource], ...]] = (
+        Database, DatabaseSchema, DatabaseLogin, RetiredLogin)
+
+    def __init__(self, connection: AzureConnection, settings: AzurePostgresDatabaseSettings,
+                 secrets: SecretsProvider) -> None:
+        super().__init__(connection, settings)
+        if settings.admin_url is None:
+            raise ConfigError("providers.database.azure_postgres.admin_url is not set")
+        password = settings.admin_password
+        self.sql = PostgresDatabases(
+            settings.admin_url, secrets,
+            admin_password=password.get_secret_value() if password is not None else None,
+            connection_limit=settings.connection_limit,
+            connect_timeout=settings.connect_timeout_seconds)
+
+    def _ensure(self, resource: Resource) -> Outcome:
+        if not isinstance(resource, Database):
+            return self.sql._ensure(resource)
+        made = super()._ensure(resource)
+        if isinstance(made, Pending):
+            return made
+        owned = self.sql._ensure(resource)
+        if isinstance(owned, Pending):
+            return owned
+        outputs = {**owned.outputs, "server": made.outputs["server"],
+                   "location": made.outputs["location"].replace(
+                       f"{resource.login}@", f"{owned.outputs['login']}@")}
+        return Ready(outputs, changed=made.changed or owned.changed)
+
+    def _remove(self, resource: Resource) -> Outcome:
+        if not isinstance(resource, Database):
+            return self.sql._remove(resource)
+        # ARM deletes the database (it made it); then the logins go over SQL.
+        deleted = super()._remove(resource)
+        if isinstance(deleted, Pending):
+            return deleted
+        dropped = self.sql._remove(resource)
+        if isinstance(dropped, Pending):
+            return dropped
+        return Ready({**deleted.outputs, **dropped.outputs, "server": self.server},
+                     changed=deleted.changed or dropped.changed)
+
+    def observes(self, resource: Resource) -> bool:
+        return True
+
+    def _observe(self, resource: Resource) -> dict[str, Any] | None:
+        if not isinstance(resource, Database):
+            return self.sql._observe(resource)
+        arm = super()._observe(resource)
+        if arm is None:
+            return None
+        found = self.sql._observe(resource) or {}
+        return {**found, **arm}
+
+    def read_metadata(self, database: Database) -> dict[str, str]:
+        """What the tenant app reads, as the tenant's login (over SQL)."""
+        return self.sql.read_metadata(database)
+
+    def connect(self, database: Database) -> AbstractContextManager[Any]:
+        return self.sql.connect(database)
+
+    @contextmanager
+    def schema_connection(self, schema: DatabaseSchema) -> Iterator[Connection]:
+        with self.sql.schema_connection(schema) as connection:
+            yield connection
+
+    def schema_error(self, exc: Exception, schema: DatabaseSchema
+                     ) -> PermanentProviderError | TransientProviderError:
+        return self.sql.schema_error(exc, schema)

@@ -1,0 +1,191 @@
+"""``azure-postgres`` with ``admin_url``: ARM (the fake) makes and deletes each tenant's
+database on the flexible server, and "the flexible server" is a real PostgreSQL (the fake's
+data plane), reached over SQL as on Azure. Through the engine: the tenant's login owns its
+database and signs in; suspension makes it NOLOGIN and resumption gives it back; a fleet
+migrates the SaaS's schema and rotates the credentials while the application keeps
+querying; offboarding leaves no database and no login."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tenantops.catalog import Catalog
+from tenantops.config import Settings
+from tenantops.provisioning.drift import DriftChecker
+from tenantops.provisioning.engine import Engine
+from tenantops.provisioning.fleet import FleetRequest, FleetRuns, Selection, wait_for_fleet
+from tenantops.provisioning.providers.azure import AzureConnection
+from tenantops.provisioning.providers.database.azure_postgres import (
+    AzurePostgresDatabases,
+    AzurePostgresSqlDatabases,
+)
+from tenantops.provisioning.providers.registry import Providers
+from tenantops.provisioning.spec import TenantSpec
+from tests.azure.conftest import APP, PG_SERVER, RESOURCE_GROUP, RG_SCOPE, ZONE
+from tests.azure.test_onboarding import azure_providers, azure_settings
+from tests.azure.test_suspension import PARKING
+from tests.azure_fake import SUBSCRIPTION, FakeAzure, FakeSite
+from tests.provisioning.providers.servers import postgres_url, unique_slug
+from tests.provisioning.providers.test_drift_selfhosted import drop_login
+from tests.provisioning.providers.test_rotation import App, can_login, rotate
+
+pytestmark = pytest.mark.integration  # the flexible server's data plane is a real PostgreSQL
+
+MIGRATIONS = {
+    "0001_users.sql": "CREATE TABLE users (id integer PRIMARY KEY, email text NOT NULL);",
+    "0002_orders.sql": "CREATE TABLE orders (id integer PRIMARY KEY, user_id integer);",
+}
+
+
+def sql_settings(tmp_path: Path, fake: FakeAzure) -> Settings:
+    base = azure_settings(tmp_path / "data", fake, "azure-postgres").model_dump()
+    base["providers"]["database"]["azure_postgres"].update(
+        admin_url=postgres_url(), connection_limit=5)
+    base["providers"]["webhost"]["azure_app_service"]["suspended_app_name"] = PARKING
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    for name, body in MIGRATIONS.items():
+        (folder / name).write_text(body)
+    base.update(migrations={"folder": folder},
+                rotation={"min_grace_seconds": 0.3, "max_grace_seconds": 60,
+                          "poll_seconds": 0.05},
+                fleet={"poll_seconds": 0.05})
+    return Settings.model_validate(base)
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    fake = FakeAzure(speedup=1000.0, issuance_seconds=300.0)
+    fake.postgres.data_plane = postgres_url()
+    fake.app_service.add_site(FakeSite(APP, RESOURCE_GROUP, SUBSCRIPTION))
+    fake.app_service.add_site(FakeSite(PARKING, RESOURCE_GROUP, SUBSCRIPTION))
+    fake.dns.add_zone(ZONE, RESOURCE_GROUP)
+    fake.postgres.add_server(PG_SERVER, RESOURCE_GROUP)
+    fake.authorization.grant(RG_SCOPE, "Contributor")
+    fake.authorization.grant(fake.key_vault.resource_id, "Key Vault Secrets Officer")
+    settings = sql_settings(tmp_path, fake)
+    catalog = Catalog.from_settings(settings)
+    providers = azure_providers(settings, catalog, fake)
+    connection = AzureConnection(fake.credential(), SUBSCRIPTION, RESOURCE_GROUP,
+                                 transport=fake)
+    database = AzurePostgresSqlDatabases(connection, settings.providers.database.azure_postgres,
+                                         providers.secrets)
+    started = Engine(settings, catalog=catalog, providers=Providers(
+        catalog=providers.catalog, secrets=providers.secrets, database=database,
+        dns=providers.dns, webhost=providers.webhost, organization=providers.organization))
+    started.start()
+    try:
+        yield started
+    finally:
+        started.stop()
+        catalog.close()
+
+
+def onboard(engine: Engine, slug: str) -> None:
+    spec = TenantSpec(slug=slug, display_name=f"Tenant {slug}", custom_domain=f"{slug}.{ZONE}",
+                      admin_email=f"admin@{slug}.example")
+    run = engine.wait(engine.onboard(spec, requested_by="tests").id, timeout=120)
+    assert (run.status, run.error) == ("succeeded", None)
+
+
+def signs_in(engine: Engine, slug: str) -> str:
+    """Sign in as the tenant's login in use; the error's first line when refused."""
+    tenant = engine.catalog.get_tenant(slug)
+    assert tenant.database_login
+    assert tenant.database_secret
+    assert tenant.database_name
+    conninfo = psycopg.conninfo.make_conninfo(
+        postgres_url(), dbname=tenant.database_name, user=tenant.database_login,
+        password=engine.providers.secrets.read(tenant.database_secret))
+    try:
+        with psycopg.connect(conninfo, autocommit=True) as db:
+            row = db.execute("SELECT current_user, (SELECT value FROM tenantops_meta "
+                             "WHERE key = 'database')").fetchone()
+    except psycopg.OperationalError as exc:
+        return str(exc).strip().splitlines()[-1]
+    return f"signed in: {row}"
+
+
+def test_the_tenants_login_is_made_disabled_while_suspended_and_dropped_at_offboarding(
+        engine: Engine) -> None:
+    slug = unique_slug("azpg")
+    login, database = f"{slug}_app", f"tenant_{slug}"
+    onboard(engine, slug)
+    try:
+        assert signs_in(engine, slug) == f"signed in: ('{login}', '{database}')"
+        with psycopg.connect(postgres_url(), autocommit=True) as admin:
+            owner = admin.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE "
+                                  "datname = %s", (database,)).fetchone()
+        assert owner == (login,)  # ARM made it as the administrator's; now the tenant's
+        assert DriftChecker.of(engine).check(slug).state == "in_sync"
+        # Someone drops the login by hand: the drift check sees it, a reconcile makes it.
+        drop_login(database, login)
+        drifted = DriftChecker.of(engine).check(slug)
+        assert drifted.state == "drifted", drifted
+        assert [r.resource for r in drifted.off_track] == [f"database:{database}"]
+        reconciled = engine.wait(engine.reconcile_tenant(slug, requested_by="t").id,
+                                 timeout=120)
+        assert (reconciled.status, reconciled.error) == ("succeeded", None)
+        assert signs_in(engine, slug) == f"signed in: ('{login}', '{database}')"
+        assert DriftChecker.of(engine).check(slug).state == "in_sync"
+
+        suspended = engine.wait(engine.suspend(slug, reason="unpaid", requested_by="t").id,
+                                timeout=120)
+        assert (suspended.status, suspended.error) == ("succeeded", None)
+        assert can_login(login) is False
+        assert "not permitted to log in" in signs_in(engine, slug)
+
+        resumed = engine.wait(engine.resume(slug, requested_by="t").id, timeout=120)
+        assert (resumed.status, resumed.error) == ("succeeded", None)
+        assert signs_in(engine, slug) == f"signed in: ('{login}', '{database}')"
+    finally:
+        offboarded = engine.wait(engine.offboard(slug, requested_by="t").id, timeout=120)
+    assert (offboarded.status, offboarded.error) == ("succeeded", None)
+    assert (can_login(login), can_login(f"{login}_b")) == (None, None)
+    with psycopg.connect(postgres_url(), autocommit=True) as admin:
+        assert admin.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                             (database,)).fetchone() is None
+
+
+def test_a_fleet_migrates_and_rotates_tenants_on_the_flexible_server(engine: Engine) -> None:
+    first, second = unique_slug("azpg"), unique_slug("azpg")
+    for slug in (first, second):
+        onboard(engine, slug)
+    try:
+        for slug in (first, second):  # onboarding migrated each to head
+            assert engine.catalog.get_tenant(slug).schema_revision == "0002_orders"
+        (engine.settings.migrations.folder / "0003_email_index.sql").write_text(  # type: ignore[operator]
+            "CREATE INDEX users_email ON users (email);")
+        runs = FleetRuns(engine)
+        fleet = runs.create(FleetRequest("migrate", Selection(tenants=(first, second)),
+                                         canary=1), requested_by="tests")
+        done = wait_for_fleet(runs, fleet.id, timeout=180)
+        assert done.status == "succeeded", done.stop_reason
+        assert {engine.catalog.get_tenant(s).schema_revision for s in (first, second)} == {
+            "0003_email_index"}
+
+        owner = f"{first}_app"
+        with App(engine, first) as app:
+            rotate(engine, first, second)
+            assert app.reconnected.wait(30)
+        assert app.errors == []
+        assert app.logins == [owner, f"{owner}_b"]
+        assert (can_login(owner), can_login(f"{owner}_b")) == (False, True)
+        assert signs_in(engine, first).startswith(f"signed in: ('{owner}', ")
+    finally:
+        for slug in (first, second):
+            engine.wait(engine.offboard(slug, requested_by="t").id, timeout=120)
+    assert (can_login(f"{first}_app"), can_login(f"{first}_app_b")) == (None, None)
+
+
+def test_without_admin_url_the_provider_makes_databases_only() -> None:
+    settings = Settings.model_validate({
+        "azure": {"subscription_id": SUBSCRIPTION, "resource_group": RESOURCE_GROUP},
+        "providers": {"database": {"name": "azure-postgres",
+                                   "azure_postgres": {"server": PG_SERVER}}}})
+    provider = AzurePostgresDatabases.from_settings(settings)
+    assert type(provider) is AzurePostgresDatabases
