@@ -7,6 +7,9 @@ finished by a retry or undone by --abandon."""
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
@@ -15,14 +18,32 @@ import pytest
 from tenantops.catalog import ServerSlot, choose_server
 from tenantops.errors import PermanentProviderError, PlacementError, SpecError
 from tenantops.provisioning import Engine
+from tenantops.provisioning.engine import current_step
 from tenantops.provisioning.placement import database_of, server_slots
-from tenantops.provisioning.providers.base import Ready
+from tenantops.provisioning.providers.base import Outcome, ProviderCall, Ready
 from tenantops.provisioning.providers.catalog import DatabasePlacement
 from tenantops.provisioning.providers.database.sqlite import SqliteDatabases
 from tenantops.provisioning.run_requests import TenantChange
 
 from .conftest import EngineFactory, spec_for
 from .test_lifecycle import FailStep, finished, onboard
+
+
+class HoldStep:
+    """Holds the calls of one plan step (by name) until `release`; `reached` is set then."""
+
+    def __init__(self, step: str) -> None:
+        self.step = step
+        self.reached = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, call: ProviderCall, proceed: Callable[[], Outcome]) -> Outcome:
+        ref = current_step()
+        if ref is not None and ref.step == self.step:
+            self.reached.set()
+            if not self.release.wait(300):
+                raise PermanentProviderError("the test never released the step")
+        return proceed()
 
 
 def servers(tmp_path: Path, **capacities: int | None) -> list[dict[str, object]]:
@@ -155,16 +176,29 @@ def test_a_failed_move_leaves_the_tenant_on_its_old_copy_until_retried(
                                   requested_by="ops").id)
     assert run.status == "failed"
     assert run.failed_step == "check_copy"
+    assert run.error is not None
+    assert run.error.endswith("the write freeze ended: the tenant's login signs in to its old "
+                              "copy again; a retry starts again from freeze_writes")
     assert [(p.state, p.server) for p in engine.catalog.placements_of("acme")] == [
         ("current", "one"), ("target", "two")]
     assert rows_in(tmp_path / "one" / "tenant_acme.sqlite") == 10
+    # Served from the old copy meanwhile: its login signs in, and the app goes on writing.
+    source = database_of("acme", engine.catalog.placement_of("acme"))
+    assert sqlite_of(engine).read_metadata(source)["database"] == "tenant_acme"
+    assert {s.name: s.status for s in run.steps if s.name in (
+        "freeze_writes", "copy_data", "check_copy")} == {
+        "freeze_writes": "pending", "copy_data": "pending", "check_copy": "failed"}
+    write_rows(engine, "acme", 5)
 
     failing.fix()
     done = finished(engine, engine.retry(run.id))
     assert done.id == run.id
     assert [(p.state, p.server) for p in engine.catalog.placements_of("acme")] == [
         ("current", "two")]
-    assert rows_in(tmp_path / "two" / "tenant_acme.sqlite") == 10
+    # Frozen and copied again: the rows written after the failure moved too.
+    assert rows_in(tmp_path / "two" / "tenant_acme.sqlite") == 15
+    assert done.step("freeze_writes").attempts == 2
+    assert done.step("copy_data").attempts == 2
 
 
 def test_an_abandoned_move_drops_its_copy_and_opens_the_old_one_again(
@@ -175,8 +209,7 @@ def test_an_abandoned_move_drops_its_copy_and_opens_the_old_one_again(
     run = engine.wait(engine.move("acme", server="two", requested_by="ops").id)
     assert run.status == "failed"
     source = database_of("acme", engine.catalog.placement_of("acme"))
-    with pytest.raises(Exception, match="disabled"):
-        sqlite_of(engine).read_metadata(source)  # frozen: the login cannot sign in
+    assert sqlite_of(engine).read_metadata(source)["database"] == "tenant_acme"  # thawed
 
     undo = finished(engine, engine.move("acme", abandon=True, requested_by="ops"))
 
@@ -187,6 +220,31 @@ def test_an_abandoned_move_drops_its_copy_and_opens_the_old_one_again(
     assert sqlite_of(engine).read_metadata(source)["database"] == "tenant_acme"
     assert not (tmp_path / "two" / "tenant_acme.sqlite").exists()
     assert engine.catalog.get_tenant("acme").status == "active"
+
+
+def test_a_cancelled_move_ends_its_write_freeze(
+        make_engine: EngineFactory, tmp_path: Path) -> None:
+    gate = HoldStep("copy_data")
+    engine = make_engine(gate, providers={"database": {"servers": servers(
+        tmp_path, one=None, two=None)}})
+    onboard(engine, "acme")
+    run = engine.move("acme", server="two", requested_by="ops")
+    assert gate.reached.wait(60), "the move did not reach copy_data"
+    source = database_of("acme", engine.catalog.placement_of("acme"))
+    with pytest.raises(Exception, match="disabled"):
+        sqlite_of(engine).read_metadata(source)  # frozen while it copies
+    engine.cancel(run.id, requested_by="ops")
+    gate.release.set()
+    cancelled = engine.wait(run.id)
+    assert cancelled.status == "cancelled"
+    deadline = time.monotonic() + 60
+    while True:  # the workflow ends the freeze as it stops, just after the run is closed
+        try:
+            assert sqlite_of(engine).read_metadata(source)["database"] == "tenant_acme"
+            break
+        except Exception:
+            assert time.monotonic() < deadline, "the freeze did not end within 60 s"
+            time.sleep(0.05)
 
 
 def test_a_move_nowhere_or_to_a_server_outside_the_pool_is_refused(

@@ -272,6 +272,9 @@ class Catalog:
     def step_failed(self, run_id: str, name: str, error: str) -> None:
         self.steps.failed(run_id, name, error)
 
+    def rewind_steps(self, run_id: str, names: list[str], *, message: str) -> None:
+        self.steps.rewind(run_id, names, message=message)
+
     # -- workers ------------------------------------------------------------------------
 
     def worker_seen(self, executor_id: str, *, host: str, pid: int) -> float:

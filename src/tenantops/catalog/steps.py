@@ -172,6 +172,17 @@ class StepStore:
                 return _start(c, run_id, then_start, stamp, then_resolved, prestart=True)
         return None
 
+    def rewind(self, run_id: str, names: list[str], *, message: str) -> None:
+        """Steps ``names``, which succeeded, are to be done again (`StepUndo`): pending,
+        without outputs, ``message`` saying why; their attempts stay as history."""
+        if not names:
+            return
+        with self._db.write() as c:
+            c.execute(update(StepRow).where(
+                StepRow.run_id == run_id, StepRow.name.in_(names),
+            ).values(status="pending", outputs={}, finished_at=None, error=None,
+                     message=message, pending_since=None))
+
     def failed(self, run_id: str, name: str, error: str) -> None:
         """The step failed for good (the provider said so); a ``com.tenantops.step.failed``
         event is written with it."""

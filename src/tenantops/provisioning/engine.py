@@ -300,6 +300,12 @@ def _hand_over_step(run_id: str, to_segment: int) -> bool:
     return _active().catalog.advance_run(run_id, to_segment=to_segment)
 
 
+@DBOS.step(name="tenantops.undo", retries_allowed=True, max_attempts=5, interval_seconds=0.5,
+           backoff_rate=2.0)
+def _undo_step(run_id: str, step: str, context: _RunContext) -> str:
+    return _active()._undo(run_id, step, context)
+
+
 @DBOS.step(name="tenantops.finish_run", retries_allowed=True, max_attempts=5,
            interval_seconds=0.5, should_retry=_is_catalog_error)
 def _finish_run_step(run_id: str, failed_step: str | None, error: str | None) -> str:
@@ -928,6 +934,10 @@ class Engine:
         """Cancel a pending or running run; it stops before its next step. The tenant is
         left ``failed`` until the run is retried or the tenant offboarded."""
         run = self.catalog.cancel_run(run_id, by=requested_by)
+        if self._undo_cancelled(run.id):
+            # Its workflow is left to stop at its next step, which puts things back again
+            # (a step in flight, a write freeze say, may finish after the undo here).
+            return run
         try:
             client = self._dbos()
             for workflow_id in self._live_workflows(run):
@@ -1106,9 +1116,14 @@ class Engine:
                     closed = bool(result.get("closed_run"))
                     break
                 if state == "cancelled":
+                    if step.undo is not None:
+                        _undo_step(run_id, step.name, context)
                     return "cancelled"
                 if state == "failed":
-                    _finish_run_step(run_id, step.name, f"{step.name} failed: {result['error']}")
+                    error = f"{step.name} failed: {result['error']}"
+                    if step.undo is not None:
+                        error = f"{error}; {_undo_step(run_id, step.name, context)}"
+                    _finish_run_step(run_id, step.name, error)
                     return "failed"
                 cause: WaitCause
                 if state == "pending":
@@ -1116,11 +1131,13 @@ class Engine:
                 else:
                     failures += 1
                     if failures >= config.max_attempts:
-                        _finish_run_step(run_id, step.name, (
-                            f"{step.name} failed {failures} times in a row, the most "
-                            f"engine.max_attempts allows; last error: "
-                            f"{_without_retry_promise(result['error'])}; once the cause is "
-                            "fixed, retry the run"))
+                        error = (f"{step.name} failed {failures} times in a row, the most "
+                                 f"engine.max_attempts allows; last error: "
+                                 f"{_without_retry_promise(result['error'])}; once the cause "
+                                 "is fixed, retry the run")
+                        if step.undo is not None:
+                            error = f"{error}; {_undo_step(run_id, step.name, context)}"
+                        _finish_run_step(run_id, step.name, error)
                         return "failed"
                     delay, cause = self._transient_delay(run_id, step.name, failures,
                                                          result.get("retry_after"))
@@ -1248,6 +1265,47 @@ class Engine:
         if following is not None and ahead is not None:
             context.started[following] = (attempt_after, ahead)
         return {"step": name, "state": "succeeded", "outputs": outputs, "closed_run": last}
+
+    def _undo_cancelled(self, run_id: str) -> bool:
+        """A run cancelled where its plan says stopping must put something back (`StepUndo`:
+        a move in its write freeze): put it back now, whatever its workflow is doing; True
+        when that was the case."""
+        progress = self.catalog.run_progress(run_id)
+        plan = plan_for(progress.kind, progress.options)
+        stopped = next((s for s in plan.steps if s.name not in progress.outputs), None)
+        if stopped is None or stopped.undo is None:
+            return False
+        context = _RunContext(TenantSpec.stored(progress.spec), plan, progress.outputs,
+                              names=ResourceNames.from_json(progress.names))
+        log.info("run %s cancelled at %s: %s", run_id, stopped.name,
+                 self._undo(run_id, stopped.name, context))
+        return True
+
+    def _undo(self, run_id: str, name: str, context: _RunContext) -> str:
+        """Put back what a run stopped at step ``name`` must not leave as it is (the step's
+        `StepUndo`: a move's write freeze), then mark the steps from its ``again_from`` to
+        be done again on retry. Returns what happened, for the run's error."""
+        undo = context.plan.step(name).undo
+        if undo is None:
+            return ""
+        inputs = StepInputs(context.spec, self.providers, self.settings, context.outputs,
+                            names=context.names, run_id=run_id)
+        try:
+            outcome = self.providers.of_kind(undo.kind).ensure(undo.build(inputs))
+        except TenantOpsError as exc:
+            log.warning("run %s: undoing %s failed: %s", run_id, name, _describe(exc))
+            return (f"putting things back failed ({_describe(exc)}), so this did not happen: "
+                    f"{undo.summary}; retry the run, or do it by hand")
+        if isinstance(outcome, Pending):
+            return (f"putting things back is still pending ({outcome.reason}), so this may "
+                    f"not have happened yet: {undo.summary}; retry the run")
+        order = context.plan.names
+        again = list(order[order.index(undo.again_from):order.index(name)])
+        self.catalog.rewind_steps(run_id, again, message=(
+            f"undone when the run stopped at {name}; a retry does it again"))
+        log.info("run %s stopped at %s: %s; steps %s are to be done again", run_id, name,
+                 undo.summary, ", ".join(again) or "(none)")
+        return f"{undo.summary}; a retry starts again from {undo.again_from}"
 
     def _next_to_start(self, run_id: str, name: str, context: _RunContext,
                        outputs: Mapping[str, Any]) -> tuple[str | None, Resource | None]:

@@ -159,3 +159,43 @@ def test_a_tenant_with_data_moves_between_servers_and_into_a_pooled_schema(
         assert db.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s",
                           (database,)).fetchone() is None
     assert not exists(postgres_url(), "SELECT 1 FROM pg_roles WHERE rolname = %s", login)
+
+
+def test_a_move_that_fails_during_its_freeze_leaves_the_tenant_served_from_the_old_copy(
+        tmp_path: Path, second: PostgresCluster) -> None:
+    from tests.provisioning.test_lifecycle import FailStep
+
+    failing = FailStep("copy_data")
+    settings = fast_settings(
+        tmp_path / "data",
+        providers={"database": {"name": "postgres", "move_grace_seconds": 0, "servers": [
+            {"name": "main", "admin_url": postgres_url()},
+            {"name": "second", "admin_url": second.url()}]}})
+    engine = Engine(settings, middleware=[failing])
+    engine.start()
+    slug = unique_slug("mvf")
+    login = f"{slug.replace('-', '_')}_app"
+    try:
+        succeeded(engine, engine.onboard(spec_for(slug), requested_by="ops").id)
+        write_orders(engine, slug, 100)
+        run = engine.wait(engine.move(slug, server="second", requested_by="ops").id,
+                          timeout=300)
+        assert (run.status, run.failed_step) == ("failed", "copy_data")
+        # The freeze ended: the login signs in to the old copy, which the app goes on using.
+        assert exists(postgres_url(), "SELECT 1 FROM pg_roles WHERE rolname = %s AND "
+                      "rolcanlogin", login)
+        placement = engine.catalog.placement_of(slug)
+        assert placement is not None
+        with provider_of(engine).connect(database_of(slug, placement)) as db:
+            db.execute("INSERT INTO orders (item) VALUES ('after the failure')")
+
+        failing.fix()
+        engine.wait(engine.retry(run.id).id, timeout=300)
+        moved = engine.catalog.placement_of(slug)
+        assert moved is not None
+        assert moved.server == "second"
+        with connect(second.url(), f"tenant_{slug.replace('-', '_')}") as db:
+            assert db.execute("SELECT count(*) FROM orders").fetchone() == (101,)
+    finally:
+        engine.wait(engine.offboard(slug, requested_by="ops").id, timeout=300)
+        engine.stop()

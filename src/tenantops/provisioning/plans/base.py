@@ -34,6 +34,7 @@ __all__ = [
     "ResourceBuilder",
     "ResourceNames",
     "StepInputs",
+    "StepUndo",
     "differences",
     "preview",
 ]
@@ -119,12 +120,27 @@ def _nothing(_inputs: StepInputs, _outputs: Mapping[str, Any]) -> dict[str, obje
 
 
 @dataclass(frozen=True)
+class StepUndo:
+    """What a run that fails (or is cancelled) at a step puts back, so that the tenant is
+    served as before the run: the resource ``build`` makes, ensured by the step's provider
+    (``summary`` says what that does). Steps ``again_from`` up to the failed one are marked
+    pending again, so a retry redoes their work instead of going on from a state the undo
+    changed (a move's write freeze: a retry freezes again before it copies)."""
+
+    build: ResourceBuilder
+    summary: str
+    again_from: str
+    kind: ProviderKind = "database"
+
+
+@dataclass(frozen=True)
 class PlanStep:
     """One step: ``kind``'s provider does ``verb`` to the resource ``build`` makes.
 
     ``reads``: the tenant fields the resource is built from (``custom_domain``, ``plan``,
     ...); an update runs the onboarding steps that read a changed field. ``provider``: for a
-    custom step (``kind`` ``custom``), the name it is declared under in ``[[steps]]``."""
+    custom step (``kind`` ``custom``), the name it is declared under in ``[[steps]]``.
+    ``undo``: what a failure at this step puts back (`StepUndo`)."""
 
     name: str
     kind: ProviderKind
@@ -134,6 +150,7 @@ class PlanStep:
     record: OutputRecorder = _nothing
     reads: frozenset[str] = frozenset()
     provider: str | None = None
+    undo: StepUndo | None = None
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,10 @@ The steps, in order (`move_steps`):
 10. ``drop_old_copy`` and ``forget_old_copy``.
 
 Until step 8 the catalog serves the tenant from the source, untouched but for its login:
-a move that fails before then is finished by retrying its run, or undone by
-``tenantops tenants move SLUG --abandon`` (`abandon_steps`: the target copy dropped and
+a move that fails (or is cancelled) at steps 3-8 ends the write freeze at once (the source's
+login signs in again, `StepUndo`), so the tenant is served from its old copy while the
+cause is fixed; retrying the run freezes it again and copies afresh, and ``tenantops tenants
+move SLUG --abandon`` undoes the move (`abandon_steps`: the target copy dropped and
 forgotten, the source's login enabled again). A move opened while an earlier one left a
 target copy drops that copy first.
 """
@@ -42,7 +44,7 @@ from tenantops.provisioning.placement import (
     login_of,
     password_secret_of,
 )
-from tenantops.provisioning.plans.base import PlanStep, StepInputs
+from tenantops.provisioning.plans.base import PlanStep, StepInputs, StepUndo
 from tenantops.provisioning.plans.onboarding import placed, placement_step
 from tenantops.provisioning.providers.base import Resource
 from tenantops.provisioning.providers.catalog import (
@@ -132,6 +134,14 @@ def move_steps(options: Mapping[str, Any]) -> list[PlanStep]:
     def here(i: StepInputs) -> Database:
         return database_of(i.spec.slug, source, login_enabled=False)
 
+    # Until the switch, a move stopped at any step (failed, or cancelled) ends its write
+    # freeze: the tenant is served from the old copy, and a retry freezes it again before
+    # it copies anything (the copy would otherwise miss the writes made meanwhile).
+    thaw = StepUndo(
+        lambda i: database_of(i.spec.slug, source, login_enabled=not suspended),
+        "the write freeze ended: the tenant's login signs in to its old copy again",
+        again_from="freeze_writes")
+
     def connection(i: StepInputs) -> Resource:
         # The login the copy is used with: after a credential rotation, the second one.
         opened = i.outputs.get("open_target") or {}
@@ -147,23 +157,24 @@ def move_steps(options: Mapping[str, Any]) -> list[PlanStep]:
                  "make the login and the empty database that will hold the copy"),
         PlanStep("freeze_writes", "database", "ensure", here,
                  "the tenant's login cannot sign in to its data; its sessions are ended "
-                 "(the write freeze starts)"),
+                 "(the write freeze starts)", undo=thaw),
         PlanStep("copy_data", "database", "ensure",
                  lambda i: DatabaseCopy(here(i), there(i, enabled=False)),
                  "copy the tenant's data to the target (pg_dump | pg_restore, or SQLite's "
-                 "backup API)"),
+                 "backup API)", undo=thaw),
         PlanStep("check_copy", "database", "ensure",
                  lambda i: CopyCheck(here(i), there(i, enabled=False)),
-                 "check that every table has as many rows in the copy"),
+                 "check that every table has as many rows in the copy", undo=thaw),
         PlanStep("open_target", "database", "ensure",
                  lambda i: there(i, enabled=not suspended),
                  "the tenant's login signs in to the copy (the write freeze ends)",
-                 lambda _i, o: _record(o)),
+                 lambda _i, o: _record(o), undo=thaw),
         PlanStep("switch_connection", "secrets", "ensure", connection,
-                 "the tenant's connection secret names the copy"),
+                 "the tenant's connection secret names the copy", undo=thaw),
         PlanStep("switch_placement", "catalog", "ensure",
                  lambda i: PlacementSwitch(i.spec.slug, i.run_id),
-                 "the catalog serves the tenant from the copy; the old one is retiring"),
+                 "the catalog serves the tenant from the copy; the old one is retiring",
+                 undo=thaw),
         PlanStep("wait_for_copy_grace_period", "catalog", "ensure",
                  lambda i: CopyRetirement(i.spec.slug, i.run_id, grace),
                  f"keep the old copy for the grace period ({grace:g} s)"),
