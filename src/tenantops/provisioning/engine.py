@@ -1271,7 +1271,10 @@ class Engine:
         a move in its write freeze): put it back now, whatever its workflow is doing; True
         when that was the case."""
         progress = self.catalog.run_progress(run_id)
-        plan = plan_for(progress.kind, progress.options)
+        try:
+            plan = plan_for(progress.kind, progress.options)
+        except TenantOpsError:  # its workflow would fail on it too; nothing was frozen
+            return False
         stopped = next((s for s in plan.steps if s.name not in progress.outputs), None)
         if stopped is None or stopped.undo is None:
             return False
