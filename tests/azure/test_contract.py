@@ -12,6 +12,7 @@ read-only field is noticed."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -51,6 +52,7 @@ def lifecycle(world: AzureWorld) -> None:
     settle(world.webhost, "ensure", SniBinding(HOST, issued.outputs["thumbprint"]), fake)
     for provider in (world.sql, world.postgres):
         settle(provider, "ensure", DB, fake)
+    settle(world.sql, "ensure", dataclasses.replace(DB, sku="S1"), fake)  # a plan's SKU
     secrets = KeyVaultSecrets(world.connection, KeyVaultSecretsSettings(
         vault_url=fake.key_vault.url, purge_on_delete=True))
     settle(secrets, "ensure", SECRET, fake)
@@ -108,7 +110,11 @@ def broken(name: str, body: Any) -> tuple[Any, str]:
         body.pop(field, None)
         return body, f"{field} is required"
     field = contract.read_only[0]
-    body[field] = "set by the client"
+    *parents, last = field.split(".")
+    where = body
+    for part in parents:
+        where = where.setdefault(part, {})
+    where[last] = "set by the client"
     return body, f"{field} is read-only and must not be sent"
 
 
@@ -161,6 +167,7 @@ STATUS_SOURCES: dict[str, tuple[str, str, str]] = {
     "ElasticPools_Get": ("sql", "ElasticPoolsOperations", "get"),
     "Databases_Get": ("sql", "DatabasesOperations", "get"),
     "Databases_CreateOrUpdate": ("sql", "DatabasesOperations", "_create_or_update_initial"),
+    "Databases_Update": ("sql", "DatabasesOperations", "_update_initial"),
     "Databases_Delete": ("sql", "DatabasesOperations", "_delete_initial"),
     "FlexibleServerDatabases_Get": ("postgresqlflexibleservers", "DatabasesOperations", "get"),
     "FlexibleServerDatabases_Create": ("postgresqlflexibleservers", "DatabasesOperations",
@@ -192,6 +199,10 @@ READ_ONLY_SOURCES: dict[str, Callable[[], list[tuple[str, type]]]] = {
     "Databases_CreateOrUpdate": lambda: [
         ("", __import__("azure.mgmt.sql.models", fromlist=["x"]).Database),
         ("properties.", __import__("azure.mgmt.sql.models", fromlist=["x"]).DatabaseProperties)],
+    "Databases_Update": lambda: [
+        ("", __import__("azure.mgmt.sql.models", fromlist=["x"]).DatabaseUpdate),
+        ("properties.", __import__("azure.mgmt.sql.models",
+                                   fromlist=["x"]).DatabaseUpdateProperties)],
     "FlexibleServerDatabases_Create": lambda: [
         ("", __import__("azure.mgmt.postgresqlflexibleservers.models", fromlist=["x"]).Database),
         ("properties.", __import__("azure.mgmt.postgresqlflexibleservers.models",

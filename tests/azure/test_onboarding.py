@@ -18,7 +18,6 @@ import pytest
 
 from tenantops.catalog import Catalog, Run
 from tenantops.config import Settings
-from tenantops.errors import SpecError
 from tenantops.provisioning.engine import Engine
 from tenantops.provisioning.providers.azure import AzureConnection
 from tenantops.provisioning.providers.catalog import CatalogProvider
@@ -205,8 +204,7 @@ def test_a_plans_elastic_pool_is_where_its_tenants_database_goes_and_follows_a_p
         tmp_path: Path) -> None:
     """Issue 14 §3 on Azure SQL: plans.<name>.database.elastic_pool decides the pool at
     onboarding; a plan change moves the database into the new plan's pool in place (no copy)
-    and the placement's record follows. A plan whose SKU differs is refused (SKUs are
-    recorded, not applied yet)."""
+    and the placement's record follows."""
     fake = FakeAzure(speedup=1000.0, issuance_seconds=300.0)
     site = fake.app_service.add_site(FakeSite(APP, RESOURCE_GROUP, SUBSCRIPTION))
     fake.dns.add_zone(ZONE, RESOURCE_GROUP)
@@ -240,14 +238,99 @@ def test_a_plans_elastic_pool_is_where_its_tenants_database_goes_and_follows_a_p
         assert details_of(catalog, "acme") == {}, "the record follows the database"
         assert updated.step("record_database_profile").status == "succeeded"
 
-        with pytest.raises(SpecError) as refused:
-            engine.update("acme", TenantChange(plan="single"), requested_by="tests")
-        assert str(refused.value.problems[0]) == (
-            "plan = 'single': plan 'single' puts the database in SKU 'S0' but acme's "
-            "database is in the provider's elastic pool "
-            "(providers.database.azure_sql.elastic_pool); a plan's SKU is recorded but not "
-            "applied yet (docs/placement.md): choose a plan with the same SKU")
-        assert catalog.get_tenant("acme").plan == "standard", "nothing changed"
+    finally:
+        engine.stop()
+        catalog.close()
+
+
+def test_a_plans_sku_is_applied_on_onboarding_and_on_each_plan_change(
+        tmp_path: Path) -> None:
+    """Issue 14 §3 on Azure SQL: plans.<name>.database.sku makes a single database of that
+    SKU; a plan change pool -> SKU -> SKU -> pool is applied to the same database in place
+    (one PATCH each, no copy), previewed first, and recorded with the placement. A change
+    Azure fails leaves the record as it was and fails the run with Azure's message; the
+    retry applies it. An unknown SKU fails the run naming the setting and the value."""
+    fake = FakeAzure(speedup=1000.0, issuance_seconds=300.0)
+    site = fake.app_service.add_site(FakeSite(APP, RESOURCE_GROUP, SUBSCRIPTION))
+    fake.dns.add_zone(ZONE, RESOURCE_GROUP)
+    fake.sql.add_server(SQL_SERVER, RESOURCE_GROUP, pools=("tenants", "gold"))
+    fake.authorization.grant(RG_SCOPE, "Contributor")
+    fake.authorization.grant(fake.key_vault.resource_id, "Key Vault Secrets Officer")
+    values = azure_settings(tmp_path, fake, "azure-sql").model_dump(exclude_unset=True)
+    values["plans"] = {"standard": {}, "premium": {"database": {"sku": "S0"}},
+                       "bigger": {"database": {"sku": "S1"}},
+                       "biggest": {"database": {"sku": "P1"}},
+                       "typo": {"database": {"sku": "S99"}}}
+    settings = Settings.model_validate(values)
+    catalog = Catalog.from_settings(settings)
+    engine = Engine(settings, catalog=catalog, providers=azure_providers(settings, catalog, fake))
+    engine.start()
+    stack = Stack(engine, fake, site)
+
+    def change_to(plan: str) -> Run:
+        changed = engine.update("acme", TenantChange(plan=plan), requested_by="tests")
+        assert changed is not None
+        return stack.wait(changed)
+
+    try:
+        spec = TenantSpec(slug="acme", display_name="Acme", custom_domain=f"acme.{ZONE}",
+                          admin_email="admin@acme.example", plan="premium")
+        onboarded = stack.wait(engine.onboard(spec, requested_by="tests"))
+        assert (onboarded.status, onboarded.error) == ("succeeded", None)
+        stored = fake.sql.servers[SQL_SERVER].databases["tenant_acme"]
+        assert stored.properties["currentServiceObjectiveName"] == "S0"
+        assert stored.properties.get("elasticPoolId") is None
+        (put,) = fake.calls("PUT", "/databases/")
+        assert put.body is not None
+        assert put.body["sku"] == {"name": "S0"}
+        assert details_of(catalog, "acme") == {"sku": "S0"}
+
+        preview = engine.preview_update("acme", TenantChange(plan="bigger"))
+        actions = {c.step: (c.action, c.differences) for c in preview.changes}
+        assert preview.diff["plan"] == {"from": "premium", "to": "bigger"}
+        assert actions["create_database"] == ("update", ("sku",))
+        assert actions["record_database_profile"] == ("update", ("sku",))
+        assert fake.calls("PATCH", "/databases/") == [], "a preview changes nothing"
+
+        updated = change_to("bigger")
+        assert (updated.status, updated.error) == ("succeeded", None)
+        assert stored.properties["currentServiceObjectiveName"] == "S1"
+        assert details_of(catalog, "acme") == {"sku": "S1"}
+        assert updated.step("record_database_profile").status == "succeeded"
+
+        fake.sql.fail_next("TierChangeUnsupportedDueToCDCEnabledDatabase",
+                           "The database cannot update its sku because it is enabled for CDC.")
+        failed = change_to("biggest")
+        assert (failed.status, failed.failed_step) == ("failed", "create_database")
+        assert failed.error is not None
+        assert (
+            "TierChangeUnsupportedDueToCDCEnabledDatabase: The database cannot update its "
+            "sku because it is enabled for CDC.") in failed.error
+        assert failed.step("record_database_profile").status != "succeeded"
+        assert details_of(catalog, "acme") == {"sku": "S1"}, "the record stays as it was"
+        assert stored.properties["currentServiceObjectiveName"] == "S1"
+        retried = stack.wait(engine.retry(failed.id, requested_by="tests"))
+        assert (retried.status, retried.error) == ("succeeded", None)
+        assert stored.properties["currentServiceObjectiveName"] == "P1"
+        assert details_of(catalog, "acme") == {"sku": "P1"}
+
+        typo = change_to("typo")
+        assert (typo.status, typo.failed_step) == ("failed", "create_database")
+        assert typo.error is not None
+        assert "[plans.<name>.database] sku = 'S99'" in typo.error
+        assert "InvalidSku: The sku 'S99' specified is invalid." in typo.error
+        assert details_of(catalog, "acme") == {"sku": "P1"}
+
+        back = change_to("standard")
+        assert (back.status, back.error) == ("succeeded", None)
+        assert str(stored.properties["elasticPoolId"]).endswith("/elasticPools/tenants")
+        assert details_of(catalog, "acme") == {}
+        assert [str((p.body or {}).get("sku")) for p in fake.calls("PATCH", "/databases/")] == [
+            "{'name': 'S1'}", "{'name': 'P1'}", "{'name': 'P1'}", "{'name': 'S99'}",
+            "{'name': 'ElasticPool'}"], "S1; P1 failed, then retried; S99 refused; the pool"
+        assert len(fake.calls("PUT", "/databases/")) == 1
+        assert fake.calls("DELETE", "/databases/") == []
+        assert fake.sql.servers[SQL_SERVER].databases["tenant_acme"] is stored, "in place"
     finally:
         engine.stop()
         catalog.close()

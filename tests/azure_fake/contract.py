@@ -20,13 +20,16 @@ Sources, one line per service (path in ``Azure/azure-rest-api-specs`` and the co
 - Azure DNS: ``specification/dns/resource-manager/Microsoft.Network/stable/2018-05-01/dns.json``
   (commit 8c75aaec9fbfa51c30d0b7db6d73e52f4fe88778; examples ``CreateOrUpdateCNAMERecordset.json``
   200/201, ``DeleteCNAMERecordset.json`` 200/204, ``GetZone.json``).
-- Azure SQL (``Microsoft.Sql``, api-version 2025-01-01) and PostgreSQL flexible server
-  (``Microsoft.DBforPostgreSQL``, 2026-10-01): the specification files of these versions were
-  not found in the index searched, so the contract is the one generated from them into
-  azure-mgmt-sql 4.0.0 and azure-mgmt-postgresqlflexibleservers 3.0.0 (SQL database PUT
-  200/201/202, DELETE 200/202/204; PostgreSQL database PUT **202 only**, also for a database
-  that exists, DELETE 202/204), re-derived by `tests/azure/test_contract.py`; the file paths
-  themselves are unconfirmed.
+- Azure SQL (``Microsoft.Sql``, api-version 2025-01-01): ``specification/sql/resource-manager/
+  Microsoft.Sql/stable/2025-01-01/Databases.json`` (commit
+  483d5703fae8df07583bc67c68d34007b79f35e3: database PUT 200/201/202, PATCH 200/202, both
+  long-running) as generated into azure-mgmt-sql 4.0.0, which `tests/azure/test_contract.py`
+  re-derives (DELETE 200/202/204 from the SDK only).
+- PostgreSQL flexible server (``Microsoft.DBforPostgreSQL``, 2026-10-01): the specification
+  file of this version was not found in the index searched, so the contract is the one
+  generated from it into azure-mgmt-postgresqlflexibleservers 3.0.0 (database PUT **202
+  only**, also for a database that exists, DELETE 202/204), re-derived by
+  `tests/azure/test_contract.py`; the file path itself is unconfirmed.
 - Key Vault secrets (data plane): ``specification/keyvault/data-plane/Microsoft.KeyVault/
   stable/2025-07-01/secrets.json`` (commit 4d75903ddcdd7b7f4d93bbdfc3a22eedc333a6f1) as
   generated into azure-keyvault-secrets 4.12.0, whose default api-version is 2026-04-01;
@@ -161,14 +164,23 @@ _CONTRACTS = (
     Contract("ElasticPools_Get", SQL, (200,), response_fields=("id",)),
     Contract("Databases_Get", SQL, (200,), response_fields=("id", "properties.status")),
     Contract("Databases_CreateOrUpdate", SQL, (200, 201, 202), required={"location": str},
-             types={"properties.elasticPoolId": str, "properties.collation": str,
-                    "properties.maxSizeBytes": int},
+             types={"sku.name": str, "properties.elasticPoolId": str,
+                    "properties.collation": str, "properties.maxSizeBytes": int},
              read_only=("id", "name", "type", "kind", "managedBy", "systemData", *_props(
                  "creationDate", "currentBackupStorageRedundancy",
                  "currentServiceObjectiveName", "currentSku", "databaseId",
                  "defaultSecondaryLocation", "earliestRestoreDate", "failoverGroupId",
                  "isInfraEncryptionEnabled", "maxLogSizeBytes", "pausedDate",
                  "requestedServiceObjectiveName", "resumedDate", "status"))),
+    Contract("Databases_Update", SQL, (200, 202),
+             types={"sku.name": str, "properties.elasticPoolId": str,
+                    "properties.maxSizeBytes": int},
+             read_only=_props(
+                 "creationDate", "currentBackupStorageRedundancy",
+                 "currentServiceObjectiveName", "currentSku", "databaseId",
+                 "defaultSecondaryLocation", "earliestRestoreDate", "failoverGroupId",
+                 "isInfraEncryptionEnabled", "maxLogSizeBytes", "pausedDate",
+                 "requestedServiceObjectiveName", "resumedDate", "status")),
     Contract("Databases_Delete", SQL, (200, 202, 204)),
     Contract("FlexibleServers_Get", PG, (200,), response_fields=("location",)),
     Contract("FlexibleServerDatabases_Get", PG, (200,), response_fields=("id", "properties")),

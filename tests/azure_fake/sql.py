@@ -1,22 +1,54 @@
 """Fake of Azure SQL (``Microsoft.Sql``, api-version 2025-01-01): servers, elastic pools and
-databases.
+databases, in a pool or single databases of their own SKU.
 
-Semantics kept (shared reference provisioning-apis.md, §4 "Azure SQL"):
+Semantics kept. Sources: the shared reference provisioning-apis.md §4 "Azure SQL"; Azure's
+REST API specification ``specification/sql/resource-manager/Microsoft.Sql/stable/2025-01-01/
+Databases.json`` (``Azure/azure-rest-api-specs`` commit 483d5703fae8df07583bc67c68d34007b79f35e3)
+and its examples (``examples/CreateDatabaseMin.json`` of 2025-01-01; ``examples/
+PatchVCoreDatabase.json``, ``CreateVCoreDatabaseBySkuNameCapacity.json`` and
+``CreateVCoreDatabaseByServiceObjective.json`` of ``stable/2023-08-01``, the 2025-01-01 copies
+not being in the index searched). ``Azure/azure-sdk-assets`` holds no recording of a database
+request for azure-mgmt-sql (only list operations under ``python/sdk/sql/azure-mgmt-sql/
+tests/recordings/``), so nothing here is confirmed by a recording.
 
-- ``PUT servers/{s}/databases/{db}`` is a long-running operation: 202 with
-  ``Azure-AsyncOperation`` and ``Location`` (ARM async pattern, see `_operations`). The
-  database is readable at once with ``status: Creating`` and becomes ``Online`` after
-  ``creation_seconds`` of fake time. PUT converges: the same body again changes nothing (200
-  once online); another ``elasticPoolId`` moves it (``status: Scaling`` until done).
-- A PUT or DELETE while another operation on the database runs answers 409
-  ``ConflictingDatabaseOperation`` (the code: azure-service-operator#1274; the message is
-  unconfirmed).
+- ``PUT servers/{s}/databases/{db}`` (``Databases_CreateOrUpdate``) is a long-running
+  operation: 202 with ``Azure-AsyncOperation`` and ``Location`` (ARM async pattern, see
+  `_operations`; Databases.json lists 200, 201 and 202, final state via the async
+  operation). The database is readable at once with ``status: Creating`` and becomes
+  ``Online`` after ``creation_seconds`` of fake time. PUT converges: the same body again
+  changes nothing (200 once online); another home moves it (``status: Scaling`` until done).
+- ``PATCH`` (``Databases_Update``) changes an existing database in place: 202 with the same
+  headers (Databases.json lists 200 and 202, final state via ``Location``), 200 when it
+  changes nothing, 404 ``ResourceNotFound`` for an absent database.
+- A database's home is ``sku`` + ``elasticPoolId``. A request's ``sku.name`` is a service
+  objective name (``S0``, ``GP_Gen5_2``; ``PatchVCoreDatabase.json`` sends
+  ``{"name": "BC_Gen4_4"}`` alone). ``GET`` answers ``sku`` as Azure normalises it (``S0`` is
+  ``{"name": "Standard", "tier": "Standard", "capacity": 10}``, ``CreateDatabaseMin.json``),
+  with ``currentServiceObjectiveName``/``currentSku`` what the database runs on and
+  ``requestedServiceObjectiveName`` what it was asked to become; while a change runs, ``sku``
+  and ``requestedServiceObjectiveName`` show the new SKU and ``current*`` the old one
+  (``PatchVCoreDatabase.json``'s answer shows the new capacity in ``sku`` and the old
+  objective in ``currentServiceObjectiveName``). A database in a pool has ``sku`` ``{"name":
+  "ElasticPool", "tier": <the pool's>, "capacity": 0}`` and kind ``v12.0,user,pool``
+  (exported ARM templates); its objective reads ``ElasticPool`` (the fake's assumption).
+- Moving to a SKU leaves the pool: ``elasticPoolId`` is gone from ``GET`` afterwards. An
+  ``elasticPoolId`` with any SKU but ``ElasticPool`` is 400
+  ``ElasticPoolSkuCombinationInvalid``; ``ElasticPool`` without a pool is 400
+  ``ElasticPoolNameRequired`` (codes and rules from Databases.json's error list; the
+  messages are the fake's).
+- A SKU name Azure does not offer is 400 ``InvalidSku`` "The sku '<name>' specified is
+  invalid." (Azure/azure-sdk-for-java#44242 and Azure/azure-sdk-for-js#33101 quote it for a
+  database create-or-update; Databases.json lists ``InvalidSku``). The edition name
+  ``Standard`` that ``GET`` answers is such a name. The fake offers the SKUs in `SKUS`.
+- A PUT, PATCH or DELETE while another operation on the database runs answers 409
+  ``ConflictingDatabaseOperation`` (the code: Databases.json and azure-service-operator#1274;
+  the message is the fake's).
 - An operation can end ``Failed`` (`fail_next`) or be canceled (`cancel`); a failed or
-  canceled creation leaves no database, a failed move leaves it where it was (unconfirmed:
+  canceled creation leaves no database, a failed change leaves it where it was (unconfirmed:
   no recording shows what a failed create leaves behind).
 - ``location`` must be the server's region, and ``elasticPoolId`` must name a pool of the
-  same server; otherwise 400 (the codes ``InvalidLocation``/``ElasticPoolNotFound`` are the
-  fake's; ARM's exact codes are not in the reference).
+  same server; otherwise 400 (``InvalidLocation`` is the fake's code;
+  ``ElasticPoolNotFound`` too: Databases.json names ``TargetElasticPoolDoesNotExist`` for it).
 - ``DELETE`` is 202 until done (the database stays readable until then), 204 when absent.
 - ``GET`` of an absent database is 404 ``ResourceNotFound``.
 """
@@ -39,6 +71,20 @@ from tests.azure_fake._transport import (
 __all__ = ["FakeAzureSql"]
 
 API_VERSION = "2025-01-01"
+POOL_OBJECTIVE = "ElasticPool"
+SKUS: dict[str, dict[str, Any]] = {
+    # service objective -> the ``sku`` GET answers (CreateDatabaseMin.json for S0; the DTUs
+    # of S1 and S2 as Azure's service broker plans list them; the vCore ones as
+    # ``az sql db list-editions`` prints them, Azure/azure-sdk-for-js#33101).
+    "Basic": {"name": "Basic", "tier": "Basic", "capacity": 5},
+    "S0": {"name": "Standard", "tier": "Standard", "capacity": 10},
+    "S1": {"name": "Standard", "tier": "Standard", "capacity": 20},
+    "S2": {"name": "Standard", "tier": "Standard", "capacity": 50},
+    "P1": {"name": "Premium", "tier": "Premium", "capacity": 125},
+    "GP_Gen5_2": {"name": "GP_Gen5", "tier": "GeneralPurpose", "family": "Gen5", "capacity": 2},
+    "BC_Gen4_2": {"name": "BC_Gen4", "tier": "BusinessCritical", "family": "Gen4",
+                  "capacity": 2},
+}
 _SERVER = (r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/"
            r"Microsoft\.Sql/servers/(?P<server>[^/]+)")
 
@@ -78,6 +124,7 @@ class FakeAzureSql(FakeTransport):
         self.route("GET", _SERVER + r"/elasticPools/(?P<pool>[^/]+)", self._get_pool)
         self.route("GET", database, self._get)
         self.route("PUT", database, self._put)
+        self.route("PATCH", database, self._patch)
         self.route("DELETE", database, self._delete)
         self.route("GET", self.operations.pattern, self.operations.handle)
 
@@ -144,11 +191,54 @@ class FakeAzureSql(FakeTransport):
                 db.properties["status"] = "Online"
         return db
 
+    @staticmethod
+    def _sku_of(objective: str) -> dict[str, Any]:
+        if objective == POOL_OBJECTIVE:
+            return {"name": POOL_OBJECTIVE, "tier": "Standard", "capacity": 0}
+        return dict(SKUS[objective])
+
     def _body(self, match: re.Match[str], server: _Server, db: _Database) -> dict[str, Any]:
+        props = {k: v for k, v in db.properties.items() if v is not None}
+        current = str(props.pop("currentServiceObjectiveName"))
+        requested = str(db.pending["currentServiceObjectiveName"]) if db.pending else current
+        pooled = bool(props.get("elasticPoolId"))
         return {"id": match.group(0), "name": db.name, "location": db.location,
-                "type": "Microsoft.Sql/servers/databases", "kind": "v12.0,user,pool",
-                "sku": {"name": "ElasticPool", "tier": "Standard"},
-                "properties": {**db.properties, "databaseId": f"fake-{server.name}-{db.name}"}}
+                "type": "Microsoft.Sql/servers/databases",
+                "kind": "v12.0,user,pool" if pooled else "v12.0,user",
+                "sku": self._sku_of(requested),
+                "properties": {**props, "databaseId": f"fake-{server.name}-{db.name}",
+                               "currentServiceObjectiveName": current,
+                               "requestedServiceObjectiveName": requested,
+                               "currentSku": self._sku_of(current)}}
+
+    @staticmethod
+    def _home(server: _Server, sku: object, pool_id: str, *,
+              current_pool: str = "") -> tuple[str, str | None]:
+        """(service objective, elasticPoolId) a request asks for; ARM's 400 when Azure
+        would refuse it."""
+        if pool_id and (pool_id.split("/")[-1].lower() not in server.pools or
+                        f"/servers/{server.name}/".lower() not in pool_id.lower()):
+            raise ArmError(400, "ElasticPoolNotFound",
+                           f"The elastic pool '{pool_id}' was not found on server "
+                           f"'{server.name}'.")
+        name = str(sku.get("name") or "") if isinstance(sku, dict) else ""
+        if not name:
+            pool = pool_id or current_pool
+            return (POOL_OBJECTIVE, pool) if pool else ("S0", None)
+        if name.lower() == POOL_OBJECTIVE.lower():
+            pool = pool_id or current_pool
+            if not pool:
+                raise ArmError(400, "ElasticPoolNameRequired",
+                               "The SKU 'ElasticPool' needs the elastic pool's elasticPoolId.")
+            return POOL_OBJECTIVE, pool
+        if pool_id:
+            raise ArmError(400, "ElasticPoolSkuCombinationInvalid",
+                           "Elastic pool and sku can be specified together only if sku is "
+                           "specified as 'ElasticPool'.")
+        objective = next((o for o in SKUS if o.lower() == name.lower()), None)
+        if objective is None:
+            raise ArmError(400, "InvalidSku", f"The sku '{name}' specified is invalid.")
+        return objective, None
 
     def _get(self, _request: Incoming, match: re.Match[str]) -> FakeResponse:
         server = self._server(match)
@@ -169,14 +259,11 @@ class FakeAzureSql(FakeTransport):
             raise ArmError(400, "InvalidLocation",
                            f"The location '{body.get('location')}' does not match the server's "
                            f"location '{server.location}'.")
-        pool_id = str(props.get("elasticPoolId") or "")
-        if pool_id and (pool_id.split("/")[-1].lower() not in server.pools or
-                        f"/servers/{server.name}/".lower() not in pool_id.lower()):
-            raise ArmError(400, "ElasticPoolNotFound",
-                           f"The elastic pool '{pool_id}' was not found on server "
-                           f"'{server.name}'.")
-        wanted = {"elasticPoolId": pool_id or None,
-                  "collation": props.get("collation") or "SQL_Latin1_General_CP1_CI_AS"}
+        objective, pool_id = self._home(server, body.get("sku"),
+                                        str(props.get("elasticPoolId") or ""))
+        wanted: dict[str, Any] = {
+            "elasticPoolId": pool_id, "currentServiceObjectiveName": objective,
+            "collation": props.get("collation") or "SQL_Latin1_General_CP1_CI_AS"}
         if props.get("maxSizeBytes"):
             wanted["maxSizeBytes"] = props["maxSizeBytes"]
         key = match["db"].lower()
@@ -188,6 +275,36 @@ class FakeAzureSql(FakeTransport):
             server.databases[key] = _Database(match["db"], server.location,
                                               {**wanted, "status": "Creating"}, op)
             return self.operations.accepted(op)
+        return self._change(match, server, db, wanted)
+
+    def _patch(self, request: Incoming, match: re.Match[str]) -> FakeResponse:
+        server = self._server(match)
+        db = server.databases.get(match["db"].lower())
+        if db is not None:
+            db = self._settle(server, db)
+        if db is None:
+            raise ArmError(404, "ResourceNotFound",
+                           f"The requested resource of type 'Microsoft.Sql/servers/databases' "
+                           f"with name '{match['db']}' was not found.")
+        body = request.body or {}
+        props = dict(body.get("properties") or {})
+        current_pool = str(db.properties.get("elasticPoolId") or "")
+        if "sku" in body or "elasticPoolId" in props:
+            objective, pool_id = self._home(server, body.get("sku"),
+                                            str(props.get("elasticPoolId") or ""),
+                                            current_pool=current_pool)
+        else:
+            objective = str(db.properties["currentServiceObjectiveName"])
+            pool_id = current_pool or None
+        wanted = {"elasticPoolId": pool_id, "currentServiceObjectiveName": objective}
+        if props.get("maxSizeBytes"):
+            wanted["maxSizeBytes"] = props["maxSizeBytes"]
+        return self._change(match, server, db, wanted)
+
+    def _change(self, match: re.Match[str], server: _Server, db: _Database,
+                wanted: dict[str, Any]) -> FakeResponse:
+        """An existing database asked to become ``wanted``: 200 when it is, else the
+        operation that makes it so (202)."""
         if not self.operations.done(db.operation) or db.deleting is not None:
             raise self._conflicting(server, db)
         if all(db.properties.get(k) == v for k, v in wanted.items()):

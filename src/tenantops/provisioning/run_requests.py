@@ -150,14 +150,6 @@ def _prepared(kind: RunKind, spec: TenantSpec, options: dict[str, Any],
                        diff or {}, ResourceNames.of(tenant))
 
 
-def _azure_sql_profile(details: Mapping[str, Any]) -> str:
-    if details.get("sku"):
-        return f"SKU {details['sku']!r}"
-    if details.get("elastic_pool"):
-        return f"elastic pool {details['elastic_pool']!r}"
-    return "the provider's elastic pool (providers.database.azure_sql.elastic_pool)"
-
-
 def _where(placements: Sequence[Placement]) -> dict[str, Any]:
     """The ``placement`` option: the copy the tenant is served from (none: a tenant whose
     data was never placed, or made before placements were recorded)."""
@@ -365,16 +357,8 @@ def prepare_update(tenant: Tenant, latest: Run | None, retiring: Sequence[Retiri
                                             settings.providers.database.move_grace_seconds,
                                             tenant.slug)
         elif serving is not None and dict(serving.details) != profile.details():
-            if profile.sku is not None or serving.details.get("sku"):
-                raise SpecError([SpecProblem(
-                    "plan", spec.plan,
-                    f"plan {spec.plan!r} puts the database in "
-                    f"{_azure_sql_profile(profile.details())} but {tenant.slug}'s database "
-                    f"is in {_azure_sql_profile(dict(serving.details))}; a plan's SKU is "
-                    "recorded but not applied yet (docs/placement.md): choose a plan with "
-                    "the same SKU")])
-            # Another elastic pool: the database is moved into it in place (the same PUT),
-            # then the placement's record says where it is.
+            # Another Azure SQL elastic pool or SKU: the database is changed in place (a
+            # PATCH of it, no copy), then the placement's record says where it is.
             options["placement"] = {**options["placement"], "details": profile.details()}
             options["profile_details"] = profile.details()
     if reason:

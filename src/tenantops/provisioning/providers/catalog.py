@@ -295,7 +295,11 @@ class CatalogProvider(Provider):
         if isinstance(resource, PlacementProfile):
             current = self.catalog.placements.current(resource.slug) if \
                 self.catalog.find_tenant(resource.slug) else None
-            return None if current is None else {"details": dict(current.details)}
+            if current is None:
+                return None
+            # In the resource's terms, so a preview shows a plan change's new pool or SKU.
+            return {"slug": resource.slug, "elastic_pool": current.details.get("elastic_pool"),
+                    "sku": current.details.get("sku")}
         if isinstance(resource, DomainRetirement):
             held = [r for r in self.catalog.retiring_domains.of(resource.slug)
                     if r.domain in resource.domains]

@@ -101,6 +101,8 @@ OPERATIONS: tuple[AzureOperation, ...] = (
                    "Microsoft.Sql/servers/databases/read"),
     AzureOperation("Databases_CreateOrUpdate", "azure-sql", "PUT", _SQL + "/databases/[^/]+",
                    "Microsoft.Sql/servers/databases/write"),
+    AzureOperation("Databases_Update", "azure-sql", "PATCH", _SQL + "/databases/[^/]+",
+                   "Microsoft.Sql/servers/databases/write"),
     AzureOperation("Databases_Delete", "azure-sql", "DELETE", _SQL + "/databases/[^/]+",
                    "Microsoft.Sql/servers/databases/delete"),
     # PostgreSQL flexible server, database provider "azure-postgres"

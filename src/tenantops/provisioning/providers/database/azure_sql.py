@@ -1,18 +1,39 @@
-"""``azure-sql``: one Azure SQL database per tenant, in an elastic pool, through azure-mgmt-sql
-(api-version 2025-01-01).
+"""``azure-sql``: one Azure SQL database per tenant, in an elastic pool or a single database of
+its own SKU, through azure-mgmt-sql (api-version 2025-01-01).
 
-``databases.begin_create_or_update`` is a long-running operation (shared reference
-provisioning-apis.md §4); tenantops sends the PUT and does not wait on the poller. The step is
-`Pending` while the database is ``Creating`` or moving pools, and `Ready` once ``GET`` shows
-it ``Online`` in the configured pool. PUT converges, so a repeated step never creates a second
-database; a database in another pool is moved into the configured one.
+Where a database goes is its plan's (`Database.elastic_pool` / `Database.sku`, from
+``[plans.<name>.database]``), else the provider's ``elastic_pool``:
+
+- **Creation** is ``databases.begin_create_or_update`` (``Databases_CreateOrUpdate``, PUT):
+  ``properties.elasticPoolId`` for a pool, or ``sku: {name: <service objective>}`` and no
+  pool for a single database (the SKU name alone names the service objective: ``S0``,
+  ``GP_Gen5_2``; Azure fills in tier and capacity; examples ``CreateDatabaseMin.json`` and
+  ``PatchVCoreDatabase.json`` of the Azure REST API specification).
+- **A change** of an existing database (another pool, pool to SKU, SKU to SKU, SKU to pool,
+  as after a plan change) is ``databases.begin_update`` (``Databases_Update``, PATCH) of
+  that database in place, no copy: ``sku: {name: S1}`` alone (leaving any pool: Azure
+  refuses an ``elasticPoolId`` with any SKU but ``ElasticPool``,
+  ``ElasticPoolSkuCombinationInvalid``), or ``sku: {name: ElasticPool}`` with the pool's
+  ``elasticPoolId``.
+- Whether a database is where it should be is read from ``GET``: in the pool
+  (``elasticPoolId``), or out of any pool with ``currentServiceObjectiveName`` the plan's
+  SKU. ``sku.name`` is no use for that: Azure answers ``Standard`` for ``S0`` (and refuses
+  ``Standard`` as a request's SKU name, azure-sdk-for-java#44242).
+
+Both are long-running operations (shared reference provisioning-apis.md §4); tenantops sends
+the request and does not wait on the poller. The step is `Pending` while the database is
+``Creating`` or ``Scaling``, and `Ready` once ``GET`` shows it ``Online`` where it should be.
+A repeated step never creates a second database nor sends a second change: a database whose
+``requestedServiceObjectiveName`` already is the plan's SKU is waited for.
 
 Removal sends the DELETE (also long-running) and is `Pending` until ``GET`` answers 404.
 
 Each operation's ``Azure-AsyncOperation`` status is read on the next call (`TrackedOperations`):
 one that ends ``Failed`` or ``Canceled`` fails the step with Azure's code and message instead
-of waiting for a database that will never come. A PUT while another operation on the
-database runs answers 409 ``ConflictingDatabaseOperation``, which is transient.
+of waiting for a database that will never come (a failed change leaves the database as it
+was). A request while another operation on the database runs answers 409
+``ConflictingDatabaseOperation``, which is transient. A SKU Azure does not offer answers 400
+``InvalidSku``; the step fails naming the plan setting and the value.
 
 Logins: Azure SQL users are not ARM resources. The database's login named in the plan is
 created inside the database by T-SQL (``CREATE USER ... WITH PASSWORD``, or an Entra ID
@@ -26,14 +47,21 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any
 
+from azure.core.exceptions import HttpResponseError
 from azure.mgmt.sql import SqlManagementClient
 from azure.mgmt.sql.models import Database as ArmDatabase
-from azure.mgmt.sql.models import DatabaseProperties
+from azure.mgmt.sql.models import (
+    DatabaseProperties,
+    DatabaseUpdate,
+    DatabaseUpdateProperties,
+    Sku,
+)
 
 from tenantops.config import AzureSqlDatabaseSettings, Settings
-from tenantops.errors import ConfigError
+from tenantops.errors import ConfigError, PermanentProviderError
 from tenantops.provisioning.providers.azure.calls import azure_call, azure_get, start_operation
 from tenantops.provisioning.providers.azure.connection import AzureConnection
+from tenantops.provisioning.providers.azure.errors import arm_error_parts
 from tenantops.provisioning.providers.azure.operations import TrackedOperations
 from tenantops.provisioning.providers.azure.resource_ids import resource_id
 from tenantops.provisioning.providers.base import Outcome, Pending, Ready, Resource
@@ -46,13 +74,17 @@ from tenantops.provisioning.providers.database import (
 __all__ = ["AzureSqlDatabases"]
 
 _SETTLED = ("Online",)
+_POOL_SKU = "ElasticPool"
+"""The SKU name of a database in an elastic pool (its service objective is the pool's)."""
+_UNKNOWN_SKU_CODES = ("invalidsku", "invalidskuname")
 
 
 class AzureSqlDatabases(DatabaseProvider):
-    """Databases on logical server ``settings.server``, in the elastic pool the tenant's plan
-    names (``plans.<name>.database.elastic_pool``, `Database.elastic_pool`), else
-    ``settings.elastic_pool``. A plan change to another pool moves the database in place
-    (the same PUT with the new ``elasticPoolId``): no data copy."""
+    """Databases on logical server ``settings.server``: a single database of the SKU the
+    tenant's plan names (``plans.<name>.database.sku``, `Database.sku`), else in the elastic
+    pool it names (``plans.<name>.database.elastic_pool``, `Database.elastic_pool`), else in
+    ``settings.elastic_pool``. A plan change is applied to the database in place (PATCH):
+    no data copy."""
 
     name = "azure-sql"
     # Tenant schemas are the app's deployment's on Azure (docs/fleet.md): no DatabaseSchema.
@@ -111,9 +143,21 @@ class AzureSqlDatabases(DatabaseProvider):
 
     def _outputs(self, resource: Database) -> dict[str, Any]:
         _, fqdn = self._server()
+        home: dict[str, Any] = ({"sku": resource.sku} if resource.sku
+                                else {"elastic_pool": self._pool_of(resource)})
         return {"database": resource.name, "login": resource.login, "secret": resource.secret,
-                "server": fqdn, "elastic_pool": self._pool_of(resource),
-                "location": f"mssql://{fqdn}/{resource.name}"}
+                "server": fqdn, **home, "location": f"mssql://{fqdn}/{resource.name}"}
+
+    def _where(self, resource: Database) -> str:
+        """Where ``resource`` goes, for messages: "SKU 'S0'" or "pool tenants"."""
+        return f"SKU {resource.sku!r}" if resource.sku else f"pool {self._pool_of(resource)}"
+
+    def _is_home(self, current: ArmDatabase, resource: Database) -> bool:
+        """Whether ``current`` is where ``resource`` goes (its SKU, or its pool)."""
+        pool_id = str(current.elastic_pool_id or "")
+        if resource.sku:
+            return not pool_id and _same(current.current_service_objective_name, resource.sku)
+        return pool_id.lower() == self._pool_id(self._pool_of(resource)).lower()
 
     def _ensure(self, resource: Resource) -> Outcome:
         assert isinstance(resource, Database)
@@ -122,32 +166,81 @@ class AzureSqlDatabases(DatabaseProvider):
         if self._operations.running(f"ensure:{resource.name}", self.client, what):
             return Pending(f"Azure SQL is still working on database {resource.name}",
                            self.settings.poll_seconds)
-        pool = self._pool_of(resource)
-        pool_id = self._pool_id(pool)
         current = self._get(resource.name)
-        in_pool = current is not None and \
-            str(current.elastic_pool_id or "").lower() == pool_id.lower()
-        if current is not None and in_pool:
+        if current is not None and self._is_home(current, resource):
             status = _text(current.status)
             if status in _SETTLED:
                 return Ready(self._outputs(resource), changed=False,
                              message=None if resource.login_enabled else UNMANAGED_LOGINS)
             return Pending(f"database {resource.name} is {status or 'being created'}",
                            self.settings.poll_seconds)
-        properties = DatabaseProperties(elastic_pool_id=pool_id,
-                                        collation=self.settings.collation)
-        if self.settings.max_size_gb:
-            properties.max_size_bytes = self.settings.max_size_gb * 1024 ** 3
-        wanted = ArmDatabase(location=location, properties=properties)
-        verb = "create" if current is None else f"move into pool {pool}"
-        url = start_operation(
-            f"{verb} database {resource.name} on SQL server {self.server}",
-            lambda hook: self.client.databases.begin_create_or_update(
-                self.resource_group, self.server, resource.name, wanted, polling=False,
-                raw_response_hook=hook))
+        if current is not None and resource.sku and \
+                _same(current.requested_service_objective_name, resource.sku):
+            # Asked for already (by a request whose status URL a restart lost): wait for it.
+            return Pending(f"database {resource.name} is being scaled to SKU {resource.sku!r}",
+                           self.settings.poll_seconds)
+        if current is None:
+            verb = "create"
+            call = self._create_call(resource, location)
+        else:
+            verb = ("move into pool " + self._pool_of(resource) if not resource.sku
+                    else f"change to SKU {resource.sku!r}")
+            call = self._update_call(resource)
+        try:
+            url = start_operation(f"{verb} database {resource.name} on SQL server {self.server}",
+                                  call)
+        except PermanentProviderError as exc:
+            unknown = self._unknown_sku(exc, resource)
+            if unknown is None:
+                raise
+            raise unknown from exc
         self._operations.started(f"ensure:{resource.name}", url)
         return Pending(f"Azure SQL accepted the request to {verb} database {resource.name}",
                        self.settings.poll_seconds)
+
+    def _create_call(self, resource: Database, location: str) -> Any:
+        """``Databases_CreateOrUpdate`` of a new database where ``resource`` goes."""
+        properties = DatabaseProperties(collation=self.settings.collation)
+        if not resource.sku:
+            properties.elastic_pool_id = self._pool_id(self._pool_of(resource))
+        if self.settings.max_size_gb:
+            properties.max_size_bytes = self.settings.max_size_gb * 1024 ** 3
+        wanted = ArmDatabase(location=location, properties=properties)
+        if resource.sku:
+            wanted.sku = Sku(name=resource.sku)
+        return lambda hook: self.client.databases.begin_create_or_update(
+            self.resource_group, self.server, resource.name, wanted, polling=False,
+            raw_response_hook=hook)
+
+    def _update_call(self, resource: Database) -> Any:
+        """``Databases_Update`` of an existing database to where ``resource`` goes: in place,
+        the data stays."""
+        if resource.sku:
+            change = DatabaseUpdate(sku=Sku(name=resource.sku))
+        else:
+            change = DatabaseUpdate(
+                sku=Sku(name=_POOL_SKU), properties=DatabaseUpdateProperties(
+                    elastic_pool_id=self._pool_id(self._pool_of(resource))))
+        return lambda hook: self.client.databases.begin_update(
+            self.resource_group, self.server, resource.name, change, polling=False,
+            raw_response_hook=hook)
+
+    def _unknown_sku(self, exc: PermanentProviderError, resource: Database
+                     ) -> PermanentProviderError | None:
+        """Azure's 400 for a SKU it does not offer, as an error naming the plan setting."""
+        cause = exc.__cause__
+        if not resource.sku or not isinstance(cause, HttpResponseError):
+            return None
+        code, message = arm_error_parts(cause)
+        if code.lower() not in _UNKNOWN_SKU_CODES:
+            return None
+        return PermanentProviderError(
+            f"Azure SQL does not offer SKU {resource.sku!r} for database {resource.name} on "
+            f"SQL server {self.server} (Azure answered 400 {code}: {message}); it is the "
+            f"tenant's plan's [plans.<name>.database] sku = {resource.sku!r}: set it to a "
+            "service objective name the region offers (az sql db list-editions -l <region>: "
+            "S0, P1, GP_Gen5_2, ...), or change the tenant's plan, then retry the run",
+            status_code=400)
 
     def _remove(self, resource: Resource) -> Outcome:
         assert isinstance(resource, Database)
@@ -169,12 +262,22 @@ class AzureSqlDatabases(DatabaseProvider):
         return not (isinstance(resource, Database) and not resource.login_enabled)
 
     def _observe(self, resource: Resource) -> dict[str, Any] | None:
+        """The database's name, status and home, in `Database`'s terms (so a preview
+        compares them with what the plan wants): ``elastic_pool`` (None out of any pool, or
+        in the provider's pool when the resource names none) and ``sku`` (the service
+        objective of a single database, else None)."""
         assert isinstance(resource, Database)
         current = self._get(resource.name)
         if current is None:
             return None
+        pool_id = str(current.elastic_pool_id or "")
+        pool: str | None = pool_id.rstrip("/").split("/")[-1] if pool_id else None
+        if pool is not None and resource.elastic_pool is None and \
+                pool.lower() == str(self.settings.elastic_pool).lower():
+            pool = None
+        sku = None if pool_id else (current.current_service_objective_name or None)
         return {"name": resource.name, "status": _text(current.status),
-                "elastic_pool_id": current.elastic_pool_id}
+                "elastic_pool": pool, "sku": sku}
 
     def read_metadata(self, database: Database) -> dict[str, str]:
         """What ARM says of the database (no SQL connection is opened)."""
@@ -189,3 +292,8 @@ def _text(value: object) -> str:
     if isinstance(value, Enum):
         return str(value.value)
     return "" if value is None else str(value)
+
+
+def _same(value: object, sku: str) -> bool:
+    """Whether ``value`` (a service objective name Azure answered) is ``sku``."""
+    return value is not None and str(value).lower() == sku.lower()
