@@ -18,6 +18,7 @@ import pytest
 
 from tenantops.catalog import Catalog, Run
 from tenantops.config import Settings
+from tenantops.provisioning.drift import DriftChecker
 from tenantops.provisioning.engine import Engine
 from tenantops.provisioning.providers.azure import AzureConnection
 from tenantops.provisioning.providers.catalog import CatalogProvider
@@ -243,6 +244,12 @@ def test_a_plans_elastic_pool_is_where_its_tenants_database_goes_and_follows_a_p
         catalog.close()
 
 
+def database_drift(engine: Engine) -> str:
+    """The drift state of acme's database, as `tenantops tenants check` reports it."""
+    report = DriftChecker.of(engine).check("acme")
+    return next(r.state for r in report.resources if r.step == "create_database")
+
+
 def test_a_plans_sku_is_applied_on_onboarding_and_on_each_plan_change(
         tmp_path: Path) -> None:
     """Issue 14 §3 on Azure SQL: plans.<name>.database.sku makes a single database of that
@@ -297,6 +304,7 @@ def test_a_plans_sku_is_applied_on_onboarding_and_on_each_plan_change(
         assert stored.properties["currentServiceObjectiveName"] == "S1"
         assert details_of(catalog, "acme") == {"sku": "S1"}
         assert updated.step("record_database_profile").status == "succeeded"
+        assert database_drift(engine) == "in_sync", "the check compares with the new SKU"
 
         fake.sql.fail_next("TierChangeUnsupportedDueToCDCEnabledDatabase",
                            "The database cannot update its sku because it is enabled for CDC.")
@@ -325,6 +333,11 @@ def test_a_plans_sku_is_applied_on_onboarding_and_on_each_plan_change(
         assert (back.status, back.error) == ("succeeded", None)
         assert str(stored.properties["elasticPoolId"]).endswith("/elasticPools/tenants")
         assert details_of(catalog, "acme") == {}
+        assert database_drift(engine) == "in_sync", "back in the provider's pool"
+        pool_id = stored.properties["elasticPoolId"]
+        stored.properties.update(elasticPoolId=None, currentServiceObjectiveName="S0")
+        assert database_drift(engine) == "drifted", "moved out of the pool by hand"
+        stored.properties.update(elasticPoolId=pool_id, currentServiceObjectiveName="ElasticPool")
         assert [str((p.body or {}).get("sku")) for p in fake.calls("PATCH", "/databases/")] == [
             "{'name': 'S1'}", "{'name': 'P1'}", "{'name': 'P1'}", "{'name': 'S99'}",
             "{'name': 'ElasticPool'}"], "S1; P1 failed, then retried; S99 refused; the pool"
