@@ -142,3 +142,22 @@ def test_the_command_is_registered_on_the_tenantops_cli() -> None:
 
     assert result.exit_code == 0
     assert "Read-only preflight" in result.output
+
+
+def test_every_listed_sql_server_is_checked(azure: FakeAzure) -> None:
+    """With [[providers.database.servers]] (a move needs two), each logical server tenants
+    may be placed on is read and its roles checked; one without the pool fails."""
+    azure.sql.add_server("tenantops-sql-b", RESOURCE_GROUP, pools=("other",))
+    azure.authorization.grant(RG_SCOPE, "Contributor")
+    values = settings_for().model_dump(exclude_unset=True)
+    values["providers"]["database"]["azure_sql"] = {"elastic_pool": "tenants"}
+    values["providers"]["database"]["servers"] = [
+        {"name": "a", "server": SQL_SERVER}, {"name": "b", "server": "tenantops-sql-b"}]
+
+    findings = {f.check: f for f in run_preflight(Settings.model_validate(values),
+                                                  connection(azure))}
+
+    assert findings[f"read SQL server {SQL_SERVER}"].ok
+    assert findings[f"roles on SQL server {SQL_SERVER}"].ok
+    assert not findings["read SQL server tenantops-sql-b"].ok
+    assert "elasticPools/tenants" in findings["read SQL server tenantops-sql-b"].detail

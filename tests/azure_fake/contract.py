@@ -165,7 +165,8 @@ _CONTRACTS = (
     Contract("Databases_Get", SQL, (200,), response_fields=("id", "properties.status")),
     Contract("Databases_CreateOrUpdate", SQL, (200, 201, 202), required={"location": str},
              types={"sku.name": str, "properties.elasticPoolId": str,
-                    "properties.collation": str, "properties.maxSizeBytes": int},
+                    "properties.collation": str, "properties.maxSizeBytes": int,
+                    "properties.createMode": str, "properties.sourceDatabaseId": str},
              read_only=("id", "name", "type", "kind", "managedBy", "systemData", *_props(
                  "creationDate", "currentBackupStorageRedundancy",
                  "currentServiceObjectiveName", "currentSku", "databaseId",

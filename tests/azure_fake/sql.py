@@ -49,6 +49,17 @@ tests/recordings/``), so nothing here is confirmed by a recording.
 - ``location`` must be the server's region, and ``elasticPoolId`` must name a pool of the
   same server; otherwise 400 (``InvalidLocation`` is the fake's code;
   ``ElasticPoolNotFound`` too: Databases.json names ``TargetElasticPoolDoesNotExist`` for it).
+- ``PUT`` with ``createMode: Copy`` and ``sourceDatabaseId`` (``examples/
+  CreateDatabaseCopyMode.json`` of 2025-01-01) makes the database a copy of the source, on
+  any server of the subscription: ``status: Copying`` until done (the status is one of
+  Databases.json's ``DatabaseStatus`` values), then ``Online`` with the source's tables as
+  they were at the end. Azure's copy is a transactionally consistent snapshot of the source
+  at a time after the request (New-AzSqlDatabaseCopy: "uses the snapshot at the current
+  time"); when exactly is the fake's choice (the end), and a suspended tenant writes nothing
+  meanwhile. ``GET`` of the copy shows neither ``createMode`` nor ``sourceDatabaseId``
+  (the example's answer has neither). A source that does not exist is 400
+  ``SourceDatabaseNotFound`` "The source database does not exist."; a target name taken is
+  409 ``RemoteDatabaseExists`` (both from Databases.json's error list).
 - ``DELETE`` is 202 until done (the database stays readable until then), 204 when absent.
 - ``GET`` of an absent database is 404 ``ResourceNotFound``.
 """
@@ -97,6 +108,10 @@ class _Database:
     operation: str
     pending: dict[str, Any] | None = None
     deleting: str | None = None
+    tables: dict[str, int] = field(default_factory=dict)
+    """What the database holds (table -> rows): tests fill it; a copy copies it."""
+    copy_of: _Database | None = None
+    """While a copy (``createMode: Copy``) runs: its source."""
 
 
 @dataclass
@@ -135,6 +150,12 @@ class FakeAzureSql(FakeTransport):
     def fail_next(self, code: str, message: str) -> None:
         """The next create or update operation ends ``Failed`` with this error."""
         self.failures.append((code, message))
+
+    def database(self, server: str, name: str) -> _Database | None:
+        """Database ``name`` of ``server`` as a GET would find it now (None: 404)."""
+        found = self.servers[server.lower()]
+        db = found.databases.get(name.lower())
+        return None if db is None else self._settle(found, db)
 
     def cancel(self, server: str, database: str) -> None:
         """Cancel the operation running on ``database`` (as from the portal)."""
@@ -177,7 +198,7 @@ class FakeAzureSql(FakeTransport):
             db.deleting = None
         outcome = self.operations.outcome(db.operation)
         if outcome in ("Failed", "Canceled"):
-            if db.properties.get("status") == "Creating":
+            if db.properties.get("status") in ("Creating", "Copying"):
                 del server.databases[db.name.lower()]
                 return None
             db.pending = None
@@ -187,7 +208,11 @@ class FakeAzureSql(FakeTransport):
             if db.pending is not None:
                 db.properties.update(db.pending)
                 db.pending = None
-            if db.properties.get("status") in ("Creating", "Scaling"):
+            if db.copy_of is not None:
+                # A consistent snapshot of the source; the fake takes it at the end.
+                db.tables = dict(db.copy_of.tables)
+                db.copy_of = None
+            if db.properties.get("status") in ("Creating", "Scaling", "Copying"):
                 db.properties["status"] = "Online"
         return db
 
@@ -270,12 +295,33 @@ class FakeAzureSql(FakeTransport):
         db = server.databases.get(key)
         if db is not None:
             db = self._settle(server, db)
+        source = self._copy_source(props) if props.get("createMode") == "Copy" else None
         if db is None:
             op = self._start()
-            server.databases[key] = _Database(match["db"], server.location,
-                                              {**wanted, "status": "Creating"}, op)
+            server.databases[key] = _Database(
+                match["db"], server.location,
+                {**wanted, "status": "Creating" if source is None else "Copying"}, op,
+                copy_of=source)
             return self.operations.accepted(op)
+        if source is not None:
+            raise ArmError(409, "RemoteDatabaseExists",
+                           "The destination database name already exists on the destination "
+                           "server.")
         return self._change(match, server, db, wanted)
+
+    def _copy_source(self, props: dict[str, Any]) -> _Database:
+        """The database ``sourceDatabaseId`` names (``createMode: Copy``); 400
+        ``SourceDatabaseNotFound`` (code and text from Databases.json's error list) when
+        there is none."""
+        found = re.fullmatch(_SERVER + r"/databases/(?P<db>[^/]+)",
+                             str(props.get("sourceDatabaseId") or ""), re.IGNORECASE)
+        server = self.servers.get(found["server"].lower()) if found else None
+        source = server.databases.get(found["db"].lower()) if server and found else None
+        if source is not None and server is not None:
+            source = self._settle(server, source)
+        if source is None or source.properties.get("status") != "Online":
+            raise ArmError(400, "SourceDatabaseNotFound", "The source database does not exist.")
+        return source
 
     def _patch(self, request: Incoming, match: re.Match[str]) -> FakeResponse:
         server = self._server(match)

@@ -353,6 +353,7 @@ def prepare_update(tenant: Tenant, latest: Run | None, retiring: Sequence[Retiri
         profile = plan_profile(spec.plan, settings)
         serving = next((p for p in placements if p.state == "current"), None)
         if serving is not None and needs_move(serving, profile, settings, spec.slug):
+            _refuse_unfrozen_move(settings, suspended, tenant.slug, profile.pool)
             options["move"] = _move_options(profile.options(spec.slug), placements,
                                             settings.providers.database.move_grace_seconds,
                                             tenant.slug)
@@ -414,6 +415,18 @@ def prepare_adoption(spec: TenantSpec, names: ResourceNames, settings: Settings,
                                "suspended": suspended, "source": "import", **dict(summary)}
     return PreparedRun("adopt", spec, options, plan_for("adopt", options), (), {}, names,
                        dict(outputs))
+
+
+def _refuse_unfrozen_move(settings: Settings, suspended: bool, slug: str, pool: str) -> None:
+    """An azure-sql move needs the tenant suspended: tenantops holds no SQL login there
+    (docs/azure.md), so the move's write freeze would freeze nothing, and what the app wrote
+    after Azure SQL's copy completed would be lost at the switch."""
+    if settings.providers.database.name == "azure-sql" and not suspended:
+        raise PlacementError(
+            f"tenant {slug!r} is not suspended: moving its data on azure-sql needs it "
+            "suspended (tenantops holds no SQL login on Azure SQL, so it cannot freeze writes "
+            "while the database is copied, and writes after the copy would be lost); run "
+            f"tenantops tenants suspend {slug}, move it, then resume it", pool=pool)
 
 
 def _move_options(target: Mapping[str, Any], placements: Sequence[Placement], grace: float,
@@ -485,6 +498,7 @@ def prepare_move(tenant: Tenant, latest: Run | None, retiring: Sequence[Retiring
                 f"tenant {tenant.slug!r} already is on server {current.server!r} in "
                 f"{current.mode} mode; name another server", pool=profile.pool,
                 server=current.server)
+        _refuse_unfrozen_move(settings, suspended, tenant.slug, profile.pool)
         options["move"] = _move_options(profile.options(spec.slug, server), placements,
                                         grace, tenant.slug)
     # The names it retires are checked when the run is opened, not retired again by it.

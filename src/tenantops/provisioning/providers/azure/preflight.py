@@ -200,11 +200,13 @@ def _targets(settings: Settings, connection: AzureConnection) -> list[_Target]:
                 actions_for("azure-dns", writes_only=True), "DNS Zone Contributor"))
     if providers.database.name == "azure-sql":
         sql = providers.database.azure_sql
-        server = resource_id(sub, group(sql.resource_group), "Microsoft.Sql", "servers",
-                             str(sql.server))
-        targets.append(_Target(
-            f"SQL server {sql.server}", server, f"{server}/elasticPools/{sql.elastic_pool}",
-            "2025-01-01", actions_for("azure-sql"), "SQL DB Contributor"))
+        for entry in providers.database.server_list():  # each logical server tenants go on
+            server = resource_id(sub, group(entry.resource_group or sql.resource_group),
+                                 "Microsoft.Sql", "servers", str(entry.server))
+            targets.append(_Target(
+                f"SQL server {entry.server}", server,
+                f"{server}/elasticPools/{sql.elastic_pool}", "2025-01-01",
+                actions_for("azure-sql"), "SQL DB Contributor"))
     if providers.database.name == "azure-postgres":
         pg = providers.database.azure_postgres
         server = resource_id(sub, group(pg.resource_group), "Microsoft.DBforPostgreSQL",
