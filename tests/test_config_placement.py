@@ -76,3 +76,18 @@ def test_a_plan_no_server_can_serve_is_refused_naming_it(tmp_path: Path) -> None
         "is 'sqlite'" in message
     message = refused(tmp_path, '[plans.Gold]\n')
     assert "plans.Gold: a plan's name must be 1-16 of a-z, 0-9 and '-'" in message
+
+
+def test_azure_postgres_servers_reach_sql_all_or_none(tmp_path: Path) -> None:
+    azure = '[azure]\nsubscription_id = "s"\nresource_group = "rg"\n' \
+            '[providers.database]\nname = "azure-postgres"\n'
+    one = '[[providers.database.servers]]\nname = "one"\nserver = "pg-one"\n' \
+          'admin_url = "postgresql://admin@pg-one.postgres.database.azure.com/postgres"\n'
+    two = '[[providers.database.servers]]\nname = "two"\nserver = "pg-two"\n'
+    message = refused(tmp_path, azure + one + two)
+    assert ("servers two have no admin_url while other azure-postgres servers do: tenantops "
+            "reaches all of them over SQL or none") in message
+    settings = load(tmp_path, azure + one + two.replace(
+        '"pg-two"\n', '"pg-two"\nadmin_url = "postgresql://admin@pg-two/postgres"\n'))
+    servers = settings.providers.database.server_list()  # type: ignore[attr-defined]
+    assert [(s.name, s.server) for s in servers] == [("one", "pg-one"), ("two", "pg-two")]

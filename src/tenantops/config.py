@@ -544,7 +544,7 @@ _SERVER_FIELDS: dict[str, tuple[str, ...]] = {
     "sqlite": ("directory",),
     "postgres": ("admin_url", "admin_password"),
     "azure-sql": ("server", "resource_group"),
-    "azure-postgres": ("server", "resource_group"),
+    "azure-postgres": ("server", "resource_group", "admin_url", "admin_password"),
 }
 _REQUIRED_SERVER_FIELDS: dict[str, tuple[str, ...]] = {
     "sqlite": ("directory",), "postgres": ("admin_url",), "azure-sql": ("server",),
@@ -622,7 +622,8 @@ class DatabaseProviderSettings(BaseModel):
             replaced = {"postgres": ("postgres", self.postgres, ("admin_url", "admin_password")),
                         "sqlite": ("", self, ("directory",)),
                         "azure-sql": ("azure_sql", self.azure_sql, ("server",)),
-                        "azure-postgres": ("azure_postgres", self.azure_postgres, ("server",))}
+                        "azure-postgres": ("azure_postgres", self.azure_postgres,
+                                           ("server", "admin_url", "admin_password"))}
             section, model, fields = replaced[self.name]
             for field_name in fields:
                 if field_name in model.model_fields_set:
@@ -631,6 +632,13 @@ class DatabaseProviderSettings(BaseModel):
                         f"{where} is set and providers.database.servers lists servers: the "
                         "list replaces the provider's own server; give that server an entry "
                         f"(name it '{DEFAULT_SERVER}' to keep the tenants placed on it)")
+        if self.name == "azure-postgres" and self.servers:
+            with_sql = [s.admin_url is not None for s in self.servers]
+            if any(with_sql) and not all(with_sql):
+                missing = [s.name for s in self.servers if s.admin_url is None]
+                raise ValueError(
+                    f"servers {', '.join(missing)} have no admin_url while other azure-postgres "
+                    "servers do: tenantops reaches all of them over SQL or none")
         return self
 
     def server_list(self) -> list[DatabaseServerSettings]:

@@ -9,7 +9,7 @@ retry once the conflict is removed."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -22,6 +22,7 @@ from tenantops.provisioning.drift import DriftChecker
 from tenantops.provisioning.engine import Engine
 from tenantops.provisioning.providers.azure import AzureConnection
 from tenantops.provisioning.providers.catalog import CatalogProvider
+from tenantops.provisioning.providers.database import DatabaseProvider
 from tenantops.provisioning.providers.database.azure_postgres import AzurePostgresDatabases
 from tenantops.provisioning.providers.database.azure_sql import AzureSqlDatabases
 from tenantops.provisioning.providers.dns.azure_dns import AzureDns
@@ -67,18 +68,26 @@ def azure_settings(data_dir: Path, fake: FakeAzure, database: DatabaseKind) -> S
     })
 
 
-def azure_providers(settings: Settings, catalog: Catalog, fake: FakeAzure) -> Providers:
-    """What the provider registry builds for these settings, with the fake as transport."""
+def azure_providers(
+    settings: Settings, catalog: Catalog, fake: FakeAzure, *,
+    database: Callable[[AzureConnection, KeyVaultSecrets], DatabaseProvider] | None = None,
+) -> Providers:
+    """What the provider registry builds for these settings, with the fake as transport
+    (``database``: builds the database provider instead)."""
     config = settings.providers
     connection = AzureConnection(fake.credential(), SUBSCRIPTION, RESOURCE_GROUP,
                                  transport=fake)
-    database = (AzureSqlDatabases(connection, config.database.azure_sql)
-                if config.database.name == "azure-sql"
-                else AzurePostgresDatabases(connection, config.database.azure_postgres))
+    secrets = KeyVaultSecrets(connection, config.secrets.key_vault)
+    if database is not None:
+        made = database(connection, secrets)
+    elif config.database.name == "azure-sql":
+        made = AzureSqlDatabases(connection, config.database.azure_sql)
+    else:
+        made = AzurePostgresDatabases(connection, config.database.azure_postgres)
     return Providers(
         catalog=CatalogProvider(catalog),
-        secrets=KeyVaultSecrets(connection, config.secrets.key_vault),
-        database=database,
+        secrets=secrets,
+        database=made,
         dns=AzureDns(connection, config.dns, name_server_lookup=name_server_lookup(fake)),
         webhost=AzureAppService(connection, config.webhost.azure_app_service),
         organization=LocalOrganizations(catalog),

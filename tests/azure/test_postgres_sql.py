@@ -3,12 +3,14 @@ database on the flexible server, and "the flexible server" is a real PostgreSQL 
 data plane), reached over SQL as on Azure. Through the engine: the tenant's login owns its
 database and signs in; suspension makes it NOLOGIN and resumption gives it back; a fleet
 migrates the SaaS's schema and rotates the credentials while the application keeps
-querying; offboarding leaves no database and no login."""
+querying; a tenant with data moves to a second flexible server (a second real PostgreSQL);
+offboarding leaves no database and no login."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -18,17 +20,18 @@ from tenantops.config import Settings
 from tenantops.provisioning.drift import DriftChecker
 from tenantops.provisioning.engine import Engine
 from tenantops.provisioning.fleet import FleetRequest, FleetRuns, Selection, wait_for_fleet
-from tenantops.provisioning.providers.azure import AzureConnection
+from tenantops.provisioning.placement import database_of
 from tenantops.provisioning.providers.database.azure_postgres import (
     AzurePostgresDatabases,
     AzurePostgresSqlDatabases,
+    FlexibleServer,
 )
-from tenantops.provisioning.providers.registry import Providers
 from tenantops.provisioning.spec import TenantSpec
 from tests.azure.conftest import APP, PG_SERVER, RESOURCE_GROUP, RG_SCOPE, ZONE
 from tests.azure.test_onboarding import azure_providers, azure_settings
 from tests.azure.test_suspension import PARKING
 from tests.azure_fake import SUBSCRIPTION, FakeAzure, FakeSite
+from tests.provisioning.faults import postgres_cluster
 from tests.provisioning.providers.servers import postgres_url, unique_slug
 from tests.provisioning.providers.test_drift_selfhosted import drop_login
 from tests.provisioning.providers.test_rotation import App, can_login, rotate
@@ -41,10 +44,16 @@ MIGRATIONS = {
 }
 
 
-def sql_settings(tmp_path: Path, fake: FakeAzure) -> Settings:
-    base = azure_settings(tmp_path / "data", fake, "azure-postgres").model_dump()
-    base["providers"]["database"]["azure_postgres"].update(
-        admin_url=postgres_url(), connection_limit=5)
+def sql_settings(tmp_path: Path, fake: FakeAzure,
+                 servers: list[dict[str, Any]] | None = None) -> Settings:
+    base = azure_settings(tmp_path / "data", fake, "azure-postgres").model_dump(
+        exclude_unset=True)
+    if servers is None:
+        base["providers"]["database"]["azure_postgres"].update(
+            admin_url=postgres_url(), connection_limit=5)
+    else:
+        del base["providers"]["database"]["azure_postgres"]["server"]
+        base["providers"]["database"].update(servers=servers, move_grace_seconds=0)
     base["providers"]["webhost"]["azure_app_service"]["suspended_app_name"] = PARKING
     folder = tmp_path / "migrations"
     folder.mkdir()
@@ -57,32 +66,41 @@ def sql_settings(tmp_path: Path, fake: FakeAzure) -> Settings:
     return Settings.model_validate(base)
 
 
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
+def start_engine(tmp_path: Path, servers: dict[str, str] | None = None) -> Iterator[Engine]:
+    """The Azure stack with azure-postgres over SQL: the flexible server ``PG_SERVER`` on
+    the test PostgreSQL, or ``servers`` (placement name: data plane URL), a flexible server
+    ``pg-<name>`` each."""
     fake = FakeAzure(speedup=1000.0, issuance_seconds=300.0)
     fake.postgres.data_plane = postgres_url()
     fake.app_service.add_site(FakeSite(APP, RESOURCE_GROUP, SUBSCRIPTION))
     fake.app_service.add_site(FakeSite(PARKING, RESOURCE_GROUP, SUBSCRIPTION))
     fake.dns.add_zone(ZONE, RESOURCE_GROUP)
     fake.postgres.add_server(PG_SERVER, RESOURCE_GROUP)
+    for name, url in (servers or {}).items():
+        fake.postgres.add_server(f"pg-{name}", RESOURCE_GROUP, data_plane=url)
     fake.authorization.grant(RG_SCOPE, "Contributor")
     fake.authorization.grant(fake.key_vault.resource_id, "Key Vault Secrets Officer")
-    settings = sql_settings(tmp_path, fake)
+    settings = sql_settings(tmp_path, fake, None if servers is None else [
+        {"name": name, "server": f"pg-{name}", "admin_url": url}
+        for name, url in servers.items()])
     catalog = Catalog.from_settings(settings)
-    providers = azure_providers(settings, catalog, fake)
-    connection = AzureConnection(fake.credential(), SUBSCRIPTION, RESOURCE_GROUP,
-                                 transport=fake)
-    database = AzurePostgresSqlDatabases(connection, settings.providers.database.azure_postgres,
-                                         providers.secrets)
-    started = Engine(settings, catalog=catalog, providers=Providers(
-        catalog=providers.catalog, secrets=providers.secrets, database=database,
-        dns=providers.dns, webhost=providers.webhost, organization=providers.organization))
+    flexible = None if servers is None else {
+        name: FlexibleServer(f"pg-{name}", None, url) for name, url in servers.items()}
+    providers = azure_providers(settings, catalog, fake, database=lambda connection, secrets: (
+        AzurePostgresSqlDatabases(connection, settings.providers.database.azure_postgres,
+                                  secrets, servers=flexible)))
+    started = Engine(settings, catalog=catalog, providers=providers)
     started.start()
     try:
         yield started
     finally:
         started.stop()
         catalog.close()
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    yield from start_engine(tmp_path)
 
 
 def onboard(engine: Engine, slug: str) -> None:
@@ -180,6 +198,43 @@ def test_a_fleet_migrates_and_rotates_tenants_on_the_flexible_server(engine: Eng
         for slug in (first, second):
             engine.wait(engine.offboard(slug, requested_by="t").id, timeout=120)
     assert (can_login(f"{first}_app"), can_login(f"{first}_app_b")) == (None, None)
+
+
+def test_a_tenant_with_data_moves_to_another_flexible_server(tmp_path: Path) -> None:
+    with postgres_cluster() as second:
+        for engine in start_engine(tmp_path, {"one": postgres_url(), "two": second.url()}):
+            slug = unique_slug("azmv")
+            login, database = f"{slug}_app", f"tenant_{slug}"
+            onboard(engine, slug)
+            placement = engine.catalog.placement_of(slug)
+            assert placement is not None
+            assert placement.server == "one"
+            with engine.providers.database.connect(database_of(slug, placement)) as db:
+                db.execute("INSERT INTO users (id, email) SELECT n, 'u' || n || '@x.test' "
+                           "FROM generate_series(1, 500) n")
+
+            moved = engine.wait(engine.move(slug, server="two", requested_by="t").id,
+                                timeout=300)
+
+            assert (moved.status, moved.error) == ("succeeded", None)
+            placement = engine.catalog.placement_of(slug)
+            assert placement is not None
+            assert placement.server == "two"
+            with psycopg.connect(second.url(database), autocommit=True) as db:
+                assert db.execute("SELECT count(*) FROM users").fetchone() == (500,)
+                assert db.execute("SELECT tableowner FROM pg_tables WHERE tablename = "
+                                  "'users'").fetchone() == (login,)
+            with engine.providers.database.connect(database_of(slug, placement)) as db:
+                assert db.execute("SELECT current_user").fetchone() == (login,)
+            # The old copy was deleted through ARM, which dropped it on its server.
+            with psycopg.connect(postgres_url(), autocommit=True) as admin:
+                assert admin.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                                     (database,)).fetchone() is None
+            offboarded = engine.wait(engine.offboard(slug, requested_by="t").id, timeout=300)
+            assert (offboarded.status, offboarded.error) == ("succeeded", None)
+            with psycopg.connect(second.url(), autocommit=True) as admin:
+                assert admin.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                                     (database,)).fetchone() is None
 
 
 def test_without_admin_url_the_provider_makes_databases_only() -> None:

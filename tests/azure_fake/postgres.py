@@ -58,6 +58,7 @@ class _Server:
     databases: dict[str, dict[str, Any]] = field(default_factory=dict)
     creating: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     deleting: dict[str, str] = field(default_factory=dict)
+    data_plane: str | None = None
 
 
 class FakePostgresFlexible(FakeTransport):
@@ -80,8 +81,11 @@ class FakePostgresFlexible(FakeTransport):
         self.route("DELETE", database, self._delete)
         self.route("GET", self.operations.pattern, self.operations.handle)
 
-    def add_server(self, name: str, resource_group: str, location: str = "westeurope") -> None:
-        self.servers[name.lower()] = _Server(name, resource_group, location)
+    def add_server(self, name: str, resource_group: str, location: str = "westeurope", *,
+                   data_plane: str | None = None) -> None:
+        """A flexible server; ``data_plane``: its own real PostgreSQL (else the fake's)."""
+        self.servers[name.lower()] = _Server(name, resource_group, location,
+                                             data_plane=data_plane)
 
     def fail_next(self, code: str, message: str) -> None:
         """The next create operation ends ``Failed`` with this error."""
@@ -115,23 +119,24 @@ class FakePostgresFlexible(FakeTransport):
             if self.operations.done(op):
                 if self.operations.outcome(op) == "Succeeded":
                     server.databases[name] = props
-                    self._on_data_plane("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'",
-                                        name)
+                    self._on_data_plane(server, "CREATE DATABASE {} TEMPLATE template0 "
+                                        "ENCODING 'UTF8'", name)
                 del server.creating[name]
         for name, op in list(server.deleting.items()):
             if self.operations.done(op):
                 if self.operations.outcome(op) == "Succeeded":
                     server.databases.pop(name, None)
-                    self._on_data_plane("DROP DATABASE IF EXISTS {} WITH (FORCE)", name)
+                    self._on_data_plane(server, "DROP DATABASE IF EXISTS {} WITH (FORCE)", name)
                 del server.deleting[name]
 
-    def _on_data_plane(self, statement: str, database: str) -> None:
-        if self.data_plane is None:
+    def _on_data_plane(self, server: _Server, statement: str, database: str) -> None:
+        url = server.data_plane or self.data_plane
+        if url is None:
             return
         import psycopg
         from psycopg import errors, sql
 
-        with psycopg.connect(self.data_plane, autocommit=True) as admin, \
+        with psycopg.connect(url, autocommit=True) as admin, \
                 contextlib.suppress(errors.DuplicateDatabase):
             admin.execute(sql.SQL(statement).format(sql.Identifier(database)))
 

@@ -17,13 +17,17 @@ databases only, and the tenant app's deployment makes the logins (docs/azure.md)
 database, the ``postgres`` provider's code makes the tenant's login its owner, disables it
 while the tenant is suspended (``NOLOGIN``), rotates it between two logins and runs the SaaS's
 migrations, exactly as on a self-hosted server; the database itself stays ARM's to create and
-delete.
+delete. With SQL access and several flexible servers (``[[providers.database.servers]]``
+entries, each with ``server`` and ``admin_url``), a tenant moves between them as on
+self-hosted servers: ARM makes the target database, ``pg_dump | pg_restore`` copies the data,
+row counts are compared, and ARM deletes the old copy after the grace period.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from azure.mgmt.postgresqlflexibleservers import PostgreSQLManagementClient
@@ -31,7 +35,7 @@ from azure.mgmt.postgresqlflexibleservers.models import Database as ArmDatabase
 from azure.mgmt.postgresqlflexibleservers.models import DatabaseProperties
 from sqlalchemy import Connection
 
-from tenantops.config import AzurePostgresDatabaseSettings, Settings
+from tenantops.config import DEFAULT_SERVER, AzurePostgresDatabaseSettings, Settings
 from tenantops.errors import ConfigError, PermanentProviderError, TransientProviderError
 from tenantops.provisioning.providers.azure.calls import azure_call, azure_get, start_operation
 from tenantops.provisioning.providers.azure.connection import AzureConnection
@@ -39,54 +43,97 @@ from tenantops.provisioning.providers.azure.operations import TrackedOperations
 from tenantops.provisioning.providers.base import Outcome, Pending, Ready, Resource
 from tenantops.provisioning.providers.database import (
     UNMANAGED_LOGINS,
+    CopyCheck,
     Database,
+    DatabaseCopy,
     DatabaseLogin,
     DatabaseProvider,
     DatabaseSchema,
     RetiredLogin,
+    unconfigured_server,
 )
-from tenantops.provisioning.providers.database.postgres import PostgresDatabases
+from tenantops.provisioning.providers.database.postgres import PostgresDatabases, PostgresServer
 from tenantops.provisioning.providers.secrets import SecretsProvider
 
-__all__ = ["AzurePostgresDatabases", "AzurePostgresSqlDatabases"]
+__all__ = ["AzurePostgresDatabases", "AzurePostgresSqlDatabases", "FlexibleServer"]
+
+
+@dataclass(frozen=True)
+class FlexibleServer:
+    """Where a placement server's databases are: the flexible server and its resource group;
+    with SQL access, how the admin role reaches it."""
+
+    name: str
+    resource_group: str | None = None
+    admin_url: str | None = None
+    admin_password: str | None = None
+
+
+@dataclass(frozen=True)
+class _Placed:
+    """A `FlexibleServer` with its resource group resolved."""
+
+    name: str
+    resource_group: str
+    admin_url: str | None
+    admin_password: str | None
 
 
 class AzurePostgresDatabases(DatabaseProvider):
-    """Databases on flexible server ``settings.server``."""
+    """Databases on the flexible servers of the settings (``settings.server``, the server
+    ``default``; or the ``[[providers.database.servers]]`` entries)."""
 
     name = "azure-postgres"
     # Without SQL access, tenant schemas are the app's deployment's (docs/fleet.md).
     resource_types: ClassVar[tuple[type[Resource], ...]] = (Database,)
 
-    def __init__(self, connection: AzureConnection,
-                 settings: AzurePostgresDatabaseSettings) -> None:
+    def __init__(self, connection: AzureConnection, settings: AzurePostgresDatabaseSettings,
+                 servers: Mapping[str, FlexibleServer] | None = None) -> None:
         super().__init__()
-        if not settings.server:
+        if servers is None and not settings.server:
             raise ConfigError(
                 "providers.database.azure_postgres.server is not set; name the flexible server "
-                "the tenant databases go on")
+                "the tenant databases go on (or list servers in [[providers.database.servers]])")
+        password = settings.admin_password
+        listed = dict(servers) if servers is not None else {DEFAULT_SERVER: FlexibleServer(
+            str(settings.server), settings.resource_group, settings.admin_url,
+            password.get_secret_value() if password is not None else None)}
         self.connection = connection
         self.settings = settings
-        self.server = settings.server
-        self.resource_group = connection.group(
-            settings.resource_group, "providers.database.azure_postgres.resource_group")
+        self._servers = {
+            name: _Placed(found.name, connection.group(
+                found.resource_group or settings.resource_group,
+                "providers.database.azure_postgres.resource_group"),
+                found.admin_url, found.admin_password)
+            for name, found in listed.items()}
+        first = next(iter(self._servers.values()))
+        self.server = first.name
+        self.resource_group = first.resource_group
         self._client: PostgreSQLManagementClient | None = None
-        self._fqdn: str | None = None
+        self._fqdns: dict[str, str] = {}
         self._operations = TrackedOperations()
 
     @classmethod
     def from_settings(cls, settings: Settings, secrets: SecretsProvider | None = None
                       ) -> AzurePostgresDatabases:
-        """The provider of ``[providers.database.azure_postgres]``: with ``admin_url``, the
-        one that also reaches the server over SQL (`AzurePostgresSqlDatabases`)."""
-        config = settings.providers.database.azure_postgres
+        """The provider of ``[providers.database.azure_postgres]`` (and the servers listed):
+        with an ``admin_url``, the one that also reaches the servers over SQL
+        (`AzurePostgresSqlDatabases`)."""
+        database = settings.providers.database
+        config = database.azure_postgres
         connection = AzureConnection.from_settings(settings.azure)
-        if config.admin_url is None:
-            return cls(connection, config)
+        servers = {s.name: FlexibleServer(
+            str(s.server), s.resource_group, s.admin_url,
+            s.admin_password.get_secret_value() if s.admin_password is not None else None)
+            for s in database.servers} if database.servers else None
+        sql_access = (config.admin_url is not None if servers is None
+                      else any(s.admin_url for s in servers.values()))
+        if not sql_access:
+            return cls(connection, config, servers)
         if secrets is None:
             raise ConfigError("providers.database.azure_postgres.admin_url needs the secrets "
                               "provider (the tenant logins' passwords are kept there)")
-        return AzurePostgresSqlDatabases(connection, config, secrets)
+        return AzurePostgresSqlDatabases(connection, config, secrets, servers)
 
     @property
     def client(self) -> PostgreSQLManagementClient:
@@ -96,27 +143,38 @@ class AzurePostgresDatabases(DatabaseProvider):
                 **self.connection.arm_options())
         return self._client
 
-    def _server_fqdn(self) -> str:
-        if self._fqdn is None:
-            server = azure_call(
-                f"read flexible server {self.server} in resource group {self.resource_group}",
-                lambda: self.client.servers.get(self.resource_group, self.server))
-            fqdn = server.properties.fully_qualified_domain_name if server.properties else None
-            self._fqdn = str(fqdn or f"{self.server}.postgres.database.azure.com")
-        return self._fqdn
+    def where(self, database: Database) -> _Placed:
+        """The flexible server of ``database``'s placement server."""
+        found = self._servers.get(database.server)
+        if found is None:
+            raise unconfigured_server(database.server, self._servers, database.key)
+        return found
 
-    def _get(self, name: str) -> ArmDatabase | None:
-        return azure_get(f"read database {name} on flexible server {self.server}",
-                         lambda: self.client.databases.get(self.resource_group, self.server, name))
+    def _server_fqdn(self, server: _Placed) -> str:
+        if server.name not in self._fqdns:
+            found = azure_call(
+                f"read flexible server {server.name} in resource group {server.resource_group}",
+                lambda: self.client.servers.get(server.resource_group, server.name))
+            fqdn = found.properties.fully_qualified_domain_name if found.properties else None
+            self._fqdns[server.name] = str(fqdn or f"{server.name}.postgres.database.azure.com")
+        return self._fqdns[server.name]
+
+    def _get(self, server: _Placed, name: str) -> ArmDatabase | None:
+        return azure_get(f"read database {name} on flexible server {server.name}",
+                         lambda: self.client.databases.get(server.resource_group, server.name,
+                                                           name))
 
     def _ensure(self, resource: Resource) -> Outcome:
-        assert isinstance(resource, Database)
-        fqdn = self._server_fqdn()
-        what = f"create database {resource.name} on flexible server {self.server}"
-        if self._operations.running(f"ensure:{resource.name}", self.client, what):
-            return Pending(f"Azure is creating database {resource.name} on {self.server}",
+        if not isinstance(resource, Database):
+            raise PermanentProviderError(f"not a database: {resource.key}")
+        server = self.where(resource)
+        fqdn = self._server_fqdn(server)
+        what = f"create database {resource.name} on flexible server {server.name}"
+        key = f"ensure:{server.name}/{resource.name}"
+        if self._operations.running(key, self.client, what):
+            return Pending(f"Azure is creating database {resource.name} on {server.name}",
                            self.settings.poll_seconds)
-        current = self._get(resource.name)
+        current = self._get(server, resource.name)
         if current is not None:
             props = current.properties
             charset = str(props.charset or "") if props else ""
@@ -124,7 +182,7 @@ class AzurePostgresDatabases(DatabaseProvider):
             if (charset.lower(), collation.lower()) != (self.settings.charset.lower(),
                                                         self.settings.collation.lower()):
                 raise PermanentProviderError(
-                    f"database {resource.name} exists on {self.server} with charset {charset} "
+                    f"database {resource.name} exists on {server.name} with charset {charset} "
                     f"and collation {collation}, not {self.settings.charset}/"
                     f"{self.settings.collation}; PostgreSQL cannot change them. Drop it or "
                     "change providers.database.azure_postgres")
@@ -136,25 +194,28 @@ class AzurePostgresDatabases(DatabaseProvider):
         wanted = ArmDatabase(properties=DatabaseProperties(charset=self.settings.charset,
                                                            collation=self.settings.collation))
         url = start_operation(what, lambda hook: self.client.databases.begin_create(
-            self.resource_group, self.server, resource.name, wanted, polling=False,
+            server.resource_group, server.name, resource.name, wanted, polling=False,
             raw_response_hook=hook))
-        self._operations.started(f"ensure:{resource.name}", url)
-        return Pending(f"Azure is creating database {resource.name} on {self.server}",
+        self._operations.started(key, url)
+        return Pending(f"Azure is creating database {resource.name} on {server.name}",
                        self.settings.poll_seconds)
 
     def _remove(self, resource: Resource) -> Outcome:
-        assert isinstance(resource, Database)
-        what = f"delete database {resource.name} on flexible server {self.server}"
-        if self._operations.running(f"remove:{resource.name}", self.client, what):
-            return Pending(f"Azure is deleting database {resource.name} on {self.server}",
+        if not isinstance(resource, Database):
+            raise PermanentProviderError(f"not a database: {resource.key}")
+        server = self.where(resource)
+        what = f"delete database {resource.name} on flexible server {server.name}"
+        key = f"remove:{server.name}/{resource.name}"
+        if self._operations.running(key, self.client, what):
+            return Pending(f"Azure is deleting database {resource.name} on {server.name}",
                            self.settings.poll_seconds)
-        if self._get(resource.name) is None:
+        if self._get(server, resource.name) is None:
             return Ready({"database": resource.name, "login": resource.login}, changed=False)
         url = start_operation(what, lambda hook: self.client.databases.begin_delete(
-            self.resource_group, self.server, resource.name, polling=False,
+            server.resource_group, server.name, resource.name, polling=False,
             raw_response_hook=hook))
-        self._operations.started(f"remove:{resource.name}", url)
-        return Pending(f"Azure is deleting database {resource.name} on {self.server}",
+        self._operations.started(key, url)
+        return Pending(f"Azure is deleting database {resource.name} on {server.name}",
                        self.settings.poll_seconds)
 
     def observes(self, resource: Resource) -> bool:
@@ -162,8 +223,9 @@ class AzurePostgresDatabases(DatabaseProvider):
         return not (isinstance(resource, Database) and not resource.login_enabled)
 
     def _observe(self, resource: Resource) -> dict[str, Any] | None:
-        assert isinstance(resource, Database)
-        current = self._get(resource.name)
+        if not isinstance(resource, Database):
+            raise PermanentProviderError(f"not a database: {resource.key}")
+        current = self._get(self.where(resource), resource.name)
         if current is None:
             return None
         props = current.properties
@@ -172,33 +234,40 @@ class AzurePostgresDatabases(DatabaseProvider):
 
     def read_metadata(self, database: Database) -> dict[str, str]:
         """What ARM says of the database (no SQL connection is opened)."""
-        if self._get(database.name) is None:
+        server = self.where(database)
+        if self._get(server, database.name) is None:
             return {}
-        return {"database": database.name, "server": self._server_fqdn()}
+        return {"database": database.name, "server": self._server_fqdn(server)}
 
 
 class AzurePostgresSqlDatabases(AzurePostgresDatabases):
-    """``azure-postgres`` with ``admin_url``: ARM makes and deletes each database (the
-    module docstring); over SQL, as the admin role, the ``postgres`` provider's code
-    (`PostgresDatabases`, on the one server ``default``) does the rest: the tenant's login
-    and its ownership of the database, ``NOLOGIN`` while suspended, rotation between two
-    logins (`DatabaseLogin`, `RetiredLogin`), and the SaaS's migrations
-    (`DatabaseSchema`). Moves and schema-mode plans stay the self-hosted provider's."""
+    """``azure-postgres`` with an ``admin_url``: ARM makes and deletes each database (the
+    module docstring); over SQL, as the admin role of each flexible server, the ``postgres``
+    provider's code (`PostgresDatabases`, its servers named as the placement's) does the
+    rest: the tenant's login and its ownership of the database, ``NOLOGIN`` while suspended,
+    rotation between two logins (`DatabaseLogin`, `RetiredLogin`), the SaaS's migrations
+    (`DatabaseSchema`), and a move's copy and check (`DatabaseCopy`, `CopyCheck`).
+    Schema-mode plans stay the self-hosted provider's."""
 
     resource_types: ClassVar[tuple[type[Resource], ...]] = (
-        Database, DatabaseSchema, DatabaseLogin, RetiredLogin)
+        Database, DatabaseSchema, DatabaseLogin, RetiredLogin, DatabaseCopy, CopyCheck)
+    copies_data = True
 
     def __init__(self, connection: AzureConnection, settings: AzurePostgresDatabaseSettings,
-                 secrets: SecretsProvider) -> None:
-        super().__init__(connection, settings)
-        if settings.admin_url is None:
-            raise ConfigError("providers.database.azure_postgres.admin_url is not set")
-        password = settings.admin_password
+                 secrets: SecretsProvider,
+                 servers: Mapping[str, FlexibleServer] | None = None) -> None:
+        super().__init__(connection, settings, servers)
+        missing = [name for name, s in self._servers.items() if s.admin_url is None]
+        if missing:
+            raise ConfigError(
+                f"azure-postgres servers {', '.join(missing)} have no admin_url; tenantops "
+                "reaches every flexible server over SQL or none")
         self.sql = PostgresDatabases(
-            settings.admin_url, secrets,
-            admin_password=password.get_secret_value() if password is not None else None,
+            str(next(iter(self._servers.values())).admin_url), secrets,
             connection_limit=settings.connection_limit,
-            connect_timeout=settings.connect_timeout_seconds)
+            connect_timeout=settings.connect_timeout_seconds,
+            servers=[PostgresServer(name, str(s.admin_url), s.admin_password)
+                     for name, s in self._servers.items()])
 
     def _ensure(self, resource: Resource) -> Outcome:
         if not isinstance(resource, Database):
@@ -209,7 +278,7 @@ class AzurePostgresSqlDatabases(AzurePostgresDatabases):
         owned = self.sql._ensure(resource)
         if isinstance(owned, Pending):
             return owned
-        outputs = {**owned.outputs, "server": made.outputs["server"],
+        outputs = {**owned.outputs, "server": resource.server,
                    "location": made.outputs["location"].replace(
                        f"{resource.login}@", f"{owned.outputs['login']}@")}
         return Ready(outputs, changed=made.changed or owned.changed)
@@ -224,7 +293,7 @@ class AzurePostgresSqlDatabases(AzurePostgresDatabases):
         dropped = self.sql._remove(resource)
         if isinstance(dropped, Pending):
             return dropped
-        return Ready({**deleted.outputs, **dropped.outputs, "server": self.server},
+        return Ready({**deleted.outputs, **dropped.outputs, "server": resource.server},
                      changed=deleted.changed or dropped.changed)
 
     def observes(self, resource: Resource) -> bool:
