@@ -1,7 +1,7 @@
 """Where fleet operations meet placement: a rotation and a schema migration act on the
-tenant's database on the server its placement records; a schema-mode tenant's migrations run
-in its schema of the pooled database, and its rotation is refused, naming the tenant, the
-mode and what is not supported (docs/placement.md)."""
+tenant's database on the server its placement records; a schema-mode tenant's migrations and
+rotations act in its schema of the pooled database, and a provider that does not rotate a
+tenant's mode refuses it, naming the tenant, the provider, the mode and why."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import pytest
 
 from tenantops.catalog import Catalog, Placement, Tenant
 from tenantops.config import Settings
-from tenantops.errors import SpecError
 from tenantops.provisioning.plans import StepInputs
 from tenantops.provisioning.providers.database import DatabaseLogin, DatabaseSchema, RetiredLogin
 from tenantops.provisioning.providers.registry import build_providers
@@ -112,12 +111,34 @@ def test_a_schema_migration_opens_the_database_where_the_placement_says(
     assert built.key == "schema:two/tenant_acme"
 
 
-def test_rotation_of_a_schema_mode_tenant_is_refused(settings: Settings) -> None:
-    with pytest.raises(SpecError) as refused:
-        prepare_rotation(tenant(), settings, request="fleet:f1/1", placements=[POOLED])
-    assert ("tenant = 'acme': is placed in schema mode (schema tenant_acme in the pooled "
-            "database pool_free on server two); credential rotation of schema-mode tenants "
-            "is not supported yet") in str(refused.value)
+def test_a_rotation_of_a_schema_mode_tenant_switches_logins_in_its_schema(
+        settings: Settings) -> None:
+    """The pooled database and the tenant's schema in it (the real run:
+    tests/provisioning/providers/test_postgres_schema_rotation.py)."""
+    prepared = prepare_rotation(tenant(), settings, request="fleet:f1/1", placements=[POOLED])
+    assert prepared.options["rotation"]["schema"] == "tenant_acme"
+    steps = {s.name: s for s in prepared.plan.steps}
+    login = steps["switch_database_login"].build(inputs(settings))
+    retired = steps["retire_previous_login"].build(inputs(settings))
+    assert isinstance(login, DatabaseLogin)
+    assert (login.database, login.schema, login.owner, login.login, login.server) == (
+        "pool_free", "tenant_acme", "acme_app", "acme_app_b", "two")
+    assert isinstance(retired, RetiredLogin)
+    assert (retired.database, retired.schema, retired.login) == (
+        "pool_free", "tenant_acme", "acme_app")
+
+
+def test_a_rotation_opened_before_schemas_were_recorded_switches_in_the_database(
+        settings: Settings) -> None:
+    prepared = prepare_rotation(tenant(), settings, request="fleet:f1/1", placements=[ON_TWO])
+    options = dict(prepared.options)
+    options["rotation"] = {k: v for k, v in options["rotation"].items() if k != "schema"}
+    from tenantops.provisioning.plans.upkeep import rotation_plan
+
+    step = next(s for s in rotation_plan(options).steps if s.name == "switch_database_login")
+    built = step.build(inputs(settings))
+    assert isinstance(built, DatabaseLogin)
+    assert (built.database, built.schema) == ("tenant_acme", None)
 
 
 def test_a_schema_migration_of_a_schema_mode_tenant_runs_in_its_schema(
@@ -152,16 +173,26 @@ def test_onboarding_a_schema_mode_tenant_with_migrations_on_onboarding_migrates_
         catalog.close()
 
 
-def test_a_fleet_skips_a_schema_mode_tenant_with_the_reason() -> None:
+def test_a_fleet_skips_a_tenant_whose_mode_the_provider_does_not_rotate() -> None:
+    """A provider that rotates database-mode tenants only (none does today but the seam is
+    there: `DatabaseProvider.rotation_modes`) skips a schema-mode tenant, naming the tenant,
+    the provider, the mode and why; postgres rotates both modes."""
     from types import SimpleNamespace
 
-    from tenantops.provisioning.fleet import _schema_mode
+    from tenantops.provisioning.fleet import _unrotatable
 
-    def engine(placements: list[Placement]) -> Any:
-        return SimpleNamespace(catalog=SimpleNamespace(placements_of=lambda _slug: placements))
+    def engine(placements: list[Placement], modes: tuple[str, ...]) -> Any:
+        return SimpleNamespace(
+            catalog=SimpleNamespace(placements_of=lambda _slug: placements),
+            providers=SimpleNamespace(database=SimpleNamespace(
+                label="database:example", rotation_modes=modes)))
 
-    reason = _schema_mode(engine([POOLED]), tenant(), "credential rotation")
+    reason = _unrotatable(engine([POOLED], ("database",)), tenant())
     assert reason is not None
-    assert "credential rotation of schema-mode tenants is not supported yet" in reason
-    assert _schema_mode(engine([ON_TWO]), tenant(), "credential rotation") is None
-    assert _schema_mode(engine([]), tenant(), "schema migration") is None
+    assert ("tenant = 'acme': is placed in schema mode (schema tenant_acme in the pooled "
+            "database pool_free on server two); the database provider database:example "
+            "cannot rotate credentials of schema-mode tenants (it rotates: database; "
+            "tenantops needs SQL access to the tenant's logins") in reason
+    assert _unrotatable(engine([ON_TWO], ("database",)), tenant()) is None
+    assert _unrotatable(engine([], ("database",)), tenant()) is None
+    assert _unrotatable(engine([POOLED], ("database", "schema")), tenant()) is None

@@ -64,7 +64,7 @@ from tenantops.provisioning.run_requests import (
     prepare_migration,
     prepare_renewal,
     prepare_rotation,
-    refuse_schema_mode,
+    refuse_unrotatable,
 )
 
 if TYPE_CHECKING:
@@ -266,10 +266,13 @@ class MigrateSchemas(FleetOperation):
         return TargetPreview(tenant.slug, "run" if pending else "nothing", None, detail)
 
 
-def _schema_mode(engine: Engine, tenant: Tenant, what: str) -> str | None:
-    """Why ``what`` skips ``tenant`` when it is placed in schema mode (not supported yet)."""
+def _unrotatable(engine: Engine, tenant: Tenant) -> str | None:
+    """Why a rotation skips ``tenant``: its placement's mode is not one the database provider
+    rotates (`DatabaseProvider.rotation_modes`)."""
+    database = engine.providers.database
     try:
-        refuse_schema_mode(tenant, engine.catalog.placements_of(tenant.slug), what)
+        refuse_unrotatable(tenant, engine.catalog.placements_of(tenant.slug), database.label,
+                           database.rotation_modes)
     except SpecError as exc:
         return str(exc)
     return None
@@ -298,7 +301,7 @@ class RotateDatabaseCredentials(FleetOperation):
             return "the tenant has no database login"
         if reason is None and tenant.status == "suspended":
             return "the tenant is suspended (its login is disabled); rotate after resuming"
-        return reason or _schema_mode(self.engine, tenant, "credential rotation")
+        return reason or _unrotatable(self.engine, tenant)
 
     def prepare(self, tenant: Tenant, request: str) -> PreparedRun:
         return prepare_rotation(tenant, self.settings, request=request,

@@ -69,7 +69,7 @@ __all__ = [
     "prepare_rotation",
     "prepare_suspension",
     "prepare_update",
-    "refuse_schema_mode",
+    "refuse_unrotatable",
 ]
 
 MAX_REASON_LENGTH = 500
@@ -187,17 +187,24 @@ def _schema(source: MigrationSource, revision: str | None) -> dict[str, str]:
             "revision": source.resolve(revision)}
 
 
-def refuse_schema_mode(tenant: Tenant, placements: Sequence[Placement], what: str) -> None:
-    """Refuse ``what`` (credential rotation) for a tenant whose data is a schema in a pooled
-    database: not supported yet (docs/placement.md, "Fleet operations")."""
+def refuse_unrotatable(tenant: Tenant, placements: Sequence[Placement], provider: str,
+                       modes: Sequence[str]) -> None:
+    """Refuse credential rotation of ``tenant`` when the database ``provider`` does not
+    rotate its placement's mode (``modes``: `DatabaseProvider.rotation_modes`)."""
     current = next((p for p in placements if p.state == "current"), None)
-    if current is not None and current.schema is not None:
-        raise SpecError([SpecProblem(
-            "tenant", tenant.slug,
-            f"is placed in schema mode (schema {current.schema} in the pooled database "
-            f"{current.database} on server {current.server}); {what} of schema-mode tenants "
-            "is not supported yet: move the tenant to a plan with mode = \"database\" "
-            "first, or leave it out of the fleet's selection")])
+    mode = "database" if current is None else current.mode
+    if mode in modes:
+        return
+    where = ("its own database" if current is None or current.schema is None else
+             f"schema {current.schema} in the pooled database {current.database} on server "
+             f"{current.server}")
+    raise SpecError([SpecProblem(
+        "tenant", tenant.slug,
+        f"is placed in {mode} mode ({where}); the database provider {provider} cannot rotate "
+        f"credentials of {mode}-mode tenants (it rotates: {', '.join(modes) or 'none'}; "
+        "tenantops needs SQL access to the tenant's logins to switch between two of them): "
+        "leave the tenant out of the fleet's selection, or rotate its credentials where the "
+        "provider's service does")])
 
 
 def prepare_migration(tenant: Tenant, settings: Settings, *, revision: str | None,
@@ -219,11 +226,11 @@ def prepare_rotation(tenant: Tenant, settings: Settings, *, request: str,
     """A rotation of ``tenant``'s database credentials from the login it uses now to the
     other of its two logins (`tenantops.provisioning.plans.upkeep`), on the server its
     placement (``placements``) records, its connection secret switched too; ``request``
-    names what asked for it and versions the new secret. A schema-mode tenant is refused
-    (`SpecError`)."""
+    names what asked for it and versions the new secret. A schema-mode tenant's logins
+    switch in its schema of the pooled database (``rotation.schema``); whether the provider
+    rotates that mode is the fleet's check (`refuse_unrotatable`)."""
     if not (tenant.database_name and tenant.database_login and tenant.database_secret):
         raise SpecError([SpecProblem("tenant", tenant.slug, "has no database login to rotate")])
-    refuse_schema_mode(tenant, placements, "credential rotation")
     placed = next((p for p in placements if p.state == "current"), None)
     owner = f"{tenant.slug.replace('-', '_')}_app"
     current = tenant.database_login
@@ -232,13 +239,15 @@ def prepare_rotation(tenant: Tenant, settings: Settings, *, request: str,
     to_secret = f"{base_secret}-b" if to_login != owner else base_secret
     rotation = settings.rotation
     options: dict[str, Any] = {"request": request, "rotation": {
-        "database": tenant.database_name, "owner": owner, "from_login": current,
+        "database": tenant.database_name if placed is None else placed.database,
+        "owner": owner, "from_login": current,
         "to_login": to_login, "to_secret": to_secret,
         "version": request.replace(" ", "_")[:100],
         "min_grace_seconds": rotation.min_grace_seconds,
         "max_grace_seconds": rotation.max_grace_seconds,
         "poll_seconds": rotation.poll_seconds,
         "server": DEFAULT_SERVER if placed is None else placed.server,
+        "schema": None if placed is None else placed.schema,
         "connection_secret": None if placed is None else connection_secret_of(tenant.slug)}}
     return _prepared("rotate", TenantSpec(**tenant.spec_fields()), options, ())
 

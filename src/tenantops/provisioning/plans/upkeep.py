@@ -10,7 +10,8 @@ uses it (at least ``rotation.min_grace_seconds``, at most ``max_grace_seconds``)
 disabled. Options (``rotation``) are resolved when the run opens, so a retry converges to the
 same logins. The run acts on the server the tenant's placement records (``rotation.server``)
 and switches the tenant's connection URL secret to the new login (``connection_secret``).
-Schema-mode tenants are refused when the run would open (docs/placement.md).
+A schema-mode tenant's two logins act as the owner of its schema in the pooled database
+(``rotation.schema``), whose ``tenantops_meta`` records the login in use (docs/fleet.md).
 
 **Renew.** The certificate of the tenant's custom domain is renewed if it still is the one
 the run was opened for (``renewal``: hostname, thumbprint), then bound (SNI) and recorded
@@ -114,15 +115,15 @@ def with_schema(steps: Sequence[PlanStep], options: Mapping[str, Any]) -> tuple[
 
 
 def rotation_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """The run's ``rotation`` options; ``server`` and ``connection_secret`` (where the
-    tenant's placement is, and its connection URL's secret) are absent from runs opened
-    before placements were recorded."""
+    """The run's ``rotation`` options; ``server``, ``schema`` and ``connection_secret``
+    (where the tenant's placement is, its schema in the pooled database in schema mode, and
+    its connection URL's secret) are absent from runs opened before they were recorded."""
     rotation = options.get("rotation")
     if not isinstance(rotation, Mapping) or not all(k in rotation for k in ROTATION_KEYS):
         raise ProvisioningError(
             "the run's options have no rotation (database, logins, secret, version, grace); "
             "the run's options were changed by hand or are damaged")
-    return {k: rotation[k] for k in (*ROTATION_KEYS, "server", "connection_secret")
+    return {k: rotation[k] for k in (*ROTATION_KEYS, "server", "schema", "connection_secret")
             if k in rotation}
 
 
@@ -133,15 +134,16 @@ def rotation_plan(options: Mapping[str, Any]) -> Plan:
         return SecretVersion(str(r["to_secret"]), str(r["version"]))
 
     server = str(r.get("server") or DEFAULT_SERVER)
+    schema = str(r["schema"]) if r.get("schema") else None
 
     def login(_i: StepInputs) -> Resource:
         return DatabaseLogin(str(r["database"]), str(r["owner"]), str(r["to_login"]),
-                             str(r["to_secret"]), server=server)
+                             str(r["to_secret"]), server=server, schema=schema)
 
     def retired(_i: StepInputs) -> Resource:
         return RetiredLogin(str(r["database"]), str(r["from_login"]),
                             float(r["min_grace_seconds"]), float(r["max_grace_seconds"]),
-                            float(r["poll_seconds"]), server=server)
+                            float(r["poll_seconds"]), server=server, schema=schema)
 
     connecting: tuple[PlanStep, ...] = ()
     if r.get("connection_secret"):

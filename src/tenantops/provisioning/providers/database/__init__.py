@@ -11,8 +11,8 @@ SaaS's own schema in it to a revision (`DatabaseSchema`): it opens the connectio
 (`DatabaseProvider.schema_connection`: the tenant's database on its recorded server, as its
 owner) and `tenantops.provisioning.schema_migrations` applies the revisions. Credential
 rotation switches the tenant between two logins (`DatabaseLogin`, `RetiredLogin`), on the
-server its placement records. Schema-mode tenants are neither migrated nor rotated yet: both
-refuse, naming the tenant and the mode (docs/placement.md).
+server its placement records, in either mode (a schema-mode tenant's logins act as its
+schema's owner; `DatabaseProvider.rotation_modes` says which modes a provider rotates).
 
 For other code that works inside tenants' databases: build the tenant's `Database` from its
 placement (`tenantops.provisioning.placement.database_of`) and open a connection with
@@ -192,11 +192,14 @@ class DatabaseLogin(Resource):
     login: str
     secret: str
     server: str = DEFAULT_SERVER
+    schema: str | None = None
+    """Schema mode: the tenant's schema in the pooled ``database`` (owned by ``owner``),
+    which the login gets as its search path there and where ``tenantops_meta`` is."""
 
     def __post_init__(self) -> None:
         for label, value in (("database name", self.database), ("owner", self.owner),
-                             ("login", self.login)):
-            if not _IDENTIFIER.fullmatch(value):
+                             ("login", self.login), ("schema", self.schema)):
+            if value is not None and not _IDENTIFIER.fullmatch(value):
                 raise PermanentProviderError(
                     f"{label} {value!r} must be 1 to 63 of a-z, 0-9 and '_', starting with a "
                     "letter")
@@ -218,10 +221,14 @@ class RetiredLogin(Resource):
     max_grace_seconds: float
     poll_seconds: float
     server: str = DEFAULT_SERVER
+    schema: str | None = None
+    """Schema mode: the tenant's schema in the pooled ``database`` (its ``tenantops_meta``
+    records the switch)."""
 
     def __post_init__(self) -> None:
-        for label, value in (("database name", self.database), ("login", self.login)):
-            if not _IDENTIFIER.fullmatch(value):
+        for label, value in (("database name", self.database), ("login", self.login),
+                             ("schema", self.schema)):
+            if value is not None and not _IDENTIFIER.fullmatch(value):
                 raise PermanentProviderError(
                     f"{label} {value!r} must be 1 to 63 of a-z, 0-9 and '_', starting with a "
                     "letter")
@@ -254,12 +261,14 @@ class DatabaseProvider(Provider):
     providers that reach a tenant database over SQL also migrate its schema
     (`schema_connection`).
 
-    ``modes``: what a tenant's data may be on this provider; ``copies_data``: whether it can
-    move a tenant's data (`DatabaseCopy`, `CopyCheck`)."""
+    ``modes``: what a tenant's data may be on this provider; ``rotation_modes``: the modes
+    whose tenants' credentials it rotates (`DatabaseLogin`, `RetiredLogin`; none: it cannot);
+    ``copies_data``: whether it can move a tenant's data (`DatabaseCopy`, `CopyCheck`)."""
 
     kind = "database"
     resource_types: ClassVar[tuple[type[Resource], ...]] = (Database, DatabaseSchema)
     modes: ClassVar[tuple[DatabaseMode, ...]] = ("database",)
+    rotation_modes: ClassVar[tuple[DatabaseMode, ...]] = ()
     copies_data: ClassVar[bool] = False
 
     @contextmanager

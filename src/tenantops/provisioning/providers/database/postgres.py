@@ -113,6 +113,7 @@ class PostgresDatabases(DatabaseProvider):
     resource_types: ClassVar[tuple[type[Resource], ...]] = (
         Database, DatabaseSchema, DatabaseLogin, RetiredLogin, DatabaseCopy, CopyCheck)
     modes: ClassVar[tuple[DatabaseMode, ...]] = ("database", "schema")
+    rotation_modes: ClassVar[tuple[DatabaseMode, ...]] = ("database", "schema")
     copies_data = True
 
     def __init__(
@@ -304,16 +305,17 @@ class PostgresDatabases(DatabaseProvider):
             return Ready({"login": resource.login}, changed=False)  # dropped with the database
         changed = False
         with self.admin_connection(resource) as admin:
-            role = self._role(admin, resource.login)
             if resource.schema is None:
                 changed = self._drop_database(admin, resource, resource.name)
             elif self._database_owner(admin, resource.name) is not None:
+                # Both logins of a rotated tenant hold CONNECT and a search path there.
+                present = [login for login in (resource.login, alternate_login(resource.login))
+                           if self._role(admin, login) is not None]
                 with self.admin_connection(resource, dbname=resource.name) as shared:
-                    changed = self._drop_schema(shared, resource, role is not None)
-                if role is not None:
+                    changed = self._drop_schema(shared, resource, present)
+                for login in present:
                     self._run(admin, resource, sql.SQL("REVOKE ALL ON DATABASE {} FROM {}")
-                              .format(sql.Identifier(resource.name),
-                                      sql.Identifier(resource.login)))
+                              .format(sql.Identifier(resource.name), sql.Identifier(login)))
             # Both of the tenant's logins (credential rotation's second one, when it exists).
             logins = [] if resource.keep_login else [alternate_login(resource.login),
                                                       resource.login]
@@ -350,19 +352,23 @@ class PostgresDatabases(DatabaseProvider):
                   .format(sql.Identifier(name)))
         return True
 
-    def _drop_schema(self, shared: Connection, resource: Database, role_exists: bool) -> bool:
+    def _drop_schema(self, shared: Connection, resource: Database,
+                     logins: Sequence[str]) -> bool:
+        """Drop the tenant's schema, after ending the sessions ``logins`` (those of its
+        logins that exist) have in the pooled database; their settings there go too."""
         if resource.schema is None:
             return False
-        self._run(shared, resource, sql.SQL(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
-            "current_database() AND usename = {} AND pid <> pg_backend_pid()"
-        ).format(sql.Literal(resource.login)))
+        for login in logins:
+            self._run(shared, resource, sql.SQL(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
+                "current_database() AND usename = {} AND pid <> pg_backend_pid()"
+            ).format(sql.Literal(login)))
         existed = self._schema_owner(shared, resource.schema) is not None
         self._run(shared, resource, sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE")
                   .format(sql.Identifier(resource.schema)))
-        if role_exists:
+        for login in logins:
             self._run(shared, resource, sql.SQL("ALTER ROLE {} IN DATABASE {} RESET ALL").format(
-                sql.Identifier(resource.login), sql.Identifier(resource.name)))
+                sql.Identifier(login), sql.Identifier(resource.name)))
         return existed
 
     # -- observe -----------------------------------------------------------------------------
@@ -402,7 +408,6 @@ class PostgresDatabases(DatabaseProvider):
         }
         if resource.schema is not None:
             found["schema"] = resource.schema if schema_owner is not None else None
-            return found
         active = self._active_login(resource) if owner is not None else None
         if active is not None and active[0] != resource.login:
             # Rotated: the app signs in as the other login; whether it can is what counts.
@@ -414,36 +419,44 @@ class PostgresDatabases(DatabaseProvider):
 
     # -- credential rotation: two logins used in turn (docs/fleet.md) -----------------------
 
+    def _data_owner(self, resource: Database) -> str | None:
+        """The owner of the tenant's data: its database's, or in schema mode its schema's in
+        the pooled database; None when that does not exist."""
+        with self.admin_connection(resource) as admin:
+            owner = self._database_owner(admin, resource.name)
+        if owner is None or resource.schema is None:
+            return owner
+        with self.admin_connection(resource, dbname=resource.name) as shared:
+            return self._schema_owner(shared, resource.schema)
+
     def _as_owner(self, resource: Database) -> Database:
         """``resource`` named by its owner: plans build the database from the tenant's
         recorded login, which after a rotation is the second login (``<owner>_b``, secret
-        ``<owner's secret>-b``); the database's owner stays the first."""
-        if resource.schema is not None or not (
-                resource.login.endswith("_b") and resource.secret.endswith("-b")):
+        ``<owner's secret>-b``); the owner of the database (or, in schema mode, of the
+        tenant's schema) stays the first."""
+        if not (resource.login.endswith("_b") and resource.secret.endswith("-b")):
             return resource
         owner = resource.login[:-2]
-        with self.admin_connection(resource) as admin:
-            if self._database_owner(admin, resource.name) != owner:
-                return resource
+        if self._data_owner(resource) != owner:
+            return resource
         return replace(resource, login=owner, secret=resource.secret[:-2])
 
     def _active_login(self, resource: Database) -> tuple[str, str] | None:
         """The login the tenant's app uses and its secret, when a rotation switched it away
-        from the database's owner (``tenantops_meta``: ``active_login``, ``active_secret``);
-        None when the database does not exist yet or was never rotated, or for a schema-mode
-        tenant (never rotated: docs/placement.md)."""
-        if resource.schema is not None:
+        from the owner (``tenantops_meta`` in the tenant's database, or in schema mode in its
+        schema: ``active_login``, ``active_secret``); None when the data does not exist yet
+        or was never rotated."""
+        if self._data_owner(resource) is None:
             return None
-        with self.admin_connection(resource) as admin:
-            if self._database_owner(admin, resource.name) is None:
-                return None
+        table = _meta_table(resource.schema)
         with self.admin_connection(resource, dbname=resource.name) as db:
-            present = db.execute("SELECT to_regclass('tenantops_meta') IS NOT NULL").fetchone()
+            present = db.execute("SELECT to_regclass(%s) IS NOT NULL",
+                                 (f"{resource.schema or 'public'}.tenantops_meta",)).fetchone()
             if not (present and present[0]):
                 return None
-            rows = dict(db.execute(
-                "SELECT key, value FROM tenantops_meta WHERE key IN "
-                "('active_login', 'active_secret')").fetchall())
+            rows = dict(db.execute(sql.SQL(
+                "SELECT key, value FROM {} WHERE key IN ('active_login', 'active_secret')"
+            ).format(table)).fetchall())
         if "active_login" not in rows or "active_secret" not in rows:
             return None
         return str(rows["active_login"]), str(rows["active_secret"])
@@ -457,21 +470,36 @@ class PostgresDatabases(DatabaseProvider):
         owner_view = replace(resource, login_enabled=False)
         with self.admin_connection(resource) as admin:
             changed = self._ensure_login(admin, owner_view, owner_password)
-            changed = self._ensure_database(admin, resource) or changed
+            if resource.schema is None:
+                changed = self._ensure_database(admin, resource) or changed
+            else:
+                changed = self._ensure_shared_database(admin, resource) or changed
             changed = self._ensure_member(admin, resource, login, password,
                                           enabled=enabled) or changed
             if not enabled:
                 for name in (login, resource.login):
                     self._end_sessions(admin, replace(resource, login=name, secret=secret))
             host, port = admin.info.host, admin.info.port
-        return Ready({"database": resource.name, "login": login, "secret": secret,
-                      "location": f"postgresql://{login}@{host}:{port}/{resource.name}",
-                      "login_enabled": enabled}, changed=changed)
+        if resource.schema is not None:
+            with self.admin_connection(resource, dbname=resource.name) as shared:
+                changed = self._ensure_schema(shared, resource) or changed
+                if not resource.empty:
+                    changed = self._ensure_metadata(shared, resource) or changed
+        outputs: dict[str, Any] = {
+            "database": resource.name, "login": login, "secret": secret,
+            "server": resource.server, "mode": resource.mode,
+            "location": f"postgresql://{login}@{host}:{port}/{resource.name}",
+            "login_enabled": enabled}
+        if resource.schema is not None:
+            outputs["schema"] = resource.schema
+        return Ready(outputs, changed=changed)
 
     def _ensure_member(self, admin: psycopg.Connection[tuple[Any, ...]], resource: Database,
                        login: str, password: str, *, enabled: bool) -> bool:
         """Login ``login``: a member of the database's owner that acts as it (``SET ROLE``
-        at sign-in, so what it makes belongs to the owner), with ``password``."""
+        at sign-in, so what it makes belongs to the owner), with ``password``. In schema
+        mode, the owner's schema is its search path in the pooled database too; it holds no
+        right of its own there (CONNECT and the schema come from the owner)."""
         owner = sql.Identifier(resource.login)
         name = sql.Identifier(login)
         verifier = admin.pgconn.encrypt_password(
@@ -495,6 +523,10 @@ class PostgresDatabases(DatabaseProvider):
             self._run(admin, resource, sql.SQL("GRANT {} TO {}").format(owner, name))
         self._run(admin, resource, sql.SQL("ALTER ROLE {} SET role = {}").format(
             name, sql.Literal(resource.login)))
+        if resource.schema is not None:
+            self._run(admin, resource, sql.SQL(
+                "ALTER ROLE {} IN DATABASE {} SET search_path = {}").format(
+                name, sql.Identifier(resource.name), sql.Identifier(resource.schema)))
         return role is None or bool(role["rolcanlogin"]) != enabled
 
     def _switch_login(self, resource: DatabaseLogin) -> Outcome:
@@ -502,35 +534,41 @@ class PostgresDatabases(DatabaseProvider):
         (the new version), prove it signs in and reaches the database as the owner, then
         record it as the active login. The previous login is not touched."""
         view = Database(resource.database, resource.owner, resource.secret,
-                        server=resource.server)
+                        server=resource.server, schema=resource.schema)
         password = self.secrets.read(resource.secret)
+        if self._data_owner(view) is None:
+            where = (f"database {resource.database!r}" if resource.schema is None else
+                     f"schema {resource.schema!r} of the pooled database "
+                     f"{resource.database!r}")
+            raise PermanentProviderError(
+                f"{where} does not exist; onboard the tenant first", resource=resource.key)
         with self.admin_connection(view) as admin:
-            if self._database_owner(admin, resource.database) is None:
-                raise PermanentProviderError(
-                    f"database {resource.database!r} does not exist; onboard the tenant first",
-                    resource=resource.key)
             if resource.login == resource.owner:
                 self._ensure_login(admin, view, password)
             else:
                 self._ensure_member(admin, view, resource.login, password, enabled=True)
             host, port = admin.info.host, admin.info.port
         self._prove_login(view, resource.login, password)
+        table = _meta_table(resource.schema)
         with self.admin_connection(view, dbname=resource.database) as db:
             self._run(db, view, sql.SQL("SET ROLE {}").format(sql.Identifier(resource.owner)))
-            row = db.execute("SELECT value FROM tenantops_meta WHERE key = 'active_login'"
-                             ).fetchone()
+            row = db.execute(sql.SQL("SELECT value FROM {} WHERE key = 'active_login'")
+                             .format(table)).fetchone()
             switched = (row[0] if row else resource.owner) != resource.login
             if switched:
-                db.execute(
-                    "INSERT INTO tenantops_meta VALUES ('active_login', %s), "
+                db.execute(sql.SQL(
+                    "INSERT INTO {} VALUES ('active_login', %s), "
                     "('active_secret', %s), ('switched_at', now()::text) ON CONFLICT (key) "
-                    "DO UPDATE SET value = EXCLUDED.value",
+                    "DO UPDATE SET value = EXCLUDED.value").format(table),
                     (resource.login, resource.secret))
             self._run(db, view, sql.SQL("RESET ROLE"))
-        return Ready({"database": resource.database, "login": resource.login,
-                      "secret": resource.secret, "server": resource.server,
-                      "location": f"postgresql://{resource.login}@{host}:{port}/"
-                                  f"{resource.database}"}, changed=switched)
+        outputs: dict[str, Any] = {
+            "database": resource.database, "login": resource.login, "secret": resource.secret,
+            "server": resource.server,
+            "location": f"postgresql://{resource.login}@{host}:{port}/{resource.database}"}
+        if resource.schema is not None:
+            outputs["schema"] = resource.schema
+        return Ready(outputs, changed=switched)
 
     def _prove_login(self, view: Database, login: str, password: str) -> None:
         try:
@@ -538,8 +576,8 @@ class PostgresDatabases(DatabaseProvider):
                 self.server(view).admin_url, dbname=view.name, user=login, password=password,
                 connect_timeout=math.ceil(self.connect_timeout))
             with psycopg.connect(conninfo, autocommit=True) as db:
-                row = db.execute("SELECT current_user, (SELECT count(*) FROM tenantops_meta)"
-                                 ).fetchone()
+                row = db.execute("SELECT current_user, current_schema(), "
+                                 "(SELECT count(*) FROM tenantops_meta)").fetchone()
         except psycopg.Error as exc:
             raise PermanentProviderError(
                 f"the new login {login!r} could not sign in to database {view.name!r} "
@@ -550,13 +588,19 @@ class PostgresDatabases(DatabaseProvider):
                 f"the new login {login!r} signs in as {row[0] if row else None!r}, not as the "
                 f"database's owner {view.login!r}; the previous login stays enabled",
                 resource=f"login:{login}")
+        if view.schema is not None and row[1] != view.schema:
+            raise PermanentProviderError(
+                f"the new login {login!r} signs in to the pooled database {view.name!r} with "
+                f"schema {row[1]!r} first on its search path, not the tenant's schema "
+                f"{view.schema!r}; the previous login stays enabled", resource=f"login:{login}")
 
     def _retire_login(self, resource: RetiredLogin) -> Outcome:
-        view = Database(resource.database, resource.login, "unused", server=resource.server)
+        view = Database(resource.database, resource.login, "unused", server=resource.server,
+                        schema=resource.schema)
         with self.admin_connection(view, dbname=resource.database) as db:
-            rows = dict(db.execute(
-                "SELECT key, value FROM tenantops_meta WHERE key IN "
-                "('active_login', 'switched_at')").fetchall())
+            rows = dict(db.execute(sql.SQL(
+                "SELECT key, value FROM {} WHERE key IN ('active_login', 'switched_at')"
+            ).format(_meta_table(resource.schema))).fetchall())
             if rows.get("active_login", "") == resource.login or "switched_at" not in rows:
                 raise PermanentProviderError(
                     f"login {resource.login!r} is the login database {resource.database!r} "
@@ -617,7 +661,9 @@ class PostgresDatabases(DatabaseProvider):
     def connect(self, database: Database) -> Iterator[Connection]:
         """An admin connection in the tenant's database acting as its login (``SET ROLE``,
         so what it creates the tenant owns), its schema first on the search path; in a
-        transaction committed when the block ends."""
+        transaction committed when the block ends. A rotated tenant's connection acts as the
+        owner of its data, as its active login does."""
+        database = self._as_owner(database)
         with self.admin_connection(database, dbname=database.name, autocommit=False) as db:
             try:
                 db.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(database.login)))
@@ -879,6 +925,11 @@ class PostgresDatabases(DatabaseProvider):
             f"could not connect to PostgreSQL ({where}: {text}); will retry",
             resource=resource.key
         )
+
+
+def _meta_table(schema: str | None) -> sql.Identifier:
+    """``tenantops_meta`` of the tenant: in its database's public schema, or its own schema."""
+    return sql.Identifier(schema or "public", "tenantops_meta")
 
 
 def alternate_login(login: str) -> str:
