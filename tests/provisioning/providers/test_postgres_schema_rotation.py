@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets as random
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +152,9 @@ def test_a_fleet_rotates_schema_and_database_mode_tenants_without_downtime(
         assert seen is not None
         assert (seen["active_login"], seen["login_enabled"], seen["schema"]) == (
             f"{owner}_b", True, schema)
+        read = engine.providers.database.read_metadata(
+            replace(recorded, login=f"{owner}_b", secret=f"{first}-database-password-b"))
+        assert (read["database"], read["active_login"]) == (pooled, f"{owner}_b")
         report = DriftChecker.of(engine).check(first)
         database = next(r for r in report.resources if r.step == "create_database")
         assert (database.state, database.differences) == ("in_sync", ())

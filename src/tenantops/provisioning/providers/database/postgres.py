@@ -31,6 +31,13 @@ role, made on first use, CONNECT for the tenants' logins only), and the login's
 ``search_path`` in that database is its schema. Other tenants' logins cannot use the schema
 (no USAGE); they see its name in the catalogs, as every PostgreSQL role does.
 
+**Credential rotation** (`DatabaseLogin`, `RetiredLogin`; docs/fleet.md): the owner ``login``
+and a second login ``<login>_b``, a member of the owner only that acts as it (``ALTER ROLE
+... SET role``), used in turn. ``tenantops_meta`` records the login in use (``active_login``,
+``active_secret``, ``switched_at``): in the tenant's database, or in schema mode in its schema,
+where the second login also gets the schema as its search path in the pooled database.
+`ensure` of a rotated tenant converges the login in use and keeps the owner NOLOGIN.
+
 **Servers**: each `Database` names its server (`Database.server`); the provider reaches
 each as ``[[providers.database.servers]]`` says (or the section's own ``admin_url``: the
 server ``default``). **Moves** (`DatabaseCopy`, `CopyCheck`) are in
