@@ -5,6 +5,7 @@ tenant's mode refuses it, naming the tenant, the provider, the mode and why."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from tenantops.provisioning.providers.secrets import ConnectionSecret
 from tenantops.provisioning.run_requests import (
     prepare_migration,
     prepare_onboarding,
+    prepare_renewal,
     prepare_rotation,
 )
 from tenantops.provisioning.schema_migrations import MigrationSource
@@ -196,3 +198,17 @@ def test_a_fleet_skips_a_tenant_whose_mode_the_provider_does_not_rotate() -> Non
     assert _unrotatable(engine([ON_TWO], ("database",)), tenant()) is None
     assert _unrotatable(engine([], ("database",)), tenant()) is None
     assert _unrotatable(engine([POOLED], ("database", "schema")), tenant()) is None
+
+
+def test_a_fleet_run_opens_for_a_tenant_whose_plan_is_not_one_of_the_defaults(
+        tmp_path: Path, source: MigrationSource) -> None:
+    """The tenant's plan was checked when it was stored; a rotation, migration or renewal
+    opened by a fleet (on a worker, with no request's plans at hand) takes it as stored
+    (a plan ``pooled`` was refused as "must be one of free, standard, premium")."""
+    settings = fast_settings(tmp_path / "data", plans={"pooled": {}})
+    pooled = dataclasses.replace(tenant(), plan="pooled",
+                                 certificate_thumbprint="AB" * 20)
+    assert prepare_rotation(pooled, settings, request="fleet:f1/1").spec.plan == "pooled"
+    assert prepare_migration(pooled, settings, revision=None, request="fleet:f1/1",
+                             source=source).spec.plan == "pooled"
+    assert prepare_renewal(pooled, request="fleet:f1/1").spec.plan == "pooled"

@@ -218,7 +218,7 @@ def prepare_migration(tenant: Tenant, settings: Settings, *, revision: str | Non
     loaded = source or migration_source(settings)
     options: dict[str, Any] = {"schema": _schema(loaded, revision), "request": request,
                                **_where(placements)}
-    return _prepared("migrate", TenantSpec(**tenant.spec_fields()), options, ())
+    return _prepared("migrate", TenantSpec.stored(tenant.spec_fields()), options, ())
 
 
 def prepare_rotation(tenant: Tenant, settings: Settings, *, request: str,
@@ -249,7 +249,7 @@ def prepare_rotation(tenant: Tenant, settings: Settings, *, request: str,
         "server": DEFAULT_SERVER if placed is None else placed.server,
         "schema": None if placed is None else placed.schema,
         "connection_secret": None if placed is None else connection_secret_of(tenant.slug)}}
-    return _prepared("rotate", TenantSpec(**tenant.spec_fields()), options, ())
+    return _prepared("rotate", TenantSpec.stored(tenant.spec_fields()), options, ())
 
 
 def prepare_renewal(tenant: Tenant, *, request: str) -> PreparedRun:
@@ -259,7 +259,7 @@ def prepare_renewal(tenant: Tenant, *, request: str) -> PreparedRun:
         raise SpecError([SpecProblem("tenant", tenant.slug, "has no certificate to renew")])
     options: dict[str, Any] = {"request": request, "renewal": {
         "hostname": tenant.custom_domain, "thumbprint": tenant.certificate_thumbprint}}
-    return _prepared("renew", TenantSpec(**tenant.spec_fields()), options, ())
+    return _prepared("renew", TenantSpec.stored(tenant.spec_fields()), options, ())
 
 
 def prepare_offboarding(tenant: Tenant, retiring: Sequence[RetiringDomain], settings: Settings,

@@ -53,7 +53,9 @@ def engine(tmp_path: Path, second: PostgresCluster, shared_name: str) -> Iterato
             {"name": "main", "admin_url": postgres_url()},
             {"name": "second", "admin_url": second.url()}]}},
         plans={"standard": {},
-               "pooled": {"database": {"mode": "schema", "shared_database": shared_name}}})
+               "pooled": {"database": {"mode": "schema", "shared_database": shared_name}}},
+        rotation={"min_grace_seconds": 0.2, "max_grace_seconds": 60, "poll_seconds": 0.05},
+        fleet={"poll_seconds": 0.02})
     engine = Engine(settings)
     engine.start()
     yield engine
@@ -199,3 +201,73 @@ def test_a_move_that_fails_during_its_freeze_leaves_the_tenant_served_from_the_o
     finally:
         engine.wait(engine.offboard(slug, requested_by="ops").id, timeout=300)
         engine.stop()
+
+
+def can_login(url: str, login: str) -> bool | None:
+    with connect(url, "postgres") as admin:
+        row = admin.execute("SELECT rolcanlogin FROM pg_roles WHERE rolname = %s",
+                            (login,)).fetchone()
+    return None if row is None else bool(row[0])
+
+
+def test_a_rotated_tenant_moves_between_servers_and_modes_with_its_login_in_use(
+        engine: Engine, second: PostgresCluster) -> None:
+    """After a credential rotation the app signs in as the second login: each move carries it
+    along (the copy's tenantops_meta names it, so the target makes it, acting as the owner),
+    the URL secret names it, the old server keeps neither login, and a rotation on the
+    target goes on from there."""
+    from .test_rotation import rotate
+
+    slug = unique_slug("mvr")
+    ident = slug.replace("-", "_")
+    owner, second_login, database = f"{ident}_app", f"{ident}_app_b", f"tenant_{ident}"
+    succeeded(engine, engine.onboard(spec_for(slug), requested_by="ops").id)
+    placement = engine.catalog.placement_of(slug)
+    assert placement is not None
+    assert placement.server == "main"
+    write_orders(engine, slug, 100)
+    rotate(engine, slug)
+    assert engine.catalog.get_tenant(slug).database_login == second_login
+
+    # 1. To the second server: the second login is made there, signs in, acts as the owner.
+    succeeded(engine, engine.move(slug, server="second", grace_seconds=0,
+                                  requested_by="ops").id)
+    tenant = engine.catalog.get_tenant(slug)
+    assert (tenant.database_login, tenant.database_secret) == (
+        second_login, f"{slug}-database-password-b")
+    assert (can_login(second.url(), owner), can_login(second.url(), second_login)) == (
+        False, True)
+    assert (can_login(postgres_url(), owner), can_login(postgres_url(), second_login)) == (
+        None, None)
+    url = engine.providers.secrets.read(f"{slug}-database-url")
+    assert url.startswith(f"postgresql://{second_login}:")
+    with psycopg.connect(url, autocommit=True) as db:
+        assert db.execute("SELECT session_user, current_user, count(*) FROM orders GROUP BY 1, 2"
+                          ).fetchone() == (second_login, owner, 100)
+
+    # 2. A plan in schema mode: into the pooled database on main, the second login with it.
+    update = engine.update(slug, TenantChange(plan="pooled"), requested_by="ops")
+    assert update is not None
+    succeeded(engine, update.id)
+    pooled = engine.catalog.placement_of(slug)
+    assert pooled is not None
+    assert (pooled.server, pooled.mode, pooled.schema) == ("main", "schema", database)
+    assert engine.catalog.get_tenant(slug).database_login == second_login
+    assert (can_login(postgres_url(), owner), can_login(postgres_url(), second_login)) == (
+        False, True)
+    assert (can_login(second.url(), owner), can_login(second.url(), second_login)) == (
+        None, None)
+    url = engine.providers.secrets.read(f"{slug}-database-url")
+    with psycopg.connect(url, autocommit=True) as db:
+        assert db.execute("SELECT session_user, current_user, current_schema()").fetchone() == (
+            second_login, owner, database)
+        assert db.execute("SELECT count(*) FROM orders").fetchone() == (100,)
+
+    # 3. A rotation in the pooled schema goes back to the owner; offboarding drops both.
+    rotate(engine, slug)
+    assert engine.catalog.get_tenant(slug).database_login == owner
+    assert (can_login(postgres_url(), owner), can_login(postgres_url(), second_login)) == (
+        True, False)
+    succeeded(engine, engine.offboard(slug, requested_by="ops").id)
+    assert (can_login(postgres_url(), owner), can_login(postgres_url(), second_login)) == (
+        None, None)

@@ -111,6 +111,8 @@ def rotate(engine: Engine, *slugs: str) -> None:
     done = wait_for_fleet(runs, fleet.id, timeout=180)
     assert done.status == "succeeded", (done.stop_reason,
                                         engine.catalog.fleets.targets(fleet.id))
+    # Every tenant rotated: none skipped (a skipped target leaves the fleet succeeded).
+    assert done.counts.succeeded == len(slugs), engine.catalog.fleets.targets(fleet.id)
 
 
 def test_rotation_keeps_the_application_working_and_retires_the_old_login_after(
