@@ -312,9 +312,11 @@ class RotateDatabaseCredentials(FleetOperation):
         if reason is not None:
             return TargetPreview(tenant.slug, "skip", reason)
         rotation = self.prepare(tenant, "preview").options["rotation"]
-        return TargetPreview(tenant.slug, "run", None, {
-            "from_login": rotation["from_login"], "to_login": rotation["to_login"],
-            "to_secret": rotation["to_secret"]})
+        detail = {"from_login": rotation["from_login"], "to_login": rotation["to_login"],
+                  "to_secret": rotation["to_secret"]}
+        if rotation.get("schema"):
+            detail["schema"] = rotation["schema"]  # schema mode: where the logins switch
+        return TargetPreview(tenant.slug, "run", None, detail)
 
 
 class RenewCertificates(FleetOperation):

@@ -108,6 +108,12 @@ def test_a_fleet_rotates_schema_and_database_mode_tenants_without_downtime(
     tenant = engine.catalog.get_tenant(first)
     assert tenant.database_name == pooled
     try:
+        # The dry run lists both modes to run; a schema-mode tenant's with its schema.
+        preview = FleetRuns(engine).preview(FleetRequest(
+            "rotate-database-credentials", Selection(tenants=(first, own))))
+        assert [(t.slug, t.action, t.detail.get("schema")) for t in preview.targets] == [
+            (first, "run", schema), (own, "run", None)]
+        assert preview.targets[0].detail["to_login"] == f"{owner}_b"
         with App(engine, first) as app:
             rotate(engine, first, second, own)
             assert app.reconnected.wait(30)
