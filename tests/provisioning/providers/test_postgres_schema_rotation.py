@@ -9,6 +9,7 @@ of a rotated tenant (into a pooled schema) carries the login in use along."""
 
 from __future__ import annotations
 
+import json
 import secrets as random
 from collections.abc import Iterator
 from dataclasses import replace
@@ -24,9 +25,11 @@ from tenantops.provisioning import Engine
 from tenantops.provisioning.drift import DriftChecker
 from tenantops.provisioning.fleet import FleetRequest, FleetRuns, Selection, wait_for_fleet
 from tenantops.provisioning.placement import database_of
+from tenantops.provisioning.providers.webhost.local_edge import LocalEdge
 from tenantops.provisioning.run_requests import TenantChange
 
 from ..conftest import fast_settings, spec_for
+from ..tls import fetch
 from .servers import postgres_url, unique_slug
 from .test_rotation import App, can_login, rotate
 
@@ -161,6 +164,14 @@ def test_a_fleet_rotates_schema_and_database_mode_tenants_without_downtime(
         read = engine.providers.database.read_metadata(
             replace(recorded, login=f"{owner}_b", secret=f"{first}-database-password-b"))
         assert (read["database"], read["active_login"]) == (pooled, f"{owner}_b")
+        # The tenant's app (the sample app behind the local edge) reads its metadata with
+        # the login in use: the owner cannot sign in any more.
+        webhost = engine.providers.webhost
+        assert isinstance(webhost, LocalEdge)
+        assert webhost.edge is not None
+        reply = fetch(webhost.edge.port, f"app.{first}.test", webhost.ca_pem(), "/tenant.json")
+        assert reply.status == 200, reply.body
+        assert json.loads(reply.body)["database"]["active_login"] == f"{owner}_b"
         report = DriftChecker.of(engine).check(first)
         database = next(r for r in report.resources if r.step == "create_database")
         assert (database.state, database.differences) == ("in_sync", ())

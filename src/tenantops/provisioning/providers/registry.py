@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -157,8 +157,11 @@ def build_providers(settings: Settings, catalog: Catalog, *, serve: bool = True)
             return None
         metadata: dict[str, str] = {}
         if tenant.database_name and tenant.database_login and tenant.database_secret:
-            metadata = database.read_metadata(
-                database_of(tenant.slug, catalog.placement_of(tenant.slug)))
+            # As the tenant's app signs in: with the login in use (after a credential
+            # rotation, the second one; the owner cannot sign in any more).
+            metadata = database.read_metadata(replace(
+                database_of(tenant.slug, catalog.placement_of(tenant.slug)),
+                login=tenant.database_login, secret=tenant.database_secret))
         return TenantView(tenant.slug, tenant.display_name, metadata)
 
     webhost = _pick("webhost", config.webhost.name, {
