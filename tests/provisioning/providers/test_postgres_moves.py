@@ -263,11 +263,41 @@ def test_a_rotated_tenant_moves_between_servers_and_modes_with_its_login_in_use(
             second_login, owner, database)
         assert db.execute("SELECT count(*) FROM orders").fetchone() == (100,)
 
-    # 3. A rotation in the pooled schema goes back to the owner; offboarding drops both.
+    # 3. A rotation in the pooled schema goes back to the owner, the next to the second.
     rotate(engine, slug)
     assert engine.catalog.get_tenant(slug).database_login == owner
     assert (can_login(postgres_url(), owner), can_login(postgres_url(), second_login)) == (
         True, False)
+    rotate(engine, slug)
+    assert engine.catalog.get_tenant(slug).database_login == second_login
+
+    # 4. Back to a database of its own (out of the pooled schema), the second login with it.
+    update = engine.update(slug, TenantChange(plan="standard"), requested_by="ops")
+    assert update is not None
+    succeeded(engine, update.id)
+    own = engine.catalog.placement_of(slug)
+    assert own is not None
+    assert (own.mode, own.database, own.schema) == ("database", database, None)
+    assert engine.catalog.get_tenant(slug).database_login == second_login
+    url = engine.providers.secrets.read(f"{slug}-database-url")
+    with psycopg.connect(url, autocommit=True) as db:
+        assert db.execute("SELECT session_user, current_user, current_schema()").fetchone() == (
+            second_login, owner, "public")
+        assert db.execute("SELECT count(*) FROM orders").fetchone() == (100,)
+    with connect(postgres_url(), pooled.database) as db:
+        assert db.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s",
+                          (database,)).fetchone() is None
+    with connect(postgres_url(), "postgres") as admin:
+        # The pooled database keeps no right nor setting for either login.
+        acl = admin.execute("SELECT coalesce(datacl::text, '') FROM pg_database "
+                            "WHERE datname = %s", (pooled.database,)).fetchone()
+        assert acl is not None
+        assert owner not in acl[0]
+        assert admin.execute(
+            "SELECT count(*) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = "
+            "s.setdatabase WHERE d.datname = %s", (pooled.database,)).fetchone() == (0,)
+
+    # 5. Offboarding drops both logins; no server keeps either.
     succeeded(engine, engine.offboard(slug, requested_by="ops").id)
-    assert (can_login(postgres_url(), owner), can_login(postgres_url(), second_login)) == (
-        None, None)
+    for url in (postgres_url(), second.url()):
+        assert (can_login(url, owner), can_login(url, second_login)) == (None, None)
