@@ -356,3 +356,77 @@ def test_a_rotated_database_tenant_moves_into_a_pooled_schema_with_its_login_in_
     finally:
         offboard(engine, slug)
     assert (can_login(owner), can_login(f"{owner}_b")) == (None, None)
+
+
+def squat(name: str, *, member_of: str | None = None, granted_to: str | None = None) -> None:
+    """A role made behind tenantops' back with the name a rotation will give the second
+    login, tied to another role."""
+    with psycopg.connect(postgres_url(), autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
+        if member_of is not None:
+            admin.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(member_of),
+                                                           sql.Identifier(name)))
+        if granted_to is not None:
+            admin.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(granted_to)))
+            admin.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(name),
+                                                           sql.Identifier(granted_to)))
+
+
+def drop_roles(*names: str) -> None:
+    with psycopg.connect(postgres_url(), autocommit=True) as admin:
+        for name in names:
+            admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+def rotation_error(engine: Engine, slug: str) -> str:
+    runs = FleetRuns(engine)
+    fleet = runs.create(FleetRequest("rotate-database-credentials",
+                                     Selection(tenants=(slug,)), canary=0),
+                        requested_by="test")
+    done = wait_for_fleet(runs, fleet.id, timeout=120)
+    assert done.status == "stopped"
+    failed = engine.catalog.fleets.targets(fleet.id, status="failed")
+    assert failed[0].error is not None
+    return failed[0].error
+
+
+def test_a_role_squatting_the_second_login_with_another_tenants_rights_is_refused(
+        engine: Engine, pooled: str) -> None:
+    """A role named as the rotation's second login, but made beforehand a member of another
+    tenant's owner: handing it to the tenant would give its app the other tenant's schema."""
+    mine, theirs = unique_slug("srot"), unique_slug("srot")
+    onboard(engine, mine, "standard")
+    onboard(engine, theirs, "standard")
+    owner = f"{mine.replace('-', '_')}_app"
+    their_owner = f"{theirs.replace('-', '_')}_app"
+    squat(f"{owner}_b", member_of=their_owner)
+    try:
+        error = rotation_error(engine, mine)
+        assert (f"role '{owner}_b' already exists and is tied to other roles (member of "
+                f"{their_owner}); tenantops will not hand such a role to a tenant") in error
+        assert engine.catalog.get_tenant(mine).database_login == owner
+        assert can_login(owner) is True
+    finally:
+        offboard(engine, mine, theirs)
+        drop_roles(f"{owner}_b")
+
+
+def test_a_role_squatting_the_second_login_with_a_member_of_its_own_is_refused(
+        engine: Engine, pooled: str) -> None:
+    """A role named as the second login, with a role of someone else's made a member of it:
+    that role would get the tenant's schema once the second login is the owner's member."""
+    slug = unique_slug("srot")
+    onboard(engine, slug, "standard")
+    owner = f"{slug.replace('-', '_')}_app"
+    spy = f"spy_{random.token_hex(4)}"
+    squat(f"{owner}_b", granted_to=spy)
+    try:
+        error = rotation_error(engine, slug)
+        assert f"tied to other roles (granted to {spy})" in error
+        assert engine.catalog.get_tenant(slug).database_login == owner
+        with psycopg.connect(postgres_url(), autocommit=True) as admin:
+            assert admin.execute("SELECT pg_has_role(%s, %s, 'MEMBER')",
+                                 (spy, owner)).fetchone() == (False,)
+    finally:
+        offboard(engine, slug)
+        drop_roles(spy, f"{owner}_b")

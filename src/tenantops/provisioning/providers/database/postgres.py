@@ -524,6 +524,7 @@ class PostgresDatabases(DatabaseProvider):
                 raise PermanentProviderError(
                     f"role {login!r} already exists with superuser, replication or bypassrls; "
                     "tenantops will not hand such a role to a tenant", resource=resource.key)
+            self._refuse_other_ties(admin, resource, login)
             self._run(admin, resource, sql.SQL(
                 "ALTER ROLE {} {} NOCREATEDB NOCREATEROLE INHERIT CONNECTION LIMIT {} "
                 "PASSWORD {}").format(name, can_login, limit, sql.Literal(verifier)))
@@ -535,6 +536,27 @@ class PostgresDatabases(DatabaseProvider):
                 "ALTER ROLE {} IN DATABASE {} SET search_path = {}").format(
                 name, sql.Identifier(resource.name), sql.Identifier(resource.schema)))
         return role is None or bool(role["rolcanlogin"]) != enabled
+
+    def _refuse_other_ties(self, admin: Connection, resource: Database, login: str) -> None:
+        """Refuse to hand the existing role ``login`` to the tenant as its second login when
+        it is a member of a role other than the tenant's owner (the tenant's app would get
+        that role's rights: another tenant's schema or database), or when a role other than
+        the admin is a member of it (that role would get the tenant's data)."""
+        rows = admin.execute(
+            "SELECT 'member of', r.rolname FROM pg_auth_members m "
+            "JOIN pg_roles r ON r.oid = m.roleid JOIN pg_roles l ON l.oid = m.member "
+            "WHERE l.rolname = %(login)s AND r.rolname <> %(owner)s "
+            "UNION ALL SELECT 'granted to', r.rolname FROM pg_auth_members m "
+            "JOIN pg_roles r ON r.oid = m.member JOIN pg_roles l ON l.oid = m.roleid "
+            "WHERE l.rolname = %(login)s AND r.rolname <> current_user ORDER BY 1, 2",
+            {"login": login, "owner": resource.login}).fetchall()
+        if rows:
+            ties = ", ".join(f"{how} {name}" for how, name in rows)
+            raise PermanentProviderError(
+                f"role {login!r} already exists and is tied to other roles ({ties}); "
+                "tenantops will not hand such a role to a tenant as its second login. Revoke "
+                "those memberships or drop the role, then retry the run; the tenant keeps its "
+                "login", resource=resource.key)
 
     def _switch_login(self, resource: DatabaseLogin) -> Outcome:
         """Make ``resource.login`` the tenant's login: set its password from its secret
