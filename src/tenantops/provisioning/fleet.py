@@ -57,7 +57,7 @@ from tenantops.errors import (
     SpecProblem,
     TenantOpsError,
 )
-from tenantops.provisioning.providers.database import DatabaseLogin, DatabaseSchema
+from tenantops.provisioning.providers.database import DatabaseSchema
 from tenantops.provisioning.run_requests import (
     PreparedRun,
     migration_source,
@@ -288,7 +288,7 @@ class RotateDatabaseCredentials(FleetOperation):
 
     def __init__(self, engine: Engine, options: Mapping[str, Any]) -> None:
         super().__init__(engine, options)
-        if DatabaseLogin not in engine.providers.database.resource_types:
+        if not engine.providers.database.rotation_modes:
             raise SpecError([SpecProblem(
                 "operation", self.name,
                 f"the database provider {engine.providers.database.label} cannot rotate "
