@@ -253,6 +253,10 @@ def test_a_session_on_the_old_schema_login_keeps_working_until_the_grace_ends(
             assert held, "the retirement never waited for the open session"
             assert can_login(owner) is True
             assert lingering.execute("SELECT current_user").fetchone() == (owner,)
+            # Until the grace ends the old password still signs in (a consumer that has not
+            # read the new secret yet), in the tenant's schema.
+            with sign_in(engine, pooled, owner, f"{slug}-database-password") as late:
+                assert late.execute("SELECT current_schema()").fetchone() == (schema,)
         done = wait_for_fleet(runs, fleet.id, timeout=120)
         assert done.status == "succeeded"
         assert can_login(owner) is False
