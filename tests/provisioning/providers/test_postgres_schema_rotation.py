@@ -164,6 +164,15 @@ def test_a_fleet_rotates_schema_and_database_mode_tenants_without_downtime(
         read = engine.providers.database.read_metadata(
             replace(recorded, login=f"{owner}_b", secret=f"{first}-database-password-b"))
         assert (read["database"], read["active_login"]) == (pooled, f"{owner}_b")
+        # Code working in the tenant's data (`connect`) with the recorded (second) login
+        # acts as the schema's owner too, in the tenant's schema.
+        with engine.providers.database.connect(replace(
+                recorded, login=f"{owner}_b", secret=f"{first}-database-password-b")) as db:
+            db.execute("CREATE TABLE made_by_connect (id int)")
+        with psycopg.connect(psycopg.conninfo.make_conninfo(postgres_url(), dbname=pooled),
+                             autocommit=True) as admin:
+            assert admin.execute("SELECT schemaname, tableowner FROM pg_tables WHERE "
+                                 "tablename = 'made_by_connect'").fetchone() == (schema, owner)
         # The tenant's app (the sample app behind the local edge) reads its metadata with
         # the login in use: the owner cannot sign in any more.
         webhost = engine.providers.webhost
