@@ -212,3 +212,23 @@ def test_a_fleet_run_opens_for_a_tenant_whose_plan_is_not_one_of_the_defaults(
     assert prepare_migration(pooled, settings, revision=None, request="fleet:f1/1",
                              source=source).spec.plan == "pooled"
     assert prepare_renewal(pooled, request="fleet:f1/1").spec.plan == "pooled"
+
+
+@pytest.mark.parametrize(("name", "modes"), [("postgres", ("database", "schema")),
+                                              ("sqlite", ())])
+def test_a_database_provider_rotates_the_modes_it_has_when_it_manages_two_logins(
+        tmp_path: Path, name: str, modes: tuple[str, ...]) -> None:
+    """postgres rotates both of its modes; sqlite (no logins to switch) none, so a fleet
+    rotation asked of it is refused (azure-postgres with admin_url, database mode:
+    tests/azure/test_postgres_sql.py)."""
+    settings = fast_settings(
+        tmp_path / "data",
+        providers={"database": {"name": name,
+                                "postgres": {"admin_url": "postgresql://admin@localhost/x"}}})
+    catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.sqlite'}")
+    catalog.migrate()
+    try:
+        providers = build_providers(settings, catalog, serve=False)
+        assert providers.database.rotation_modes == modes
+    finally:
+        catalog.close()

@@ -261,15 +261,23 @@ class DatabaseProvider(Provider):
     providers that reach a tenant database over SQL also migrate its schema
     (`schema_connection`).
 
-    ``modes``: what a tenant's data may be on this provider; ``rotation_modes``: the modes
-    whose tenants' credentials it rotates (`DatabaseLogin`, `RetiredLogin`; none: it cannot);
-    ``copies_data``: whether it can move a tenant's data (`DatabaseCopy`, `CopyCheck`)."""
+    ``modes``: what a tenant's data may be on this provider; ``copies_data``: whether it can
+    move a tenant's data (`DatabaseCopy`, `CopyCheck`); `rotation_modes`: whose credentials
+    it rotates."""
 
     kind = "database"
     resource_types: ClassVar[tuple[type[Resource], ...]] = (Database, DatabaseSchema)
     modes: ClassVar[tuple[DatabaseMode, ...]] = ("database",)
-    rotation_modes: ClassVar[tuple[DatabaseMode, ...]] = ()
     copies_data: ClassVar[bool] = False
+
+    @property
+    def rotation_modes(self) -> tuple[DatabaseMode, ...]:
+        """The modes whose tenants' credentials this provider rotates: all its ``modes`` when
+        it manages the two logins of a rotation (`DatabaseLogin`, `RetiredLogin`), none
+        otherwise. A provider that rotates only some of its modes says so here."""
+        if DatabaseLogin in self.resource_types and RetiredLogin in self.resource_types:
+            return self.modes
+        return ()
 
     @contextmanager
     def schema_connection(self, schema: DatabaseSchema) -> Iterator[Connection]:

@@ -120,7 +120,6 @@ class PostgresDatabases(DatabaseProvider):
     resource_types: ClassVar[tuple[type[Resource], ...]] = (
         Database, DatabaseSchema, DatabaseLogin, RetiredLogin, DatabaseCopy, CopyCheck)
     modes: ClassVar[tuple[DatabaseMode, ...]] = ("database", "schema")
-    rotation_modes: ClassVar[tuple[DatabaseMode, ...]] = ("database", "schema")
     copies_data = True
 
     def __init__(
