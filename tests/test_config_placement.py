@@ -91,3 +91,13 @@ def test_azure_postgres_servers_reach_sql_all_or_none(tmp_path: Path) -> None:
         '"pg-two"\n', '"pg-two"\nadmin_url = "postgresql://admin@pg-two/postgres"\n'))
     servers = settings.providers.database.server_list()  # type: ignore[attr-defined]
     assert [(s.name, s.server) for s in servers] == [("one", "pg-one"), ("two", "pg-two")]
+
+
+def test_an_entra_admin_with_a_password_is_refused(tmp_path: Path) -> None:
+    azure = '[azure]\nsubscription_id = "s"\nresource_group = "rg"\n' \
+            '[providers.database]\nname = "azure-postgres"\n' \
+            '[providers.database.azure_postgres]\nserver = "pg"\nadmin_auth = "entra"\n' \
+            'admin_url = "postgresql://mi@pg/postgres"\n'
+    message = refused(tmp_path, azure + 'admin_password = "hunter2-secret"\n')
+    assert "admin_password is set with admin_auth = 'entra'" in message
+    assert "hunter2-secret" not in message

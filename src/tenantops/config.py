@@ -492,8 +492,20 @@ class AzurePostgresDatabaseSettings(_Section):
         "SaaS's migrations (docs/azure.md); unset, it makes the databases only")
     admin_password: SecretStr | None = Field(default=None,
                                              description="the admin role's password")
+    admin_auth: Literal["password", "entra"] = Field(
+        default="password", description="entra: sign in as an Entra ID role (the Function "
+        "App's managed identity, say) with an access token for Azure Database for PostgreSQL "
+        "as the password, fetched with the [azure] credential; no admin_password then")
     connection_limit: int = Field(default=20, ge=1, le=10000, description="per tenant login")
     connect_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> AzurePostgresDatabaseSettings:
+        if self.admin_auth == "entra" and self.admin_password is not None:
+            raise ValueError("admin_password is set with admin_auth = 'entra': the password "
+                             "is an Entra ID access token, fetched for each connection; "
+                             "remove admin_password")
+        return self
 
 
 class KeyVaultSecretsSettings(_Section):
@@ -632,6 +644,13 @@ class DatabaseProviderSettings(BaseModel):
                         f"{where} is set and providers.database.servers lists servers: the "
                         "list replaces the provider's own server; give that server an entry "
                         f"(name it '{DEFAULT_SERVER}' to keep the tenants placed on it)")
+        if self.name == "azure-postgres" and self.azure_postgres.admin_auth == "entra":
+            given = [s.name for s in self.servers if s.admin_password is not None]
+            if given:
+                raise ValueError(
+                    f"servers {', '.join(given)} have an admin_password while "
+                    "providers.database.azure_postgres.admin_auth = 'entra': the password is "
+                    "an Entra ID access token; remove it")
         if self.name == "azure-postgres" and self.servers:
             with_sql = [s.admin_url is not None for s in self.servers]
             if any(with_sql) and not all(with_sql):

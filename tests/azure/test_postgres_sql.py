@@ -8,12 +8,15 @@ offboarding leaves no database and no login."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jwt
 import psycopg
 import pytest
+from psycopg import sql
 
 from tenantops.catalog import Catalog
 from tenantops.config import Settings
@@ -45,7 +48,8 @@ MIGRATIONS = {
 
 
 def sql_settings(tmp_path: Path, fake: FakeAzure,
-                 servers: list[dict[str, Any]] | None = None) -> Settings:
+                 servers: list[dict[str, Any]] | None = None,
+                 admin_auth: str = "password") -> Settings:
     base = azure_settings(tmp_path / "data", fake, "azure-postgres").model_dump(
         exclude_unset=True)
     if servers is None:
@@ -54,6 +58,7 @@ def sql_settings(tmp_path: Path, fake: FakeAzure,
     else:
         del base["providers"]["database"]["azure_postgres"]["server"]
         base["providers"]["database"].update(servers=servers, move_grace_seconds=0)
+    base["providers"]["database"]["azure_postgres"]["admin_auth"] = admin_auth
     base["providers"]["webhost"]["azure_app_service"]["suspended_app_name"] = PARKING
     folder = tmp_path / "migrations"
     folder.mkdir()
@@ -66,10 +71,12 @@ def sql_settings(tmp_path: Path, fake: FakeAzure,
     return Settings.model_validate(base)
 
 
-def start_engine(tmp_path: Path, servers: dict[str, str] | None = None) -> Iterator[Engine]:
+def start_engine(tmp_path: Path, servers: dict[str, str] | None = None, *,
+                 admins: dict[str, str] | None = None,
+                 admin_auth: str = "password") -> Iterator[Engine]:
     """The Azure stack with azure-postgres over SQL: the flexible server ``PG_SERVER`` on
     the test PostgreSQL, or ``servers`` (placement name: data plane URL), a flexible server
-    ``pg-<name>`` each."""
+    ``pg-<name>`` each, its admin URL the data plane's (or ``admins``')."""
     fake = FakeAzure(speedup=1000.0, issuance_seconds=300.0)
     fake.postgres.data_plane = postgres_url()
     fake.app_service.add_site(FakeSite(APP, RESOURCE_GROUP, SUBSCRIPTION))
@@ -80,12 +87,13 @@ def start_engine(tmp_path: Path, servers: dict[str, str] | None = None) -> Itera
         fake.postgres.add_server(f"pg-{name}", RESOURCE_GROUP, data_plane=url)
     fake.authorization.grant(RG_SCOPE, "Contributor")
     fake.authorization.grant(fake.key_vault.resource_id, "Key Vault Secrets Officer")
+    admin = {**(servers or {}), **(admins or {})}
     settings = sql_settings(tmp_path, fake, None if servers is None else [
-        {"name": name, "server": f"pg-{name}", "admin_url": url}
-        for name, url in servers.items()])
+        {"name": name, "server": f"pg-{name}", "admin_url": admin[name]}
+        for name in servers], admin_auth)
     catalog = Catalog.from_settings(settings)
     flexible = None if servers is None else {
-        name: FlexibleServer(f"pg-{name}", None, url) for name, url in servers.items()}
+        name: FlexibleServer(f"pg-{name}", None, admin[name]) for name in servers}
     providers = azure_providers(settings, catalog, fake, database=lambda connection, secrets: (
         AzurePostgresSqlDatabases(connection, settings.providers.database.azure_postgres,
                                   secrets, servers=flexible)))
@@ -235,6 +243,49 @@ def test_a_tenant_with_data_moves_to_another_flexible_server(tmp_path: Path) -> 
             with psycopg.connect(second.url(), autocommit=True) as admin:
                 assert admin.execute("SELECT 1 FROM pg_database WHERE datname = %s",
                                      (database,)).fetchone() is None
+
+
+def test_the_admin_signs_in_with_an_entra_token_for_azure_database_for_postgresql(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(logging.getLogger("tenantops"), "propagate", True)
+    caplog.set_level(logging.DEBUG, logger="tenantops")
+    with postgres_cluster() as server:
+        # This server checks passwords (the shared test server trusts 127.0.0.1); the
+        # fake's data plane still comes in as postgres, as ARM does as the server's own.
+        (server.data / "pg_hba.conf").write_text(
+            "local all all trust\nhost all postgres 127.0.0.1/32 trust\n"
+            "host all all 127.0.0.1/32 scram-sha-256\n")
+        server.reload()
+        admin_url = f"postgresql://tenantops-mi@127.0.0.1:{server.port}/postgres"
+        for engine in start_engine(tmp_path, {"one": server.url()}, admins={"one": admin_url},
+                                   admin_auth="entra"):
+            database = engine.providers.database
+            assert isinstance(database, AzurePostgresSqlDatabases)
+            source = database.sql.servers["one"].password_source
+            assert source is not None
+            token = source()
+            claims = jwt.decode(token, options={"verify_signature": False})
+            assert claims["aud"] == "https://ossrdbms-aad.database.windows.net"
+            # What "pgaadauth_create_principal" does on Azure: the managed identity's role;
+            # here its password is that token, so only a token for that audience signs in.
+            with psycopg.connect(server.url(), autocommit=True) as admin:
+                admin.execute(sql.SQL("CREATE ROLE {} LOGIN SUPERUSER PASSWORD {}").format(
+                    sql.Identifier("tenantops-mi"), sql.Literal(token)))
+            with pytest.raises(psycopg.OperationalError, match="password authentication"):
+                psycopg.connect(admin_url, password="an admin password", autocommit=True)
+
+            slug = unique_slug("azen")
+            onboard(engine, slug)
+
+            placement = engine.catalog.placement_of(slug)
+            assert placement is not None
+            with database.connect(database_of(slug, placement)) as db:  # a real scram sign-in
+                assert db.execute("SELECT current_user").fetchone() == (f"{slug}_app",)
+            run = engine.catalog.latest_run(slug)
+            assert run is not None
+            assert token not in repr(run)
+            assert token not in caplog.text
 
 
 def test_without_admin_url_the_provider_makes_databases_only() -> None:

@@ -127,6 +127,10 @@ class PostgresCluster:
         self._as_owner([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w",
                         "-t", "60", "stop"])
 
+    def reload(self) -> None:
+        """Read pg_hba.conf and the settings again."""
+        self._as_owner([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "reload"])
+
     def create_database(self, name: str) -> str:
         with psycopg.connect(self.url(), autocommit=True) as connection:
             connection.execute(f'CREATE DATABASE "{name}"')

@@ -25,11 +25,14 @@ row counts are compared, and ARM deletes the old copy after the grace period.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from azure.core.credentials import AccessToken, TokenCredential
 from azure.mgmt.postgresqlflexibleservers import PostgreSQLManagementClient
 from azure.mgmt.postgresqlflexibleservers.models import Database as ArmDatabase
 from azure.mgmt.postgresqlflexibleservers.models import DatabaseProperties
@@ -55,7 +58,13 @@ from tenantops.provisioning.providers.database import (
 from tenantops.provisioning.providers.database.postgres import PostgresDatabases, PostgresServer
 from tenantops.provisioning.providers.secrets import SecretsProvider
 
-__all__ = ["AzurePostgresDatabases", "AzurePostgresSqlDatabases", "FlexibleServer"]
+__all__ = [
+    "ENTRA_SCOPE",
+    "AzurePostgresDatabases",
+    "AzurePostgresSqlDatabases",
+    "EntraPassword",
+    "FlexibleServer",
+]
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,28 @@ class _Placed:
     resource_group: str
     admin_url: str | None
     admin_password: str | None
+
+
+ENTRA_SCOPE = "https://ossrdbms-aad.database.windows.net/.default"
+"""The scope of the access token Azure Database for PostgreSQL takes as a password from an
+Entra ID role (Microsoft Learn, "Connect with Microsoft Entra ID" for flexible server)."""
+
+
+class EntraPassword:
+    """The admin's password with ``admin_auth = "entra"``: an access token for `ENTRA_SCOPE`
+    from the deployment's credential, reused until five minutes before it expires, so each
+    connection (and each ``pg_dump`` of a move) signs in with a live one."""
+
+    def __init__(self, credential: TokenCredential) -> None:
+        self._credential = credential
+        self._token: AccessToken | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> str:
+        with self._lock:
+            if self._token is None or self._token.expires_on - 300 <= time.time():
+                self._token = self._credential.get_token(ENTRA_SCOPE)
+            return self._token.token
 
 
 class AzurePostgresDatabases(DatabaseProvider):
@@ -262,11 +293,13 @@ class AzurePostgresSqlDatabases(AzurePostgresDatabases):
             raise ConfigError(
                 f"azure-postgres servers {', '.join(missing)} have no admin_url; tenantops "
                 "reaches every flexible server over SQL or none")
+        token = EntraPassword(connection.credential) if settings.admin_auth == "entra" else None
         self.sql = PostgresDatabases(
             str(next(iter(self._servers.values())).admin_url), secrets,
             connection_limit=settings.connection_limit,
             connect_timeout=settings.connect_timeout_seconds,
-            servers=[PostgresServer(name, str(s.admin_url), s.admin_password)
+            servers=[PostgresServer(name, str(s.admin_url), s.admin_password,
+                                    password_source=token)
                      for name, s in self._servers.items()])
 
     def _ensure(self, resource: Resource) -> Outcome:

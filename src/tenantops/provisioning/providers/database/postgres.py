@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -97,11 +97,14 @@ _TRANSIENT_CONNECT_TEXT = (
 
 @dataclass(frozen=True)
 class PostgresServer:
-    """One server tenants' databases go on: how the admin role reaches it."""
+    """One server tenants' databases go on: how the admin role reaches it.
+    ``password_source``: called for the password of each admin connection instead of
+    ``admin_password`` (an Entra ID access token on Azure, which expires)."""
 
     name: str
     admin_url: str
     admin_password: str | None = None
+    password_source: Callable[[], str] | None = None
 
 
 class PostgresDatabases(DatabaseProvider):
@@ -712,7 +715,9 @@ class PostgresDatabases(DatabaseProvider):
                                  "application_name": "tenantops"}
         if dbname is not None:
             extra["dbname"] = dbname
-        if with_password and server.admin_password is not None:
+        if with_password and server.password_source is not None:
+            extra["password"] = server.password_source()
+        elif with_password and server.admin_password is not None:
             extra["password"] = server.admin_password
         return psycopg.conninfo.make_conninfo(server.admin_url, **extra)
 
