@@ -60,6 +60,16 @@ if [ ! -f "$DATA/PG_VERSION" ]; then
   as_owner "$BIN/initdb" -D "$DATA" -U postgres -A trust -E UTF8 --no-sync >/dev/null
 fi
 
+# Only the admin role 'postgres' is trusted (the tests' admin URL has no password); every
+# other role signs in with its password (SCRAM), so the tests check tenants' passwords.
+HBA='local all all trust
+host all postgres 127.0.0.1/32 trust
+host all all 127.0.0.1/32 scram-sha-256'
+if [ "$(cat "$DATA/pg_hba.conf" 2>/dev/null)" != "$HBA" ]; then
+  printf '%s\n' "$HBA" | as_owner tee "$DATA/pg_hba.conf" >/dev/null
+  as_owner "$BIN/pg_ctl" -D "$DATA" reload >/dev/null 2>&1 || true
+fi
+
 if as_owner "$BIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
   say "postgres: already running in $DATA"
 else

@@ -251,12 +251,8 @@ def test_the_admin_signs_in_with_an_entra_token_for_azure_database_for_postgresq
     monkeypatch.setattr(logging.getLogger("tenantops"), "propagate", True)
     caplog.set_level(logging.DEBUG, logger="tenantops")
     with postgres_cluster() as server:
-        # This server checks passwords (the shared test server trusts 127.0.0.1); the
-        # fake's data plane still comes in as postgres, as ARM does as the server's own.
-        (server.data / "pg_hba.conf").write_text(
-            "local all all trust\nhost all postgres 127.0.0.1/32 trust\n"
-            "host all all 127.0.0.1/32 scram-sha-256\n")
-        server.reload()
+        # The server checks every role's password but postgres's (SCRAM); the fake's data
+        # plane comes in as postgres, as ARM does as the server's own.
         admin_url = f"postgresql://tenantops-mi@127.0.0.1:{server.port}/postgres"
         for engine in start_engine(tmp_path, {"one": server.url()}, admins={"one": admin_url},
                                    admin_auth="entra"):

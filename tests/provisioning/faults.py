@@ -107,6 +107,11 @@ class PostgresCluster:
         self.folder.chmod(0o700)
         self._as_owner([str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres",
                         "-A", "trust", "-E", "UTF8", "--no-sync"])
+        # As scripts/services/postgres.sh: only the admin role is trusted, the others sign
+        # in with their passwords (SCRAM).
+        (self.data / "pg_hba.conf").write_text(
+            "local all all trust\nhost all postgres 127.0.0.1/32 trust\n"
+            "host all all 127.0.0.1/32 scram-sha-256\n")
 
     def _as_owner(self, argv: list[str]) -> None:
         command = ["runuser", "-u", "postgres", "--", *argv] if self._root else argv
@@ -126,10 +131,6 @@ class PostgresCluster:
     def stop(self, mode: str = "fast") -> None:
         self._as_owner([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w",
                         "-t", "60", "stop"])
-
-    def reload(self) -> None:
-        """Read pg_hba.conf and the settings again."""
-        self._as_owner([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "reload"])
 
     def create_database(self, name: str) -> str:
         with psycopg.connect(self.url(), autocommit=True) as connection:

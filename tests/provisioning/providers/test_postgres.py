@@ -146,11 +146,13 @@ def test_other_logins_cannot_connect_to_the_tenant_database(
     admin: psycopg.Connection[tuple[Any, ...]],
 ) -> None:
     other = unique_slug("other")
-    admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(other)))
+    admin.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'another-tenant'").format(
+        sql.Identifier(other)))
     try:
         provider.ensure(database)
         conninfo = psycopg.conninfo.make_conninfo(postgres_url(), user=other,
-                                                  dbname=database.name)
+                                                  dbname=database.name,
+                                                  password="another-tenant")
         with pytest.raises(psycopg.OperationalError, match="CONNECT privilege"):
             psycopg.connect(conninfo).close()
     finally:
@@ -209,11 +211,12 @@ def test_a_superuser_role_with_the_login_name_is_refused(
 
 def test_remove_terminates_connections_and_drops_database_and_login(
     provider: PostgresDatabases, database: Database,
-    admin: psycopg.Connection[tuple[Any, ...]],
+    admin: psycopg.Connection[tuple[Any, ...]], secrets_store: LocalSecrets,
 ) -> None:
     provider.ensure(database)
     conninfo = psycopg.conninfo.make_conninfo(postgres_url(), user=database.login,
-                                              dbname=database.name)
+                                              dbname=database.name,
+                                              password=secrets_store.read(database.secret))
     tenant_session = psycopg.connect(conninfo, autocommit=True)
     try:
         outcome = provider.remove(database)
@@ -237,11 +240,11 @@ def test_a_non_superuser_admin_with_createdb_and_createrole_is_enough(
     admin: psycopg.Connection[tuple[Any, ...]],
 ) -> None:
     operator = unique_slug("ops")
-    admin.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEDB CREATEROLE")
+    admin.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEDB CREATEROLE PASSWORD 'operator-pw'")
                   .format(sql.Identifier(operator)))
     try:
         url = psycopg.conninfo.make_conninfo(postgres_url(), user=operator)
-        provider = PostgresDatabases(url, secrets_store)
+        provider = PostgresDatabases(url, secrets_store, admin_password="operator-pw")
 
         assert isinstance(provider.ensure(database), Ready)
         assert _owner(admin, database.name) == database.login
@@ -309,13 +312,30 @@ def test_unknown_admin_role_is_permanent_and_says_what_to_check(
     secrets_store: LocalSecrets, database: Database,
 ) -> None:
     url = psycopg.conninfo.make_conninfo(postgres_url(), user="no_such_admin")
+    provider = PostgresDatabases(url, secrets_store, admin_password="a guess")
+
+    with pytest.raises(PermanentProviderError) as caught:
+        provider.ensure(database)
+
+    # With SCRAM the server does not say whether the role exists: the password is wrong.
+    assert 'password authentication failed for user "no_such_admin"' in str(caught.value)
+    assert "[providers.database.postgres]" in str(caught.value)
+    assert "a guess" not in str(caught.value)
+
+
+def test_an_admin_without_the_password_the_server_asks_for_is_permanent(
+    secrets_store: LocalSecrets, database: Database,
+) -> None:
+    url = psycopg.conninfo.make_conninfo(postgres_url(), user="no_such_admin")
     provider = PostgresDatabases(url, secrets_store)
 
     with pytest.raises(PermanentProviderError) as caught:
         provider.ensure(database)
 
-    assert 'role "no_such_admin" does not exist' in str(caught.value)
-    assert "[providers.database.postgres]" in str(caught.value)
+    assert str(caught.value).startswith(
+        "PostgreSQL (server 'default') asks for the admin role's password and none was "
+        "given; set admin_password in [providers.database.postgres] (or its "
+        "providers.database.servers entry), or PGPASSWORD or ~/.pgpass")
 
 
 def test_a_suspended_login_cannot_sign_in_and_signs_in_again_after_resume(

@@ -947,6 +947,12 @@ class PostgresDatabases(DatabaseProvider):
         text = _first_line(exc)
         answered = "FATAL:" in str(exc)
         where = f"server {resource.server!r}"
+        if "no password supplied" in str(exc):
+            return PermanentProviderError(
+                f"PostgreSQL ({where}) asks for the admin role's password and none was given; "
+                "set admin_password in [providers.database.postgres] (or its "
+                "providers.database.servers entry), or PGPASSWORD or ~/.pgpass",
+                resource=resource.key)
         if answered and not any(t in str(exc) for t in _TRANSIENT_CONNECT_TEXT):
             return PermanentProviderError(
                 f"PostgreSQL ({where}) refused the admin connection ({text}); check the admin "
