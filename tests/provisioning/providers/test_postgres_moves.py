@@ -6,7 +6,6 @@ the server it landed on, the tenant's login signs in there, and the old copy is 
 
 from __future__ import annotations
 
-import secrets as random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,24 +35,14 @@ def second() -> Iterator[PostgresCluster]:
 
 
 @pytest.fixture
-def shared_name() -> Iterator[str]:
-    """A pooled database of this test's own on the shared server (dropped after)."""
-    name = f"tenantops_pool_{random.token_hex(4)}"
-    yield name
-    with psycopg.connect(postgres_url(), autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(name)))
-
-
-@pytest.fixture
-def engine(tmp_path: Path, second: PostgresCluster, shared_name: str) -> Iterator[Engine]:
+def engine(tmp_path: Path, second: PostgresCluster, pooled: str) -> Iterator[Engine]:
     settings = fast_settings(
         tmp_path / "data",
         providers={"database": {"name": "postgres", "move_grace_seconds": 0, "servers": [
             {"name": "main", "admin_url": postgres_url()},
             {"name": "second", "admin_url": second.url()}]}},
         plans={"standard": {},
-               "pooled": {"database": {"mode": "schema", "shared_database": shared_name}}},
+               "pooled": {"database": {"mode": "schema", "shared_database": pooled}}},
         rotation={"min_grace_seconds": 0.2, "max_grace_seconds": 60, "poll_seconds": 0.05},
         fleet={"poll_seconds": 0.02})
     engine = Engine(settings)

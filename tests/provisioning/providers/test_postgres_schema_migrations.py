@@ -5,13 +5,11 @@ revision to every tenant's schema, and nothing lands in the pooled database's pu
 
 from __future__ import annotations
 
-import secrets as random
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from tenantops.provisioning import Engine
 from tenantops.provisioning.fleet import FleetRequest, FleetRuns, Selection, wait_for_fleet
@@ -23,16 +21,6 @@ pytestmark = pytest.mark.integration
 
 USERS = "CREATE TABLE users (id bigserial PRIMARY KEY, email text NOT NULL);\n"
 NAMES = "ALTER TABLE users ADD COLUMN name text;\n"
-
-
-@pytest.fixture
-def pooled() -> Iterator[str]:
-    """A pooled database of this test's own on the shared server (dropped after)."""
-    name = f"tenantops_pool_{random.token_hex(4)}"
-    yield name
-    with psycopg.connect(postgres_url(), autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(name)))
 
 
 @pytest.fixture

@@ -38,21 +38,12 @@ def provider(secrets_store: LocalSecrets) -> PostgresDatabases:
 
 
 @pytest.fixture
-def pool() -> Iterator[str]:
-    name = f"tenantops_pool_{random.token_hex(4)}"
-    yield name
-    with psycopg.connect(postgres_url(), autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(name)))
-
-
-@pytest.fixture
-def tenants(provider: PostgresDatabases, secrets_store: LocalSecrets, pool: str
+def tenants(provider: PostgresDatabases, secrets_store: LocalSecrets, pooled: str
             ) -> Iterator[tuple[Database, Database]]:
     made = []
     for _ in range(2):
         slug = unique_slug("sm").replace("-", "_")
-        tenant = Database(pool, f"{slug}_app", f"db-{slug.replace('_', '-')}",
+        tenant = Database(pooled, f"{slug}_app", f"db-{slug.replace('_', '-')}",
                           schema=f"tenant_{slug}")
         secrets_store.ensure(Secret(tenant.secret))
         assert isinstance(provider.ensure(tenant), Ready)
@@ -111,7 +102,7 @@ def test_a_tenant_writing_into_the_pooled_databases_public_schema_is_refused(
 
 
 def test_a_login_of_no_tenant_connecting_to_the_pooled_database_is_refused(
-        tenants: tuple[Database, Database], pool: str) -> None:
+        tenants: tuple[Database, Database], pooled: str) -> None:
     role, password = f"stranger_{random.token_hex(4)}", random.token_urlsafe(16)
     with psycopg.connect(postgres_url(), autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
@@ -119,7 +110,7 @@ def test_a_login_of_no_tenant_connecting_to_the_pooled_database_is_refused(
     try:
         with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
             psycopg.connect(psycopg.conninfo.make_conninfo(
-                postgres_url(), dbname=pool, user=role, password=password)).close()
+                postgres_url(), dbname=pooled, user=role, password=password)).close()
     finally:
         with psycopg.connect(postgres_url(), autocommit=True) as admin:
             admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))

@@ -39,16 +39,6 @@ Connection = psycopg.Connection[tuple[Any, ...]]
 
 
 @pytest.fixture
-def pooled() -> Iterator[str]:
-    """A pooled database of this test's own on the shared server (dropped after)."""
-    name = f"tenantops_pool_{random.token_hex(4)}"
-    yield name
-    with psycopg.connect(postgres_url(), autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(name)))
-
-
-@pytest.fixture
 def engine(tmp_path: Path, pooled: str) -> Iterator[Engine]:
     """Plan ``standard``: schema mode in ``pooled``; plan ``premium``: a database each."""
     settings = fast_settings(
