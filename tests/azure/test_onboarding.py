@@ -210,11 +210,9 @@ def details_of(catalog: Catalog, slug: str) -> dict[str, object]:
     return dict(placement.details)
 
 
-def test_a_plans_elastic_pool_is_where_its_tenants_database_goes_and_follows_a_plan_change(
-        tmp_path: Path) -> None:
-    """Issue 14 §3 on Azure SQL: plans.<name>.database.elastic_pool decides the pool at
-    onboarding; a plan change moves the database into the new plan's pool in place (no copy)
-    and the placement's record follows."""
+def sql_stack(tmp_path: Path, plans: dict[str, object]) -> tuple[Stack, Catalog]:
+    """A started engine on the Azure fake with azure-sql (pools ``tenants`` and ``gold``) and
+    ``plans``; the caller stops it (``stack.engine.stop()``, ``catalog.close()``)."""
     fake = FakeAzure(speedup=1000.0, issuance_seconds=300.0)
     site = fake.app_service.add_site(FakeSite(APP, RESOURCE_GROUP, SUBSCRIPTION))
     fake.dns.add_zone(ZONE, RESOURCE_GROUP)
@@ -222,13 +220,23 @@ def test_a_plans_elastic_pool_is_where_its_tenants_database_goes_and_follows_a_p
     fake.authorization.grant(RG_SCOPE, "Contributor")
     fake.authorization.grant(fake.key_vault.resource_id, "Key Vault Secrets Officer")
     values = azure_settings(tmp_path, fake, "azure-sql").model_dump(exclude_unset=True)
-    values["plans"] = {"standard": {}, "premium": {"database": {"elastic_pool": "gold"}},
-                       "single": {"database": {"sku": "S0"}}}
+    values["plans"] = plans
     settings = Settings.model_validate(values)
     catalog = Catalog.from_settings(settings)
     engine = Engine(settings, catalog=catalog, providers=azure_providers(settings, catalog, fake))
     engine.start()
-    stack = Stack(engine, fake, site)
+    return Stack(engine, fake, site), catalog
+
+
+def test_a_plans_elastic_pool_is_where_its_tenants_database_goes_and_follows_a_plan_change(
+        tmp_path: Path) -> None:
+    """Issue 14 §3 on Azure SQL: plans.<name>.database.elastic_pool decides the pool at
+    onboarding; a plan change moves the database into the new plan's pool in place (no copy)
+    and the placement's record follows."""
+    stack, catalog = sql_stack(tmp_path, {
+        "standard": {}, "premium": {"database": {"elastic_pool": "gold"}},
+        "single": {"database": {"sku": "S0"}}})
+    engine, fake = stack.engine, stack.fake
     try:
         spec = TenantSpec(slug="acme", display_name="Acme", custom_domain=f"acme.{ZONE}",
                           admin_email="admin@acme.example", plan="premium")
@@ -266,22 +274,11 @@ def test_a_plans_sku_is_applied_on_onboarding_and_on_each_plan_change(
     (one PATCH each, no copy), previewed first, and recorded with the placement. A change
     Azure fails leaves the record as it was and fails the run with Azure's message; the
     retry applies it. An unknown SKU fails the run naming the setting and the value."""
-    fake = FakeAzure(speedup=1000.0, issuance_seconds=300.0)
-    site = fake.app_service.add_site(FakeSite(APP, RESOURCE_GROUP, SUBSCRIPTION))
-    fake.dns.add_zone(ZONE, RESOURCE_GROUP)
-    fake.sql.add_server(SQL_SERVER, RESOURCE_GROUP, pools=("tenants", "gold"))
-    fake.authorization.grant(RG_SCOPE, "Contributor")
-    fake.authorization.grant(fake.key_vault.resource_id, "Key Vault Secrets Officer")
-    values = azure_settings(tmp_path, fake, "azure-sql").model_dump(exclude_unset=True)
-    values["plans"] = {"standard": {}, "premium": {"database": {"sku": "S0"}},
-                       "bigger": {"database": {"sku": "S1"}},
-                       "biggest": {"database": {"sku": "P1"}},
-                       "typo": {"database": {"sku": "S99"}}}
-    settings = Settings.model_validate(values)
-    catalog = Catalog.from_settings(settings)
-    engine = Engine(settings, catalog=catalog, providers=azure_providers(settings, catalog, fake))
-    engine.start()
-    stack = Stack(engine, fake, site)
+    stack, catalog = sql_stack(tmp_path, {
+        "standard": {}, "premium": {"database": {"sku": "S0"}},
+        "bigger": {"database": {"sku": "S1"}}, "biggest": {"database": {"sku": "P1"}},
+        "typo": {"database": {"sku": "S99"}}})
+    engine, fake = stack.engine, stack.fake
 
     def change_to(plan: str) -> Run:
         changed = engine.update("acme", TenantChange(plan=plan), requested_by="tests")

@@ -31,7 +31,7 @@ from tenantops.provisioning.run_requests import TenantChange
 from ..conftest import fast_settings, spec_for
 from ..tls import fetch
 from .servers import postgres_url, unique_slug
-from .test_rotation import App, can_login, rotate
+from .test_rotation import App, can_login, rotate, rotation_error
 
 pytestmark = pytest.mark.integration
 
@@ -379,18 +379,6 @@ def drop_roles(*names: str) -> None:
     with psycopg.connect(postgres_url(), autocommit=True) as admin:
         for name in names:
             admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
-
-
-def rotation_error(engine: Engine, slug: str) -> str:
-    runs = FleetRuns(engine)
-    fleet = runs.create(FleetRequest("rotate-database-credentials",
-                                     Selection(tenants=(slug,)), canary=0),
-                        requested_by="test")
-    done = wait_for_fleet(runs, fleet.id, timeout=120)
-    assert done.status == "stopped"
-    failed = engine.catalog.fleets.targets(fleet.id, status="failed")
-    assert failed[0].error is not None
-    return failed[0].error
 
 
 def test_a_role_squatting_the_second_login_with_another_tenants_rights_is_refused(
