@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import Connection, and_, func, insert, select, text, update
 
 from tenantops.catalog import events
 from tenantops.catalog._database import CatalogDatabase, database_now, new_id, now
@@ -51,6 +51,10 @@ __all__ = [
     "TargetStatus",
     "fleet_subject",
 ]
+
+SOLE_FLEET_LOCK = 74120015
+"""pg_advisory_xact_lock key (with the operation's hash) serialising `FleetStore.create_sole`
+(74120004 serialises migrations, 74120014 placements)."""
 
 FleetStatus = Literal["running", "stopped", "succeeded", "failed", "cancelled"]
 TargetStatus = Literal["pending", "running", "succeeded", "failed", "skipped", "cancelled"]
@@ -234,6 +238,20 @@ class FleetStore:
         """Register a fleet run and its targets, in the order given: the first ``canary``
         targets with work to do are the canary set (batch 0), the others follow in batches
         of ``batch_size`` (one batch when None)."""
+        created = self._create(fleet, targets, sole=False)
+        if created is None:  # only a sole create declines
+            raise CatalogError("the fleet run was not created")
+        return created
+
+    def create_sole(self, fleet: NewFleet, targets: Sequence[NewTarget]) -> FleetRun | None:
+        """`create`, unless a fleet run of the same operation is running or stopped: None
+        then. Checked and created in one transaction, serialised between workers (an
+        advisory lock on PostgreSQL; SQLite has one writer), so two schedules that look at
+        the same instant start one fleet run."""
+        return self._create(fleet, targets, sole=True)
+
+    def _create(self, fleet: NewFleet, targets: Sequence[NewTarget], *, sole: bool
+                ) -> FleetRun | None:
         fleet_id = new_id()
         stamp = now()
         seen: set[str] = set()
@@ -260,6 +278,14 @@ class FleetStore:
                 "finished_at": stamp if target.skip is not None else None,
                 "error": target.skip, "detail": dict(target.detail)})
         with self._db.write() as c:
+            if sole:
+                if c.dialect.name == "postgresql":
+                    c.execute(text("SELECT pg_advisory_xact_lock(:key, hashtext(:operation))"),
+                              {"key": SOLE_FLEET_LOCK, "operation": fleet.operation})
+                if c.execute(select(_FLEETS.c.id).where(
+                        _FLEETS.c.operation == fleet.operation,
+                        _FLEETS.c.status.in_(("running", "stopped"))).limit(1)).first():
+                    return None
             c.execute(insert(FleetRunRow).values(
                 id=fleet_id, operation=fleet.operation, status="running",
                 selection=dict(fleet.selection), options=dict(fleet.options),

@@ -431,12 +431,28 @@ class FleetRuns:
 
     def create(self, request: FleetRequest, *, requested_by: str) -> FleetRun:
         """Register a fleet run; a started engine's conductor starts it at once."""
+        fleet = self._register(request, requested_by=requested_by, sole=False)
+        if fleet is None:  # only a sole registration declines
+            raise FleetStateError("the fleet run was not registered", fleet_id="",
+                                  status="none")
+        return fleet
+
+    def create_sole(self, request: FleetRequest, *, requested_by: str) -> FleetRun | None:
+        """`create`, unless a fleet run of the same operation is running or stopped (then
+        None): the check and the registration are one catalog transaction, so two workers
+        asking at once register one (`FleetStore.create_sole`)."""
+        return self._register(request, requested_by=requested_by, sole=True)
+
+    def _register(self, request: FleetRequest, *, requested_by: str, sole: bool
+                  ) -> FleetRun | None:
         work = operation(self.engine, request.operation, request.options, requested=True)
         tenants = self._selected(request.selection)
         config = self.engine.settings.fleet
         _check_limits(request)
         targets = [NewTarget(t.slug, work.skip_reason(t)) for t in tenants]
-        fleet = self.catalog.fleets.create(NewFleet(
+        store = self.catalog.fleets
+        register = store.create_sole if sole else store.create
+        fleet = register(NewFleet(
             operation=work.name, selection=request.selection.as_dict(),
             options=work.resolved_options(),
             canary=config.canary if request.canary is None else request.canary,
@@ -448,6 +464,8 @@ class FleetRuns:
             max_failure_percent=config.max_failure_percent if request.max_failure_percent is None
             else request.max_failure_percent,
             requested_by=requested_by), targets)
+        if fleet is None:
+            return None
         log.info("fleet run %s (%s) of %d tenants requested by %s", fleet.id, work.name,
                  fleet.counts.total, requested_by)
         if self.engine.conductor is not None:
@@ -721,7 +739,9 @@ class CertificateSchedule:
         self.check()
 
     def check(self) -> FleetRun | None:
-        """Start a renewal fleet if certificates are due and none runs; the fleet, or None."""
+        """Start a renewal fleet if certificates are due and none runs (checked again as it
+        is registered: another worker's schedule may have started one meanwhile); the
+        fleet, or None."""
         if self.engine.catalog.fleets.active_for(RenewCertificates.name):
             return None
         runs = FleetRuns(self.engine)
@@ -732,9 +752,11 @@ class CertificateSchedule:
                     if work.skip_reason(t) is None)
         if not due:
             return None
-        fleet = runs.create(FleetRequest(RenewCertificates.name, Selection(tenants=due),
-                                         options=work.resolved_options()),
-                            requested_by=SCHEDULE_REQUESTER)
+        fleet = runs.create_sole(FleetRequest(RenewCertificates.name, Selection(tenants=due),
+                                              options=work.resolved_options()),
+                                 requested_by=SCHEDULE_REQUESTER)
+        if fleet is None:
+            return None
         log.info("certificate schedule: fleet run %s renews %d certificates", fleet.id,
                  len(due))
         return fleet
