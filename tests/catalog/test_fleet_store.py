@@ -18,13 +18,13 @@ def test_workers_asking_at_once_register_one_sole_fleet_run(catalog_url: str,
                                                            catalog: Catalog) -> None:
     workers = [Catalog(catalog_url) for _ in range(6)]
     barrier = threading.Barrier(len(workers))
-    outcomes: list[FleetRun | None | BaseException] = []
+    outcomes: list[FleetRun | BaseException | None] = []
     lock = threading.Lock()
 
     def ask(worker: Catalog, name: str) -> None:
         barrier.wait()
         try:
-            outcome: FleetRun | None | BaseException = worker.fleets.create_sole(
+            outcome: FleetRun | BaseException | None = worker.fleets.create_sole(
                 renewal(name), [])
         except BaseException as exc:  # collected and asserted below
             outcome = exc
