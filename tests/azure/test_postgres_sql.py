@@ -291,3 +291,40 @@ def test_without_admin_url_the_provider_makes_databases_only() -> None:
                                    "azure_postgres": {"server": PG_SERVER}}}})
     provider = AzurePostgresDatabases.from_settings(settings)
     assert type(provider) is AzurePostgresDatabases
+
+
+def test_azure_check_says_whether_the_admin_role_can_do_tenantops_work() -> None:
+    from tenantops.provisioning.providers.azure.preflight import run_preflight
+    from tests.azure.test_check import connection
+
+    fake = FakeAzure()
+    fake.postgres.add_server(PG_SERVER, RESOURCE_GROUP)
+    fake.authorization.grant(RG_SCOPE, "Contributor")
+    weak = unique_slug("weak")
+
+    def findings(admin_url: str, password: str | None = None) -> dict[str, Any]:
+        settings = Settings.model_validate({
+            "azure": {"subscription_id": SUBSCRIPTION, "resource_group": RESOURCE_GROUP},
+            "providers": {"database": {"name": "azure-postgres", "azure_postgres": {
+                "server": PG_SERVER, "admin_url": admin_url, "admin_password": password}}}})
+        return {f.check: f for f in run_preflight(settings, connection(fake))}
+
+    check = f"SQL on flexible server {PG_SERVER}"
+    assert findings(postgres_url())[check].ok
+    with psycopg.connect(postgres_url(), autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'weak-but-right'").format(
+            sql.Identifier(weak)))
+    try:
+        url = psycopg.conninfo.make_conninfo(postgres_url(), user=weak)
+        refused = findings(url, "not-the-password")[check]
+        assert not refused.ok
+        assert f'password authentication failed for user "{weak}"' in refused.detail
+        assert "not-the-password" not in refused.detail + refused.fix
+        unable = findings(url, "weak-but-right")[check]
+        assert not unable.ok
+        assert unable.detail == (f"the admin role '{weak}' signs in but may not create roles "
+                                 "and databases (it needs CREATEROLE and CREATEDB)")
+        assert "ALTER ROLE <role> CREATEROLE CREATEDB" in unable.fix
+    finally:
+        with psycopg.connect(postgres_url(), autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(weak)))

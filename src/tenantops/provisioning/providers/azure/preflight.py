@@ -235,10 +235,30 @@ def run_preflight(
         preflight.target(target)
     if settings.providers.secrets.name == "key-vault":
         _check_vault(preflight, settings, connection, key_vault_probe)
+    if settings.providers.database.name == "azure-postgres":
+        _check_postgres_admins(preflight, settings, connection)
     if not targets and settings.providers.secrets.name != "key-vault":
         preflight.add("Azure providers", True, "no Azure provider is configured; nothing to "
                       "check beyond the token")
     return preflight.findings
+
+
+def _check_postgres_admins(preflight: _Preflight, settings: Settings,
+                           connection: AzureConnection) -> None:
+    """With ``admin_url``: each flexible server's admin role signs in (with its password or
+    an Entra ID token) and may create roles and databases."""
+    from tenantops.provisioning.providers.database.azure_postgres import check_admins
+
+    entra = settings.providers.database.azure_postgres.admin_auth == "entra"
+    for server, problem in check_admins(settings, connection):
+        preflight.add(
+            f"SQL on flexible server {server}", problem is None,
+            problem or "the admin role signs in and may create roles and databases",
+            "" if problem is None else (
+                "make the managed identity a Microsoft Entra administrator of the server (or "
+                "a role made with pgaadauth_create_principal, given CREATEROLE and CREATEDB)"
+                if entra else "check admin_url and admin_password; the role needs "
+                "CREATEROLE and CREATEDB (ALTER ROLE <role> CREATEROLE CREATEDB)"))
 
 
 def _check_vault(preflight: _Preflight, settings: Settings, connection: AzureConnection,

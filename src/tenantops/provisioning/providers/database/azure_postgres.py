@@ -25,6 +25,7 @@ row counts are compared, and ARM deletes the old copy after the grace period.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -32,6 +33,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import psycopg
 from azure.core.credentials import AccessToken, TokenCredential
 from azure.mgmt.postgresqlflexibleservers import PostgreSQLManagementClient
 from azure.mgmt.postgresqlflexibleservers.models import Database as ArmDatabase
@@ -64,6 +66,7 @@ __all__ = [
     "AzurePostgresSqlDatabases",
     "EntraPassword",
     "FlexibleServer",
+    "check_admins",
 ]
 
 
@@ -269,6 +272,46 @@ class AzurePostgresDatabases(DatabaseProvider):
         if self._get(server, database.name) is None:
             return {}
         return {"database": database.name, "server": self._server_fqdn(server)}
+
+
+def check_admins(settings: Settings, connection: AzureConnection) -> list[tuple[str, str | None]]:
+    """For ``tenantops azure check``: each flexible server tenantops reaches over SQL (none
+    without ``admin_url``), and what keeps its admin role from doing tenantops' work there
+    (None: it signs in and may create roles and databases). Reads only."""
+    database = settings.providers.database
+    config = database.azure_postgres
+    listed = ([(s.name, str(s.server), s.admin_url, s.admin_password)
+               for s in database.servers] if database.servers
+              else [(DEFAULT_SERVER, str(config.server), config.admin_url,
+                     config.admin_password)])
+    token = EntraPassword(connection.credential) if config.admin_auth == "entra" else None
+    found: list[tuple[str, str | None]] = []
+    for _name, flexible, url, password in listed:
+        if url is None:
+            continue
+        conninfo: dict[str, Any] = {"connect_timeout": math.ceil(
+            config.connect_timeout_seconds), "application_name": "tenantops-check"}
+        if token is not None:
+            conninfo["password"] = token()
+        elif password is not None:
+            conninfo["password"] = password.get_secret_value()
+        try:
+            with psycopg.connect(psycopg.conninfo.make_conninfo(url, **conninfo),
+                                 autocommit=True) as admin:
+                row = admin.execute(
+                    "SELECT current_user, rolsuper, rolcreaterole, rolcreatedb FROM pg_roles "
+                    "WHERE rolname = current_user").fetchone()
+        except psycopg.Error as exc:
+            found.append((flexible, f"could not sign in as the admin role: "
+                                    f"{str(exc).strip().splitlines()[-1]}"))
+            continue
+        if row is None or not (row[1] or (row[2] and row[3])):
+            who = row[0] if row else "?"
+            found.append((flexible, f"the admin role {who!r} signs in but may not create roles "
+                                    "and databases (it needs CREATEROLE and CREATEDB)"))
+            continue
+        found.append((flexible, None))
+    return found
 
 
 class AzurePostgresSqlDatabases(AzurePostgresDatabases):
